@@ -1,0 +1,80 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Everything installs into .venv at the repo root from the exact pins in requirements.txt.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROJECTS := glagcn drag zerocopy-gcn
+PROJECT_MANIFESTS := $(wildcard shared/pyproject.toml glagcn/pyproject.toml drag/pyproject.toml zerocopy-gcn/pyproject.toml)
+ARGS ?=
+
+.PHONY: setup demo test lint clean train-glagcn evaluate-glagcn bench-glagcn train-drag bench-drag \
+	train-zerocopy bench-zerocopy bench help
+
+help:
+	@echo "make demo            set up .venv and run every project's main job on synthetic data"
+	@echo "make test            set up .venv and run the whole test suite"
+	@echo "make train-glagcn    GLA-GCN training   (ARGS='+experiment=h36m_gt_243 ...')"
+	@echo "make train-drag      DRAG: all stages   (ARGS='...')"
+	@echo "make bench-zerocopy  zero-copy gather and training benchmarks"
+	@echo "make bench           all benchmarks; make lint; make clean"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt $(PROJECT_MANIFESTS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e shared \
+		$(foreach p,$(PROJECTS),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	touch $(STAMP)
+
+# Run a target of a project's own Makefile, or say the project is not built yet.
+define project
+	@if [ -f $(1)/Makefile ]; then \
+		$(MAKE) --no-print-directory -C $(1) $(2) PY=$(PY) ARGS='$(ARGS)'; \
+	else \
+		echo "$(1): not built yet"; \
+	fi
+endef
+
+demo: $(STAMP)
+	$(call project,glagcn,demo)
+	$(call project,drag,demo)
+	$(call project,zerocopy-gcn,demo)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+train-glagcn: $(STAMP)
+	$(call project,glagcn,train)
+
+evaluate-glagcn: $(STAMP)
+	$(call project,glagcn,evaluate)
+
+bench-glagcn: $(STAMP)
+	$(call project,glagcn,bench)
+
+train-drag: $(STAMP)
+	$(call project,drag,train)
+
+bench-drag: $(STAMP)
+	$(call project,drag,bench)
+
+train-zerocopy: $(STAMP)
+	$(call project,zerocopy-gcn,train)
+
+bench-zerocopy: $(STAMP)
+	$(call project,zerocopy-gcn,bench)
+
+bench: bench-glagcn bench-drag bench-zerocopy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
+	rm -rf $(foreach p,$(PROJECTS),$(p)/outputs $(p)/multirun)
