@@ -120,7 +120,9 @@ def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
     )
     rng = np.random.default_rng([spec.seed, 2])
     latent = rng.standard_normal((n, spec.latent_dim), dtype=np.float32)
-    prototypes = rng.standard_normal((spec.latent_dim, spec.num_classes)).astype(np.float32)
+    prototypes = rng.standard_normal((spec.latent_dim, spec.num_classes))
+    # unit-norm class directions: no class wins the argmax just by a longer prototype
+    prototypes = (prototypes / np.linalg.norm(prototypes, axis=0, keepdims=True)).astype(np.float32)
     mixing = (rng.standard_normal((spec.latent_dim, spec.feat_dim)) /
               math.sqrt(spec.latent_dim)).astype(np.float32)
     indptr = np.load(folder / "indptr.npy", mmap_mode="r")

@@ -1,0 +1,89 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from zerocopy_gcn.models import build_model
+from zerocopy_gcn.sampling import NeighborSampler
+from zerocopy_gcn.training import train
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONFIGS = PROJECT / "configs"
+TINY = ["device=cpu", "data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32",
+        "data.num_classes=4", "fanouts=[5,5]", "model.hidden=32", "batch_size=200",
+        "tensorboard=false"]
+
+
+def _cfg(tmp_path, overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=TINY + [f"data.root={tmp_path / 'data'}"] + overrides)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_train_learns_and_writes_metrics(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, ["epochs=6", "lr=0.01"]))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["final_test_acc"] == pytest.approx(metrics["final_test_acc"])
+    assert metrics["final_val_acc"] > metrics["chance_acc"] + 0.1
+    epoch = metrics["history"][-1]
+    for key in ("sample_s", "fetch_s", "train_s", "epoch_s", "fetched_gb"):
+        assert epoch[key] >= 0
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    # resume: continues from the checkpoint instead of starting over
+    resumed = train(_cfg(tmp_path, ["epochs=7", "lr=0.01", "resume=true"]))
+    assert [h["epoch"] for h in resumed["history"]] == list(range(7))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=gat", "model.hidden=32", "prefetch=true"],
+    ["data.feat_dtype=bfloat16", "fetch.cache_fraction=0.25"],
+    ["fetch=gpu", "data.feat_dtype=float16", "fetch.cache_fraction=1.0",
+     "fetch.cache_ranking=reverse_pagerank"],
+])
+def test_train_variants_run(tmp_path, monkeypatch, overrides):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, ["epochs=1"] + overrides))
+    assert 0 <= metrics["final_test_acc"] <= 1
+    if any("cache_fraction" in o for o in overrides):
+        assert "cache_hit_rate" in metrics["history"][0]
+        if "fetch.cache_fraction=1.0" in overrides:
+            assert metrics["history"][0]["cache_hit_rate"] == 1.0
+
+
+def test_model_overfits_one_batch(small_graph):
+    torch.manual_seed(0)
+    batch = NeighborSampler(small_graph, [5, 5], seed=0).sample(torch.arange(64))
+    x = small_graph.feat_tensor()[batch.input_nodes]
+    model = build_model("sage", small_graph.feat_dim, 64, small_graph.num_classes, 2, dropout=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model(x, batch.blocks), batch.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_two_process_gloo_training_agrees(tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=29533", str(PROJECT / "train.py"), *TINY, "epochs=2",
+           f"data.root={tmp_path / 'data'}", f"hydra.run.dir={run}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digests = [(run / f"weights_rank{r}.txt").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["weights_sha256"] == digests[0]
