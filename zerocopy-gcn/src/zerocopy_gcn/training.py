@@ -25,7 +25,7 @@ from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
 from zerocopy_gcn.fetch import FeatureFetcher, make_fetcher
-from zerocopy_gcn.graph import CSRGraph, ensure_rmat, load_graph, preset_spec
+from zerocopy_gcn.graph import CSRGraph, RMatSpec, ensure_rmat, load_graph, preset_spec
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, prepare_batch
 from zerocopy_gcn.sampling import NeighborSampler, seed_batches
@@ -51,15 +51,19 @@ def open_dataset(data: DictConfig, ctx: DistContext | None = None,
         feat_dim=data.get("feat_dim"), num_classes=data.get("num_classes"),
         feat_dtype=data.get("feat_dtype"), split=data.get("split"), seed=data.get("seed", 0),
     )
-    folder = Path(to_absolute_path(str(data.root))) / (
-        f"{data.preset}_n{spec.num_nodes}_e{spec.num_edges}_d{spec.feat_dim}_c{spec.num_classes}"
-        f"_{spec.feat_dtype}_s{spec.seed}")
+    folder = preset_folder(Path(to_absolute_path(str(data.root))), data.preset, spec)
     is_main = ctx is None or ctx.is_main
     if is_main:
         ensure_rmat(folder, spec, name=data.preset, progress=progress)
     if ctx is not None:
         ctx.barrier()  # other ranks open the folder rank 0 wrote
     return load_graph(folder, validate="cheap" if not is_main else "full")
+
+
+def preset_folder(root: Path, preset: str, spec: RMatSpec) -> Path:
+    """Where a generated preset graph is cached: one folder per distinct spec."""
+    return root / (f"{preset}_n{spec.num_nodes}_e{spec.num_edges}_d{spec.feat_dim}"
+                   f"_c{spec.num_classes}_{spec.feat_dtype}_s{spec.seed}")
 
 
 def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) -> FeatureFetcher:

@@ -52,6 +52,7 @@ def build_csr(
     source: str = "edges",
     progress: bool = True,
     total_chunks: int | None = None,
+    block_edges: int = BLOCK_EDGES,
 ) -> tuple[int, np.ndarray]:
     """Write ``indptr.npy`` and ``indices.npy`` into ``folder``; return (num_edges, degrees)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,8 @@ def build_csr(
                                "second pass (it must be deterministic)")
     del indices
     if dedupe or drop_self_loops:
-        indptr = _compact_rows(folder, raw_path, indptr, dedupe, drop_self_loops, progress)
+        indptr = _compact_rows(folder, raw_path, indptr, dedupe, drop_self_loops, progress,
+                               block_edges)
         num_edges = int(indptr[-1])
     np.save(folder / "indptr.npy", indptr)
     return num_edges, np.diff(indptr)
@@ -104,14 +106,14 @@ def row_blocks(indptr: np.ndarray, block_edges: int = BLOCK_EDGES) -> Iterator[t
 
 
 def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool,
-                  drop_self_loops: bool, progress: bool) -> np.ndarray:
+                  drop_self_loops: bool, progress: bool, block_edges: int) -> np.ndarray:
     """Sort each row, drop duplicates/self loops, block by block, into the final indices file."""
     raw = np.load(raw_path, mmap_mode="r")
     num_nodes = indptr.shape[0] - 1
     tmp_path = folder / "indices.compact.bin"
     new_counts = np.zeros(num_nodes, dtype=np.int64)
     with open(tmp_path, "wb") as out:
-        blocks = list(row_blocks(indptr))
+        blocks = list(row_blocks(indptr, block_edges))
         for start, stop in tqdm(blocks, desc="csr compact (sort/dedupe rows)",
                                 disable=not progress, unit="block"):
             cols = np.asarray(raw[indptr[start]:indptr[stop]], dtype=np.int64)
@@ -132,8 +134,8 @@ def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool
     final = np.lib.format.open_memmap(folder / "indices.npy", mode="w+", dtype=dtype,
                                       shape=(int(new_indptr[-1]),))
     packed = np.memmap(tmp_path, dtype=dtype, mode="r") if new_indptr[-1] else np.zeros(0, dtype)
-    for offset in range(0, final.shape[0], BLOCK_EDGES):
-        final[offset:offset + BLOCK_EDGES] = packed[offset:offset + BLOCK_EDGES]
+    for offset in range(0, final.shape[0], block_edges):
+        final[offset:offset + block_edges] = packed[offset:offset + block_edges]
     final.flush()
     del final, packed
     os.remove(tmp_path)

@@ -1,0 +1,80 @@
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from zerocopy_gcn import pcie_model
+from zerocopy_gcn.graph import load_graph, preset_spec
+from zerocopy_gcn.graph.build import build_csr
+from zerocopy_gcn.graph.rmat import PRESETS, _edge_chunks
+
+
+def _peak_build_bytes(folder, avg_degree):
+    spec = preset_spec("papers_like_small", num_nodes=3_000, avg_degree=avg_degree,
+                       chunk_pairs=8_000)
+    perm = np.random.default_rng(0).permutation(spec.num_nodes)
+    tracemalloc.start()
+    num_edges, _ = build_csr(folder, spec.num_nodes, lambda: _edge_chunks(spec, perm),
+                             progress=False, block_edges=20_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    indptr = np.load(folder / "indptr.npy")
+    indices = np.load(folder / "indices.npy", mmap_mode="r")
+    assert indptr[-1] == indices.shape[0] == num_edges and indices.dtype == np.int32
+    return peak, spec.num_edges * 2 * 8  # one copy of the (row, col) int64 edge list
+
+
+def test_builder_memory_does_not_grow_with_edges(tmp_path):
+    """Peak heap memory of the CSR build is set by the chunk size, not the edge count: chunks
+    are regenerated for pass 2 and indices go straight into a memory map (the property that
+    lets papers_like_small, 250M edges, build in 24 GiB)."""
+    small_peak, _ = _peak_build_bytes(tmp_path / "a", 100)
+    large_peak, large_edge_list = _peak_build_bytes(tmp_path / "b", 400)
+    assert large_peak < 1.5 * small_peak + (1 << 20), (small_peak, large_peak)
+    assert large_peak < large_edge_list / 4, (large_peak, large_edge_list)
+
+
+def test_paper_presets_have_the_paper_shapes():
+    papers = PRESETS["papers_like_small"]
+    assert (papers.num_nodes, papers.num_edges, papers.feat_dim) == (10_000_000, 250_000_000, 128)
+    assert PRESETS["reddit_like"].feat_dim == 602 and PRESETS["products_like"].feat_dim == 100
+    with pytest.raises(KeyError, match="unknown graph preset"):
+        preset_spec("cora_like")
+
+
+def test_pcie_model_counts_and_files(tmp_path):
+    rows = {r["row_bytes"]: r for r in pcie_model.run(tmp_path, [128, 400, 4096])}
+    assert rows[128]["lines_naive"] == rows[128]["lines_aligned"] == 1  # aligned rows: no loss
+    assert rows[400]["lines_aligned"] == rows[400]["lines_minimum"] == 4.0
+    assert rows[400]["lines_naive"] > 6  # misaligned warps straddle two lines
+    assert rows[4096]["efficiency_aligned"] == 1.0
+    for name in ("pcie_model.json", "pcie_model.md", "pcie_model.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_bench_quick_writes_results_and_names_skipped_gpu_modes(tmp_path, monkeypatch):
+    from zerocopy_gcn import bench
+
+    monkeypatch.setattr(bench, "ROW_BYTES", [128, 512])
+    result = bench.main(["--quick", "--out", str(tmp_path / "b"),
+                         "--data-root", str(tmp_path / "data")])
+    saved = json.loads((tmp_path / "b" / "bench_results.json").read_text())
+    assert saved["gather"] and saved["sampler"][0]["edges_per_s"] > 0
+    assert {r["variant"] for r in saved["end_to_end"]} >= {"conventional",
+                                                           "conventional+prefetch"}
+    assert (tmp_path / "b" / "gather_bandwidth.png").is_file()
+    if not result["machine"]["cuda"]:
+        assert any("no CUDA device" in s for s in saved["skipped"])
+        assert "GPU modes skipped" in (tmp_path / "b" / "bench_results.md").read_text()
+
+
+def test_generated_folder_is_reused(tmp_path):
+    from zerocopy_gcn.graph import ensure_rmat
+
+    spec = preset_spec("products_like", num_nodes=200, avg_degree=4, feat_dim=4)
+    folder = ensure_rmat(tmp_path / "g", spec, progress=False)
+    stamp = (folder / "feat.npy").stat().st_mtime_ns
+    ensure_rmat(tmp_path / "g", spec, progress=False)
+    assert (folder / "feat.npy").stat().st_mtime_ns == stamp
+    assert load_graph(folder).num_nodes == 200
