@@ -64,6 +64,8 @@ def test_bench_quick_writes_results_and_names_skipped_gpu_modes(tmp_path, monkey
     assert {r["variant"] for r in saved["end_to_end"]} >= {"conventional",
                                                            "conventional+prefetch"}
     assert (tmp_path / "b" / "gather_bandwidth.png").is_file()
+    hit = {(r["ranking"], r["cache_fraction"]): r["hit_rate"] for r in saved["cache"]}
+    assert hit[("degree", 0.0)] == 0 and hit[("degree", 0.5)] > 0.5  # hubs are hot
     if not result["machine"]["cuda"]:
         assert any("no CUDA device" in s for s in saved["skipped"])
         assert "GPU modes skipped" in (tmp_path / "b" / "bench_results.md").read_text()

@@ -15,15 +15,17 @@ from zerocopy_gcn.training import train
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "configs"
-TINY = ["device=cpu", "data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32",
+TINY = [ "data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32",
         "data.num_classes=4", "fanouts=[5,5]", "model.hidden=32", "batch_size=200",
         "tensorboard=false"]
 
 
 def _cfg(tmp_path, overrides):
     GlobalHydra.instance().clear()
+    device = [] if any(o.startswith("device=") for o in overrides) else ["device=cpu"]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("config", overrides=TINY + [f"data.root={tmp_path / 'data'}"] + overrides)
+        cfg = compose("config", overrides=TINY + device + [f"data.root={tmp_path / 'data'}"]
+                      + overrides)
     GlobalHydra.instance().clear()
     return cfg
 
@@ -59,6 +61,27 @@ def test_train_variants_run(tmp_path, monkeypatch, overrides):
             assert metrics["history"][0]["cache_hit_rate"] == 1.0
 
 
+def test_sample_on_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, ["epochs=1", "sample_on=device"]))  # device = cpu here
+    assert metrics["history"][0]["sample_s"] > 0
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="mapped needs a CUDA device"):
+            train(_cfg(tmp_path, ["epochs=1", "sample_on=mapped"]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("overrides", [["fetch=zerocopy", "sample_on=mapped", "prefetch=true"],
+                                       ["fetch=gpu", "sample_on=device"],
+                                       ["fetch=zerocopy", "fetch.cache_fraction=0.25"]])
+def test_gpu_training_paths(tmp_path, monkeypatch, overrides):
+    pytest.importorskip("cupy")
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, ["epochs=2", "device=cuda", *overrides]))
+    assert metrics["final_val_acc"] > metrics["chance_acc"]
+
+
 def test_model_overfits_one_batch(small_graph):
     torch.manual_seed(0)
     batch = NeighborSampler(small_graph, [5, 5], seed=0).sample(torch.arange(64))
@@ -78,7 +101,7 @@ def test_two_process_gloo_training_agrees(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=29533", str(PROJECT / "train.py"), *TINY, "epochs=2",
+           "--master_port=29533", str(PROJECT / "train.py"), *TINY, "device=cpu", "epochs=2",
            f"data.root={tmp_path / 'data'}", f"hydra.run.dir={run}"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env,
                             cwd=tmp_path)

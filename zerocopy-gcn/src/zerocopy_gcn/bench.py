@@ -161,6 +161,36 @@ def bench_sampler(graph_dir: Path, fanouts: list[int], batch_size: int,
     return rows
 
 
+def bench_cache(graph_dir: Path, fanouts: list[int], batch_size: int, max_batches: int,
+                fractions: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)) -> list[dict[str, Any]]:
+    """Hit rate and PCIe traffic per epoch of the hot-row cache for several budgets/rankings
+    (counted from the sampler's real input nodes; independent of the device)."""
+    from zerocopy_gcn.cache import hotness_order
+
+    graph = load_graph(graph_dir, validate="none")
+    sampler = NeighborSampler(graph, fanouts, seed=0)
+    batches = seed_batches(graph.splits["train"], batch_size, 0, 0)
+    inputs = [sampler.sample(seeds, step=i).input_nodes.numpy()
+              for i, seeds in enumerate(batches[:max_batches])]
+    scale = len(batches) / len(inputs)  # extrapolate the measured batches to a whole epoch
+    requested = sum(x.shape[0] for x in inputs)
+    row_bytes = graph.feat_dim * graph.feat.dtype.itemsize
+    rows = []
+    for ranking in ("degree", "reverse_pagerank"):
+        seeds = np.asarray(graph.splits["train"]) if ranking == "reverse_pagerank" else None
+        order = hotness_order(np.asarray(graph.indptr), np.asarray(graph.indices), ranking, seeds)
+        position = np.empty(graph.num_nodes, dtype=np.int64)
+        position[order] = np.arange(graph.num_nodes)
+        for fraction in fractions:
+            cached = int(round(fraction * graph.num_nodes))
+            hits = sum(int((position[x] < cached).sum()) for x in inputs)
+            rows.append({"graph": graph.name, "ranking": ranking, "cache_fraction": fraction,
+                         "hit_rate": hits / requested,
+                         "pcie_gb_per_epoch": (requested - hits) * row_bytes * scale / 1e9,
+                         "pcie_gb_saved_per_epoch": hits * row_bytes * scale / 1e9})
+    return rows
+
+
 def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
                      fanouts: list[int]) -> tuple[list[dict[str, Any]], list[str]]:
     from hydra import compose, initialize_config_dir
@@ -171,7 +201,9 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
     config_dir = Path(__file__).resolve().parents[2] / "configs"
     cuda = torch.cuda.is_available()
     variants = [("conventional", ["fetch=conventional"]),
-                ("conventional+prefetch", ["fetch=conventional", "prefetch=true"])]
+                ("conventional+prefetch", ["fetch=conventional", "prefetch=true"]),
+                ("conventional fp16 table", ["fetch=conventional", "data.feat_dtype=float16"]),
+                ("conventional bf16 table", ["fetch=conventional", "data.feat_dtype=bfloat16"])]
     skipped = []
     if cuda:
         variants += [("gpu", ["fetch=gpu"])]
@@ -284,6 +316,13 @@ def _markdown(result: dict[str, Any]) -> str:
     for r in result["sampler"]:
         lines.append(f"| {r['device']} | {r['graph']} | {r['fanouts']} | "
                      f"{r['edges_per_s']:.3g} |")
+    lines += ["", "## Hot-row cache (fraction of rows on the device)", "",
+              "| graph | ranking | cache fraction | hit rate | PCIe GB/epoch | saved GB/epoch |",
+              "|---|---|---|---|---|---|"]
+    for r in result.get("cache", []):
+        lines.append(f"| {r['graph']} | {r['ranking']} | {r['cache_fraction']:.0%} | "
+                     f"{r['hit_rate']:.1%} | {r['pcie_gb_per_epoch']:.3f} | "
+                     f"{r['pcie_gb_saved_per_epoch']:.3f} |")
     lines += ["", "## End-to-end epoch (mean over epochs after the first)", "",
               "| graph | nodes | edges | feat | variant | epoch s | sample s | fetch s | train s "
               "| stall s | speedup vs conventional | val acc |", "|---|---|---|---|---|---|---|---|"
@@ -336,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ensure_rmat(sampler_graph, spec, name=first["preset"], progress=False)
     sampler = bench_sampler(sampler_graph, fanouts, 1000, 10)
     print(f"sampler: {[round(r['edges_per_s']) for r in sampler]} edges/s")
+    cache = bench_cache(sampler_graph, fanouts, 1000, 10)
     for name, data in graphs.items():
         spec = preset_spec(data["preset"], num_nodes=data["num_nodes"],
                            avg_degree=data["avg_degree"])
@@ -344,7 +384,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     e2e, e2e_skipped = bench_end_to_end(graphs, data_root, args.epochs, fanouts)
     result = {"command": COMMAND, "machine": machine, "skipped": sorted(set(skipped +
                                                                             e2e_skipped)),
-              "ceiling": ceiling, "gather": gather, "sampler": sampler, "end_to_end": e2e,
+              "ceiling": ceiling, "gather": gather, "sampler": sampler, "cache": cache,
+              "end_to_end": e2e,
               "seconds": time.perf_counter() - started}
     (args.out / "bench_results.json").write_text(json.dumps(result, indent=2))
     (args.out / "bench_results.md").write_text(_markdown(result))

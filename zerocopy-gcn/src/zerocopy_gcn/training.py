@@ -26,6 +26,7 @@ from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
 from zerocopy_gcn.fetch import FeatureFetcher, make_fetcher
 from zerocopy_gcn.graph import CSRGraph, RMatSpec, ensure_rmat, load_graph, preset_spec
+from zerocopy_gcn.graph.csr import numpy_to_tensor
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, prepare_batch
 from zerocopy_gcn.sampling import NeighborSampler, seed_batches
@@ -79,6 +80,34 @@ def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) 
         fetcher = CachedFetcher.for_graph(graph, fetcher, device, cache_fraction,
                                           ranking=cfg_fetch.get("cache_ranking", "degree"))
     return fetcher
+
+
+def sampling_arrays(sample_on: str, graph: CSRGraph, device: torch.device
+                    ) -> tuple[torch.device, dict[str, torch.Tensor], list]:
+    """Where the sampler runs and which CSR tensors it reads.
+
+    ``cpu``: the memory-mapped arrays on the host; ``device``: copies in device memory;
+    ``mapped``: the host arrays pinned in place and read by GPU ops over PCIe (GPU sampling
+    for a CSR larger than device memory).
+    """
+    if sample_on == "cpu":
+        return torch.device("cpu"), {}, []
+    if sample_on == "device":
+        return device, {}, []
+    if sample_on == "mapped":
+        if device.type != "cuda":
+            raise ValueError("sample_on=mapped needs a CUDA device")
+        from zerocopy_gcn.fetch.zerocopy import HostRegistration, mapped_cuda_tensor
+
+        registrations, csr = [], {}
+        for name in ("indptr", "indices"):
+            array = getattr(graph, name)
+            registration = HostRegistration(numpy_to_tensor(array),
+                                            read_only=not array.flags.writeable)
+            registrations.append(registration)
+            csr[name] = mapped_cuda_tensor(registration, device)
+        return device, csr, registrations
+    raise ValueError(f"sample_on must be cpu, device or mapped, got {sample_on!r}")
 
 
 def _sync(device: torch.device) -> None:
@@ -138,10 +167,12 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         setup_start = time.perf_counter()
         graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
         fanouts = list(cfg.fanouts)
-        sample_device = torch.device(device if cfg.get("sample_on") == "device" else "cpu")
+        sample_device, csr, registrations = sampling_arrays(cfg.get("sample_on", "cpu"), graph,
+                                                            device)
         sampler = NeighborSampler(graph, fanouts, seed=cfg.seed * 1009 + ctx.rank,
-                                  device=sample_device)
-        eval_sampler = NeighborSampler(graph, fanouts, seed=cfg.seed + 7, device=sample_device)
+                                  device=sample_device, **csr)
+        eval_sampler = NeighborSampler(graph, fanouts, seed=cfg.seed + 7, device=sample_device,
+                                       **csr)
         fetcher = build_fetcher(cfg.fetch, graph, device)
         model = build_model(cfg.model.name, graph.feat_dim, cfg.model.hidden, graph.num_classes,
                             len(fanouts), dropout=cfg.model.dropout,
@@ -249,5 +280,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         log.info(f"final: val_acc {metrics['final_val_acc']:.3f} test_acc {final_test:.3f} "
                  f"(majority-class chance {metrics['chance_acc']:.3f})")
         fetcher.close()
+        for registration in registrations:
+            registration.close()
         return metrics
 

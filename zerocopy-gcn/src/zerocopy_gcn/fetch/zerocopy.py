@@ -238,3 +238,18 @@ class ZeroCopyFetcher(FeatureFetcher):
             torch.cuda.synchronize(self.device)  # no kernel may read the table once unpinned
             self.registration.close()
             self.registration = None
+
+
+def mapped_cuda_tensor(registration: HostRegistration, device: torch.device | str = "cuda"
+                       ) -> torch.Tensor:
+    """The registered host tensor seen from the GPU (reads go over PCIe), without a copy.
+
+    Used for GPU sampling over a CSR that stays in host memory: torch ops on the returned
+    tensor run on the GPU and fetch only the entries they touch.
+    """
+    cupy = require_cupy()
+    host = registration.tensor
+    memory = cupy.cuda.UnownedMemory(registration.device_ptr, registration.nbytes, registration)
+    array = cupy.ndarray(tuple(host.shape), dtype=np.dtype(str(host.dtype).split(".")[-1]),
+                         memptr=cupy.cuda.MemoryPointer(memory, 0))
+    return torch.as_tensor(array, device=device)
