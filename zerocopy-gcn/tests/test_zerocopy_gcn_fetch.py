@@ -242,3 +242,23 @@ def test_cuda_modes_equal_index_select(mode):
     for _ in range(3):  # exercises the double-buffered staging
         assert torch.equal(fetcher.fetch(idx).cpu(), table.index_select(0, idx))
     assert isinstance(fetcher, ConventionalFetcher | GPUResidentFetcher)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 1.0])
+def test_cached_fetcher_equals_index_select(small_graph, fraction):
+    from zerocopy_gcn.fetch.cached import CachedFetcher
+
+    table = small_graph.feat_tensor()
+    cold = make_fetcher("conventional", table, "cpu")
+    fetcher = CachedFetcher.for_graph(small_graph, cold, torch.device("cpu"), fraction)
+    gen = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, small_graph.num_nodes, (500,), generator=gen)
+    assert torch.equal(fetcher.fetch(idx), table.index_select(0, idx))
+    stats = fetcher.epoch_stats()
+    if fraction == 1.0:
+        assert stats["cache_hit_rate"] == 1.0
+    if fraction == 0.0:
+        assert stats["cache_hit_rate"] == 0.0 and stats["pcie_gb_saved"] == 0.0
+    assert cold.rows_fetched == round(500 * (1 - stats["cache_hit_rate"]))
+    with pytest.raises(IndexError, match="out of range"):
+        fetcher.fetch(torch.tensor([small_graph.num_nodes]))

@@ -195,3 +195,17 @@ def test_npz_errors(tmp_path):
              train_idx=[0], val_idx=[1], test_idx=[2], edge_index=np.array([[0], [4]]))
     with pytest.raises(GraphFormatError, match="id 4"):
         convert_npz(tmp_path / "bad2.npz", tmp_path / "o2", progress=False)
+
+
+def test_convert_cli(tmp_path, tiny_arrays, capsys):
+    from zerocopy_gcn.graph.convert import main
+
+    main(["rmat", "products_like", str(tmp_path / "r"), "--num-nodes", "300",
+          "--feat-dtype", "float16", "--seed", "2"])
+    assert load_graph(tmp_path / "r").feat_dtype == "float16"
+    indptr, indices, feat, label, splits = tiny_arrays()
+    np.savez(tmp_path / "g.npz", indptr=indptr, indices=indices, feat=feat, label=label,
+             **{f"{k}_idx": v for k, v in splits.items()})
+    main(["npz", str(tmp_path / "g.npz"), str(tmp_path / "n")])
+    assert "graph folder written" in capsys.readouterr().out
+    assert load_graph(tmp_path / "n").num_edges == 6
