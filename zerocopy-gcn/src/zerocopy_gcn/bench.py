@@ -278,8 +278,8 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> Non
     fig.savefig(out / "gather_bandwidth.png", dpi=120)
     plt.close(fig)
     if e2e:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{r['graph']}\n{r['variant']}" for r in e2e]
+        fig, ax = plt.subplots(figsize=(8, 5))
+        labels = [f"{r['graph']} | {r['variant']}" for r in e2e]
         bottoms = np.zeros(len(e2e))
         for key in ("sample_s", "fetch_s", "train_s"):
             values = np.array([r[key] for r in e2e])
@@ -288,7 +288,8 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> Non
         ax.plot(labels, [r["epoch_s"] for r in e2e], "k*", label="epoch wall time")
         ax.set_ylabel("seconds per epoch")
         ax.legend(fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=7, labelrotation=35)
+        plt.setp(ax.get_xticklabels(), ha="right")
         fig.tight_layout()
         fig.savefig(out / "epoch_times.png", dpi=120)
         plt.close(fig)
