@@ -133,6 +133,18 @@ def bench_gather(table_bytes: int, gather_bytes: int, repeats: int,
                     rows.append({"mode": label, "row_bytes": row_bytes, "dtype": dtype_name,
                                  "order": order, "rows": count, "seconds": seconds,
                                  "gbps": count * row_bytes / seconds / 1e9})
+                    if mode == "conventional" and device == "cpu":
+                        # the same gather into a reused buffer: separates the cost of
+                        # page-faulting a fresh output from the gather itself
+                        fetcher = make_fetcher(mode, table, device)
+                        out = torch.empty((count, width), dtype=dtype)
+                        seconds = _timed(lambda f=fetcher, i=idx, o=out: f.gather_into(i, o),
+                                         repeats, False)
+                        fetcher.close()
+                        rows.append({"mode": "conventional-reused-output",
+                                     "row_bytes": row_bytes, "dtype": dtype_name,
+                                     "order": order, "rows": count, "seconds": seconds,
+                                     "gbps": count * row_bytes / seconds / 1e9})
     return rows
 
 
