@@ -36,6 +36,18 @@ def threads_per_row(row_words: int, word_bytes: int, cap: int = 256) -> int:
     return max(WARP, min(cap, wanted))
 
 
+def launch_geometry(n_idx: int, row_words: int, word_bytes: int, max_threads: int = 0
+                    ) -> tuple[int, int, int]:
+    """(grid, threads per row = blockDim.x, rows per block = blockDim.y) of a gather launch;
+    ``max_threads > 0`` caps the grid so the gather leaves SMs to training (grid-stride)."""
+    threads = threads_per_row(row_words, word_bytes)
+    rows_per_block = max(1, 256 // threads)
+    blocks = max(1, -(-n_idx // rows_per_block))
+    if max_threads > 0:
+        blocks = min(blocks, max(1, max_threads // (threads * rows_per_block)))
+    return blocks, threads, rows_per_block
+
+
 def thread_columns(row_start: int, row_words: int, word_bytes: int, threads: int,
                    aligned: bool) -> np.ndarray:
     """Column each thread copies at each loop step: array [steps, threads], -1 = idle.

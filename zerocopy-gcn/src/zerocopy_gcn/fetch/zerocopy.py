@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from zerocopy_gcn.fetch.base import FeatureFetcher
-from zerocopy_gcn.fetch.reference import choose_word_bytes, threads_per_row
+from zerocopy_gcn.fetch.reference import choose_word_bytes, launch_geometry
 
 CUDA_HOST_REGISTER_PORTABLE = 0x01
 CUDA_HOST_REGISTER_MAPPED = 0x02
@@ -191,20 +191,12 @@ class ZeroCopyFetcher(FeatureFetcher):
         self.word_bytes = choose_word_bytes(self.row_bytes, self.registration.device_ptr,
                                             vector_loads)
         self.row_words = self.row_bytes // self.word_bytes
-        self.threads = threads_per_row(self.row_words, self.word_bytes)
-        self.rows_per_block = max(1, 256 // self.threads)
         self.max_threads = int(max_threads)
         device_index = self.device.index if self.device.index is not None else \
             torch.cuda.current_device()
         self.kernel_name = f"gather_{kernel}_w{self.word_bytes}"
         self.kernel = _module(device_index).get_function(self.kernel_name)
         self._device_index = device_index
-
-    def _grid(self, rows: int) -> int:
-        blocks = max(1, -(-rows // self.rows_per_block))
-        if self.max_threads > 0:  # leave SMs to training: cap the gather's thread count
-            blocks = min(blocks, max(1, self.max_threads // (self.threads * self.rows_per_block)))
-        return blocks
 
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
         idx = idx.to(self.device, torch.int64, non_blocking=True)
@@ -216,11 +208,13 @@ class ZeroCopyFetcher(FeatureFetcher):
         if self.sort_indices:  # host-memory locality; rows are written back to request order
             idx, out_rows = torch.sort(idx)
         bad = torch.full((1,), -1, dtype=torch.int64, device=self.device)  # == ULLONG_MAX
+        grid, threads, rows_per_block = launch_geometry(rows, self.row_words, self.word_bytes,
+                                                        self.max_threads)
         stream = torch.cuda.current_stream(self.device)
         with self.cupy.cuda.Device(self._device_index), \
                 self.cupy.cuda.ExternalStream(stream.cuda_stream):
             self.kernel(
-                (self._grid(rows),), (self.threads, self.rows_per_block),
+                (grid,), (threads, rows_per_block),
                 (np.uint64(self.registration.device_ptr), np.uint64(idx.data_ptr()),
                  np.uint64(0 if out_rows is None else out_rows.data_ptr()),
                  np.uint64(out.data_ptr()), np.int64(rows), np.int64(self.num_rows),

@@ -20,6 +20,12 @@
 
 struct __align__(16) word16 { unsigned int x, y, z, w; };
 
+// Every host read goes through GATHER_LOAD so the CPU emulation (cpu_emulation.cpp, used by the
+// tests) can record the address each simulated thread reads; on the GPU it is a plain load.
+#ifndef GATHER_LOAD
+#define GATHER_LOAD(ptr) (*(ptr))
+#endif
+
 #define DEFINE_GATHER(NAME, WORD, ALIGNED)                                                   \
 extern "C" __global__ void NAME(const WORD* __restrict__ table,                              \
                                 const long long* __restrict__ idx,                           \
@@ -42,7 +48,7 @@ extern "C" __global__ void NAME(const WORD* __restrict__ table,                 
         long long col = (long long)threadIdx.x;                                              \
         if (ALIGNED) col -= (long long)(((unsigned long long)src & 127ULL) / sizeof(WORD));  \
         for (; col < row_words; col += blockDim.x) {                                         \
-            if (col >= 0) dst[col] = src[col];                                               \
+            if (col >= 0) dst[col] = GATHER_LOAD(src + col);                                 \
         }                                                                                    \
     }                                                                                        \
 }
