@@ -23,9 +23,11 @@ TINY = [ "data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32",
 def _cfg(tmp_path, overrides):
     GlobalHydra.instance().clear()
     device = [] if any(o.startswith("device=") for o in overrides) else ["device=cpu"]
+    base = TINY + [f"data.root={tmp_path / 'data'}"]
+    if "data=folder" in overrides:  # a folder has no generator settings
+        base = [o for o in base if not o.startswith("data.")]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("config", overrides=TINY + device + [f"data.root={tmp_path / 'data'}"]
-                      + overrides)
+        cfg = compose("config", overrides=base + device + overrides)
     GlobalHydra.instance().clear()
     return cfg
 
@@ -110,3 +112,19 @@ def test_two_process_gloo_training_agrees(tmp_path):
     assert digests[0] == digests[1]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["weights_sha256"] == digests[0]
+
+
+@pytest.mark.parametrize("experiment",
+                         sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+def test_every_experiment_runs_one_epoch(tmp_path, monkeypatch, experiment):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, [f"+experiment={experiment}", "epochs=1"] + TINY))
+    assert metrics["epochs"] == 1 and len(metrics["history"]) == 1
+
+
+def test_train_from_graph_folder(tmp_path, monkeypatch, small_graph_dir):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_cfg(tmp_path, ["data=folder", f"data.path={small_graph_dir}", "epochs=1"]))
+    assert metrics["graph"]["num_nodes"] == 600 and metrics["graph"]["path"] == str(small_graph_dir)
+    with pytest.raises(Exception, match="meta.json"):
+        train(_cfg(tmp_path, ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1"]))
