@@ -262,6 +262,38 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
     return rows, skipped
 
 
+def bench_multi_gpu(data: dict, data_root: Path, epochs: int, fanouts: list[int]
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Epoch time with 1 and all GPUs (torchrun, zero-copy when CuPy is present)."""
+    import subprocess
+    import sys
+
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        return [], [f"multi-GPU scaling: {gpus} GPU(s) on this machine"]
+    try:
+        import cupy  # noqa: F401
+
+        mode = "zerocopy"
+    except ImportError:
+        mode = "conventional"
+    train_py = Path(__file__).resolve().parents[2] / "train.py"
+    rows = []
+    for procs in sorted({1, gpus}):
+        with tempfile.TemporaryDirectory() as run:
+            cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}",
+                   str(train_py), f"data={data['preset']}", f"data.num_nodes={data['num_nodes']}",
+                   f"data.avg_degree={data['avg_degree']}", f"data.root={data_root}",
+                   f"epochs={epochs}", "fanouts=[" + ",".join(map(str, fanouts)) + "]",
+                   f"fetch={mode}", "device=cuda", "tensorboard=false", f"hydra.run.dir={run}"]
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+            metrics = json.loads((Path(run) / "metrics.json").read_text())
+        rows.append({"gpus": procs, "fetch": mode,
+                     **metrics["mean_epoch_times_excluding_first"],
+                     "val_acc": metrics["final_val_acc"]})
+    return rows, []
+
+
 def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> None:
     import matplotlib
 
@@ -345,6 +377,12 @@ def _markdown(result: dict[str, Any]) -> str:
                      f"{r['variant']} | {r['epoch_s']:.2f} | {r['sample_s']:.2f} | "
                      f"{r['fetch_s']:.2f} | {r['train_s']:.2f} | {r['stall_s']:.2f} | "
                      f"{r['speedup_vs_conventional']:.2f} | {r['val_acc']:.3f} |")
+    if result.get("multi_gpu"):
+        lines += ["", "## GPUs (torchrun, one process per GPU)", "",
+                  "| GPUs | fetch | epoch s | val acc |", "|---|---|---|---|"]
+        for r in result["multi_gpu"]:
+            lines.append(f"| {r['gpus']} | {r['fetch']} | {r['epoch_s']:.2f} | "
+                         f"{r['val_acc']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -395,10 +433,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name}: {spec.num_nodes} nodes, feature table "
               f"{spec.num_nodes * spec.feat_dim * 4 / 1e6:.0f} MB")
     e2e, e2e_skipped = bench_end_to_end(graphs, data_root, args.epochs, fanouts)
+    multi, multi_skipped = bench_multi_gpu(next(iter(graphs.values())), data_root, args.epochs,
+                                           fanouts)
+    e2e_skipped += multi_skipped
     result = {"command": COMMAND, "machine": machine, "skipped": sorted(set(skipped +
                                                                             e2e_skipped)),
               "ceiling": ceiling, "gather": gather, "sampler": sampler, "cache": cache,
-              "end_to_end": e2e,
+              "end_to_end": e2e, "multi_gpu": multi,
               "seconds": time.perf_counter() - started}
     (args.out / "bench_results.json").write_text(json.dumps(result, indent=2))
     (args.out / "bench_results.md").write_text(_markdown(result))
