@@ -26,7 +26,13 @@ class Backbone(nn.Module):
         self.arch = arch
         net = _make_resnet(arch, pretrained)
         self.trunk = nn.Sequential(
-            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+            net.conv1,
+            net.bn1,
+            net.relu,
+            net.maxpool,
+            net.layer1,
+            net.layer2,
+            net.layer3,
             net.layer4,
         )
         self.channels = net.fc.in_features

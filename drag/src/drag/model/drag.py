@@ -36,6 +36,21 @@ class DRAG(nn.Module):
         self.adjacency = AttentionAdjacency(node_dim, groups, attn_dim, attn_dropout)
         self.gcn = RegionGCN(node_dim, gcn_dropout)
         self.head = nn.Linear(groups + 1, num_classes)
+        # While True the backbone runs without gradients and with frozen BatchNorm statistics
+        # (the paper freezes it for the first epochs of DRAG training and for CGL pretraining).
+        self.freeze_backbone = False
+
+    def train(self, mode: bool = True) -> DRAG:
+        super().train(mode)
+        if mode and self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.freeze_backbone:
+            with torch.no_grad():
+                return self.backbone.features(images)
+        return self.backbone.features(images)
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, _, height, width = features.shape
@@ -58,5 +73,11 @@ class DRAG(nn.Module):
             "channel_weights": weights,
         }
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(self.backbone.features(images))["logits"]
+    def forward(self, images: torch.Tensor, output: str = "logits"):
+        """``output``: "logits", "all" (dict of every intermediate) or "cgl_logits" (the channel
+        weight logits used by CGL pretraining). One entry point so a DDP wrapper sees every use."""
+        features = self.features(images)
+        if output == "cgl_logits":
+            return self.cgl.weight_logits(features)
+        result = self.forward_features(features)
+        return result if output == "all" else result["logits"]

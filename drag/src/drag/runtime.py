@@ -1,0 +1,161 @@
+"""What every stage needs: config, device, logger, splits, loaders, bad-file report, fit loop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drag.data import BadFileReport, build_splits, make_loader
+from drag.engine import collect_scores, train_epoch
+from drag.model.losses import class_weights_from_labels
+from trilab.checkpoint import load_checkpoint, save_checkpoint
+from trilab.metrics import classification_metrics
+
+
+@dataclass
+class Run:
+    cfg: object
+    ctx: object  # trilab DistContext
+    log: object  # trilab RunLogger
+    work_dir: Path
+    generator: torch.Generator
+    report: BadFileReport = field(default_factory=BadFileReport)
+    splits: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def load_data(self) -> None:
+        self.splits = build_splits(self.cfg.data, self.cfg.seed, self.log, self.report)
+
+    def loader(self, split: str, train: bool = False, batch_size: int | None = None):
+        sampler = None
+        if train and self.ctx.is_distributed:
+            sampler = self.ctx.sampler(self.splits[split], shuffle=True, seed=self.cfg.seed)
+        return make_loader(
+            self.splits[split],
+            self.cfg.data,
+            train=train,
+            generator=self.generator if train else None,
+            sampler=sampler,
+            batch_size=batch_size,
+        )
+
+    def eval_loaders(self) -> dict:
+        return {s: self.loader(s) for s in ("val", "test")}
+
+    def class_weights(self) -> torch.Tensor | None:
+        if not self.cfg.class_weighting:
+            return None
+        return class_weights_from_labels([s.label for s in self.splits["train"]]).to(self.device)
+
+    def weighted_ce(self) -> Callable:
+        weight = self.class_weights()
+        return lambda logits, labels: F.cross_entropy(logits, labels, weight=weight)
+
+    def stage_dir(self, name: str) -> Path:
+        return self.work_dir / name
+
+    def write_json(self, path: Path, payload: dict) -> None:
+        if self.ctx.is_main:
+            from trilab.runlog import to_jsonable
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
+
+    def flush_report(self) -> None:
+        self.report.warn(self.log, self.work_dir / "skipped_files.tsv")
+
+
+def fit(
+    run: Run,
+    stage: str,
+    model: nn.Module,
+    wrapped: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[dict], torch.Tensor],
+    epochs: int,
+    extra: dict,
+    select: bool = True,
+    on_epoch_start: Callable[[int], None] | None = None,
+    after_step: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train with last/best checkpoints under work_dir/stage/checkpoints; resumable.
+
+    The best epoch is chosen on validation ROC-AUC (threshold-free); without ``select`` the
+    last epoch is kept as best.
+    """
+    ckpt_dir = run.stage_dir(stage) / "checkpoints"
+    last, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    start, best = 0, float("-inf")
+    if run.cfg.resume and last.is_file():
+        state = load_checkpoint(
+            last,
+            model=model,
+            optimizer=optimizer,
+            generators={"loader": run.generator},
+            map_location=run.device,
+        )
+        start, best = state["epoch"] + 1, state["extra"].get("best_score", best)
+        run.log.info(f"{stage}: resumed from {last} after epoch {state['epoch']}")
+    train_loader = run.loader("train", train=True)
+    val_loader = run.loader("val")
+    for epoch in range(start, epochs):
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        loss = train_epoch(
+            wrapped,
+            train_loader,
+            optimizer,
+            loss_fn,
+            run.log,
+            f"{stage} {epoch + 1}/{epochs}",
+            run.report,
+            after_step,
+        )
+        scalars = {f"{stage}/train_loss": loss}
+        score = float(epoch)
+        if select:
+            model.eval()
+            labels, scores, _ = collect_scores(model, val_loader, run.device, run.report)
+            val = classification_metrics(labels, (scores >= 0.5).astype(int), y_score=scores)
+            score = val.get("roc_auc", val["balanced_accuracy"])
+            scalars.update(
+                {
+                    f"{stage}/val_auc": score,
+                    f"{stage}/val_acc": val["accuracy"],
+                    f"{stage}/val_bacc": val["balanced_accuracy"],
+                }
+            )
+        run.log.log_scalars(scalars, step=epoch)
+        run.log.info(
+            f"{stage} epoch {epoch + 1}/{epochs}: "
+            + ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in scalars.items())
+        )
+        if run.ctx.is_main:
+            if score >= best:
+                best = score
+                save_checkpoint(
+                    best_path, model=model, epoch=epoch, extra={**extra, "best_score": best}
+                )
+            save_checkpoint(
+                last,
+                model=model,
+                optimizer=optimizer,
+                epoch=epoch,
+                extra={**extra, "best_score": best},
+                generators={"loader": run.generator},
+            )
+        run.ctx.barrier()
+    if not best_path.is_file():
+        raise FileNotFoundError(f"{stage}: no checkpoint at {best_path} (epochs={epochs}?)")
+    return best_path
