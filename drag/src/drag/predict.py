@@ -1,0 +1,92 @@
+"""Score a folder of images: CSV of path, p_private, label; unreadable files listed apart."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from drag.data.dataset import ImageListDataset, Sample, collate_skip_bad
+from drag.data.images import BadFileReport
+from drag.inference import list_images, load_trained
+from trilab.device import select_device
+from trilab.hydra_utils import run_dir
+from trilab.runlog import RunLogger
+
+
+@torch.no_grad()
+def predict_folder(
+    images: str | Path,
+    checkpoint: str | Path,
+    out_csv: str | Path,
+    device: str = "auto",
+    batch_size: int = 32,
+    threshold: float | None = None,
+    num_workers: int = 0,
+    log=None,
+) -> dict:
+    dev = select_device(device)
+    model, info = load_trained(checkpoint, dev)
+    threshold = info["threshold"] if threshold is None else float(threshold)
+    paths = list_images(images)
+    dataset = ImageListDataset([Sample(p, -1) for p in paths], info["image_size"])
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skip_bad
+    )
+    report = BadFileReport()
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    n_private = n_done = 0
+    batches = log.progress(loader, desc="predict", total=len(loader)) if log else loader
+    with open(out_csv, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "p_private", "label"])
+        for batch in batches:
+            report.extend(batch["failed"])
+            if not batch["paths"]:
+                continue
+            probs = F.softmax(model(batch["images"].to(dev)).float(), dim=1)[:, 1].cpu()
+            for path, p in zip(batch["paths"], probs.tolist(), strict=True):
+                label = "private" if p >= threshold else "public"
+                n_private += label == "private"
+                writer.writerow([path, f"{p:.6f}", label])
+            n_done += len(batch["paths"])
+    unreadable = out_csv.with_name(out_csv.stem + "_unreadable.tsv")
+    report.write(unreadable)
+    summary = {
+        "images": n_done,
+        "private": n_private,
+        "unreadable": len(report),
+        "threshold": threshold,
+        "csv": str(out_csv),
+        "unreadable_list": str(unreadable) if len(report) else None,
+    }
+    if log is not None:
+        if len(report):
+            log.warning(report.summary() + f"; list in {unreadable}")
+        log.info(
+            f"{n_done} images scored ({n_private} private at threshold {threshold:.3f}) "
+            f"-> {out_csv}"
+        )
+    return summary
+
+
+def run(cfg) -> dict:
+    out_dir = run_dir()
+    out_csv = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.csv"
+    with RunLogger(out_dir, tensorboard=False) as log:
+        summary = predict_folder(
+            cfg.images,
+            cfg.checkpoint,
+            out_csv,
+            cfg.device,
+            cfg.batch_size,
+            cfg.get("threshold"),
+            cfg.get("num_workers", 0),
+            log,
+        )
+        log.write_metrics(summary)
+    return summary
