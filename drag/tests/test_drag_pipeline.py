@@ -94,3 +94,12 @@ def test_all_stages_end_to_end_then_resume_predict_explain(
     figures = explain(images / "private", ckpt, tmp_path / "explain", device="cpu", max_images=2)
     assert len(figures) == 2 and Path(figures[0]["png"]).stat().st_size > 1000
     assert len(figures[0]["adjacency"]) == 3
+
+    # evaluate.py logic on the same split reproduces the stored test accuracy
+    from drag.evaluate import run as evaluate_run
+
+    (tmp_path / "eval").mkdir()
+    monkeypatch.chdir(tmp_path / "eval")
+    evaluated = evaluate_run(compose_cfg(tiny_overrides(tiny_synthetic) + [f"checkpoint={ckpt}"]))
+    assert evaluated["test"]["accuracy"] == pytest.approx(metrics["drag"]["test"]["accuracy"])
+    assert (tmp_path / "eval" / "metrics.json").is_file()

@@ -1,0 +1,144 @@
+"""Images/s of the backbone alone vs DRAG (448x448, batch 16) and clustering time per 1,000 images.
+
+Inference in eval mode, warm-up iterations excluded, CUDA synchronised before reading clocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drag.cluster import kmeans_channels, peak_positions
+from drag.model.backbone import Backbone
+from drag.model.drag import DRAG
+from trilab.device import select_device
+from trilab.metrics import Timer
+
+
+@torch.no_grad()
+def images_per_second(fn, images: torch.Tensor, warmup: int, iters: int, device) -> float:
+    for _ in range(warmup):
+        fn(images)
+    sync = device.type == "cuda"
+    with Timer(sync_cuda=sync) as timer:
+        for _ in range(iters):
+            fn(images)
+    return images.shape[0] * iters / timer.seconds
+
+
+def bench_arch(arch, device, size, batch, groups, warmup, iters) -> dict:
+    torch.manual_seed(0)
+    backbone = Backbone(arch).to(device).eval()
+    images = torch.randn(batch, 3, size, size, device=device)
+    hw = tuple(backbone.features(images[:1]).shape[2:])
+    model = DRAG(backbone, groups, hw).to(device).eval()
+    backbone_rate = images_per_second(backbone, images, warmup, iters, device)
+    drag_rate = images_per_second(model, images, warmup, iters, device)
+
+    def peaks(x):
+        return peak_positions(backbone.features(x)).cpu()
+
+    peak_rate = images_per_second(peaks, images, 0, 1, device)
+    rng = np.random.default_rng(0)
+    descriptors = rng.random((backbone.channels, 2 * 1000), dtype=np.float32)
+    start = time.perf_counter()
+    kmeans_channels(descriptors, groups, seed=0, n_init=10)
+    kmeans_seconds = time.perf_counter() - start
+    return {
+        "arch": arch,
+        "image_size": size,
+        "batch": batch,
+        "groups": groups,
+        "backbone_images_per_s": backbone_rate,
+        "drag_images_per_s": drag_rate,
+        "drag_overhead_pct": 100 * (backbone_rate / drag_rate - 1),
+        "backbone_params_M": sum(p.numel() for p in backbone.trunk.parameters()) / 1e6,
+        "drag_extra_params_M": sum(
+            p.numel() for n, p in model.named_parameters() if not n.startswith("backbone.")
+        )
+        / 1e6,
+        "cluster_peak_extraction_s_per_1000": 1000 / peak_rate,
+        "cluster_kmeans_s_per_1000": kmeans_seconds,
+        "cluster_total_s_per_1000": 1000 / peak_rate + kmeans_seconds,
+    }
+
+
+def write_outputs(results: list[dict], meta: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tag = meta["device_kind"]
+    (out / f"bench_{tag}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = [
+        f"# DRAG throughput ({meta['device']})",
+        "",
+        f"Command: `{meta['command']}`; torch {meta['torch']}, {meta['threads']} threads, "
+        f"{meta['warmup']} warm-up + {meta['iters']} timed batches, eval mode.",
+        "",
+        "| backbone | size | batch | backbone img/s | DRAG img/s | DRAG overhead | "
+        "DRAG extra params (M) | clustering s / 1,000 images (peaks + k-means) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['arch']} | {r['image_size']} | {r['batch']} | {r['backbone_images_per_s']:.2f}"
+            f" | {r['drag_images_per_s']:.2f} | {r['drag_overhead_pct']:.1f}% | "
+            f"{r['drag_extra_params_M']:.2f} | {r['cluster_total_s_per_1000']:.1f} "
+            f"({r['cluster_peak_extraction_s_per_1000']:.1f} + "
+            f"{r['cluster_kmeans_s_per_1000']:.1f}) |"
+        )
+    (out / f"bench_{tag}.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    x = np.arange(len(results))
+    ax.bar(x - 0.2, [r["backbone_images_per_s"] for r in results], 0.4, label="backbone")
+    ax.bar(x + 0.2, [r["drag_images_per_s"] for r in results], 0.4, label="DRAG")
+    ax.set_xticks(x, [r["arch"] for r in results])
+    ax.set_ylabel("images / s")
+    ax.set_title(f"448x448, batch 16, {meta['device']}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / f"bench_{tag}.png", dpi=100)
+    plt.close(fig)
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks")
+    parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50", "resnet101"])
+    parser.add_argument("--size", type=int, default=448)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    device = select_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    meta = {
+        "device": name or "cpu",
+        "device_kind": device.type,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "warmup": args.warmup,
+        "iters": args.iters,
+        "command": "python bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    results = []
+    for arch in args.archs:
+        start = time.perf_counter()
+        results.append(
+            bench_arch(arch, device, args.size, args.batch, args.groups, args.warmup, args.iters)
+        )
+        print(f"{arch}: {time.perf_counter() - start:.1f}s", flush=True)
+    write_outputs(results, meta, Path(args.out))
