@@ -23,14 +23,20 @@ from trilab.metrics import Timer
 
 
 @torch.no_grad()
-def images_per_second(fn, images: torch.Tensor, warmup: int, iters: int, device) -> float:
-    for _ in range(warmup):
-        fn(images)
-    sync = device.type == "cuda"
-    with Timer(sync_cuda=sync) as timer:
-        for _ in range(iters):
+def interleaved_rates(fns: dict, images: torch.Tensor, warmup: int, iters: int, device) -> dict:
+    """Images/s of each function from the median of per-batch times, batches interleaved so
+    that load from other processes drifts over all of them alike."""
+    # on CPU one model warms the shared backbone for all; on GPU each gets its own warm-up
+    for fn in list(fns.values())[: 1 if device.type == "cpu" else None]:
+        for _ in range(warmup):
             fn(images)
-    return images.shape[0] * iters / timer.seconds
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(iters):
+        for name, fn in fns.items():
+            with Timer(sync_cuda=device.type == "cuda") as timer:
+                fn(images)
+            times[name].append(timer.seconds)
+    return {name: images.shape[0] / float(np.median(t)) for name, t in times.items()}
 
 
 def bench_arch(arch, device, size, batch, groups, warmup, iters) -> dict:
@@ -39,15 +45,14 @@ def bench_arch(arch, device, size, batch, groups, warmup, iters) -> dict:
     images = torch.randn(batch, 3, size, size, device=device)
     hw = tuple(backbone.features(images[:1]).shape[2:])
     model = DRAG(backbone, groups, hw).to(device).eval()
-    backbone_rate = images_per_second(backbone, images, warmup, iters, device)
-    # on CPU the backbone is warm now and DRAG's own layers are tiny: no second warm-up
-    drag_warmup = 0 if device.type == "cpu" else warmup
-    drag_rate = images_per_second(model, images, drag_warmup, iters, device)
 
     def peaks(x):
         return peak_positions(backbone.features(x)).cpu()
 
-    peak_rate = images_per_second(peaks, images, 0, 1, device)
+    rates = interleaved_rates(
+        {"backbone": backbone, "drag": model, "peaks": peaks}, images, warmup, iters, device
+    )
+    backbone_rate, drag_rate, peak_rate = rates["backbone"], rates["drag"], rates["peaks"]
     rng = np.random.default_rng(0)
     descriptors = rng.random((backbone.channels, 2 * 1000), dtype=np.float32)
     start = time.perf_counter()
@@ -80,7 +85,8 @@ def write_outputs(results: list[dict], meta: dict, out: Path) -> None:
         f"# DRAG throughput ({meta['device']})",
         "",
         f"Command: `{meta['command']}`; torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['warmup']} warm-up + {meta['iters']} timed batches, eval mode.",
+        f"{meta['warmup']} warm-up + median of {meta['iters']} interleaved timed batches "
+        "per model, eval mode.",
         "",
         "| backbone | size | batch | backbone img/s | DRAG img/s | DRAG overhead | "
         "DRAG extra params (M) | clustering s / 1,000 images (peaks + k-means) |",
