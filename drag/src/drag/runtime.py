@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from drag.data import BadFileReport, build_splits, make_loader
+from drag.data import BadFileReport, build_splits, make_loader, maybe_generate
 from drag.engine import collect_scores, train_epoch
 from drag.model.losses import class_weights_from_labels
 from trilab.checkpoint import load_checkpoint, save_checkpoint
@@ -33,6 +33,9 @@ class Run:
         return self.ctx.device
 
     def load_data(self) -> None:
+        if self.cfg.data.format == "ipd" and self.ctx.is_main:
+            maybe_generate(self.cfg.data, self.log)  # rank 0 only: no two writers per file
+        self.ctx.barrier()
         self.splits = build_splits(self.cfg.data, self.cfg.seed, self.log, self.report)
 
     def loader(self, split: str, train: bool = False, batch_size: int | None = None):
