@@ -1,0 +1,63 @@
+"""The in-memory form every loader produces: one 2D/3D sequence per subject, action, camera."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and the key."""
+
+
+@dataclass
+class PoseSequence:
+    subject: str
+    action: str
+    camera: int  # camera index, -1 where not applicable
+    keypoints_2d: np.ndarray  # (T, J, 2) float32, screen-normalised: x/w*2-1, y/w*2-h/w
+    poses_3d: np.ndarray | None  # (T, J, 3) float32, camera coordinates, metres, root at 0
+    valid: np.ndarray | None = None  # (T,) bool: frames with usable ground truth (3DHP)
+
+
+def load_npz_dict(path: Path, key: str) -> dict:
+    """A pickled dict stored under ``key`` of an npz file (the VideoPose3D convention)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        archive = np.load(path, allow_pickle=True)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable npz file ({error})") from error
+    with archive:
+        if key not in archive.files:
+            raise DataError(f"{path}: missing key {key!r} (found {sorted(archive.files)})")
+        value = archive[key]
+    if value.dtype == object and value.shape == ():
+        value = value.item()
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: key {key!r} must hold a dict, found {type(value).__name__}")
+    return value
+
+
+def check_array(array, path: Path, where: str, joints: int, dims: int) -> np.ndarray:
+    """(T, joints, dims) float32 with finite values, else a DataError naming file and key."""
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[1] != joints or array.shape[2] != dims:
+        raise DataError(f"{path}: {where} has shape {array.shape}, expected (frames, {joints}, "
+                        f"{dims})")
+    array = array.astype(np.float32, copy=False)
+    bad = ~np.isfinite(array).all(axis=(1, 2))
+    if bad.any():
+        raise DataError(f"{path}: {where} has NaN/inf values in {int(bad.sum())} frames "
+                        f"(first: frame {int(np.argmax(bad))})")
+    return array
+
+
+def select_actions(names, prefixes) -> list[str]:
+    """Action names that start with one of ``prefixes`` (all when ``prefixes`` is None)."""
+    if not prefixes:
+        return list(names)
+    return [n for n in names if any(n.split(" ")[0] == p or n.startswith(p) for p in prefixes)]

@@ -1,0 +1,79 @@
+"""From the ``data`` config group to sequences: which files, which subjects, which skeleton."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from glagcn.data.sequences import DataError, PoseSequence
+from glagcn.skeleton import H36M_17, HUMANEVA_15, MPI_INF_3DHP_17, Skeleton
+
+
+@dataclass
+class Splits:
+    skeleton: Skeleton
+    train: list[PoseSequence]
+    val: list[PoseSequence]
+    test: list[PoseSequence]
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path} (set data.root to the folder holding it)")
+    return path
+
+
+def ensure_synthetic(root: Path, seed: int = 0) -> None:
+    """Write the synthetic set into ``root`` once (the default data of the demo)."""
+    if (root / "data_3d_h36m.npz").is_file():
+        return
+    from glagcn.data.synthesize import synthesize
+
+    synthesize(root, seed=seed)
+
+
+def load_splits(data: DictConfig) -> Splits:
+    root = Path(str(data.root)).expanduser()
+    if data.get("generate_if_missing", False):
+        ensure_synthetic(root, int(data.get("synthetic_seed", 0)))
+    actions = list(data.actions) if data.get("actions") else None
+    if data.dataset == "h36m":
+        from glagcn.data.h36m import load_h36m
+
+        path_3d = _require(root / "data_3d_h36m.npz", "Human3.6M 3D file")
+        path_2d = _require(root / f"data_2d_h36m_{data.keypoints}.npz",
+                           f"Human3.6M 2D file for keypoints={data.keypoints}")
+
+        def load(subjects, downsample):
+            if not subjects:
+                return []
+            return load_h36m(path_3d, path_2d, list(subjects), actions=actions,
+                             downsample=downsample)
+
+        return Splits(H36M_17, load(data.train_subjects, int(data.downsample)),
+                      load(data.val_subjects, 1), load(data.test_subjects, 1))
+    if data.dataset == "humaneva":
+        from glagcn.data.humaneva import load_humaneva
+
+        path_3d = _require(root / "data_3d_humaneva15.npz", "HumanEva-I 3D file")
+        path_2d = _require(root / f"data_2d_humaneva15_{data.keypoints}.npz",
+                           f"HumanEva-I 2D file for keypoints={data.keypoints}")
+
+        def load(subjects, downsample):
+            if not subjects:
+                return []
+            return load_humaneva(path_3d, path_2d, list(subjects), actions=actions,
+                                 downsample=downsample)
+
+        return Splits(HUMANEVA_15, load(data.train_subjects, int(data.downsample)),
+                      load(data.val_subjects, 1), load(data.test_subjects, 1))
+    if data.dataset == "3dhp":
+        from glagcn.data.mpi3dhp import load_3dhp
+
+        train = load_3dhp(_require(root / "data_train_3dhp.npz", "MPI-INF-3DHP train file"),
+                          "train", downsample=int(data.downsample))
+        test = load_3dhp(_require(root / "data_test_3dhp.npz", "MPI-INF-3DHP test file"), "test")
+        return Splits(MPI_INF_3DHP_17, train, [], test)
+    raise DataError(f"unknown data.dataset {data.dataset!r}: expected h36m, humaneva or 3dhp")

@@ -1,0 +1,179 @@
+"""The GLA-GCN lifter in its strided training form, and the sliding form for whole sequences.
+
+Strided form: a window of ``receptive_field`` 2D poses in, the centre frame's 3D pose out.  Each
+level of the architecture list (e.g. 3,3,3,3,3 for 243 frames) is a stride-1 block and a
+stride-f block, with a skip that takes every f-th frame of the level's input, so the time axis
+shrinks 243 -> 81 -> 27 -> 9 -> 3 -> 1.  The local part maps each joint's remaining feature to
+its 3D position with weights of its own.
+
+Sliding form (:class:`SlidingLifter`): the same weights applied to every window of an
+edge-padded sequence, giving one 3D pose per input frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from glagcn.model.layers import AdaptiveGraphConv, GraphTemporalBlock, JointwiseLinear
+from glagcn.skeleton import Skeleton
+
+ARCHITECTURES = {27: (3, 3, 3), 81: (3, 3, 3, 3), 243: (3, 3, 3, 3, 3)}
+
+
+def architecture_for(receptive_field: int) -> tuple[int, ...]:
+    try:
+        return ARCHITECTURES[receptive_field]
+    except KeyError:
+        raise ValueError(f"receptive field {receptive_field} is not one of "
+                         f"{sorted(ARCHITECTURES)}; pass filter_widths explicitly") from None
+
+
+class GLAGCN(nn.Module):
+    def __init__(
+        self,
+        skeleton: Skeleton,
+        filter_widths: Sequence[int] = (3, 3, 3),
+        channels: int = 96,
+        in_features: int = 2,
+        out_features: int = 3,
+        temporal_kernel: int = 9,
+        dropout: float = 0.1,
+        graph_dropout: float = 0.1,
+        output_layer: str = "per_joint",
+        sequence_branch: bool = True,
+    ) -> None:
+        super().__init__()
+        if output_layer not in ("per_joint", "shared"):
+            raise ValueError(f"output_layer must be 'per_joint' or 'shared', got {output_layer!r}")
+        self.skeleton = skeleton
+        self.filter_widths = tuple(int(f) for f in filter_widths)
+        self.num_joints = skeleton.num_joints
+        self.in_features = in_features
+        self.out_features = out_features
+        adjacency = torch.from_numpy(skeleton.adjacency_subsets())
+        self.input_bn = nn.BatchNorm1d(self.num_joints * in_features)
+        self.expand = GraphTemporalBlock(in_features, channels, adjacency, 1, "project",
+                                         temporal_kernel, graph_dropout)
+        self.levels = nn.ModuleList()
+        for width in self.filter_widths:
+            self.levels.append(nn.ModuleList([
+                GraphTemporalBlock(channels, channels, adjacency, 1, "identity",
+                                   temporal_kernel, graph_dropout),
+                GraphTemporalBlock(channels, channels, adjacency, width, "none",
+                                   temporal_kernel, graph_dropout),
+            ]))
+        self.dropout = nn.Dropout(dropout)
+        self.sequence_head = (AdaptiveGraphConv(channels, out_features, adjacency)
+                              if sequence_branch else None)
+        self.output_layer = output_layer
+        if output_layer == "per_joint":
+            self.head: nn.Module = JointwiseLinear(self.num_joints, channels, out_features)
+        else:
+            self.head = nn.Linear(channels, out_features)
+
+    @property
+    def receptive_field(self) -> int:
+        return math.prod(self.filter_widths)
+
+    def forward(self, keypoints_2d: torch.Tensor, return_sequence: bool = False):
+        """(N, T, V, 2) -> (N, 1, V, 3); with ``return_sequence`` also (N, T, V, 3) or None."""
+        n, t, v, c = keypoints_2d.shape
+        if t != self.receptive_field:
+            raise ValueError(f"expected windows of {self.receptive_field} frames, got {t}")
+        if v != self.num_joints or c != self.in_features:
+            raise ValueError(f"expected {self.num_joints} joints x {self.in_features} values, "
+                             f"got {v} x {c}")
+        x = keypoints_2d.permute(0, 2, 3, 1).reshape(n, v * c, t)
+        x = self.input_bn(x).reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, C, T, V
+        x = self.expand(x)
+        sequence = None
+        for index, (full_rate, strided) in enumerate(self.levels):
+            skip = x[:, :, strided.tcn.conv.stride[0] // 2::strided.tcn.conv.stride[0]]
+            x = self.dropout(full_rate(x))
+            if index == 0 and self.sequence_head is not None and return_sequence:
+                sequence = self.sequence_head(x).permute(0, 2, 3, 1)  # N, T, V, 3
+            x = self.dropout(strided(x)) + skip
+        joints = x.mean(dim=2).transpose(1, 2)  # N, V, C (pooled over remaining frames)
+        centre = self.head(joints).unsqueeze(1)
+        return (centre, sequence) if return_sequence else centre
+
+
+class SlidingLifter(nn.Module):
+    """Predict every frame of a sequence with a strided model: edge-pad, window, batch."""
+
+    def __init__(self, model: GLAGCN, max_windows: int = 1024) -> None:
+        super().__init__()
+        self.model = model
+        self.max_windows = max_windows
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        """(T, V, 2) or (N, T, V, 2) -> (T, V, 3) or (N, T, V, 3)."""
+        single = sequence.dim() == 3
+        if single:
+            sequence = sequence.unsqueeze(0)
+        receptive_field = self.model.receptive_field
+        pad = (receptive_field - 1) // 2
+        padded = torch.cat([sequence[:, :1].expand(-1, pad, -1, -1), sequence,
+                            sequence[:, -1:].expand(-1, pad, -1, -1)], dim=1)
+        windows = padded.unfold(1, receptive_field, 1)  # N, T, V, C, RF
+        n, t = windows.shape[:2]
+        windows = windows.permute(0, 1, 4, 2, 3).reshape(n * t, receptive_field,
+                                                          *sequence.shape[2:])
+        outputs = [self.model(chunk) for chunk in torch.split(windows, self.max_windows)]
+        poses = torch.cat(outputs)[:, 0].reshape(n, t, sequence.shape[2], -1)
+        return poses[0] if single else poses
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def macs_per_frame(model: GLAGCN) -> int:
+    """Multiply-accumulates of one strided forward pass (= one predicted frame), counted by hooks
+    on convolutions, linear maps and the graph products."""
+    macs = 0
+
+    def conv_hook(module: nn.Conv2d, inputs, output):
+        nonlocal macs
+        kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
+        macs += output.numel() // output.shape[0] * kernel // module.groups
+
+    def linear_hook(module, inputs, output):
+        nonlocal macs
+        macs += output.numel() // output.shape[0] * module.in_features
+
+    def joint_hook(module: JointwiseLinear, inputs, output):
+        nonlocal macs
+        macs += module.weight.numel()
+
+    def graph_hook(module: AdaptiveGraphConv, inputs, output):
+        nonlocal macs
+        _, c, t, v = inputs[0].shape
+        inter = module.theta[0].out_channels
+        subsets = module.skeleton_adjacency.shape[0]
+        macs += subsets * (v * v * inter * t + c * t * v * v)  # theta^T phi, x @ A
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+        elif isinstance(module, JointwiseLinear):
+            handles.append(module.register_forward_hook(joint_hook))
+        elif isinstance(module, AdaptiveGraphConv):
+            handles.append(module.register_forward_hook(graph_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, model.receptive_field, model.num_joints, model.in_features))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return macs

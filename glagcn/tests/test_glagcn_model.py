@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from glagcn.model import GLAGCN, SlidingLifter, count_parameters, macs_per_frame
+from glagcn.model.layers import JointwiseLinear
+from glagcn.skeleton import H36M_17, HUMANEVA_15, MPI_INF_3DHP_17
+
+AUTHORS_PARAMETERS = {(3, 3, 3): 844_076, (3, 3, 3, 3): 1_096_466, (3, 3, 3, 3, 3): 1_348_856}
+
+
+@pytest.mark.parametrize(("widths", "expected"), AUTHORS_PARAMETERS.items())
+def test_parameter_count_matches_the_authors_configuration(widths, expected):
+    shared = GLAGCN(H36M_17, widths, channels=96, output_layer="shared", sequence_branch=False)
+    assert count_parameters(shared) == expected
+    per_joint = GLAGCN(H36M_17, widths, channels=96, output_layer="per_joint",
+                       sequence_branch=False)
+    assert count_parameters(per_joint) - expected == 16 * (96 * 3 + 3)
+
+
+def test_macs_of_the_243_frame_model_are_about_one_and_a_half_giga():
+    model = GLAGCN(H36M_17, (3, 3, 3, 3, 3), output_layer="shared", sequence_branch=False)
+    assert 1.3e9 < macs_per_frame(model) < 1.8e9
+
+
+@pytest.mark.parametrize("skeleton", [H36M_17, HUMANEVA_15, MPI_INF_3DHP_17])
+def test_shapes_for_every_skeleton(skeleton):
+    model = GLAGCN(skeleton, (3, 3), channels=16)
+    x = torch.randn(2, 9, skeleton.num_joints, 2)
+    centre, sequence = model(x, return_sequence=True)
+    assert centre.shape == (2, 1, skeleton.num_joints, 3)
+    assert sequence.shape == (2, 9, skeleton.num_joints, 3)
+    assert model(x).shape == (2, 1, skeleton.num_joints, 3)
+
+
+def test_wrong_window_length_is_refused():
+    model = GLAGCN(H36M_17, (3, 3), channels=8)
+    with pytest.raises(ValueError, match="windows of 9 frames, got 10"):
+        model(torch.randn(1, 10, 17, 2))
+    with pytest.raises(ValueError, match="17 joints x 2 values, got 15 x 2"):
+        model(torch.randn(1, 9, 15, 2))
+
+
+def test_sliding_form_equals_the_strided_form_on_edge_padded_windows():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=8).eval()
+    sequence = torch.randn(6, 17, 2)
+    dense = SlidingLifter(model, max_windows=4)(sequence)
+    assert dense.shape == (6, 17, 3)
+    padded = torch.cat([sequence[:1].repeat(4, 1, 1), sequence, sequence[-1:].repeat(4, 1, 1)])
+    for frame in range(6):
+        expected = model(padded[frame:frame + 9].unsqueeze(0))[0, 0]
+        torch.testing.assert_close(dense[frame], expected, rtol=1e-5, atol=1e-5)
+    batched = SlidingLifter(model)(sequence.unsqueeze(0).repeat(2, 1, 1, 1))
+    torch.testing.assert_close(batched[1], dense, rtol=1e-5, atol=1e-5)
+
+
+def test_jointwise_linear_is_one_linear_map_per_joint():
+    layer = JointwiseLinear(5, 4, 3)
+    x = torch.randn(2, 5, 4)
+    out = layer(x)
+    for joint in range(5):
+        torch.testing.assert_close(out[:, joint], x[:, joint] @ layer.weight[joint]
+                                   + layer.bias[joint])
+
+
+def test_every_parameter_gets_a_finite_gradient():
+    model = GLAGCN(H36M_17, (3, 3), channels=8)
+    centre, sequence = model(torch.randn(3, 9, 17, 2), return_sequence=True)
+    (centre.sum() + sequence.sum()).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+
+
+def test_overfits_one_batch():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=16, dropout=0.0, graph_dropout=0.0)
+    x = torch.randn(8, 9, 17, 2)
+    y = torch.randn(8, 1, 17, 3) * 0.2
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss = torch.linalg.vector_norm(model(x) - y, dim=-1).mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2 * first
