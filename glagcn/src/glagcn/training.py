@@ -89,7 +89,10 @@ def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx:
         keypoints = keypoints.to(ctx.device, non_blocking=True)
         poses = poses.to(ctx.device, non_blocking=True)
         with autocast:
-            centre, sequence = model(keypoints, return_sequence=use_sequence)
+            if use_sequence:
+                centre, sequence = model(keypoints, return_sequence=True)
+            else:
+                centre = model(keypoints)
             pad = (keypoints.shape[1] - 1) // 2
             loss = mpjpe(centre.float(), poses[:, pad:pad + 1].float())
             total_loss = loss
