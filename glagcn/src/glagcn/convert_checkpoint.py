@@ -1,0 +1,133 @@
+"""Convert the authors' released ``.bin`` checkpoints into this project's checkpoint format.
+
+``python -m glagcn.convert_checkpoint IN.bin OUT.pt [--skeleton h36m17]``
+
+Their file is a dict whose ``model_pos`` holds a state dict with 2s-AGCN module names:
+``data_bn`` (input BatchNorm), ``expand_gcn`` (the 2 -> C block: ``gcn1`` with ``conv_a`` /
+``conv_b`` / ``conv_d`` per subset, ``PA``, ``bn``, ``down``; ``tcn1``; ``residual``),
+``layers_tcngcn.N`` (the blocks, alternately stride 1 and stride f) and ``fc`` (one shared 1x1
+output layer, or one per joint).  The configuration (levels, channels, temporal kernel, output
+layer) is read off the tensors' shapes; anything unexpected is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import torch
+
+from glagcn.model import GLAGCN
+from glagcn.skeleton import get_skeleton
+from trilab.checkpoint import save_checkpoint
+
+_GCN_PARTS = {"conv_a": "theta", "conv_b": "phi", "conv_d": "project", "down": "residual"}
+
+
+class ConversionError(ValueError):
+    """The file is not an authors' GLA-GCN checkpoint of a shape this model can take."""
+
+
+def _block_key(rest: str) -> str:
+    """Names inside one TCN_GCN_unit: gcn1/tcn1/residual -> gcn/tcn/residual."""
+    match = re.fullmatch(r"gcn1\.(conv_a|conv_b|conv_d|down)\.(.+)", rest)
+    if match:
+        return f"gcn.{_GCN_PARTS[match.group(1)]}.{match.group(2)}"
+    if rest == "gcn1.PA":
+        return "gcn.learned_adjacency"
+    for ours, theirs in (("gcn.", "gcn1."), ("tcn.", "tcn1."), ("residual.", "residual.")):
+        if rest.startswith(theirs):
+            return ours + rest[len(theirs):]
+    raise ConversionError(f"unexpected key inside a block: {rest!r}")
+
+
+def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """Their state dict -> (ours, model config)."""
+    ours: dict[str, torch.Tensor] = {}
+    block_ids: set[int] = set()
+    fc: dict[str, torch.Tensor] = {}
+    for key, value in theirs.items():
+        key = key.removeprefix("module.")  # saved from DataParallel
+        if key.endswith(".A") or key == "A":
+            continue  # the fixed skeleton graph: rebuilt from the skeleton definition
+        if key.startswith("data_bn."):
+            ours["input_bn." + key[len("data_bn."):]] = value
+        elif key.startswith("expand_gcn."):
+            ours["expand." + _block_key(key[len("expand_gcn."):])] = value
+        elif key.startswith("layers_tcngcn."):
+            index, rest = key[len("layers_tcngcn."):].split(".", 1)
+            block_ids.add(int(index))
+            ours[f"levels.{int(index) // 2}.{int(index) % 2}." + _block_key(rest)] = value
+        elif key.startswith("fc."):
+            fc[key[len("fc."):]] = value
+        else:
+            raise ConversionError(f"unexpected key {key!r} (not data_bn, expand_gcn, "
+                                  "layers_tcngcn or fc)")
+    if "expand.gcn.project.0.weight" not in ours:
+        raise ConversionError("no expand_gcn.gcn1.conv_d.0.weight: not a GLA-GCN checkpoint")
+    if not block_ids or sorted(block_ids) != list(range(len(block_ids))) or len(block_ids) % 2:
+        raise ConversionError(f"layers_tcngcn indices {sorted(block_ids)} are not pairs 0..2L-1")
+    channels = ours["expand.gcn.project.0.weight"].shape[0]
+    kernel = ours["expand.tcn.conv.weight"].shape[2]
+    levels = len(block_ids) // 2
+    if set(fc) == {"weight", "bias"}:
+        output_layer = "shared"
+        ours["head.weight"] = fc["weight"].reshape(fc["weight"].shape[0], channels)
+        ours["head.bias"] = fc["bias"]
+    else:
+        joints = sorted({int(k.split(".")[0]) for k in fc})
+        if not joints:
+            raise ConversionError("no fc (output layer) weights")
+        output_layer = "per_joint"
+        ours["head.weight"] = torch.stack([fc[f"{j}.weight"].reshape(-1, channels).T
+                                           for j in joints])
+        ours["head.bias"] = torch.stack([fc[f"{j}.bias"] for j in joints])
+    config = {"filter_widths": [3] * levels, "channels": int(channels),
+              "temporal_kernel": int(kernel), "output_layer": output_layer,
+              "sequence_branch": False}
+    return ours, config
+
+
+def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[GLAGCN, dict]:
+    ours, config = convert_state_dict(theirs)
+    model = GLAGCN(get_skeleton(skeleton_name), config["filter_widths"],
+                   channels=config["channels"], temporal_kernel=config["temporal_kernel"],
+                   output_layer=config["output_layer"], sequence_branch=False)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(ours) - {k for k in expected
+                                                  if k.endswith("skeleton_adjacency")})
+    unexpected = sorted(set(ours) - set(expected))
+    if missing or unexpected:
+        raise ConversionError(f"converted names do not fit the model: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+    for key, value in ours.items():
+        if value.shape != expected[key].shape:
+            raise ConversionError(f"{key}: shape {tuple(value.shape)} in the file, "
+                                  f"{tuple(expected[key].shape)} expected")
+    model.load_state_dict(ours, strict=False)
+    return model, config
+
+
+def convert_file(source: str | Path, target: str | Path, skeleton_name: str = "h36m17") -> Path:
+    payload = torch.load(source, map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict) or "model_pos" not in payload:
+        raise ConversionError(f"{source}: expected a dict with 'model_pos' (the authors' format)")
+    model, config = build_converted_model(payload["model_pos"], skeleton_name)
+    config["receptive_field"] = 3 ** len(config["filter_widths"])
+    return save_checkpoint(target, model=model, epoch=int(payload.get("epoch", 0)),
+                           extra={"model_config": config, "skeleton": skeleton_name,
+                                  "converted_from": str(source)})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--skeleton", default="h36m17")
+    args = parser.parse_args(argv)
+    print(f"written {convert_file(args.source, args.target, args.skeleton)}")
+
+
+if __name__ == "__main__":
+    main()
