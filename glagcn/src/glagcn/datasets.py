@@ -34,6 +34,19 @@ def ensure_synthetic(root: Path, seed: int = 0) -> None:
     synthesize(root, seed=seed)
 
 
+def _subject_splits(loader, path_3d: Path, path_2d: Path, actions, data: DictConfig,
+                    skeleton: Skeleton) -> Splits:
+    """Train/val/test by subject lists, for the datasets stored as a 3D + 2D file pair."""
+
+    def load(subjects, downsample):
+        if not subjects:
+            return []
+        return loader(path_3d, path_2d, list(subjects), actions=actions, downsample=downsample)
+
+    return Splits(skeleton, load(data.train_subjects, int(data.downsample)),
+                  load(data.val_subjects, 1), load(data.test_subjects, 1))
+
+
 def load_splits(data: DictConfig) -> Splits:
     root = Path(str(data.root)).expanduser()
     if data.get("generate_if_missing", False):
@@ -45,30 +58,14 @@ def load_splits(data: DictConfig) -> Splits:
         path_3d = _require(root / "data_3d_h36m.npz", "Human3.6M 3D file")
         path_2d = _require(root / f"data_2d_h36m_{data.keypoints}.npz",
                            f"Human3.6M 2D file for keypoints={data.keypoints}")
-
-        def load(subjects, downsample):
-            if not subjects:
-                return []
-            return load_h36m(path_3d, path_2d, list(subjects), actions=actions,
-                             downsample=downsample)
-
-        return Splits(H36M_17, load(data.train_subjects, int(data.downsample)),
-                      load(data.val_subjects, 1), load(data.test_subjects, 1))
+        return _subject_splits(load_h36m, path_3d, path_2d, actions, data, H36M_17)
     if data.dataset == "humaneva":
         from glagcn.data.humaneva import load_humaneva
 
         path_3d = _require(root / "data_3d_humaneva15.npz", "HumanEva-I 3D file")
         path_2d = _require(root / f"data_2d_humaneva15_{data.keypoints}.npz",
                            f"HumanEva-I 2D file for keypoints={data.keypoints}")
-
-        def load(subjects, downsample):
-            if not subjects:
-                return []
-            return load_humaneva(path_3d, path_2d, list(subjects), actions=actions,
-                                 downsample=downsample)
-
-        return Splits(HUMANEVA_15, load(data.train_subjects, int(data.downsample)),
-                      load(data.val_subjects, 1), load(data.test_subjects, 1))
+        return _subject_splits(load_humaneva, path_3d, path_2d, actions, data, HUMANEVA_15)
     if data.dataset == "3dhp":
         from glagcn.data.mpi3dhp import load_3dhp
 

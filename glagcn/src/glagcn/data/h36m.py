@@ -29,6 +29,7 @@ from glagcn.data.sequences import (
     PoseSequence,
     check_array,
     load_npz_dict,
+    require_subject,
     select_actions,
 )
 
@@ -53,10 +54,7 @@ def load_h36m(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[str],
     kept = kept_joints_of_32()
     sequences = []
     for subject in subjects:
-        for path, table in ((path_3d, positions_3d), (path_2d, positions_2d)):
-            if subject not in table:
-                raise DataError(f"{path}: subject {subject!r} not in the file "
-                                f"(found {sorted(table)})")
+        require_subject(subject, (path_3d, positions_3d), (path_2d, positions_2d))
         cameras = h36m_cameras(subject)
         for action in select_actions(sorted(positions_3d[subject]), actions):
             if action not in positions_2d[subject]:

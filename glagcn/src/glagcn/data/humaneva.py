@@ -23,6 +23,7 @@ from glagcn.data.sequences import (
     PoseSequence,
     check_array,
     load_npz_dict,
+    require_subject,
     select_actions,
 )
 
@@ -46,10 +47,7 @@ def load_humaneva(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[s
     height = int(metadata.get("res_h", HUMANEVA_RESOLUTION[1]))
     sequences = []
     for subject in subjects:
-        for path, table in ((path_3d, positions_3d), (path_2d, positions_2d)):
-            if subject not in table:
-                raise DataError(f"{path}: subject {subject!r} not in the file "
-                                f"(found {sorted(table)})")
+        require_subject(subject, (path_3d, positions_3d), (path_2d, positions_2d))
         for action in select_actions(sorted(positions_3d[subject]), actions):
             if action not in positions_2d[subject]:
                 raise DataError(f"{path_2d}: {subject}/{action} has no 2D keypoints")

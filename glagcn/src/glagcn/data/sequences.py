@@ -61,3 +61,10 @@ def select_actions(names, prefixes) -> list[str]:
     if not prefixes:
         return list(names)
     return [n for n in names if any(n.split(" ")[0] == p or n.startswith(p) for p in prefixes)]
+
+
+def require_subject(subject: str, *tables: tuple[Path, dict]) -> None:
+    """Raise a DataError naming the file when ``subject`` is missing from one of the tables."""
+    for path, table in tables:
+        if subject not in table:
+            raise DataError(f"{path}: subject {subject!r} not in the file (found {sorted(table)})")
