@@ -1,0 +1,110 @@
+"""Robust image reading: EXIF orientation, any mode to RGB, and bad files recorded, not fatal."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Grayscale, palette, CMYK, 16-bit and alpha images to 8-bit RGB (alpha over white)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        span = max(array.max() - array.min(), 1e-9)
+        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open, fully decode (so truncation fails here), apply EXIF orientation, convert to RGB."""
+    with Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """Resize to size x size (no augmentation, as the paper), ImageNet normalisation."""
+    resized = image.resize((size, size), Image.BILINEAR)
+    array = np.asarray(resized, dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (tensor - mean) / std
+
+
+def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """Undo the normalisation: C x H x W tensor -> H x W x 3 uint8 array."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    array = (tensor.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return (array * 255).astype(np.uint8)
+
+
+@dataclass
+class BadFileReport:
+    """Files that could not be used, with the reason; one summary warning, one report file."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str | Path, reason: str) -> None:
+        self.entries.setdefault(str(path), reason)
+
+    def extend(self, items: Sequence[tuple[str, str]]) -> None:
+        for path, reason in items:
+            self.add(path, reason)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def summary(self, first: int = 5) -> str:
+        shown = ", ".join(list(self.entries)[:first])
+        more = f" (+{len(self) - first} more)" if len(self) > first else ""
+        return f"{len(self)} unreadable or missing image file(s) skipped: {shown}{more}"
+
+    def write(self, path: str | Path) -> Path | None:
+        """Write ``path\treason`` lines; returns the path, or None when nothing was skipped."""
+        if not self.entries:
+            return None
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{p}\t{reason}" for p, reason in self.entries.items()]
+        path.write_text("path\treason\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def warn(self, logger=None, report_path: str | Path | None = None) -> None:
+        if not self.entries:
+            return
+        written = self.write(report_path) if report_path else None
+        message = self.summary() + (f"; full list in {written}" if written else "")
+        if logger is not None:
+            logger.warning(message)
+        else:
+            warnings.warn(message, stacklevel=2)
+
+
+def quick_check(path: str | Path) -> str | None:
+    """Cheap header check before training; returns the reason a file is unusable, or None."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:  # PIL raises many types for non-images
+        return f"not an image ({type(error).__name__}: {error})"
+    return None
