@@ -9,7 +9,7 @@ from torch import nn
 
 from drag.data.images import IMAGE_SUFFIXES
 from drag.model.backbone import Backbone
-from drag.model.drag import DRAG
+from drag.model.drag import build_drag
 from trilab.checkpoint import CheckpointError, read_checkpoint
 
 
@@ -24,14 +24,7 @@ def load_trained(path: str | Path, device: torch.device) -> tuple[nn.Module, dic
     if "model_config" in extra:
         config = extra["model_config"]
         backbone = Backbone(config["arch"], pretrained=False)
-        model: nn.Module = DRAG(
-            backbone,
-            config["groups"],
-            tuple(config["feature_hw"]),
-            config["attn_dim"],
-            config["attn_dropout"],
-            config["gcn_dropout"],
-        )
+        model: nn.Module = build_drag(backbone, config)
         info = {"kind": "drag", "image_size": config["image_size"], "groups": config["groups"]}
     elif "arch" in extra:
         model = Backbone(extra["arch"], pretrained=False)

@@ -10,7 +10,7 @@ from drag.cluster import cluster_channels, load_clusters, save_clusters
 from drag.engine import evaluate_splits
 from drag.model.backbone import Backbone
 from drag.model.cgl import cgl_pretrain_loss, membership_targets
-from drag.model.drag import DRAG
+from drag.model.drag import DRAG, build_drag
 from drag.model.losses import distance_loss, diversity_loss
 from drag.runtime import Run, fit
 from trilab.checkpoint import atomic_save, load_checkpoint, read_checkpoint
@@ -53,17 +53,6 @@ def model_config(run: Run, feature_hw) -> dict:
         "attn_dropout": float(m.attn_dropout),
         "gcn_dropout": float(m.gcn_dropout),
     }
-
-
-def build_drag(backbone: Backbone, config: dict) -> DRAG:
-    return DRAG(
-        backbone,
-        config["groups"],
-        tuple(config["feature_hw"]),
-        config["attn_dim"],
-        config["attn_dropout"],
-        config["gcn_dropout"],
-    )
 
 
 @torch.no_grad()

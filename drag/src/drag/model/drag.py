@@ -81,3 +81,15 @@ class DRAG(nn.Module):
             return self.cgl.weight_logits(features)
         result = self.forward_features(features)
         return result if output == "all" else result["logits"]
+
+
+def build_drag(backbone, config: dict) -> DRAG:
+    """A DRAG model around ``backbone`` from the ``model_config`` stored in its checkpoints."""
+    return DRAG(
+        backbone,
+        config["groups"],
+        tuple(config["feature_hw"]),
+        config["attn_dim"],
+        config["attn_dropout"],
+        config["gcn_dropout"],
+    )
