@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from glagcn.data.batching import WindowedPoses, flip_poses
 from glagcn.data.h36m import load_h36m, write_h36m_npz
@@ -119,3 +120,43 @@ def test_batch_order_is_decided_by_the_generator_state(synthetic):
     again = [k.numpy() for k, _ in windows.iterate(64, True, resumed)]
     assert all(np.array_equal(a, b) for a, b in zip(expected, again, strict=True))
     assert sum(len(batch) for batch in expected) == windows.num_frames
+
+
+def test_a_flipped_window_is_the_mirror_image_of_the_window(synthetic):
+    sequences = load_h36m(synthetic / "data_3d_h36m.npz", synthetic / "data_2d_h36m_gt.npz",
+                          ["S1"], actions=["Walking"])
+    windows = WindowedPoses(sequences, 9, H36M_17, flip_augment=True)
+    ids = np.array([0, 7, 100, 239])
+    keypoints, poses = windows.batch(ids)
+    flipped, flipped_poses = windows.batch(ids, flip=np.array([True, False, True, True]))
+    for out, plain in ((flipped, keypoints), (flipped_poses, poses)):
+        torch.testing.assert_close(out[[0, 2, 3]], flip_poses(plain[[0, 2, 3]], H36M_17))
+        torch.testing.assert_close(out[1], plain[1])
+
+
+def test_centre_only_targets_are_the_centre_frame_of_the_full_targets(synthetic):
+    sequences = load_h36m(synthetic / "data_3d_h36m.npz", synthetic / "data_2d_h36m_gt.npz",
+                          ["S1"], actions=["Walking"])
+    full = WindowedPoses(sequences, 9, H36M_17)
+    centre = WindowedPoses(sequences, 9, H36M_17, full_sequence_3d=False)
+    ids, flip = np.array([3, 50, 61]), np.array([False, True, True])
+    keypoints, poses = full.batch(ids, flip)
+    centre_keypoints, centre_poses = centre.batch(ids, flip)
+    torch.testing.assert_close(centre_keypoints, keypoints)
+    assert centre_poses.shape == (3, 1, 17, 3)
+    torch.testing.assert_close(centre_poses, poses[:, 4:5])
+
+
+def test_ranks_build_disjoint_shares_of_the_same_epoch(synthetic):
+    sequences = load_h36m(synthetic / "data_3d_h36m.npz", synthetic / "data_2d_h36m_gt.npz",
+                          ["S1"])
+    windows = WindowedPoses(sequences, 9, H36M_17, flip_augment=True)
+    single = list(windows.iterate(16, True, np.random.default_rng(5), max_batches=7))
+    assert len(single) == 7
+    shares = [list(windows.iterate(16, True, np.random.default_rng(5), rank=rank,
+                                   world_size=3, max_batches=7)) for rank in range(3)]
+    assert [len(share) for share in shares] == [3, 2, 2]
+    for index, (keypoints, poses) in enumerate(single):
+        expected_keypoints, expected_poses = shares[index % 3][index // 3]
+        torch.testing.assert_close(expected_keypoints, keypoints)
+        torch.testing.assert_close(expected_poses, poses)

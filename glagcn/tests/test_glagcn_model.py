@@ -1,6 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
+from glagcn.data.batching import flip_poses
+from glagcn.evaluation import predict_sequence
 from glagcn.model import GLAGCN, SlidingLifter, count_parameters, macs_per_frame
 from glagcn.model.layers import JointwiseLinear
 from glagcn.skeleton import H36M_17, HUMANEVA_15, MPI_INF_3DHP_17
@@ -52,6 +55,30 @@ def test_sliding_form_equals_the_strided_form_on_edge_padded_windows():
         torch.testing.assert_close(dense[frame], expected, rtol=1e-5, atol=1e-5)
     batched = SlidingLifter(model)(sequence.unsqueeze(0).repeat(2, 1, 1, 1))
     torch.testing.assert_close(batched[1], dense, rtol=1e-5, atol=1e-5)
+
+
+def test_sliding_form_gives_the_same_poses_for_any_call_size_and_several_sequences():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=8).eval()
+    sequences = torch.randn(2, 13, 17, 2)
+    reference = torch.stack([SlidingLifter(model, max_windows=1)(s) for s in sequences])
+    for max_windows in (2, 5, 26, 1000, None):
+        torch.testing.assert_close(SlidingLifter(model, max_windows)(sequences), reference,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_flip_test_averages_the_mirrored_prediction_mirrored_back():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=8).eval()
+    keypoints = torch.randn(11, 17, 2)
+    with torch.no_grad():
+        plain = SlidingLifter(model)(keypoints)
+        mirrored = flip_poses(SlidingLifter(model)(flip_poses(keypoints, H36M_17)), H36M_17)
+    expected = 0.5 * (plain + mirrored)
+    expected = expected - expected[:, :1]
+    predicted = predict_sequence(model, keypoints.numpy(), H36M_17, torch.device("cpu"),
+                                 flip_test=True, max_windows=3)
+    np.testing.assert_allclose(predicted, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_jointwise_linear_is_one_linear_map_per_joint():

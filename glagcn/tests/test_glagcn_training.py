@@ -73,3 +73,19 @@ def test_every_experiment_runs_one_step(experiment, synthetic, tmp_path, monkeyp
     assert metrics["mpjpe_mm"] > 0
     if experiment.startswith("3dhp"):
         assert 0 <= metrics["pck150"] <= 100 and 0 <= metrics["auc"] <= 100
+
+
+@pytest.mark.parametrize(("world_size", "max_batches", "expected"),
+                         [(1, None, 8), (1, 5, 5), (2, None, 6), (3, 5, 3), (2, 1, 0)])
+def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expected):
+    from omegaconf import OmegaConf
+
+    from glagcn.training import _epoch_batches
+    from trilab.distributed import DistContext
+
+    class Windows:
+        num_frames = 100
+
+    cfg = OmegaConf.create({"batch_size": 14, "train": {"max_batches_per_epoch": max_batches}})
+    ctx = DistContext(world_size=world_size, is_distributed=world_size > 1)
+    assert _epoch_batches(Windows(), cfg, ctx) == expected

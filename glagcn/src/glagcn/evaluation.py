@@ -17,15 +17,20 @@ from glagcn.skeleton import PCK_JOINTS_3DHP, Skeleton
 @torch.no_grad()
 def predict_sequence(model: GLAGCN, keypoints_2d: np.ndarray, skeleton: Skeleton,
                      device: torch.device, flip_test: bool = True,
-                     max_windows: int = 1024) -> np.ndarray:
-    """3D poses (T, J, 3), root at the origin, for every frame of a (T, J, 2) sequence."""
+                     max_windows: int | None = None) -> np.ndarray:
+    """3D poses (T, J, 3), root at the origin, for every frame of a (T, J, 2) sequence.
+
+    With ``flip_test`` the sequence and its mirror image go through the model together and
+    the mirrored prediction, mirrored back, is averaged in.
+    """
     lifter = SlidingLifter(model, max_windows)
     model.eval()
     inputs = torch.from_numpy(np.ascontiguousarray(keypoints_2d, dtype=np.float32)).to(device)
-    predicted = lifter(inputs)
     if flip_test:
-        flipped = lifter(flip_poses(inputs, skeleton))
-        predicted = 0.5 * (predicted + flip_poses(flipped, skeleton))
+        both = lifter(torch.stack([inputs, flip_poses(inputs, skeleton)]))
+        predicted = 0.5 * (both[0] + flip_poses(both[1], skeleton))
+    else:
+        predicted = lifter(inputs)
     predicted = predicted - predicted[:, skeleton.root:skeleton.root + 1]
     return predicted.float().cpu().numpy()
 
@@ -68,7 +73,8 @@ def evaluate_predictions(sequences: Sequence[PoseSequence],
 
 
 def evaluate_model(model: GLAGCN, sequences: Sequence[PoseSequence], skeleton: Skeleton,
-                   device: torch.device, flip_test: bool = True, max_windows: int = 1024) -> dict:
+                   device: torch.device, flip_test: bool = True,
+                   max_windows: int | None = None) -> dict:
     predictions = [predict_sequence(model, s.keypoints_2d, skeleton, device, flip_test,
                                     max_windows) for s in sequences]
     return evaluate_predictions(sequences, predictions, skeleton)

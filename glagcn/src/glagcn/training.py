@@ -66,47 +66,56 @@ def _summary(result: dict) -> dict:
     return {k: result[k] for k in SUMMARY_KEYS if k in result}
 
 
+def _epoch_batches(windows: WindowedPoses, cfg: DictConfig, ctx: DistContext) -> int:
+    """Batches per epoch, all ranks together; a multiple of the world size when distributed,
+    so every rank runs the same number of steps (or DDP's all-reduce would hang)."""
+    batch_size = int(cfg.batch_size)
+    total = -(-windows.num_frames // batch_size)
+    if ctx.is_distributed:
+        total = windows.num_frames // batch_size
+    if cfg.train.max_batches_per_epoch is not None:
+        total = min(total, int(cfg.train.max_batches_per_epoch))
+    return total // ctx.world_size * ctx.world_size
+
+
 def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx: DistContext,
                  generator: np.random.Generator, log: RunLogger, epoch: int) -> dict:
     model.train()
     use_sequence = cfg.model.sequence_branch and cfg.train.sequence_loss_weight > 0
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.train.amp and ctx.device.type == "cuda" else contextlib.nullcontext())
-    totals = {"loss_mm": 0.0, "sequence_loss_mm": 0.0}
+    # Loss sums stay on the device: reading them every step would wait for the GPU each time.
+    sums = torch.zeros(2, dtype=torch.float64, device=ctx.device)
     samples, started = 0, time.perf_counter()
-    batch_size = int(cfg.batch_size)
-    batches = windows.iterate(batch_size, shuffle=True, generator=generator)
-    total = -(-windows.num_frames // batch_size)
-    if ctx.is_distributed:  # equal step counts on every rank, or DDP's all-reduce would hang
-        total = windows.num_frames // batch_size // ctx.world_size * ctx.world_size
-    if cfg.train.max_batches_per_epoch is not None:
-        total = min(total, int(cfg.train.max_batches_per_epoch))
-    for index, (keypoints, poses) in enumerate(log.progress(batches, f"epoch {epoch}", total)):
-        if index >= total:
-            break
-        if index % ctx.world_size != ctx.rank:
-            continue  # every rank draws the same order and keeps its own share of batches
-        keypoints = keypoints.to(ctx.device, non_blocking=True)
+    total = _epoch_batches(windows, cfg, ctx)
+    batches = windows.iterate(int(cfg.batch_size), shuffle=True, generator=generator,
+                              rank=ctx.rank, world_size=ctx.world_size, max_batches=total)
+    for keypoints, poses in log.progress(batches, f"epoch {epoch}", total // ctx.world_size):
+        keypoints = keypoints.to(ctx.device, non_blocking=True)  # no-ops for device tables
         poses = poses.to(ctx.device, non_blocking=True)
+        pad = (keypoints.shape[1] - 1) // 2
+        centre_target = poses[:, pad:pad + 1] if poses.shape[1] > 1 else poses
         with autocast:
             if use_sequence:
                 centre, sequence = model(keypoints, return_sequence=True)
             else:
                 centre = model(keypoints)
-            pad = (keypoints.shape[1] - 1) // 2
-            loss = mpjpe(centre.float(), poses[:, pad:pad + 1].float())
+            loss = mpjpe(centre.float(), centre_target.float())
             total_loss = loss
             if use_sequence:
                 sequence_loss = mpjpe(sequence.float(), poses.float())
                 total_loss = loss + cfg.train.sequence_loss_weight * sequence_loss
-                totals["sequence_loss_mm"] += sequence_loss.item() * 1000 * len(keypoints)
+                sums[1] += sequence_loss.detach() * len(keypoints)
         optimizer.zero_grad(set_to_none=True)
         total_loss.backward()
         optimizer.step()
-        totals["loss_mm"] += loss.item() * 1000 * len(keypoints)
+        sums[0] += loss.detach() * len(keypoints)
         samples += len(keypoints)
+    loss_sum, sequence_sum = (1000 * sums).tolist()  # the epoch's one wait for the device
     seconds = time.perf_counter() - started
-    result = {k: v / max(samples, 1) for k, v in totals.items() if v or k == "loss_mm"}
+    result = {"loss_mm": loss_sum / max(samples, 1)}
+    if use_sequence:
+        result["sequence_loss_mm"] = sequence_sum / max(samples, 1)
     result["frames_per_s"] = samples / max(seconds, 1e-9)
     return result
 
@@ -124,8 +133,11 @@ def train(cfg: DictConfig) -> dict:
         model = build_model(cfg.model, splits.skeleton).to(ctx.device)
         log.info(f"model: receptive field {model.receptive_field}, "
                  f"{count_parameters(model):,} parameters")
-        windows = WindowedPoses(splits.train, model.receptive_field, splits.skeleton,
-                                flip_augment=bool(cfg.train.flip_augment))
+        windows = WindowedPoses(
+            splits.train, model.receptive_field, splits.skeleton,
+            flip_augment=bool(cfg.train.flip_augment),
+            full_sequence_3d=bool(cfg.model.sequence_branch and cfg.train.sequence_loss_weight > 0),
+            device=ctx.device if cfg.train.get("data_on_device", True) else "cpu")
         opt_cfg = cfg.optimizer
         optimizer, scheduled = build_optimizer(
             model, opt_cfg.name, opt_cfg.lr, opt_cfg.weight_decay, tuple(opt_cfg.betas),

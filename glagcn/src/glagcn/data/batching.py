@@ -1,9 +1,11 @@
-"""Training windows over many sequences, from one contiguous array per modality.
+"""Training windows over many sequences, from one contiguous table per modality.
 
 Every sequence is edge-padded by ``(receptive_field - 1) // 2`` frames at both ends (the
-sliding form does the same at inference) and all of them are concatenated once.  A batch is
-then a single fancy-indexing gather ``array[start + arange(receptive_field)]``: no Python loop
-over samples and no list of small arrays.
+sliding form does the same at inference) and all of them are concatenated once.  The mirrored
+copy of that table (x negated, left/right joints swapped) is built once too and stacked under
+it, so a batch, flips included, is a single row gather ``table[start + flip * F +
+arange(receptive_field)]``: no Python loop over samples, no per-batch flipping.  The tables
+can live on the training device (``to(device)``), so the loop copies nothing per batch.
 """
 
 from __future__ import annotations
@@ -29,14 +31,22 @@ def flip_poses(poses, skeleton: Skeleton):
 
 
 class WindowedPoses:
+    """All training windows of ``sequences``, batched by index arithmetic on one table.
+
+    ``full_sequence_3d=False`` keeps only what the centre-frame loss needs (targets
+    (B, 1, J, 3)), for runs without the sequence branch.
+    """
+
     def __init__(self, sequences: Sequence[PoseSequence], receptive_field: int,
-                 skeleton: Skeleton, flip_augment: bool = False) -> None:
+                 skeleton: Skeleton, flip_augment: bool = False,
+                 full_sequence_3d: bool = True, device: torch.device | str = "cpu") -> None:
         if not sequences:
             raise DataError("no training sequences")
         self.receptive_field = receptive_field
         self.pad = (receptive_field - 1) // 2
         self.skeleton = skeleton
         self.flip_augment = flip_augment
+        self.full_sequence_3d = full_sequence_3d
         widths = [(self.pad, self.pad), (0, 0), (0, 0)]
         keypoints, poses, starts = [], [], []
         offset = 0
@@ -50,37 +60,62 @@ class WindowedPoses:
                      else np.asarray(sequence.valid, dtype=bool))
             starts.append(offset + np.flatnonzero(valid))
             offset += frames + 2 * self.pad
-        self.keypoints = np.ascontiguousarray(np.concatenate(keypoints), dtype=np.float32)
-        self.poses = np.ascontiguousarray(np.concatenate(poses), dtype=np.float32)
-        self.window_starts = np.concatenate(starts).astype(np.int64)
-        self._offsets = np.arange(receptive_field)
+        self.table_frames = offset
+        self.keypoints = self._with_mirror(np.concatenate(keypoints))
+        self.poses = self._with_mirror(np.concatenate(poses))
+        self.window_starts = torch.from_numpy(np.concatenate(starts).astype(np.int64))
+        self.offsets = torch.arange(receptive_field)
+        self.to(device)
+
+    def _with_mirror(self, frames: np.ndarray) -> torch.Tensor:
+        """(2F, J, D): the frames, then their mirror images (rows F..2F-1)."""
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        return torch.from_numpy(np.concatenate([frames, flip_poses(frames, self.skeleton)]))
+
+    def to(self, device: torch.device | str) -> WindowedPoses:
+        """Move the tables to ``device``; batches are then gathered there."""
+        self.device = torch.device(device)
+        for name in ("keypoints", "poses", "window_starts", "offsets"):
+            setattr(self, name, getattr(self, name).to(self.device))
+        return self
 
     @property
     def num_frames(self) -> int:
         return len(self.window_starts)
 
-    def batch(self, frame_ids: np.ndarray, flip: np.ndarray | None = None,
-              full_sequence_3d: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """2D windows (B, RF, J, 2) and 3D targets (B, RF, J, 3), or (B, 1, J, 3) centre only."""
-        rows = self.window_starts[np.asarray(frame_ids)][:, None] + self._offsets
-        keypoints = self.keypoints[rows]
-        poses = self.poses[rows] if full_sequence_3d else self.poses[rows[:, self.pad:self.pad + 1]]
-        if flip is not None and flip.any():
-            keypoints[flip] = flip_poses(keypoints[flip], self.skeleton)
-            poses[flip] = flip_poses(poses[flip], self.skeleton)
-        return torch.from_numpy(keypoints), torch.from_numpy(poses)
+    def batch(self, frame_ids, flip=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """2D windows (B, RF, J, 2) and 3D targets (B, RF, J, 3), or (B, 1, J, 3) centre only,
+        on the tables' device; ``flip`` (B,) bool mirrors those windows."""
+        ids = torch.as_tensor(frame_ids, device=self.device)
+        starts = self.window_starts[ids]
+        if flip is not None:
+            starts = starts + torch.as_tensor(flip, device=self.device).long() * self.table_frames
+        rows = starts[:, None] + self.offsets
+        shape = (len(ids), self.receptive_field, self.skeleton.num_joints)
+        keypoints = self.keypoints.index_select(0, rows.reshape(-1)).reshape(*shape, -1)
+        if self.full_sequence_3d:
+            poses = self.poses.index_select(0, rows.reshape(-1)).reshape(*shape, -1)
+        else:
+            poses = self.poses.index_select(0, rows[:, self.pad]).unsqueeze(1)
+        return keypoints, poses
 
     def iterate(self, batch_size: int, shuffle: bool, generator: np.random.Generator,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """All windows once, in ``generator``'s order, with random flips if ``flip_augment``.
 
-        The order and flips are drawn up front, so a checkpointed generator state reproduces
-        the next epoch exactly.
+        The order and flips are drawn up front (and sent to the device once per epoch), so a
+        checkpointed generator state reproduces the next epoch exactly.  With ``world_size``
+        > 1 every rank draws the same order and builds only batches ``rank``, ``rank +
+        world_size``, ...  ``max_batches`` counts batches of all ranks together.
         """
         order = generator.permutation(self.num_frames) if shuffle else np.arange(self.num_frames)
         flips = (generator.random(self.num_frames) < 0.5 if self.flip_augment
                  else np.zeros(self.num_frames, dtype=bool))
+        order = torch.from_numpy(order).to(self.device)
+        flips = torch.from_numpy(flips).to(self.device)
         end = (self.num_frames // batch_size * batch_size if drop_last else self.num_frames)
-        for begin in range(0, end, batch_size):
-            chosen = order[begin:begin + batch_size]
-            yield self.batch(chosen, flips[begin:begin + batch_size])
+        if max_batches is not None:
+            end = min(end, max_batches * batch_size)
+        for begin in range(rank * batch_size, end, world_size * batch_size):
+            yield self.batch(order[begin:begin + batch_size], flips[begin:begin + batch_size])

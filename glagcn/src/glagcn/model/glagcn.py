@@ -102,10 +102,22 @@ class GLAGCN(nn.Module):
         return (centre, sequence) if return_sequence else centre
 
 
-class SlidingLifter(nn.Module):
-    """Predict every frame of a sequence with a strided model: edge-pad, window, batch."""
+def default_max_windows(device: torch.device) -> int:
+    """Windows per forward call when lifting whole sequences.  On a CPU, large batches of
+    243-frame windows run slower per window (activations leave the caches; measured in
+    benchmarks/pipeline_cpu.md), so CPU calls stay small; a GPU wants them large."""
+    return 1024 if device.type == "cuda" else 16
 
-    def __init__(self, model: GLAGCN, max_windows: int = 1024) -> None:
+
+class SlidingLifter(nn.Module):
+    """Predict every frame of a sequence with a strided model: edge-pad, window, batch.
+
+    Windows are views into the padded sequence; only the ``max_windows`` of one forward call
+    are ever copied, so memory does not grow with the sequence length times the receptive
+    field.  Several sequences (N > 1, e.g. a sequence and its mirror image) share each call.
+    """
+
+    def __init__(self, model: GLAGCN, max_windows: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.max_windows = max_windows
@@ -119,12 +131,16 @@ class SlidingLifter(nn.Module):
         pad = (receptive_field - 1) // 2
         padded = torch.cat([sequence[:, :1].expand(-1, pad, -1, -1), sequence,
                             sequence[:, -1:].expand(-1, pad, -1, -1)], dim=1)
-        windows = padded.unfold(1, receptive_field, 1)  # N, T, V, C, RF
-        n, t = windows.shape[:2]
-        windows = windows.permute(0, 1, 4, 2, 3).reshape(n * t, receptive_field,
-                                                          *sequence.shape[2:])
-        outputs = [self.model(chunk) for chunk in torch.split(windows, self.max_windows)]
-        poses = torch.cat(outputs)[:, 0].reshape(n, t, sequence.shape[2], -1)
+        windows = padded.unfold(1, receptive_field, 1)  # N, T, V, C, RF (a view)
+        n, frames, joints, channels = sequence.shape
+        max_windows = self.max_windows or default_max_windows(sequence.device)
+        per_call = max(max_windows // n, 1)
+        outputs = []
+        for begin in range(0, frames, per_call):
+            chunk = windows[:, begin:begin + per_call].permute(0, 1, 4, 2, 3)
+            chunk = chunk.reshape(-1, receptive_field, joints, channels)
+            outputs.append(self.model(chunk)[:, 0].reshape(n, -1, joints, self.model.out_features))
+        poses = torch.cat(outputs, dim=1)
         return poses[0] if single else poses
 
 

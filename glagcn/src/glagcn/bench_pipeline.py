@@ -1,0 +1,210 @@
+"""Where a training run's time goes besides the model: the data pipeline, the training loop
+and whole-sequence evaluation of the 243-frame model.
+
+``python -m glagcn.bench_pipeline --out benchmarks --tag NAME`` measures
+
+* ``batch_ms``: assembling one training batch (512 windows of 243 frames, 2D inputs + 3D
+  targets, random flips) and having it on the training device, as the training loop gets it;
+* ``train_frames_per_s``: the real training loop (``_train_epoch``: batches, forward,
+  backward, optimizer, loss bookkeeping) on H36M-shaped arrays;
+* ``eval_frames_per_s``: whole-sequence prediction with test-time flip (``predict_sequence``),
+  the path of validation, testing and ``predict.py``;
+
+and files the figures under ``NAME`` in ``benchmarks/pipeline_<device>.json`` (other tags
+kept), so the same command run on two commits gives a before/after table in
+``pipeline_<device>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from glagcn.data.batching import WindowedPoses
+from glagcn.data.sequences import PoseSequence
+from glagcn.evaluation import predict_sequence
+from glagcn.model import GLAGCN
+from glagcn.model.glagcn import ARCHITECTURES
+from glagcn.skeleton import H36M_17
+from glagcn.training import _train_epoch
+from trilab.device import select_device
+from trilab.distributed import DistContext
+from trilab.runlog import RunLogger
+
+RECEPTIVE_FIELD = 243
+H36M_TRAINING_FRAMES = 1_559_752
+
+
+def synthetic_sequences(total_frames: int, frames_per_sequence: int, seed: int = 0
+                        ) -> list[PoseSequence]:
+    """Random H36M-shaped sequences: the pipeline's cost does not depend on the values."""
+    rng = np.random.default_rng(seed)
+    count = max(total_frames // frames_per_sequence, 1)
+    return [PoseSequence(subject="S1", action=f"action{i}", camera=i % 4,
+                         keypoints_2d=rng.standard_normal((frames_per_sequence, 17, 2),
+                                                          dtype=np.float32),
+                         poses_3d=0.2 * rng.standard_normal((frames_per_sequence, 17, 3),
+                                                            dtype=np.float32))
+            for i in range(count)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
+                 repeats: int) -> float:
+    """Median milliseconds from asking for a batch to having it on ``device``."""
+    generator = np.random.default_rng(0)
+    batches = windows.iterate(batch_size, shuffle=True, generator=generator)
+    timings = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        started = time.perf_counter()
+        keypoints, poses = next(batches)
+        keypoints = keypoints.to(device, non_blocking=True)
+        poses = poses.to(device, non_blocking=True)
+        _sync(device)
+        timings.append(time.perf_counter() - started)
+    return 1000 * statistics.median(timings[1:])
+
+
+def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
+                  steps: int) -> float:
+    """Frames per second of the training loop over ``steps`` batches, after one warm-up."""
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, ARCHITECTURES[RECEPTIVE_FIELD], channels=96).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cfg = OmegaConf.create({
+        "batch_size": batch_size,
+        "model": {"sequence_branch": True},
+        "train": {"sequence_loss_weight": 1.0, "amp": device.type == "cuda",
+                  "max_batches_per_epoch": 1},
+    })
+    ctx = DistContext(device=device)
+    generator = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as scratch, \
+            RunLogger(scratch, enabled=False, tensorboard=False) as log:
+        _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 0)  # warm-up
+        cfg.train.max_batches_per_epoch = steps
+        _sync(device)
+        stats = _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 1)
+    return float(stats["frames_per_s"])
+
+
+def time_evaluation(device: torch.device, frames: int, repeats: int) -> float:
+    """Frames per second of whole-sequence prediction with test-time flip."""
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, ARCHITECTURES[RECEPTIVE_FIELD], channels=96).to(device).eval()
+    keypoints = synthetic_sequences(frames, frames, seed=1)[0].keypoints_2d
+    predict_sequence(model, keypoints[:RECEPTIVE_FIELD], H36M_17, device, flip_test=True)
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        predict_sequence(model, keypoints, H36M_17, device, flip_test=True)
+    _sync(device)
+    return frames * repeats / (time.perf_counter() - started)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure(device: torch.device, total_frames: int, train_batch: int, train_steps: int,
+            eval_frames: int, eval_repeats: int, data_batch: int = 512) -> dict:
+    sequences = synthetic_sequences(total_frames, 3000)
+    started = time.perf_counter()
+    windows = WindowedPoses(sequences, RECEPTIVE_FIELD, H36M_17, flip_augment=True)
+    setup_s = time.perf_counter() - started
+    batch_ms = time_batches(windows, data_batch, device, repeats=10)
+    row = {
+        "commit": _commit(),
+        "frames_in_dataset": windows.num_frames,
+        "windows_setup_s": setup_s,
+        "batch_size_data": data_batch,
+        "batch_ms": batch_ms,
+        "data_s_per_h36m_epoch": batch_ms / 1000 * -(-H36M_TRAINING_FRAMES // data_batch),
+        "train_batch": train_batch,
+        "train_steps": train_steps,
+        "train_frames_per_s": time_training(windows, device, train_batch, train_steps),
+        "eval_sequence_frames": eval_frames,
+        "eval_frames_per_s": time_evaluation(device, eval_frames, eval_repeats),
+    }
+    print(json.dumps(row))
+    return row
+
+
+COLUMNS = (
+    ("commit", "commit", "{}"),
+    ("batch_ms", "batch of {batch_size_data} ready on device (ms)", "{:.1f}"),
+    ("data_s_per_h36m_epoch", "data time per H36M epoch (s)", "{:.0f}"),
+    ("train_frames_per_s", "training loop frames/s (batch {train_batch})", "{:.2f}"),
+    ("eval_frames_per_s", "sequence prediction + flip frames/s", "{:.2f}"),
+)
+
+
+def write_report(runs: dict[str, dict], out: Path, machine: str, command: str) -> Path:
+    first = next(iter(runs.values()))
+    titles = [title.format(**first) for _, title, _ in COLUMNS]
+    lines = [f"# GLA-GCN pipeline, 243-frame model ({machine})", "",
+             f"Command: `{command}` (run once per tag, on the commit named in each row)", "",
+             "| tag | " + " | ".join(titles) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for tag, row in runs.items():
+        cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
+        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
+    lines += ["", "Data: random H36M-shaped sequences (3,000 frames each), edge-padded windows "
+              "as in training. Data time per H36M epoch = batch time x 3,047 batches of 512 "
+              "(1.56 M training frames): host time during which, without overlap, the GPU "
+              "would wait."]
+    path = out / f"pipeline_{'cuda' if 'cuda' in machine.lower() else 'cpu'}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--tag", default="current")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--frames", type=int, default=300_000)
+    parser.add_argument("--train-batch", type=int, default=None)
+    parser.add_argument("--train-steps", type=int, default=None)
+    parser.add_argument("--eval-frames", type=int, default=None)
+    args = parser.parse_args(argv)
+    device = select_device(args.device)
+    on_gpu = device.type == "cuda"
+    row = measure(device, args.frames,
+                  train_batch=args.train_batch or (512 if on_gpu else 8),
+                  train_steps=args.train_steps or (20 if on_gpu else 3),
+                  eval_frames=args.eval_frames or (5000 if on_gpu else 256),
+                  eval_repeats=3 if on_gpu else 1)
+    machine = (f"CUDA {torch.cuda.get_device_name(device)}" if on_gpu
+               else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
+    name = "cuda" if on_gpu else "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"pipeline_{name}.json"
+    payload = json.loads(json_path.read_text()) if json_path.is_file() else {"runs": {}}
+    payload.update(device=machine, torch=torch.__version__)
+    payload["runs"][args.tag] = row
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    command = "python -m glagcn.bench_pipeline --out benchmarks --tag TAG"
+    print(f"written {write_report(payload['runs'], args.out, machine, command)}")
+
+
+if __name__ == "__main__":
+    main()
