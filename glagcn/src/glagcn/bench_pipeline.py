@@ -67,7 +67,12 @@ def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
                  repeats: int) -> float:
     """Median milliseconds from asking for a batch to having it on ``device``."""
     generator = np.random.default_rng(0)
-    batches = windows.iterate(batch_size, shuffle=True, generator=generator)
+
+    def epochs():
+        while True:
+            yield from windows.iterate(batch_size, shuffle=True, generator=generator)
+
+    batches = epochs()
     timings = []
     for _ in range(repeats + 1):
         _sync(device)
@@ -84,7 +89,7 @@ def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
                   steps: int) -> float:
     """Frames per second of the training loop over ``steps`` batches, after one warm-up."""
     torch.manual_seed(0)
-    model = GLAGCN(H36M_17, ARCHITECTURES[RECEPTIVE_FIELD], channels=96).to(device)
+    model = GLAGCN(H36M_17, ARCHITECTURES[windows.receptive_field], channels=96).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     cfg = OmegaConf.create({
         "batch_size": batch_size,
@@ -103,12 +108,13 @@ def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
     return float(stats["frames_per_s"])
 
 
-def time_evaluation(device: torch.device, frames: int, repeats: int) -> float:
+def time_evaluation(device: torch.device, frames: int, repeats: int,
+                    receptive_field: int = RECEPTIVE_FIELD) -> float:
     """Frames per second of whole-sequence prediction with test-time flip."""
     torch.manual_seed(0)
-    model = GLAGCN(H36M_17, ARCHITECTURES[RECEPTIVE_FIELD], channels=96).to(device).eval()
+    model = GLAGCN(H36M_17, ARCHITECTURES[receptive_field], channels=96).to(device).eval()
     keypoints = synthetic_sequences(frames, frames, seed=1)[0].keypoints_2d
-    predict_sequence(model, keypoints[:RECEPTIVE_FIELD], H36M_17, device, flip_test=True)
+    predict_sequence(model, keypoints[:16], H36M_17, device, flip_test=True)  # warm-up
     _sync(device)
     started = time.perf_counter()
     for _ in range(repeats):
@@ -126,14 +132,16 @@ def _commit() -> str:
 
 
 def measure(device: torch.device, total_frames: int, train_batch: int, train_steps: int,
-            eval_frames: int, eval_repeats: int, data_batch: int = 512) -> dict:
-    sequences = synthetic_sequences(total_frames, 3000)
+            eval_frames: int, eval_repeats: int, data_batch: int = 512,
+            receptive_field: int = RECEPTIVE_FIELD) -> dict:
+    sequences = synthetic_sequences(total_frames, min(3000, total_frames))
     started = time.perf_counter()
-    windows = WindowedPoses(sequences, RECEPTIVE_FIELD, H36M_17, flip_augment=True)
+    windows = WindowedPoses(sequences, receptive_field, H36M_17, flip_augment=True)
     setup_s = time.perf_counter() - started
     batch_ms = time_batches(windows, data_batch, device, repeats=10)
     row = {
         "commit": _commit(),
+        "receptive_field": receptive_field,
         "frames_in_dataset": windows.num_frames,
         "windows_setup_s": setup_s,
         "batch_size_data": data_batch,
@@ -143,7 +151,8 @@ def measure(device: torch.device, total_frames: int, train_batch: int, train_ste
         "train_steps": train_steps,
         "train_frames_per_s": time_training(windows, device, train_batch, train_steps),
         "eval_sequence_frames": eval_frames,
-        "eval_frames_per_s": time_evaluation(device, eval_frames, eval_repeats),
+        "eval_frames_per_s": time_evaluation(device, eval_frames, eval_repeats,
+                                             receptive_field),
     }
     print(json.dumps(row))
     return row
@@ -161,7 +170,8 @@ COLUMNS = (
 def write_report(runs: dict[str, dict], out: Path, machine: str, command: str) -> Path:
     first = next(iter(runs.values()))
     titles = [title.format(**first) for _, title, _ in COLUMNS]
-    lines = [f"# GLA-GCN pipeline, 243-frame model ({machine})", "",
+    frames = first.get("receptive_field", RECEPTIVE_FIELD)
+    lines = [f"# GLA-GCN pipeline, {frames}-frame model ({machine})", "",
              f"Command: `{command}` (run once per tag, on the commit named in each row)", "",
              "| tag | " + " | ".join(titles) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for tag, row in runs.items():
@@ -185,6 +195,8 @@ def main(argv=None) -> None:
     parser.add_argument("--train-batch", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--eval-frames", type=int, default=None)
+    parser.add_argument("--receptive-field", type=int, default=RECEPTIVE_FIELD,
+                        choices=sorted(ARCHITECTURES))
     args = parser.parse_args(argv)
     device = select_device(args.device)
     on_gpu = device.type == "cuda"
@@ -192,7 +204,7 @@ def main(argv=None) -> None:
                   train_batch=args.train_batch or (512 if on_gpu else 8),
                   train_steps=args.train_steps or (20 if on_gpu else 3),
                   eval_frames=args.eval_frames or (5000 if on_gpu else 256),
-                  eval_repeats=3 if on_gpu else 1)
+                  eval_repeats=3 if on_gpu else 1, receptive_field=args.receptive_field)
     machine = (f"CUDA {torch.cuda.get_device_name(device)}" if on_gpu
                else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
     name = "cuda" if on_gpu else "cpu"

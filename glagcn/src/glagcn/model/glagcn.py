@@ -102,11 +102,14 @@ class GLAGCN(nn.Module):
         return (centre, sequence) if return_sequence else centre
 
 
-def default_max_windows(device: torch.device) -> int:
-    """Windows per forward call when lifting whole sequences.  On a CPU, large batches of
-    243-frame windows run slower per window (activations leave the caches; measured in
-    benchmarks/pipeline_cpu.md), so CPU calls stay small; a GPU wants them large."""
-    return 1024 if device.type == "cuda" else 16
+def default_max_windows(device: torch.device, receptive_field: int) -> int:
+    """Windows per forward call when lifting whole sequences.  On a CPU, calls of more than
+    about 4,000 frames (16 windows of 243) run slower per window, as activations leave the
+    caches (1,024 windows of 243 frames: 4.7 vs 15 frames/s, benchmarks/PERFORMANCE.md); a GPU
+    wants large calls."""
+    if device.type == "cuda":
+        return 1024
+    return max(4096 // receptive_field, 1)
 
 
 class SlidingLifter(nn.Module):
@@ -133,7 +136,7 @@ class SlidingLifter(nn.Module):
                             sequence[:, -1:].expand(-1, pad, -1, -1)], dim=1)
         windows = padded.unfold(1, receptive_field, 1)  # N, T, V, C, RF (a view)
         n, frames, joints, channels = sequence.shape
-        max_windows = self.max_windows or default_max_windows(sequence.device)
+        max_windows = self.max_windows or default_max_windows(sequence.device, receptive_field)
         per_call = max(max_windows // n, 1)
         outputs = []
         for begin in range(0, frames, per_call):
