@@ -9,6 +9,7 @@ sample/fetch are the producer's own times and ``stall_s`` is what training waite
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from trilab.seed import seed_everything
 from zerocopy_gcn.fetch import FeatureFetcher, make_fetcher
 from zerocopy_gcn.graph import CSRGraph, RMatSpec, ensure_rmat, load_graph, preset_spec
 from zerocopy_gcn.graph.csr import numpy_to_tensor
+from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, prepare_batch
 from zerocopy_gcn.sampling import NeighborSampler, seed_batches
@@ -166,6 +168,14 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
             (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         setup_start = time.perf_counter()
         graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
+        host_table = cfg.get("host_table", "mmap")
+        shared_memory = None
+        if host_table == "shm":
+            graph, shared_memory = share_graph_arrays(graph, ctx)
+            log.info(f"graph arrays: one copy per machine in shared memory "
+                     f"({sum(a['bytes'] for a in shared_memory.values()) / 2**30:.2f} GiB)")
+        elif host_table != "mmap":
+            raise ValueError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
         fanouts = list(cfg.fanouts)
         sample_device, csr, registrations = sampling_arrays(cfg.get("sample_on", "cpu"), graph,
                                                             device)
@@ -273,10 +283,13 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
             "chance_acc": float(np.bincount(graph.label[graph.label >= 0]).max() /
                                 max(int((graph.label >= 0).sum()), 1)),
             "weights_sha256": weights_digest(model),
+            "host_table": {"kind": host_table, "shared_memory": shared_memory},
         }
         log.write_metrics(metrics)
         if ctx.is_distributed:
             (out_dir / f"weights_rank{ctx.rank}.txt").write_text(metrics["weights_sha256"])
+            (out_dir / f"host_table_rank{ctx.rank}.json").write_text(
+                json.dumps(metrics["host_table"]))
         log.info(f"final: val_acc {metrics['final_val_acc']:.3f} test_acc {final_test:.3f} "
                  f"(majority-class chance {metrics['chance_acc']:.3f})")
         fetcher.close()
