@@ -89,3 +89,13 @@ def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expec
     cfg = OmegaConf.create({"batch_size": 14, "train": {"max_batches_per_epoch": max_batches}})
     ctx = DistContext(world_size=world_size, is_distributed=world_size > 1)
     assert _epoch_batches(Windows(), cfg, ctx) == expected
+
+
+@pytest.mark.slow
+def test_compiled_training_runs_and_keeps_the_data_off_the_device_when_asked(
+        synthetic, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    metrics = train(_compose(_small(synthetic, "epochs=1", "train.compile=true",
+                                    "train.data_on_device=false", "train.amp=true",
+                                    "model.receptive_field=9", "model.temporal_kernel=3")))
+    assert metrics["mpjpe_mm"] > 0

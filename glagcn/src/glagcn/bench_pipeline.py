@@ -167,7 +167,8 @@ COLUMNS = (
 )
 
 
-def write_report(runs: dict[str, dict], out: Path, machine: str, command: str) -> Path:
+def write_report(runs: dict[str, dict], out: Path, machine: str, command: str,
+                 name: str = "cpu") -> Path:
     first = next(iter(runs.values()))
     titles = [title.format(**first) for _, title, _ in COLUMNS]
     frames = first.get("receptive_field", RECEPTIVE_FIELD)
@@ -181,7 +182,7 @@ def write_report(runs: dict[str, dict], out: Path, machine: str, command: str) -
               "as in training. Data time per H36M epoch = batch time x 3,047 batches of 512 "
               "(1.56 M training frames): host time during which, without overlap, the GPU "
               "would wait."]
-    path = out / f"pipeline_{'cuda' if 'cuda' in machine.lower() else 'cpu'}.md"
+    path = out / f"pipeline_{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -215,7 +216,7 @@ def main(argv=None) -> None:
     payload["runs"][args.tag] = row
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     command = "python -m glagcn.bench_pipeline --out benchmarks --tag TAG"
-    print(f"written {write_report(payload['runs'], args.out, machine, command)}")
+    print(f"written {write_report(payload['runs'], args.out, machine, command, name)}")
 
 
 if __name__ == "__main__":
