@@ -66,6 +66,10 @@ def _summary(result: dict) -> dict:
     return {k: result[k] for k in SUMMARY_KEYS if k in result}
 
 
+def _uses_sequence_loss(cfg: DictConfig) -> bool:
+    return bool(cfg.model.sequence_branch and cfg.train.sequence_loss_weight > 0)
+
+
 def _epoch_batches(windows: WindowedPoses, cfg: DictConfig, ctx: DistContext) -> int:
     """Batches per epoch, all ranks together; a multiple of the world size when distributed,
     so every rank runs the same number of steps (or DDP's all-reduce would hang)."""
@@ -81,7 +85,7 @@ def _epoch_batches(windows: WindowedPoses, cfg: DictConfig, ctx: DistContext) ->
 def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx: DistContext,
                  generator: np.random.Generator, log: RunLogger, epoch: int) -> dict:
     model.train()
-    use_sequence = cfg.model.sequence_branch and cfg.train.sequence_loss_weight > 0
+    use_sequence = _uses_sequence_loss(cfg)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.train.amp and ctx.device.type == "cuda" else contextlib.nullcontext())
     # Loss sums stay on the device: reading them every step would wait for the GPU each time.
@@ -136,7 +140,7 @@ def train(cfg: DictConfig) -> dict:
         windows = WindowedPoses(
             splits.train, model.receptive_field, splits.skeleton,
             flip_augment=bool(cfg.train.flip_augment),
-            full_sequence_3d=bool(cfg.model.sequence_branch and cfg.train.sequence_loss_weight > 0),
+            full_sequence_3d=_uses_sequence_loss(cfg),
             device=ctx.device if cfg.train.get("data_on_device", True) else "cpu")
         opt_cfg = cfg.optimizer
         optimizer, scheduled = build_optimizer(
