@@ -135,3 +135,10 @@ def test_train_from_graph_folder(tmp_path, monkeypatch, small_graph_dir):
     assert metrics["graph"]["num_nodes"] == 600 and metrics["graph"]["path"] == str(small_graph_dir)
     with pytest.raises(Exception, match="meta.json"):
         train(_cfg(tmp_path, ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1"]))
+
+
+def test_unknown_host_table_is_refused_before_the_graph_is_built(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="host_table must be one of .* got 'ram'"):
+        train(_cfg(tmp_path, ["host_table=ram"]))
+    assert not (tmp_path / "data").exists()

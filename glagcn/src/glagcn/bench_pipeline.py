@@ -39,6 +39,7 @@ from glagcn.skeleton import H36M_17
 from glagcn.training import _train_epoch
 from trilab.device import select_device
 from trilab.distributed import DistContext
+from trilab.metrics import Timer
 from trilab.runlog import RunLogger
 
 RECEPTIVE_FIELD = 243
@@ -58,11 +59,6 @@ def synthetic_sequences(total_frames: int, frames_per_sequence: int, seed: int =
             for i in range(count)]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
                  repeats: int) -> float:
     """Median milliseconds from asking for a batch to having it on ``device``."""
@@ -75,13 +71,11 @@ def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
     batches = epochs()
     timings = []
     for _ in range(repeats + 1):
-        _sync(device)
-        started = time.perf_counter()
-        keypoints, poses = next(batches)
-        keypoints = keypoints.to(device, non_blocking=True)
-        poses = poses.to(device, non_blocking=True)
-        _sync(device)
-        timings.append(time.perf_counter() - started)
+        with Timer(sync_cuda=device.type == "cuda") as timer:
+            keypoints, poses = next(batches)
+            keypoints = keypoints.to(device, non_blocking=True)
+            poses = poses.to(device, non_blocking=True)
+        timings.append(timer.seconds)
     return 1000 * statistics.median(timings[1:])
 
 
@@ -101,9 +95,9 @@ def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
     generator = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as scratch, \
             RunLogger(scratch, enabled=False, tensorboard=False) as log:
-        _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 0)  # warm-up
+        # warm-up; it ends by reading the loss sums, so the device is idle when timing starts
+        _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 0)
         cfg.train.max_batches_per_epoch = steps
-        _sync(device)
         stats = _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 1)
     return float(stats["frames_per_s"])
 
@@ -115,12 +109,10 @@ def time_evaluation(device: torch.device, frames: int, repeats: int,
     model = GLAGCN(H36M_17, ARCHITECTURES[receptive_field], channels=96).to(device).eval()
     keypoints = synthetic_sequences(frames, frames, seed=1)[0].keypoints_2d
     predict_sequence(model, keypoints[:16], H36M_17, device, flip_test=True)  # warm-up
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        predict_sequence(model, keypoints, H36M_17, device, flip_test=True)
-    _sync(device)
-    return frames * repeats / (time.perf_counter() - started)
+    with Timer(sync_cuda=device.type == "cuda") as timer:
+        for _ in range(repeats):
+            predict_sequence(model, keypoints, H36M_17, device, flip_test=True)
+    return frames * repeats / timer.seconds
 
 
 def _commit() -> str:

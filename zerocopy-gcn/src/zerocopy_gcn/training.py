@@ -167,15 +167,15 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         if ctx.is_main:
             (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         setup_start = time.perf_counter()
-        graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
         host_table = cfg.get("host_table", "mmap")
+        if host_table not in HOST_TABLES:  # before opening (or generating) the graph
+            raise ValueError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
+        graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
         shared_memory = None
         if host_table == "shm":
             graph, shared_memory = share_graph_arrays(graph, ctx)
             log.info(f"graph arrays: one copy per machine in shared memory "
                      f"({sum(a['bytes'] for a in shared_memory.values()) / 2**30:.2f} GiB)")
-        elif host_table != "mmap":
-            raise ValueError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
         fanouts = list(cfg.fanouts)
         sample_device, csr, registrations = sampling_arrays(cfg.get("sample_on", "cpu"), graph,
                                                             device)
