@@ -16,14 +16,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from trilab.errors import UserError
+from trilab.safe_load import DataFileError, UnsafeFileError, load_torch_file
+
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, unreadable or does not fit the model it is loaded into."""
+
+
+UPGRADE_COMMAND = "python -m trilab.upgrade_checkpoint"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -69,10 +75,31 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
+def numpy_global_state() -> dict[str, Any]:
+    """NumPy's global RNG state as tensors and plain values (loadable with weights_only=True)."""
+    state = np.random.get_state(legacy=False)
+    return {
+        "bit_generator": state["bit_generator"],
+        "key": torch.from_numpy(state["state"]["key"].astype(np.int64)),
+        "pos": int(state["state"]["pos"]),
+        "has_gauss": int(state["has_gauss"]),
+        "gauss": float(state["gauss"]),
+    }
+
+
+def set_numpy_global_state(state: Any) -> None:
+    if isinstance(state, Mapping) and "key" in state:
+        key = state["key"]
+        key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+        state = (state["bit_generator"], key.astype(np.uint32), state["pos"],
+                 state["has_gauss"], state["gauss"])
+    np.random.set_state(state)
+
+
 def capture_rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": numpy_global_state(),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -82,7 +109,7 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    set_numpy_global_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -97,11 +124,18 @@ def save_checkpoint(
     epoch: int,
     extra: Mapping[str, Any] | None = None,
     generators: Mapping[str, torch.Generator] | None = None,
+    steps_into_next_epoch: int = 0,
 ) -> Path:
-    """Atomically save everything needed to continue training after ``epoch``."""
+    """Atomically save everything needed to continue training after ``epoch``.
+
+    ``epoch`` is the last completed epoch (-1 for none).  A checkpoint written in the middle of
+    an epoch (a run stopped by a signal) also records ``steps_into_next_epoch``: how many steps
+    of epoch ``epoch + 1`` are already done; see :func:`resume_position`.
+    """
     payload = {
         "format_version": FORMAT_VERSION,
         "epoch": int(epoch),
+        "steps_into_next_epoch": int(steps_into_next_epoch),
         "model": unwrap_model(model).state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -113,17 +147,43 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file written by :func:`save_checkpoint`, with errors that name it."""
+    """Load a checkpoint file written by :func:`save_checkpoint`, with errors that name it.
+
+    Loaded with ``torch.load(weights_only=True)``: a file that asks for anything beyond tensors
+    and plain data is refused.  Checkpoints of earlier versions of this repository stored
+    NumPy's RNG state as a NumPy array; for those the error says how to convert them.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # torch raises several types for truncated/corrupt files
-        raise CheckpointError(f"checkpoint {path} is unreadable ({error})") from error
+        payload = load_torch_file(path, map_location=map_location, what="checkpoint")
+    except UnsafeFileError as error:
+        if "numpy" in str(error):
+            raise CheckpointError(
+                f"{error}.\nIf {path} was written by an earlier version of this repository and "
+                f"you trust it, convert it once with: {UPGRADE_COMMAND} {path}") from None
+        raise
+    except DataFileError as error:
+        raise CheckpointError(str(error)) from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path} is not a trilab checkpoint (no 'model' key)")
     return payload
+
+
+def resume_position(payload: Mapping[str, Any]) -> tuple[int, int]:
+    """(epoch to run next, steps of it already done) for a loaded checkpoint."""
+    return int(payload["epoch"]) + 1, int(payload.get("steps_into_next_epoch", 0))
+
+
+def describe_mismatch(error: RuntimeError, limit: int = 3, width: int = 240) -> str:
+    """torch's state-dict mismatch report cut to its first ``limit`` problems and a count
+    (a wrong config otherwise prints one line per parameter)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    problems = lines[1:] or lines
+    shown = [p if len(p) <= width else p[: width - 3] + "..." for p in problems[:limit]]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; ... and {more} more" if more > 0 else "")
 
 
 def load_checkpoint(
@@ -144,7 +204,8 @@ def load_checkpoint(
         try:
             unwrap_model(model).load_state_dict(payload["model"], strict=strict)
         except RuntimeError as error:
-            raise CheckpointError(f"checkpoint {path} does not fit the model: {error}") from error
+            raise CheckpointError(f"checkpoint {path} does not fit the model: "
+                                  f"{describe_mismatch(error)}") from None
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler)):
         if target is None:
             continue
@@ -169,3 +230,25 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """``run_dir/checkpoints/last.pt`` when it exists, else ``None``."""
     path = checkpoint_dir(run_dir) / LAST_CHECKPOINT
     return path if path.is_file() else None
+
+
+def find_resume_checkpoint(path: str | Path, resume: bool, log=None) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a fresh start; the same words everywhere.
+
+    ``path`` is the ``last.pt`` a run would resume from.  With ``resume`` true and no such file,
+    the run starts from scratch and says so (a warning in the log), instead of silently.
+    """
+    path = Path(path)
+    if not resume:
+        return None
+    if path.is_file():
+        return path
+    message = (f"resume=true but there is nothing to resume: {path} does not exist; "
+               "starting a new run from epoch 0")
+    if log is not None:
+        log.warning(message)
+    else:
+        import warnings
+
+        warnings.warn(message, stacklevel=2)
+    return None

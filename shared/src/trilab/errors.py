@@ -1,0 +1,49 @@
+"""Errors a user can fix, and how entry points report them.
+
+A :class:`UserError` means the input was wrong (a path that does not exist, a file in the wrong
+format, an option that does not fit), not that the code is: entry points print its message in one
+or two lines and exit with status 2, without a traceback.  Every other exception is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+USER_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """Wrong input that the user can fix; the message names the file, key or value at fault."""
+
+
+class RunStopped(Exception):  # noqa: N818 (a stop is not an error)
+    """A run stopped on request (SIGTERM/SIGINT) after writing a resumable checkpoint."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def report_user_errors(function: Callable[[], T], *, program: str | None = None) -> T:
+    """Run ``function``; a :class:`UserError` becomes a short message and exit status 2.
+
+    A stopped run (:class:`RunStopped`) exits with its signal's status (128 + signal number),
+    a Ctrl-C outside a training loop with 130, both without a traceback.
+    """
+    prefix = f"{program}: " if program else ""
+    try:
+        return function()
+    except UserError as error:
+        print(f"{prefix}error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None
+    except RunStopped as stop:
+        print(f"{prefix}{stop}", file=sys.stderr, flush=True)
+        raise SystemExit(stop.exit_code) from None
+    except KeyboardInterrupt:
+        print(f"{prefix}interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
