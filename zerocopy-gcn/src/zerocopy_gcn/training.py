@@ -209,6 +209,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
             model.train()
             shard = rank_shard(train_nodes, epoch, cfg.seed, ctx)
             batches = seed_batches(shard, cfg.batch_size, epoch, cfg.seed, shuffle=False)
+            batches = batches[:cfg.max_batches] if cfg.get("max_batches") else batches
             make = lambda step, seeds, epoch=epoch: prepare_batch(  # noqa: E731
                 sampler, fetcher, seeds, epoch, step, device, sync=not cfg.prefetch)
             times = {"sample_s": 0.0, "fetch_s": 0.0, "train_s": 0.0, "stall_s": 0.0}
