@@ -65,6 +65,22 @@ def test_n_mpjpe_undoes_a_global_scale_only():
     assert n_mpjpe(rotated, target) > 0.1
 
 
+def test_n_mpjpe_scales_each_frame_on_its_own_worked_by_hand():
+    predicted = np.array([[[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+                          [[1, 0, 0], [1, 0, 0], [0, 0, 0]]], dtype=float)
+    target = np.array([[[2, 0, 0], [0, 2, 0], [0, 0, 2]],
+                       [[1, 0, 0], [0, 1, 0], [0, 0, 0]]], dtype=float)
+    # frame 0: s = (2 + 2 + 2) / (1 + 1 + 1) = 2, so s * pred = target: errors 0, 0, 0
+    # frame 1: s = (1 + 0 + 0) / (1 + 1 + 0) = 0.5, s * pred = (.5,0,0), (.5,0,0), (0,0,0):
+    #          errors |(-.5, 0, 0)| = 0.5, |(.5, -1, 0)| = sqrt(1.25), 0
+    expected = (0.5 + np.sqrt(1.25)) / 6  # = 0.269672...
+    assert n_mpjpe(predicted, target) == pytest.approx(expected, abs=1e-12)
+    assert n_mpjpe(predicted, target) == pytest.approx(0.2696723314583158, abs=1e-12)
+    # one scale for both frames would be (6 + 1) / (3 + 2) = 1.4: errors 0.6 x 3, 0.4,
+    # sqrt(1.4^2 + 1), 0 -> 0.6534...; the per-frame definition does not give that
+    assert n_mpjpe(predicted, target) != pytest.approx((1.8 + 0.4 + np.sqrt(2.96)) / 6)
+
+
 def test_pck_and_auc_closed_form():
     target = np.zeros((1, 17, 3))
     predicted = np.zeros((1, 17, 3))

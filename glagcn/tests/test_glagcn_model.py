@@ -5,7 +5,7 @@ import torch
 from glagcn.data.batching import flip_poses
 from glagcn.evaluation import predict_sequence
 from glagcn.model import GLAGCN, SlidingLifter, count_parameters, macs_per_frame
-from glagcn.model.layers import JointwiseLinear
+from glagcn.model.layers import JointwiseLinear, StridedProjection, TemporalConv
 from glagcn.skeleton import H36M_17, HUMANEVA_15, MPI_INF_3DHP_17
 
 AUTHORS_PARAMETERS = {(3, 3, 3): 844_076, (3, 3, 3, 3): 1_096_466, (3, 3, 3, 3, 3): 1_348_856}
@@ -43,9 +43,43 @@ def test_wrong_window_length_is_refused():
         model(torch.randn(1, 9, 15, 2))
 
 
-def test_sliding_form_equals_the_strided_form_on_edge_padded_windows():
+def _frames_seen(layer, frames: int, output: int) -> list[int]:
+    """Input frames that output frame ``output`` of ``layer`` depends on (by autograd)."""
+    x = torch.randn(1, 4, frames, 3, requires_grad=True)
+    layer(x)[:, :, output].sum().backward()
+    return torch.nonzero(x.grad.abs().sum(dim=(0, 1, 3))).flatten().tolist()
+
+
+@pytest.mark.parametrize(("padding", "centre"), [("authors", 0), ("centred", 1)])
+def test_strided_temporal_output_i_is_centred_on_input_frame_3i_plus_offset(padding, centre):
+    conv = TemporalConv(4, 4, kernel_size=9, stride=3, temporal_padding=padding).eval()
+    assert conv(torch.randn(1, 4, 27, 3)).shape[2] == 9
+    for i in range(9):  # kernel 9: frames centre - 4 .. centre + 4 that exist
+        middle = 3 * i + centre
+        assert _frames_seen(conv, 27, i) == list(range(max(middle - 4, 0), min(middle + 5, 27)))
+    projection = StridedProjection(4, 4, stride=3, temporal_padding=padding).eval()
+    assert [_frames_seen(projection, 27, i) for i in range(9)] == [[3 * i + centre]
+                                                                   for i in range(9)]
+
+
+def test_the_two_paddings_give_different_outputs_for_the_same_weights():
     torch.manual_seed(0)
-    model = GLAGCN(H36M_17, (3, 3), channels=8).eval()
+    authors = GLAGCN(H36M_17, (3, 3, 3), channels=8, temporal_padding="authors").eval()
+    centred = GLAGCN(H36M_17, (3, 3, 3), channels=8, temporal_padding="centred").eval()
+    centred.load_state_dict(authors.state_dict())
+    x = torch.randn(2, 27, 17, 2)
+    assert (authors(x) - centred(x)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="temporal_padding must be one of"):
+        GLAGCN(H36M_17, (3, 3), channels=8, temporal_padding="same")
+
+
+@pytest.mark.parametrize("padding", ["authors", "centred"])
+def test_sliding_form_equals_the_strided_form_on_edge_padded_windows(padding):
+    """Frame t's pose is the strided model on frames t - 4 .. t + 4 of the edge-padded
+    sequence: it changes with frame t + 4 and not with t + 5.  The padding choice acts inside
+    each window, so this holds for both."""
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=8, temporal_padding=padding).eval()
     sequence = torch.randn(6, 17, 2)
     dense = SlidingLifter(model, max_windows=4)(sequence)
     assert dense.shape == (6, 17, 3)
@@ -55,6 +89,13 @@ def test_sliding_form_equals_the_strided_form_on_edge_padded_windows():
         torch.testing.assert_close(dense[frame], expected, rtol=1e-5, atol=1e-5)
     batched = SlidingLifter(model)(sequence.unsqueeze(0).repeat(2, 1, 1, 1))
     torch.testing.assert_close(batched[1], dense, rtol=1e-5, atol=1e-5)
+    longer = torch.randn(20, 17, 2)
+    reference = SlidingLifter(model)(longer)
+    for changed, affected in ((14, range(10, 19)), (0, range(0, 5))):
+        moved = longer.clone()
+        moved[changed] += 1.0
+        differs = (SlidingLifter(model)(moved) - reference).abs().amax(dim=(1, 2)) > 1e-6
+        assert torch.nonzero(differs).flatten().tolist() == list(affected)
 
 
 def test_sliding_form_gives_the_same_poses_for_any_call_size_and_several_sequences():
@@ -113,3 +154,28 @@ def test_overfits_one_batch():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.2 * first
+
+
+def test_authors_initialisation_starts_each_graph_unit_at_its_residual():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=16, init="authors")
+    gcn = model.levels[0][0].gcn
+    assert torch.all(gcn.bn.weight == 1e-6) and torch.all(gcn.bn.bias == 0)
+    assert torch.all(model.expand.gcn.residual[1].weight == 1.0)
+    assert torch.all(model.levels[0][0].tcn.bn.weight == 1.0)
+    for conv in (*gcn.theta, *gcn.phi, *gcn.project, model.levels[0][1].tcn.conv):
+        assert torch.all(conv.bias == 0)
+    # He normal over fan-out for the temporal conv: std sqrt(2 / (16 * 9))
+    assert model.levels[0][0].tcn.conv.weight.std().item() == pytest.approx((2 / 144) ** 0.5,
+                                                                            rel=0.1)
+    # each subset's projection: std sqrt(2 / (16 * 16 * 3))
+    assert gcn.project[0].weight.std().item() == pytest.approx((2 / 768) ** 0.5, rel=0.25)
+    default = GLAGCN(H36M_17, (3, 3), channels=16, init="pytorch")
+    assert torch.all(default.levels[0][0].gcn.bn.weight == 1.0)
+
+
+def test_sequence_branch_outputs_signed_coordinates():
+    torch.manual_seed(0)
+    model = GLAGCN(H36M_17, (3, 3), channels=8, init="pytorch").eval()
+    _, sequence = model(torch.randn(4, 9, 17, 2), return_sequence=True)
+    assert (sequence < 0).any() and (sequence > 0).any()

@@ -7,7 +7,12 @@ Their file is a dict whose ``model_pos`` holds a state dict with 2s-AGCN module 
 ``conv_b`` / ``conv_d`` per subset, ``PA``, ``bn``, ``down``; ``tcn1``; ``residual``),
 ``layers_tcngcn.N`` (the blocks, alternately stride 1 and stride f) and ``fc`` (one shared 1x1
 output layer, or one per joint).  The configuration (levels, channels, temporal kernel, output
-layer) is read off the tensors' shapes; anything unexpected is an error naming the key.
+layer) is read off the tensors' shapes; anything unexpected is an error naming the key.  The
+converted model uses the authors' temporal padding, so it computes what their model computes.
+
+The file is read with ``torch.load(weights_only=True)``: nothing in it can run code.  Their
+training script also saved the data generator's NumPy ``RandomState`` under ``random_state``;
+its pickled parts are read as inert placeholders (NumPy is never called) and dropped.
 """
 
 from __future__ import annotations
@@ -21,12 +26,52 @@ import torch
 from glagcn.model import GLAGCN
 from glagcn.skeleton import get_skeleton
 from trilab.checkpoint import save_checkpoint
+from trilab.errors import UserError, report_user_errors
+from trilab.safe_load import load_torch_file
 
 _GCN_PARTS = {"conv_a": "theta", "conv_b": "phi", "conv_d": "project", "down": "residual"}
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """The file is not an authors' GLA-GCN checkpoint of a shape this model can take."""
+
+
+class _Discarded:
+    """Inert stand-in for the parts of a pickled NumPy RandomState (see the module notes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+def _discard(*args, **kwargs) -> _Discarded:
+    return _Discarded()
+
+
+# What a pickled np.random.RandomState names, in NumPy < 1.17, 1.17-1.26 and 2.x.
+_RANDOM_STATE_GLOBALS = [
+    (_discard, "numpy.random.__RandomState_ctor"),
+    (_discard, "numpy.random._pickle.__randomstate_ctor"),
+    (_discard, "numpy.random._pickle.__bit_generator_ctor"),
+    (_Discarded, "numpy.random._mt19937.MT19937"),
+    (_discard, "numpy.core.multiarray._reconstruct"),
+    (_discard, "numpy._core.multiarray._reconstruct"),
+    (_Discarded, "numpy.ndarray"),
+    (_discard, "numpy.dtype"),
+    (_Discarded, f"{__name__}._Discarded"),
+]
+
+
+def read_authors_file(source: str | Path) -> dict:
+    """The authors' checkpoint dict, read with ``torch.load(weights_only=True)``."""
+    with torch.serialization.safe_globals(_RANDOM_STATE_GLOBALS):
+        payload = load_torch_file(source, what="checkpoint")
+    if not isinstance(payload, dict) or "model_pos" not in payload:
+        raise ConversionError(f"{source}: expected a dict with 'model_pos' (the authors' format)")
+    payload.pop("random_state", None)
+    return payload
 
 
 def _block_key(rest: str) -> str:
@@ -85,7 +130,7 @@ def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
         ours["head.bias"] = torch.stack([fc[f"{j}.bias"] for j in joints])
     config = {"filter_widths": [3] * levels, "channels": int(channels),
               "temporal_kernel": int(kernel), "output_layer": output_layer,
-              "sequence_branch": False}
+              "sequence_branch": False, "temporal_padding": "authors"}
     return ours, config
 
 
@@ -93,7 +138,8 @@ def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[
     ours, config = convert_state_dict(theirs)
     model = GLAGCN(get_skeleton(skeleton_name), config["filter_widths"],
                    channels=config["channels"], temporal_kernel=config["temporal_kernel"],
-                   output_layer=config["output_layer"], sequence_branch=False)
+                   output_layer=config["output_layer"], sequence_branch=False,
+                   temporal_padding=config["temporal_padding"])
     expected = model.state_dict()
     missing = sorted(set(expected) - set(ours) - {k for k in expected
                                                   if k.endswith("skeleton_adjacency")})
@@ -110,9 +156,7 @@ def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[
 
 
 def convert_file(source: str | Path, target: str | Path, skeleton_name: str = "h36m17") -> Path:
-    payload = torch.load(source, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or "model_pos" not in payload:
-        raise ConversionError(f"{source}: expected a dict with 'model_pos' (the authors' format)")
+    payload = read_authors_file(source)
     model, config = build_converted_model(payload["model_pos"], skeleton_name)
     config["receptive_field"] = 3 ** len(config["filter_widths"])
     return save_checkpoint(target, model=model, epoch=int(payload.get("epoch", 0)),
@@ -126,7 +170,9 @@ def main(argv=None) -> None:
     parser.add_argument("target", type=Path)
     parser.add_argument("--skeleton", default="h36m17")
     args = parser.parse_args(argv)
-    print(f"written {convert_file(args.source, args.target, args.skeleton)}")
+    written = report_user_errors(lambda: convert_file(args.source, args.target, args.skeleton),
+                                 program="glagcn.convert_checkpoint")
+    print(f"written {written}")
 
 
 if __name__ == "__main__":

@@ -55,11 +55,13 @@ def p_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
 
 
 def n_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
-    """MPJPE after the least-squares scale of the whole batch of frames."""
+    """MPJPE after scaling each frame's prediction by its least-squares scale (VideoPose3D's
+    N-MPJPE): s = sum_j target_j . pred_j / sum_j |pred_j|^2 over that frame's joints."""
     predicted = np.asarray(predicted, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    scale = (target * predicted).sum() / max((predicted ** 2).sum(), 1e-12)
-    return float(joint_errors(scale * predicted, target).mean())
+    numerator = (target * predicted).sum(axis=(-1, -2), keepdims=True)
+    denominator = np.maximum((predicted ** 2).sum(axis=(-1, -2), keepdims=True), 1e-12)
+    return float(joint_errors(numerator / denominator * predicted, target).mean())
 
 
 def mpjve(predicted: np.ndarray, target: np.ndarray) -> float:

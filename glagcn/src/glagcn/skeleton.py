@@ -1,7 +1,9 @@
 """Skeleton definitions (joint order, parents, left/right) and the graph derived from them.
 
 Every dataset's graph is built from its own skeleton (the authors' 3DHP script used the H36M
-order by mistake).
+order by mistake).  The graph's directed "inward" links are the bones (child -> parent) unless a
+skeleton lists its own: HumanEva-I uses the authors' pairs, whose directions differ from its
+parent list on the limbs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Skeleton:
     joints_left: tuple[int, ...]
     joints_right: tuple[int, ...]
     root: int = 0
+    graph_inward: tuple[tuple[int, int], ...] | None = None  # (source, target), 0-based
 
     def __post_init__(self) -> None:
         n = len(self.parents)
@@ -28,6 +31,10 @@ class Skeleton:
             raise ValueError(f"{self.name}: exactly the root must have parent -1")
         if len(self.joints_left) != len(self.joints_right):
             raise ValueError(f"{self.name}: left and right joint lists differ in length")
+        for pair in self.graph_inward or ():
+            if len(pair) != 2 or not all(0 <= j < n for j in pair):
+                raise ValueError(f"{self.name}: graph link {pair} is not a pair of joints "
+                                 f"0..{n - 1}")
 
     @property
     def num_joints(self) -> int:
@@ -45,18 +52,26 @@ class Skeleton:
         permutation[list(self.joints_right)] = self.joints_left
         return permutation
 
+    @property
+    def inward_links(self) -> list[tuple[int, int]]:
+        """The graph's directed inward pairs (i, j), 0-based: the bones (child, parent) unless
+        ``graph_inward`` lists others."""
+        if self.graph_inward is not None:
+            return [tuple(pair) for pair in self.graph_inward]
+        return self.bones
+
     def adjacency_subsets(self) -> np.ndarray:
         """The three normalised subsets of the spatial graph (self, inward, outward): (3, V, V).
 
-        ``A[k] @ x`` mixes joints; inward links point from a child to its parent (towards the
-        root), outward links the other way.  Inward and outward matrices are normalised by the
-        in-degree of each column, as in 2s-AGCN.
+        As 2s-AGCN builds them: pair (i, j) sets ``A[j, i] = 1``; outward pairs are the inward
+        ones reversed (the transpose); each column is divided by its sum.  Features mix as
+        ``x @ A`` over the joint axis, so joint i receives from j along an inward pair.
         """
         v = self.num_joints
         identity = np.eye(v, dtype=np.float32)
         inward = np.zeros((v, v), dtype=np.float32)
-        for child, parent in self.bones:
-            inward[parent, child] = 1.0  # column = source joint, row = receiving joint
+        for i, j in self.inward_links:
+            inward[j, i] = 1.0
         outward = inward.T.copy()
         return np.stack([identity, _normalise_columns(inward), _normalise_columns(outward)])
 
@@ -77,6 +92,13 @@ H36M_17 = Skeleton(
     joints_right=(1, 2, 3, 14, 15, 16),
 )
 
+# The authors' HumanEva-I graph as they list it, (i, j) inward pairs in 1-based joint numbers.
+# On the limbs the pairs run parent -> child, the reverse of H36M's (child, parent) bones;
+# inward and outward have separate weights, so the direction is kept as listed.
+HUMANEVA_15_AUTHORS_INWARD_1BASED = ((15, 2), (2, 3), (3, 4), (4, 5), (2, 6), (6, 7), (7, 8),
+                                     (2, 1), (1, 12), (12, 13), (13, 14), (1, 9), (9, 10),
+                                     (10, 11))
+
 # HumanEva-I, 15 joints, in the order of the VideoPose3D humaneva15 files.
 HUMANEVA_15 = Skeleton(
     name="humaneva15",
@@ -86,6 +108,7 @@ HUMANEVA_15 = Skeleton(
     parents=(-1, 0, 1, 2, 3, 1, 5, 6, 0, 8, 9, 0, 11, 12, 1),
     joints_left=(2, 3, 4, 8, 9, 10),
     joints_right=(5, 6, 7, 11, 12, 13),
+    graph_inward=tuple((i - 1, j - 1) for i, j in HUMANEVA_15_AUTHORS_INWARD_1BASED),
 )
 
 # MPI-INF-3DHP, the 17 joints of the preprocessed test/train npz files (root = pelvis, index 14).

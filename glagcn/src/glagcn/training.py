@@ -48,6 +48,9 @@ def build_model(model_cfg: DictConfig | dict, skeleton: Skeleton) -> GLAGCN:
         graph_dropout=float(cfg.get("graph_dropout", 0.1)),
         output_layer=str(cfg.get("output_layer", "per_joint")),
         sequence_branch=bool(cfg.get("sequence_branch", True)),
+        # A checkpoint written before temporal_padding existed was trained with 'centred'.
+        temporal_padding=str(cfg.get("temporal_padding", "centred")),
+        init=str(cfg.get("init", "authors")),
     )
 
 

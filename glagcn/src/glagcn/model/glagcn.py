@@ -2,12 +2,19 @@
 
 Strided form: a window of ``receptive_field`` 2D poses in, the centre frame's 3D pose out.  Each
 level of the architecture list (e.g. 3,3,3,3,3 for 243 frames) is a stride-1 block and a
-stride-f block, with a skip that takes every f-th frame of the level's input, so the time axis
-shrinks 243 -> 81 -> 27 -> 9 -> 3 -> 1.  The local part maps each joint's remaining feature to
-its 3D position with weights of its own.
+stride-f block, with a skip that takes every f-th frame of the level's input starting at f // 2,
+so the time axis shrinks 243 -> 81 -> 27 -> 9 -> 3 -> 1.  The local part maps each joint's
+remaining feature to its 3D position with weights of its own.
 
-Sliding form (:class:`SlidingLifter`): the same weights applied to every window of an
-edge-padded sequence, giving one 3D pose per input frame.
+With the authors' temporal padding (the default) a strided block's output i is centred on its
+input frame f * i while the skip brings frame f * i + f // 2, as in their code; the centred
+padding lines both up on f * i + f // 2.  Either way the window's output depends on all of its
+frames, and the zero padding sits at the window's own edges.
+
+Sliding form (:class:`SlidingLifter`): the strided model applied to every window of an
+edge-padded sequence (frame t's window holds frames t - pad .. t + pad), giving one 3D pose per
+input frame, exactly as the authors evaluate.  A dilated whole-sequence network cannot stand in
+for it, because each window zero-pads its own edges inside every temporal convolution.
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from glagcn.model.layers import AdaptiveGraphConv, GraphTemporalBlock, JointwiseLinear
+from glagcn.model.layers import (
+    INITIALISATIONS,
+    AdaptiveGraphConv,
+    GraphTemporalBlock,
+    JointwiseLinear,
+    StridedProjection,
+    TemporalConv,
+)
 from glagcn.skeleton import Skeleton
 
 ARCHITECTURES = {27: (3, 3, 3), 81: (3, 3, 3, 3), 243: (3, 3, 3, 3, 3)}
@@ -45,10 +59,15 @@ class GLAGCN(nn.Module):
         graph_dropout: float = 0.1,
         output_layer: str = "per_joint",
         sequence_branch: bool = True,
+        temporal_padding: str = "authors",
+        init: str = "authors",
     ) -> None:
         super().__init__()
         if output_layer not in ("per_joint", "shared"):
             raise ValueError(f"output_layer must be 'per_joint' or 'shared', got {output_layer!r}")
+        if init not in INITIALISATIONS:
+            raise ValueError(f"init must be one of {INITIALISATIONS}, got {init!r}")
+        self.temporal_padding = temporal_padding
         self.skeleton = skeleton
         self.filter_widths = tuple(int(f) for f in filter_widths)
         self.num_joints = skeleton.num_joints
@@ -57,23 +76,29 @@ class GLAGCN(nn.Module):
         adjacency = torch.from_numpy(skeleton.adjacency_subsets())
         self.input_bn = nn.BatchNorm1d(self.num_joints * in_features)
         self.expand = GraphTemporalBlock(in_features, channels, adjacency, 1, "project",
-                                         temporal_kernel, graph_dropout)
+                                         temporal_kernel, graph_dropout, temporal_padding)
         self.levels = nn.ModuleList()
         for width in self.filter_widths:
             self.levels.append(nn.ModuleList([
                 GraphTemporalBlock(channels, channels, adjacency, 1, "identity",
-                                   temporal_kernel, graph_dropout),
+                                   temporal_kernel, graph_dropout, temporal_padding),
                 GraphTemporalBlock(channels, channels, adjacency, width, "none",
-                                   temporal_kernel, graph_dropout),
+                                   temporal_kernel, graph_dropout, temporal_padding),
             ]))
         self.dropout = nn.Dropout(dropout)
-        self.sequence_head = (AdaptiveGraphConv(channels, out_features, adjacency)
+        # Signed 3D coordinates come out of this unit: no ReLU on its output.
+        self.sequence_head = (AdaptiveGraphConv(channels, out_features, adjacency,
+                                                activation=False)
                               if sequence_branch else None)
         self.output_layer = output_layer
         if output_layer == "per_joint":
             self.head: nn.Module = JointwiseLinear(self.num_joints, channels, out_features)
         else:
             self.head = nn.Linear(channels, out_features)
+        if init == "authors":
+            for module in self.modules():
+                if isinstance(module, AdaptiveGraphConv | TemporalConv | StridedProjection):
+                    module.authors_init_()
 
     @property
     def receptive_field(self) -> int:

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+INITIALISATIONS = ("authors", "pytorch")
+
+
+def kaiming_fan_out_(conv: nn.Conv2d) -> None:
+    """The 2s-AGCN initialisation of a convolution: He normal over fan-out, zero bias."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    nn.init.zeros_(conv.bias)
+
+
+def constant_bn_(bn: nn.BatchNorm2d, scale: float) -> None:
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
 
 
 class AdaptiveGraphConv(nn.Module):
@@ -12,11 +27,12 @@ class AdaptiveGraphConv(nn.Module):
     For each of the K fixed subsets (self, inward, outward): the normalised skeleton matrix
     ``A_k`` + a learnable additive matrix ``B_k`` (starts at ~0) + a data-dependent matrix
     ``C_k = softmax_joints(theta_k(x)^T phi_k(x) / (C' T))``.  The subsets' outputs are summed,
-    batch-normalised, added to a residual (1x1 conv + BN when the width changes) and ReLU'd.
+    batch-normalised, added to a residual (1x1 conv + BN when the width changes) and ReLU'd
+    (``activation=False`` leaves the ReLU out, for a unit whose output is signed coordinates).
     """
 
     def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor,
-                 embed_divisor: int = 4, dropout: float = 0.0) -> None:
+                 embed_divisor: int = 4, dropout: float = 0.0, activation: bool = True) -> None:
         super().__init__()
         subsets, joints, _ = adjacency.shape
         inter = max(out_channels // embed_divisor, 1)
@@ -33,7 +49,24 @@ class AdaptiveGraphConv(nn.Module):
             self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1),
                                           nn.BatchNorm2d(out_channels))
         self.dropout = nn.Dropout(dropout)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU(inplace=True) if activation else nn.Identity()
+
+    def authors_init_(self) -> None:
+        """2s-AGCN's initialisation, as the authors' unit_gcn: He (fan-out) convolutions, each
+        subset's projection N(0, 2 / (C_out C_in K)), BN scale 1 except the output BN's 1e-6
+        (the unit starts as its residual), learnable adjacency 1e-6."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                kaiming_fan_out_(module)
+            elif isinstance(module, nn.BatchNorm2d):
+                constant_bn_(module, 1.0)
+        constant_bn_(self.bn, 1e-6)
+        subsets = len(self.project)
+        for conv in self.project:
+            fan = conv.out_channels * conv.in_channels * subsets
+            nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan))
+            nn.init.zeros_(conv.bias)
+        nn.init.constant_(self.learned_adjacency, 1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
@@ -51,36 +84,70 @@ class AdaptiveGraphConv(nn.Module):
         return self.relu(self.dropout(out) + self.residual(x))
 
 
-class TemporalConv(nn.Module):
-    """Convolution over frames only, kernel (k, 1), stride s, padding (k - s) // 2, then BN.
+TEMPORAL_PADDINGS = ("authors", "centred")
 
-    With that padding a strided conv's outputs sit centred on frames s//2, s//2 + s, ...
+
+def strided_offset(stride: int, temporal_padding: str) -> int:
+    """The input frame a strided temporal output i is centred on is ``offset + stride * i``."""
+    if temporal_padding not in TEMPORAL_PADDINGS:
+        raise ValueError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, "
+                         f"got {temporal_padding!r}")
+    return 0 if temporal_padding == "authors" else stride // 2
+
+
+class TemporalConv(nn.Module):
+    """Convolution over frames only, kernel (k, 1), stride s, zero padding, then BN.
+
+    ``temporal_padding="authors"``: (k - 1) / 2 frames on each side whatever the stride, as the
+    authors' code does; strided output i is centred on input frame s * i (0, 3, 6, ... for s = 3).
+    ``"centred"``: (k - s) / 2 frames, output i centred on frame s * i + s // 2 (1, 4, 7, ...),
+    the middle of its stride.  Both give ceil(T / s) = T / s outputs when s divides T.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9,
-                 stride: int = 1) -> None:
+                 stride: int = 1, temporal_padding: str = "authors") -> None:
         super().__init__()
-        if (kernel_size - stride) % 2:
-            raise ValueError(f"kernel {kernel_size} and stride {stride} must have the same parity")
+        strided_offset(stride, temporal_padding)  # validates the name
+        if temporal_padding == "authors":
+            if kernel_size % 2 == 0:
+                raise ValueError(f"temporal_padding='authors' needs an odd kernel, "
+                                 f"got {kernel_size}")
+            padding = (kernel_size - 1) // 2
+        else:
+            if (kernel_size - stride) % 2:
+                raise ValueError(f"temporal_padding='centred' needs kernel {kernel_size} and "
+                                 f"stride {stride} of the same parity")
+            padding = (kernel_size - stride) // 2
         self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), (stride, 1),
-                              ((kernel_size - stride) // 2, 0))
+                              (padding, 0))
         self.bn = nn.BatchNorm2d(out_channels)
+
+    def authors_init_(self) -> None:
+        kaiming_fan_out_(self.conv)
+        constant_bn_(self.bn, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
 
 
 class StridedProjection(nn.Module):
-    """1x1 conv + BN on frames s//2, s//2 + s, ... (where a strided TemporalConv centres)."""
+    """1x1 conv + BN on every s-th frame, the frames a strided TemporalConv of the same
+    padding centres on (0, s, 2s, ... for the authors' padding, as their kernel-1 unit_tcn)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 temporal_padding: str = "authors") -> None:
         super().__init__()
         self.stride = stride
+        self.offset = strided_offset(stride, temporal_padding)
         self.conv = nn.Conv2d(in_channels, out_channels, 1)
         self.bn = nn.BatchNorm2d(out_channels)
 
+    def authors_init_(self) -> None:
+        kaiming_fan_out_(self.conv)
+        constant_bn_(self.bn, 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x[:, :, self.stride // 2::self.stride]))
+        return self.bn(self.conv(x[:, :, self.offset::self.stride]))
 
 
 class GraphTemporalBlock(nn.Module):
@@ -88,16 +155,18 @@ class GraphTemporalBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor,
                  stride: int = 1, residual: str = "identity", temporal_kernel: int = 9,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, temporal_padding: str = "authors") -> None:
         super().__init__()
         self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency, dropout=dropout)
-        self.tcn = TemporalConv(out_channels, out_channels, temporal_kernel, stride)
+        self.tcn = TemporalConv(out_channels, out_channels, temporal_kernel, stride,
+                                temporal_padding)
         if residual == "none":
             self.residual: nn.Module | None = None
         elif residual == "identity" and in_channels == out_channels and stride == 1:
             self.residual = nn.Identity()
         elif residual in ("identity", "project"):
-            self.residual = StridedProjection(in_channels, out_channels, stride)
+            self.residual = StridedProjection(in_channels, out_channels, stride,
+                                              temporal_padding)
         else:
             raise ValueError(f"unknown residual kind {residual!r}")
         self.relu = nn.ReLU(inplace=True)
