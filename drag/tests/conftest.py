@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,48 @@ def compose_cfg():
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+def _tiny_overrides(data_dir) -> list[str]:
+    """The whole recipe shrunk to seconds on the 40 tiny images (K = 3, 64 px)."""
+    return [
+        "data.partitions_dir=" + str(data_dir),
+        "data.image_root=" + str(data_dir / "images"),
+        "data.generate=null",
+        "data.image_size=64",
+        "data.batch_size=8",
+        "device=cpu",
+        "groups=3",
+        "finetune.epochs=2",
+        "finetune.lr=1e-3",
+        "cluster.n_init=2",
+        "pretrain_cgl.epochs=1",
+        "drag.epochs=2",
+        "drag.freeze_backbone_epochs=1",
+        "drag.distance_weight=0.1",
+        "drag.diversity_weight=0.1",
+    ]
+
+
+@pytest.fixture
+def tiny_overrides():
+    return _tiny_overrides
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_synthetic, tmp_path_factory) -> Path:
+    """The whole recipe run once on the tiny images; its run folder (checkpoints, metrics)."""
+    from drag.pipeline import run
+
+    out = tmp_path_factory.mktemp("trained_run")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=_tiny_overrides(tiny_synthetic))
+    GlobalHydra.instance().clear()
+    previous = Path.cwd()
+    os.chdir(out)
+    try:
+        run(cfg)
+    finally:
+        os.chdir(previous)
+    return out

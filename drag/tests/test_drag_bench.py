@@ -11,8 +11,9 @@ def test_bench_writes_json_markdown_and_plot(tmp_path):
     )
     assert result["backbone_images_per_s"] > 0 and result["drag_images_per_s"] > 0
     assert result["cluster_total_s_per_1000"] > result["cluster_kmeans_s_per_1000"] > 0
-    # CGL: 512 -> 512 (K/2 = 1) -> 1024, attention 4 -> 64 twice, mix 2x2, 2 GCN 4x4, head 3 -> 2
-    expected = (512 * 512 + 512) + (512 * 1024 + 1024) + 2 * (4 * 64 + 64) + 6 + 2 * 20 + 8
+    # CGL: 512 -> 512 (K/2 = 1) -> 1024; attention: q, k 4 -> 64, v 4 -> 2, output 2 x 2;
+    # 2 GCN 4 x 4 (weight + separate bias); head 3 -> 2
+    expected = (512 * 512 + 512) + (512 * 1024 + 1024) + 2 * (4 * 64 + 64) + 10 + 6 + 2 * 20 + 8
     assert round(result["drag_extra_params_M"] * 1e6) == expected
     meta = {
         "device": "cpu",

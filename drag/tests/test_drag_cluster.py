@@ -53,3 +53,30 @@ def test_streaming_clustering_artefact_and_mismatch(tiny_synthetic, tmp_path):
         load_clusters(path, other)
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         load_clusters(tmp_path / "nothing.pt")
+
+
+class _MarkerOnLoad:
+    """Unpickling this runs Path.touch(marker): what a crafted file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_crafted_clustering_artefact_is_refused_without_running_code(tmp_path):
+    from drag.errors import DragInputError
+
+    marker = tmp_path / "marker"
+    crafted = tmp_path / "clusters.pt"
+    payload = {"assignment": torch.zeros(4, dtype=torch.long), "arch": _MarkerOnLoad(marker)}
+    torch.save(payload, crafted)
+    with pytest.raises(DragInputError, match=r"clusters\.pt.*refused"):
+        load_clusters(crafted)
+    assert not marker.exists()
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(DragInputError, match="other.pt is not a channel clustering artefact"):
+        load_clusters(tmp_path / "other.pt")

@@ -4,7 +4,7 @@ import torch
 from drag.model.backbone import Backbone, fingerprint
 from drag.model.cgl import ChannelGrouping, cgl_pretrain_loss, membership_targets
 from drag.model.drag import DRAG
-from drag.model.gcn import DenseGraphConv, normalize_adjacency
+from drag.model.gcn import AttentionAdjacency, RegionGCN
 from drag.model.losses import class_weights_from_labels, distance_loss, diversity_loss
 
 
@@ -43,16 +43,50 @@ def test_fingerprint_changes_with_weights():
     assert fingerprint(backbone) != before
 
 
-def test_normalize_adjacency_symmetric_with_self_loops():
-    zero = torch.zeros(1, 3, 3)
-    assert torch.allclose(normalize_adjacency(zero)[0], torch.eye(3))
-    a = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
-    # A + I = all ones, degrees 2 -> every entry 1/2
-    assert torch.allclose(normalize_adjacency(a), torch.full((1, 2, 2), 0.5))
-    conv = DenseGraphConv(4, 4)
-    nodes = torch.randn(1, 2, 4)
-    out = conv(nodes, a)
-    assert torch.allclose(out[0, 0], out[0, 1])  # both nodes see the same neighbourhood
+def test_gcn_layer_matches_hand_computation_with_negative_adjacency():
+    # A with negative entries and a negative row sum; worked out by hand:
+    # diagonal SET to 1 -> [[1,-2,1],[1,1,.5],[0,3,1]]; row sums 0, 2.5, 4 clamped below at 1
+    # -> 1, 2.5, 4; d^-1/2 = 1, 0.632456, 0.5; A_hat[i,j] = d_i A[i,j] d_j;
+    # X W^T = [[1,0],[0,2],[1,2]]; out = A_hat X W^T + b
+    gcn = RegionGCN(node_dim=2)
+    conv = gcn.conv1
+    with torch.no_grad():
+        conv.lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # (out, in), no bias
+        conv.bias.copy_(torch.tensor([0.1, -0.1]))
+    assert conv.lin.bias is None
+    adjacency = torch.tensor([[[0.5, -2.0, 1.0], [1.0, 0.2, 0.5], [0.0, 3.0, -1.0]]])
+    before = adjacency.clone()
+    nodes = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    expected = torch.tensor(
+        [[[1.6, -1.629822], [0.890569, 1.016228], [0.35, 2.297367]]]  # by hand, see above
+    )
+    assert torch.allclose(conv(nodes, adjacency), expected, atol=1e-5)
+    assert torch.equal(adjacency, before)  # the caller's A is not modified
+    gcn.eval()  # both layers: ReLU then dropout (off in eval)
+    hidden = torch.relu(conv(nodes, adjacency))
+    assert torch.equal(gcn(nodes, adjacency), torch.relu(gcn.conv2(hidden, adjacency)))
+
+
+def test_attention_adjacency_is_the_authors_computation():
+    torch.manual_seed(0)
+    nodes_k, dim = 3, 4
+    attention = AttentionAdjacency(dim, nodes_k, attn_dim=2, dropout=0.1).eval()
+    x = torch.randn(2, nodes_k, dim)
+    q = x @ attention.query.weight.T + attention.query.bias
+    k = x @ attention.key.weight.T + attention.key.bias
+    v = x @ attention.value.weight.T + attention.value.bias  # each node -> K numbers
+    p = torch.softmax(q @ k.transpose(1, 2) / 2**0.5, dim=-1)
+    y = p @ v
+    expected = torch.empty(2, nodes_k, nodes_k)
+    for i in range(nodes_k):  # A[i, :] = W (row i of Y^T = column i of Y) + b
+        expected[:, i] = y[:, :, i] @ attention.output.weight.T + attention.output.bias
+    got = attention(x)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, attention.output(y), atol=1e-3)  # the transpose matters
+    assert (got < 0).any()  # no ReLU: negative entries survive
+    attention.train()
+    torch.manual_seed(1)
+    assert not torch.allclose(attention(x), got)  # dropout on the attention while training
 
 
 def test_region_maps_are_weighted_channel_means():
@@ -69,7 +103,6 @@ def test_forward_shapes_and_every_parameter_gets_a_finite_gradient(tiny_drag):
     assert out["logits"].shape == (2, 2)
     assert out["region_maps"].shape == (2, 3, 2, 2)
     assert out["adjacency"].shape == (2, 3, 3)
-    assert (out["adjacency"] >= 0).all()
     out["logits"].sum().backward()
     unused = {"backbone.fc.weight", "backbone.fc.bias"}  # the fine-tuning head is not used
     for name, param in tiny_drag.named_parameters():

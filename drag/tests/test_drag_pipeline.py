@@ -13,26 +13,6 @@ EXPERIMENTS = sorted(
 )
 
 
-def tiny_overrides(data_dir):
-    return [
-        "data.partitions_dir=" + str(data_dir),
-        "data.image_root=" + str(data_dir / "images"),
-        "data.generate=null",
-        "data.image_size=64",
-        "data.batch_size=8",
-        "device=cpu",
-        "groups=3",
-        "finetune.epochs=2",
-        "finetune.lr=1e-3",
-        "cluster.n_init=2",
-        "pretrain_cgl.epochs=1",
-        "drag.epochs=2",
-        "drag.freeze_backbone_epochs=1",
-        "drag.distance_weight=0.1",
-        "drag.diversity_weight=0.1",
-    ]
-
-
 def test_every_experiment_composes(compose_cfg):
     assert {
         "finetune_backbone",
@@ -53,43 +33,45 @@ def test_every_experiment_composes(compose_cfg):
 
 
 def test_all_stages_end_to_end_then_resume_predict_explain(
-    tiny_synthetic, compose_cfg, tmp_path, monkeypatch
+    tiny_synthetic, trained_run, compose_cfg, tiny_overrides, tmp_path, monkeypatch
 ):
-    monkeypatch.chdir(tmp_path)
-    cfg = compose_cfg(tiny_overrides(tiny_synthetic))
-    summary = run(cfg)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = json.loads((trained_run / "metrics.json").read_text())
     for key in ("baseline", "drag"):
         test = metrics[key]["test"]
         assert 0 <= test["accuracy"] <= 1 and "roc_auc" in test
         assert set(test["per_class"]) == {"public", "private"}
         assert 0 <= metrics[key]["threshold"] <= 1
-    assert metrics["majority_rate_test"] == pytest.approx(summary["majority_rate_test"])
     assert sum(metrics["cluster"]["cluster_sizes"]) == 512
     for stage in ("finetune_backbone", "pretrain_cgl", "drag"):
-        assert (tmp_path / stage / "checkpoints" / "best.pt").is_file()
-        assert (tmp_path / stage / "checkpoints" / "last.pt").is_file()
-    assert (tmp_path / "cluster" / "clusters.pt").is_file()
+        assert (trained_run / stage / "checkpoints" / "best.pt").is_file()
+        assert (trained_run / stage / "checkpoints" / "last.pt").is_file()
+    assert (trained_run / "cluster" / "clusters.pt").is_file()
 
     # resume: every stage finds its finished last.pt and only re-evaluates
+    monkeypatch.chdir(trained_run)
     resumed = run(
         compose_cfg(tiny_overrides(tiny_synthetic) + ["resume=true", "stages=[finetune_backbone]"])
     )
     assert resumed["baseline"]["test"]["accuracy"] == metrics["baseline"]["test"]["accuracy"]
-    assert "resumed from" in (tmp_path / "run.log").read_text()
+    assert resumed["majority_rate_test"] == pytest.approx(metrics["majority_rate_test"])
+    assert "resumed from" in (trained_run / "run.log").read_text()
 
-    ckpt = tmp_path / "drag" / "checkpoints" / "best.pt"
+    ckpt = trained_run / "drag" / "checkpoints" / "best.pt"
     images = tiny_synthetic / "images"
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "broken.png").write_bytes(b"\x89PNG not really")
+    fine = next((images / "private").glob("*.jpg"))
+    (tmp_path / "junk" / "fine.jpg").write_bytes(fine.read_bytes())
     out = predict_folder(images, ckpt, tmp_path / "preds.csv", device="cpu", batch_size=7)
     rows = list(csv.DictReader(open(tmp_path / "preds.csv")))
     assert len(rows) == 40 and out["images"] == 40
     assert all(
         r["label"] in ("private", "public") and 0 <= float(r["p_private"]) <= 1 for r in rows
     )
+    assert out["threshold"] == pytest.approx(metrics["drag"]["threshold"])
     bad = predict_folder(tmp_path / "junk", ckpt, tmp_path / "junk.csv", device="cpu")
-    assert bad["unreadable"] == 1 and "broken.png" in Path(bad["unreadable_list"]).read_text()
+    assert bad["images"] == 1 and bad["unreadable"] == 1
+    assert "broken.png" in Path(bad["unreadable_list"]).read_text()
 
     figures = explain(images / "private", ckpt, tmp_path / "explain", device="cpu", max_images=2)
     assert len(figures) == 2 and Path(figures[0]["png"]).stat().st_size > 1000

@@ -14,11 +14,12 @@ import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from torch.utils.data import DataLoader
 
+from drag.errors import DragInputError, MissingFileError, load_tensor_file
 from drag.model.backbone import Backbone, fingerprint
 from trilab.checkpoint import atomic_save
 
 
-class ClusterMismatchError(ValueError):
+class ClusterMismatchError(DragInputError):
     """The clustering artefact was computed with another backbone (or K)."""
 
 
@@ -115,6 +116,7 @@ def cluster_channels(
 
 
 def save_clusters(clusters: ChannelClusters, path: str | Path) -> Path:
+    """Tensors and plain Python values only, so that loading needs no unpickling of code."""
     payload = dict(vars(clusters))
     payload["assignment"] = torch.from_numpy(clusters.assignment)
     return atomic_save(payload, path)
@@ -124,10 +126,13 @@ def load_clusters(path: str | Path, backbone: Backbone | None = None) -> Channel
     """Load an artefact; with ``backbone`` given, refuse it unless it was made by those weights."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"channel clustering artefact not found: {path} (run the cluster stage first)"
         )
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_tensor_file(path, "channel clustering artefact")
+    fields = set(ChannelClusters.__dataclass_fields__)
+    if not isinstance(payload, dict) or set(payload) != fields:
+        raise DragInputError(f"{path} is not a channel clustering artefact of this project")
     payload["assignment"] = payload["assignment"].numpy()
     clusters = ChannelClusters(**payload)
     if backbone is not None:

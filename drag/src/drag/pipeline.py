@@ -19,7 +19,9 @@ from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
 
 
-def run(cfg) -> dict:
+def run(cfg, stage_functions: dict | None = None) -> dict:
+    """``stage_functions`` replaces stages by name (a comparison's variant of one stage)."""
+    functions = {**STAGE_FUNCTIONS, **(stage_functions or {})}
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -40,7 +42,7 @@ def run(cfg) -> dict:
         times = {}
         for stage in stages:
             start = time.perf_counter()
-            STAGE_FUNCTIONS[stage](state)
+            functions[stage](state)
             times[stage] = time.perf_counter() - start
             log.info(f"stage {stage} done in {times[stage]:.1f}s")
         state.flush_report()

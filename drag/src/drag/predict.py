@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 
 from drag.data.dataset import ImageListDataset, Sample, collate_skip_bad
 from drag.data.images import BadFileReport
-from drag.inference import list_images, load_trained
+from drag.errors import NoImagesError
+from drag.inference import decision_threshold, list_images, load_trained
 from trilab.device import select_device
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
@@ -28,10 +29,10 @@ def predict_folder(
     num_workers: int = 0,
     log=None,
 ) -> dict:
+    paths = list_images(images)  # an empty folder is an error, not an empty CSV
     dev = select_device(device)
-    model, info = load_trained(checkpoint, dev)
-    threshold = info["threshold"] if threshold is None else float(threshold)
-    paths = list_images(images)
+    model, info = load_trained(checkpoint, dev, ("drag", "finetune_backbone"), "predict.py")
+    threshold = decision_threshold(info, threshold, log)
     dataset = ImageListDataset([Sample(p, -1) for p in paths], info["image_size"])
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skip_bad
@@ -56,6 +57,11 @@ def predict_folder(
             n_done += len(batch["paths"])
     unreadable = out_csv.with_name(out_csv.stem + "_unreadable.tsv")
     report.write(unreadable)
+    if n_done == 0:
+        raise NoImagesError(
+            f"none of the {len(paths)} image file(s) under {images} could be read; "
+            f"reasons in {unreadable}"
+        )
     summary = {
         "images": n_done,
         "private": n_private,

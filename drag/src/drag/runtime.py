@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drag.data import BadFileReport, build_splits, make_loader, maybe_generate
-from drag.engine import collect_scores, train_epoch
+from drag.engine import choose_threshold, collect_scores, train_epoch
 from drag.model.losses import class_weights_from_labels
 from trilab.checkpoint import load_checkpoint, save_checkpoint
 from trilab.metrics import classification_metrics
@@ -93,7 +93,8 @@ def fit(
     """Train with last/best checkpoints under work_dir/stage/checkpoints; resumable.
 
     The best epoch is chosen on validation ROC-AUC (threshold-free); without ``select`` the
-    last epoch is kept as best.
+    last epoch is kept as best. Every checkpoint records ``extra["stage"]``; with ``select``
+    also the decision threshold chosen on validation for its weights (``extra["threshold"]``).
     """
     ckpt_dir = run.stage_dir(stage) / "checkpoints"
     last, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
@@ -127,11 +128,14 @@ def fit(
         )
         scalars = {f"{stage}/train_loss": loss}
         score = float(epoch)
+        epoch_extra = {**extra, "stage": stage}
         if select:
             model.eval()
             labels, scores, _ = collect_scores(model, val_loader, run.device, run.report)
             val = classification_metrics(labels, (scores >= 0.5).astype(int), y_score=scores)
             score = val.get("roc_auc", val["balanced_accuracy"])
+            # stored with these weights: predict.py uses it for best.pt and last.pt alike
+            epoch_extra["threshold"] = choose_threshold(labels, scores)
             scalars.update(
                 {
                     f"{stage}/val_auc": score,
@@ -148,14 +152,14 @@ def fit(
             if score >= best:
                 best = score
                 save_checkpoint(
-                    best_path, model=model, epoch=epoch, extra={**extra, "best_score": best}
+                    best_path, model=model, epoch=epoch, extra={**epoch_extra, "best_score": best}
                 )
             save_checkpoint(
                 last,
                 model=model,
                 optimizer=optimizer,
                 epoch=epoch,
-                extra={**extra, "best_score": best},
+                extra={**epoch_extra, "best_score": best},
                 generators={"loader": run.generator},
             )
         run.ctx.barrier()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from drag.checkpoint_stage import require_stage
 from drag.cluster import cluster_channels, load_clusters, save_clusters
 from drag.engine import evaluate_splits
 from drag.model.backbone import Backbone
@@ -13,7 +15,7 @@ from drag.model.cgl import cgl_pretrain_loss, membership_targets
 from drag.model.drag import DRAG, build_drag
 from drag.model.losses import distance_loss, diversity_loss
 from drag.runtime import Run, fit
-from trilab.checkpoint import atomic_save, load_checkpoint, read_checkpoint
+from trilab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 
 STAGES = ("finetune_backbone", "cluster", "pretrain_cgl", "drag")
 
@@ -37,8 +39,11 @@ def cgl_checkpoint(run: Run) -> Path:
 
 
 def load_backbone(run: Run) -> Backbone:
+    path = backbone_checkpoint(run)
+    payload = read_checkpoint(path)
+    require_stage(payload, path, ("finetune_backbone",), "this stage")
     backbone = Backbone(run.cfg.model.arch, pretrained=False)
-    load_checkpoint(backbone_checkpoint(run), model=backbone, restore_rng=False)
+    load_checkpoint(path, model=backbone, restore_rng=False)
     return backbone.to(run.device)
 
 
@@ -189,13 +194,19 @@ def _membership_agreement(run: Run, model: DRAG, membership: torch.Tensor) -> fl
     return hits / max(total, 1)
 
 
-def train_drag(run: Run) -> dict:
+def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_drag) -> dict:
+    """The DRAG stage from the pretrained CGL; ``build_model`` lets a comparison swap parts of
+    the model (the backbone and CGL weights are what carries over)."""
     cfg = run.cfg.drag
-    backbone = Backbone(run.cfg.model.arch, pretrained=False)
-    payload = read_checkpoint(cgl_checkpoint(run))
+    path = cgl_checkpoint(run)
+    payload = read_checkpoint(path)
+    require_stage(payload, path, ("pretrain_cgl",), "the drag stage")
     config = payload["extra"]["model_config"]
-    model = build_drag(backbone, config)
-    model.load_state_dict(payload["model"])
+    model = build_model(Backbone(config["arch"], pretrained=False), config)
+    carried = {k: v for k, v in payload["model"].items() if k.startswith(("backbone.", "cgl."))}
+    missing, _ = model.load_state_dict(carried, strict=False)
+    if any(k.startswith(("backbone.", "cgl.")) for k in missing):
+        raise CheckpointError(f"{path} lacks backbone/CGL weights: {missing[:3]}")
     model.to(run.device)
     wrapped = run.ctx.wrap_model(model, find_unused_parameters=True)
     head = [*model.adjacency.parameters(), *model.gcn.parameters(), *model.head.parameters()]
@@ -245,10 +256,6 @@ def train_drag(run: Run) -> dict:
     model.freeze_backbone = False
     model.eval()
     result = evaluate_splits(model, run.eval_loaders(), run.device, run.report, run.log)
-    if run.ctx.is_main:  # predict.py uses the validation threshold stored with the weights
-        payload = read_checkpoint(best)
-        payload["extra"]["threshold"] = result["threshold"]
-        atomic_save(payload, best)
     run.write_json(run.stage_dir("drag") / "metrics.json", result)
     run.log.info(f"DRAG test accuracy {result['test']['accuracy']:.4f}")
     return result

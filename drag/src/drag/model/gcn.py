@@ -1,63 +1,60 @@
-"""Per-image self-attention adjacency and dense graph convolutions over the K region nodes."""
+"""Per-image attention adjacency and the two dense GCN layers over the K region nodes.
+
+Both follow the authors' computation as stated in ``shared/papers/drag.md``; the GCN layers are
+PyTorch Geometric's own ``DenseGCNConv`` (the layer the authors used), not a re-write of it.
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
+with warnings.catch_warnings():
+    # PyG scripts a few helpers with torch.jit.script at import, deprecated in this torch
+    warnings.simplefilter("ignore", FutureWarning)
+    from torch_geometric.nn import DenseGCNConv
+
 
 class AttentionAdjacency(nn.Module):
-    """A = mix(dropout(softmax(Q K^T / sqrt(d)))) with Q, K linear maps of the node vectors.
+    """The dynamic adjacency of one image's K nodes (B x K x D -> B x K x K).
 
-    The mixing is a K x K linear map initialised to the identity; a ReLU keeps the result a
-    non-negative adjacency so the symmetric degree normalisation stays defined.
+    q, k = Linear(D, d) of the nodes, v = Linear(D, K) (every node -> K numbers);
+    P = dropout(softmax(q k^T / sqrt(d))); Y = P v; A = Linear(K, K)(Y^T) with bias.
+    Nothing squashes A afterwards, so entries may be negative: DenseGCNConv's degree clamp
+    is what keeps the normalisation defined, as in the authors' model.
     """
 
     def __init__(self, node_dim: int, nodes: int, attn_dim: int = 64, dropout: float = 0.1):
         super().__init__()
         self.query = nn.Linear(node_dim, attn_dim)
         self.key = nn.Linear(node_dim, attn_dim)
+        self.value = nn.Linear(node_dim, nodes)
         self.dropout = nn.Dropout(dropout)
-        self.mix = nn.Linear(nodes, nodes)
-        with torch.no_grad():
-            self.mix.weight.copy_(torch.eye(nodes))
-            self.mix.bias.zero_()
-        self.scale = 1.0 / math.sqrt(attn_dim)
+        self.output = nn.Linear(nodes, nodes)
+        self.attn_dim = attn_dim
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        scores = self.query(nodes) @ self.key(nodes).transpose(1, 2) * self.scale
+        scores = self.query(nodes) @ self.key(nodes).transpose(-1, -2) / math.sqrt(self.attn_dim)
         attention = self.dropout(torch.softmax(scores, dim=-1))
-        return torch.relu(self.mix(attention))
-
-
-def normalize_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
-    """D^-1/2 (A + I) D^-1/2 for a batch of dense B x K x K adjacencies."""
-    eye = torch.eye(adjacency.shape[-1], dtype=adjacency.dtype, device=adjacency.device)
-    with_loops = adjacency + eye
-    inv_sqrt = with_loops.sum(-1).clamp_min(1e-12).rsqrt()
-    return inv_sqrt.unsqueeze(-1) * with_loops * inv_sqrt.unsqueeze(-2)
-
-
-class DenseGraphConv(nn.Module):
-    """H' = norm(A) H W + b."""
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim)
-
-    def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        return normalize_adjacency(adjacency) @ self.linear(nodes)
+        mixed = attention @ self.value(nodes)
+        return self.output(mixed.transpose(-1, -2))
 
 
 class RegionGCN(nn.Module):
-    """Two dense GCN layers, ReLU + dropout (an nn.Dropout module, so it is off in eval mode)."""
+    """Two DenseGCNConv layers D -> D, each ReLU then dropout.
+
+    DenseGCNConv sets the diagonal of A to 1, clamps the row sums below at 1 and propagates
+    D^-1/2 A D^-1/2 (X W) + b. The dropout is a module, so it is off in eval mode (the
+    authors' notebook created it inside ``forward``, which kept it on at evaluation).
+    """
 
     def __init__(self, node_dim: int, dropout: float = 0.5) -> None:
         super().__init__()
-        self.conv1 = DenseGraphConv(node_dim, node_dim)
-        self.conv2 = DenseGraphConv(node_dim, node_dim)
+        self.conv1 = DenseGCNConv(node_dim, node_dim)
+        self.conv2 = DenseGCNConv(node_dim, node_dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
