@@ -1,4 +1,5 @@
 import gc
+import time
 import shutil
 import subprocess
 
@@ -262,3 +263,48 @@ def test_cached_fetcher_equals_index_select(small_graph, fraction):
     assert cold.rows_fetched == round(500 * (1 - stats["cache_hit_rate"]))
     with pytest.raises(IndexError, match="out of range"):
         fetcher.fetch(torch.tensor([small_graph.num_nodes]))
+
+
+# --- reused output buffers of the conventional path --------------------------------------------
+
+def test_conventional_fetch_cycles_a_ring_of_reused_buffers():
+    table = torch.randn(4000, 16)
+    fetcher = ConventionalFetcher(table, "cpu", ring=3)
+    pointers = set()
+    for step in range(12):
+        idx = torch.randint(0, 4000, (500 + step,))
+        out = fetcher.fetch(idx)
+        assert torch.equal(out, table.index_select(0, idx))
+        pointers.add(out.data_ptr())
+        del out  # the caller is done with the batch: its buffer may be reused
+    assert len(pointers) <= 3 and fetcher.buffers_allocated <= 3
+
+
+def test_batches_still_held_are_never_overwritten():
+    table = torch.randn(2000, 8)
+    fetcher = ConventionalFetcher(table, "cpu", ring=2)
+    held, expected = [], []
+    for _ in range(7):
+        idx = torch.randint(0, 2000, (300,))
+        held.append(fetcher.fetch(idx)[5:])  # a derived view keeps its buffer in use too
+        expected.append(table.index_select(0, idx)[5:])
+    assert all(torch.equal(a, b) for a, b in zip(held, expected, strict=True))
+    assert fetcher.ring_size >= 7  # the ring grew instead of overwriting
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_prefetch_depth_sizes_the_ring_and_keeps_batches_intact(small_graph, depth):
+    sampler = NeighborSampler(small_graph, [4, 3], seed=0)
+    table = small_graph.feat_tensor()
+    fetcher = ConventionalFetcher(table, "cpu")
+    batches = seed_batches(small_graph.splits["train"], 20, epoch=0, seed=0)
+    device = torch.device("cpu")
+    make = lambda step, seeds: prepare_batch(sampler, fetcher, seeds, 0, step, device,  # noqa
+                                             sync=False)
+    prefetcher = Prefetcher(make, batches, device, enabled=True, depth=depth, fetcher=fetcher)
+    assert fetcher.ring_size == depth + 3
+    for prepared in prefetcher:
+        time.sleep(0.002)  # a slow consumer: the producer fills the queue meanwhile
+        expected = table.index_select(0, prepared.batch.input_nodes)
+        assert torch.equal(prepared.features, expected)
+    assert fetcher.ring_size == depth + 3  # no growth: the ring covered every live batch

@@ -1,11 +1,15 @@
 """Benchmarks: gather bandwidth, sampler rate and end-to-end epoch times per fetch mode.
 
     python bench.py --out benchmarks          (make -C zerocopy-gcn bench)
+    python bench.py --sections gather --table-mb 1024 --base-offsets 0 16   (parts of it)
 
-Gather bandwidth is useful bytes delivered per second, next to the machine's own ceiling (pinned
-host-to-device memcpy on a GPU; a large contiguous host copy on a CPU-only machine).  GPU modes
-run only where CUDA (and, for zero-copy, CuPy) is present; otherwise they are listed as skipped.
-Timings are medians of a few repeats after a warm-up, with CUDA synchronised before each clock.
+Gather bandwidth is useful bytes delivered per second, each beside a plain copy of the same
+bytes (pinned host-to-device memcpy on a GPU; host memcpy on a CPU-only machine), measured
+interleaved: every repeat times each variant once in turn, so load from other processes hits
+all variants alike; the median is reported.  GPU modes run only where CUDA (and, for zero-copy,
+CuPy) is present; otherwise they are listed as skipped.  Epochs: a fixed number of minibatches
+per epoch (``--max-batches``); the first epoch starts with the graph's files evicted from the
+page cache (cold) and is reported apart from the later (warm) ones.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +32,41 @@ import torch
 
 from zerocopy_gcn.fetch import make_fetcher
 from zerocopy_gcn.graph import ensure_rmat, load_graph, preset_spec
+from zerocopy_gcn.pagecache import evict, resident_fraction
 from zerocopy_gcn.sampling import NeighborSampler, seed_batches
 from zerocopy_gcn.training import preset_folder
 
 ROW_BYTES = [64, 128, 256, 512, 1024, 2048, 4096]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-COMMAND = "make -C zerocopy-gcn bench  (python bench.py --out benchmarks)"
+SECTIONS = ("gather", "sampler", "cache", "epochs", "multi_gpu")
+LINE_BYTES = 128
+TIMES = ("epoch_s", "sample_s", "fetch_s", "train_s", "stall_s")
 
 
-def _timed(fn, repeats: int, sync_cuda: bool) -> float:
-    fn()  # warm-up (page faults, kernel compilation, allocator)
-    times = []
+def cupy_available() -> bool:
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int,
+                sync_cuda: bool) -> dict[str, float]:
+    """Median seconds per variant; one warm-up call each, then repeats taken in turn."""
+    for fn in variants.values():
+        fn()  # warm-up (page faults, kernel compilation, allocator, ring buffers)
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
-        if sync_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if sync_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in variants.items():
+            if sync_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if sync_cuda:
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def machine_info() -> dict[str, Any]:
@@ -57,15 +79,10 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "cupy": cupy_available()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
-    try:
-        import cupy  # noqa: F401
-
-        info["cupy"] = True
-    except ImportError:
-        info["cupy"] = False
     return info
 
 
@@ -74,77 +91,102 @@ def ceiling_gbps(table_bytes: int, repeats: int) -> dict[str, float]:
     source = torch.empty(table_bytes, dtype=torch.uint8)
     source.fill_(1)
     target = torch.empty_like(source)
-    seconds = _timed(lambda: target.copy_(source), repeats, False)
-    result = {"host_memcpy_gbps": table_bytes / seconds / 1e9}
+    variants = {"host_memcpy_gbps": lambda: target.copy_(source)}
     if torch.cuda.is_available():
         pinned = source.pin_memory()
         device = torch.empty(table_bytes, dtype=torch.uint8, device="cuda")
-        seconds = _timed(lambda: device.copy_(pinned, non_blocking=True), repeats, True)
-        result["pinned_h2d_gbps"] = table_bytes / seconds / 1e9
-    return result
+        variants["pinned_h2d_gbps"] = lambda: device.copy_(pinned, non_blocking=True)
+    seconds = interleaved(variants, repeats, torch.cuda.is_available())
+    return {name: table_bytes / s / 1e9 for name, s in seconds.items()}
 
 
-def gather_modes() -> tuple[list[tuple[str, str, dict]], list[str]]:
-    """(label, mode, options) for each runnable mode, and the labels skipped with reasons."""
-    modes = [("conventional", "conventional", {})]
+def gather_modes() -> tuple[list[str], list[str]]:
+    """Labels of the runnable gather variants and of the skipped ones with reasons."""
+    modes = ["memcpy", "conventional"]
     skipped = []
     if torch.cuda.is_available():
-        modes += [("gpu", "gpu", {})]
-        try:
-            import cupy  # noqa: F401
-
-            modes += [("zerocopy-naive", "zerocopy", {"kernel": "naive"}),
-                      ("zerocopy-aligned", "zerocopy", {"kernel": "aligned"})]
-        except ImportError:
+        modes += ["gpu"]
+        if cupy_available():
+            modes += ["zerocopy-naive", "zerocopy-aligned"]
+        else:
             skipped += ["gather zerocopy-naive/aligned: CuPy not installed"]
     else:
+        modes += ["index_select-out", "conventional-new-output"]
         skipped += ["gather gpu/zerocopy-naive/zerocopy-aligned: no CUDA device"]
     return modes, skipped
 
 
-def bench_gather(table_bytes: int, gather_bytes: int, repeats: int,
-                 row_sizes: list[int]) -> list[dict[str, Any]]:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = device == "cuda"
-    buffer = torch.empty(table_bytes, dtype=torch.uint8)
-    buffer.view(torch.int32)[:] = torch.arange(table_bytes // 4, dtype=torch.int32)
-    modes, _ = gather_modes()
+def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: list[int],
+                 dtypes: tuple[str, ...] = tuple(DTYPES),
+                 orders: tuple[str, ...] = ("random", "sorted"),
+                 base_offsets: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
+    """Gather GB/s per variant beside ``memcpy`` of the same bytes (interleaved).
+
+    ``base_offsets``: bytes by which the table starts after a 128-B line boundary (0 = every
+    row of a multiple-of-128-B size starts on a line; 16 = every row straddles lines).
+    """
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    zerocopy = cuda and cupy_available()
+    # one host buffer, 128-B aligned start, with room for the largest offset
+    raw = torch.empty(table_bytes + 2 * LINE_BYTES, dtype=torch.uint8)
+    raw.view(torch.int32)[:] = torch.arange(raw.numel() // 4, dtype=torch.int32)
+    aligned_start = (-raw.data_ptr()) % LINE_BYTES
     rows = []
     for row_bytes in row_sizes:
         num_rows = table_bytes // row_bytes
         count = max(1, min(num_rows, gather_bytes // row_bytes))
         gen = torch.Generator().manual_seed(row_bytes)
         random_idx = torch.randint(0, num_rows, (count,), generator=gen)
-        for dtype_name, dtype in DTYPES.items():
-            width = row_bytes // torch.empty(0, dtype=dtype).element_size()
-            table = buffer[: num_rows * row_bytes].view(dtype).view(num_rows, width)
-            for label, mode, options in modes:
-                for order in ("random", "sorted"):
-                    opts = dict(options)
-                    if mode == "zerocopy":
-                        opts["sort_indices"] = order == "sorted"
-                    idx = random_idx if order == "random" else torch.sort(random_idx).values
-                    if mode == "zerocopy" and order == "sorted":
-                        idx = random_idx  # the fetcher sorts internally
-                    fetcher = make_fetcher(mode, table, device, **opts)
-                    idx_dev = idx.to(device) if mode != "conventional" else idx
-                    seconds = _timed(lambda f=fetcher, i=idx_dev: f.fetch(i), repeats, sync)
-                    fetcher.close()
-                    rows.append({"mode": label, "row_bytes": row_bytes, "dtype": dtype_name,
-                                 "order": order, "rows": count, "seconds": seconds,
-                                 "gbps": count * row_bytes / seconds / 1e9})
-                    if mode == "conventional" and device == "cpu":
-                        # the same gather into a reused buffer: separates the cost of
-                        # page-faulting a fresh output from the gather itself
-                        fetcher = make_fetcher(mode, table, device)
-                        out = torch.empty((count, width), dtype=dtype)
-                        seconds = _timed(lambda f=fetcher, i=idx, o=out: f.gather_into(i, o),
-                                         repeats, False)
+        sorted_idx = torch.sort(random_idx).values
+        nbytes = count * row_bytes
+        copy_src = torch.ones(nbytes, dtype=torch.uint8, pin_memory=cuda)
+        copy_dst = torch.empty(nbytes, dtype=torch.uint8, device=device)
+        for offset in base_offsets:
+            start = aligned_start + offset
+            for dtype_name in dtypes:
+                dtype = DTYPES[dtype_name]
+                element = torch.empty(0, dtype=dtype).element_size()
+                if row_bytes % element or offset % element:
+                    continue
+                width = row_bytes // element
+                table = raw[start:start + num_rows * row_bytes].view(dtype).view(num_rows, width)
+                conventional = make_fetcher("conventional", table, device)
+                gpu = make_fetcher("gpu", table, device) if cuda else None
+                zc = make_fetcher("zerocopy", table, device) if zerocopy else None
+                out = torch.empty((count, width), dtype=dtype)
+                for order in orders:
+                    idx = random_idx if order == "random" else sorted_idx
+                    idx_dev = idx.to(device)
+                    variants: dict[str, Callable[[], Any]] = {
+                        "memcpy": lambda d=copy_dst, s=copy_src: d.copy_(s, non_blocking=True),
+                        "conventional": lambda f=conventional, i=idx: f.fetch(i),
+                    }
+                    if not cuda:
+                        variants["index_select-out"] = (
+                            lambda t=table, i=idx, o=out: torch.index_select(t, 0, i, out=o))
+                        variants["conventional-new-output"] = (
+                            lambda t=table, i=idx: t.index_select(0, i))
+                    if gpu is not None:
+                        variants["gpu"] = lambda f=gpu, i=idx_dev: f.fetch(i)
+                    if zc is not None:
+                        # sorted: the fetcher sorts the random ids itself (and un-permutes)
+                        zc.sort_indices = order == "sorted"
+                        ids = random_idx.to(device)
+                        for kernel in ("naive", "aligned"):
+                            variants[f"zerocopy-{kernel}"] = (
+                                lambda k=kernel, i=ids, f=zc: (f.set_kernel(k), f.fetch(i)))
+                    seconds = interleaved(variants, repeats, cuda)
+                    for label, value in seconds.items():
+                        rows.append({
+                            "mode": label, "row_bytes": row_bytes, "dtype": dtype_name,
+                            "order": order, "base_offset": offset, "rows": count,
+                            "seconds": value, "gbps": nbytes / value / 1e9,
+                            "fraction_of_memcpy": seconds["memcpy"] / value,
+                            "memcpy": "pinned host-to-device" if cuda else "host"})
+                for fetcher in (conventional, gpu, zc):
+                    if fetcher is not None:
                         fetcher.close()
-                        rows.append({"mode": "conventional-reused-output",
-                                     "row_bytes": row_bytes, "dtype": dtype_name,
-                                     "order": order, "rows": count, "seconds": seconds,
-                                     "gbps": count * row_bytes / seconds / 1e9})
     return rows
 
 
@@ -203,42 +245,91 @@ def bench_cache(graph_dir: Path, fanouts: list[int], batch_size: int, max_batche
     return rows
 
 
-def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
-                     fanouts: list[int]) -> tuple[list[dict[str, Any]], list[str]]:
+# label -> (training overrides, feature dtype of the graph folder, what it needs)
+EPOCH_VARIANTS: dict[str, tuple[list[str], str, str]] = {
+    "conventional": (["fetch=conventional"], "float32", "cpu"),
+    "conventional+prefetch": (["fetch=conventional", "prefetch=true"], "float32", "cpu"),
+    "conventional fp16 table": (["fetch=conventional"], "float16", "cpu"),
+    "conventional bf16 table": (["fetch=conventional"], "bfloat16", "cpu"),
+    "gpu": (["fetch=gpu"], "float32", "cuda"),
+    "gpu+prefetch": (["fetch=gpu", "prefetch=true"], "float32", "cuda"),
+    "zerocopy": (["fetch=zerocopy"], "float32", "cupy"),
+    "zerocopy+prefetch": (["fetch=zerocopy", "prefetch=true"], "float32", "cupy"),
+    "zerocopy+cache": (["fetch=zerocopy", "fetch.cache_fraction=0.25"], "float32", "cupy"),
+    "zerocopy+cache+prefetch": (["fetch=zerocopy", "fetch.cache_fraction=0.25",
+                                 "prefetch=true"], "float32", "cupy"),
+}
+CPU_VARIANTS = ("conventional", "conventional+prefetch", "conventional fp16 table",
+                "conventional bf16 table")
+GPU_VARIANTS = ("conventional", "conventional+prefetch", "gpu", "gpu+prefetch", "zerocopy",
+                "zerocopy+prefetch", "zerocopy+cache", "zerocopy+cache+prefetch")
+
+
+def runnable_variants(wanted: list[str] | None) -> tuple[list[str], list[str]]:
+    """Variants to run on this machine (default: the machine's set) and the skipped ones."""
+    cuda, cupy = torch.cuda.is_available(), cupy_available()
+    names = list(wanted) if wanted else list(GPU_VARIANTS if cuda else CPU_VARIANTS)
+    unknown = [n for n in names if n not in EPOCH_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown epoch variants {unknown}; choose from {list(EPOCH_VARIANTS)}")
+    run, skipped = [], []
+    for name in names:
+        need = EPOCH_VARIANTS[name][2]
+        if need in ("cuda", "cupy") and not cuda:
+            skipped.append(f"epoch {name}: no CUDA device")
+        elif need == "cupy" and not cupy:
+            skipped.append(f"epoch {name}: CuPy not installed")
+        else:
+            run.append(name)
+    if not wanted and not cuda:
+        skipped.append("epoch gpu/zerocopy(+prefetch, +cache) and GPU sampling: no CUDA device")
+    return run, skipped
+
+
+def graph_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.npy"))
+
+
+def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from zerocopy_gcn.training import train  # noqa: I001
-
     config_dir = Path(__file__).resolve().parents[2] / "configs"
-    cuda = torch.cuda.is_available()
-    variants = [("conventional", ["fetch=conventional"]),
-                ("conventional+prefetch", ["fetch=conventional", "prefetch=true"]),
-                ("conventional fp16 table", ["fetch=conventional", "data.feat_dtype=float16"]),
-                ("conventional bf16 table", ["fetch=conventional", "data.feat_dtype=bfloat16"])]
-    skipped = []
-    if cuda:
-        variants += [("gpu", ["fetch=gpu"])]
-        try:
-            import cupy  # noqa: F401
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    GlobalHydra.instance().clear()
+    return cfg
 
-            variants += [("zerocopy", ["fetch=zerocopy"]),
-                         ("zerocopy+prefetch", ["fetch=zerocopy", "prefetch=true"])]
-        except ImportError:
-            skipped.append("epoch zerocopy(+prefetch): CuPy not installed")
-    else:
-        skipped += ["epoch gpu/zerocopy/zerocopy+prefetch and GPU sampling: no CUDA device"]
+
+def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
+                     fanouts: list[int], max_batches: int | None = None,
+                     variants: list[str] | None = None
+                     ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Train each variant on each graph; the first epoch starts from an evicted page cache.
+
+    Rows keep the warm figures (mean over epochs after the first) at the top level and the
+    first epoch under ``cold``.
+    """
+    from zerocopy_gcn.training import train
+
+    names, skipped = runnable_variants(variants)
+    cuda = torch.cuda.is_available()
     rows = []
     for name, data in graphs.items():
-        for label, overrides in variants:
-            GlobalHydra.instance().clear()
-            with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-                cfg = compose("config", overrides=[
-                    f"data={data['preset']}", f"data.num_nodes={data['num_nodes']}",
-                    f"data.avg_degree={data['avg_degree']}", f"data.root={data_root}",
-                    f"epochs={epochs}", "fanouts=[" + ",".join(map(str, fanouts)) + "]",
-                    "tensorboard=false", "device=" + ("cuda" if cuda else "cpu"), *overrides])
-            GlobalHydra.instance().clear()
+        for label in names:
+            overrides, feat_dtype, _ = EPOCH_VARIANTS[label]
+            spec = preset_spec(data["preset"], num_nodes=data["num_nodes"],
+                               avg_degree=data["avg_degree"], feat_dtype=feat_dtype)
+            folder = ensure_rmat(preset_folder(data_root, data["preset"], spec), spec,
+                                 name=data["preset"], progress=False)
+            evicted = evict(graph_files(folder))
+            resident = resident_fraction(folder / "feat.npy")
+            cfg = _compose([
+                "data=folder", f"data.path={folder}", "data.validate=none",
+                f"epochs={epochs}", "fanouts=[" + ",".join(map(str, fanouts)) + "]",
+                f"max_batches={max_batches if max_batches else 'null'}",
+                "tensorboard=false", "device=" + ("cuda" if cuda else "cpu"), *overrides])
             with tempfile.TemporaryDirectory() as run:
                 cwd = os.getcwd()
                 os.chdir(run)
@@ -246,17 +337,28 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
                     metrics = train(cfg)
                 finally:
                     os.chdir(cwd)
-            times = metrics["mean_epoch_times_excluding_first"]
-            rows.append({"graph": name, "variant": label, **data, "epochs": epochs,
-                         "num_edges": metrics["graph"]["num_edges"],
-                         "feat_dim": metrics["graph"]["feat_dim"], **times,
-                         "val_acc": metrics["final_val_acc"]})
+            history = metrics["history"]
+            first = history[0]
+            warm = history[1:] or history
+            row = {"graph": name, "variant": label, **data, "feat_dtype": feat_dtype,
+                   "epochs": epochs, "max_batches": max_batches,
+                   "num_edges": metrics["graph"]["num_edges"],
+                   "feat_dim": metrics["graph"]["feat_dim"],
+                   **{key: float(np.mean([h[key] for h in warm])) for key in TIMES},
+                   "cold": {key: first[key] for key in TIMES},
+                   "cold_feat_resident_fraction": resident, "page_cache_evicted": evicted,
+                   "val_acc": metrics["final_val_acc"]}
+            for key in ("cache_hit_rate", "pcie_gb"):
+                if key in first:
+                    row[key] = float(np.mean([h[key] for h in warm]))
+            rows.append(row)
     for name in graphs:
         base = [r for r in rows if r["graph"] == name and r["variant"] == "conventional"]
         gpu = [r for r in rows if r["graph"] == name and r["variant"] == "gpu"]
         for r in rows:
             if r["graph"] == name:
-                r["speedup_vs_conventional"] = base[0]["epoch_s"] / r["epoch_s"]
+                if base:
+                    r["speedup_vs_conventional"] = base[0]["epoch_s"] / r["epoch_s"]
                 if gpu:
                     r["fraction_of_all_in_gpu"] = gpu[0]["epoch_s"] / r["epoch_s"]
     return rows, skipped
@@ -294,17 +396,22 @@ def bench_multi_gpu(data: dict, data_root: Path, epochs: int, fanouts: list[int]
     return rows, []
 
 
-def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> None:
-    import matplotlib
-
+def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> list[str]:
+    """Figures (matplotlib is optional: a GPU machine may lack it; the numbers are in JSON)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    written = []
+    aligned = [r for r in gather if r.get("base_offset", 0) == 0]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, order in zip(axes, ("random", "sorted"), strict=True):
-        for mode in sorted({r["mode"] for r in gather}):
+        for mode in sorted({r["mode"] for r in aligned}):
             for dtype, style in (("float32", "o-"), ("float16", "s--"), ("bfloat16", "^:")):
-                pts = [r for r in gather if r["mode"] == mode and r["order"] == order
+                pts = [r for r in aligned if r["mode"] == mode and r["order"] == order
                        and r["dtype"] == dtype]
                 if pts:
                     ax.plot([p["row_bytes"] for p in pts], [p["gbps"] for p in pts], style,
@@ -317,10 +424,11 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> Non
         ax.set_title(f"{order} indices")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("gather bandwidth (GB/s useful)")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "gather_bandwidth.png", dpi=120)
     plt.close(fig)
+    written.append("gather_bandwidth.png")
     if e2e:
         fig, ax = plt.subplots(figsize=(8, 5))
         labels = [f"{r['graph']} | {r['variant']}" for r in e2e]
@@ -329,7 +437,8 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> Non
             values = np.array([r[key] for r in e2e])
             ax.bar(labels, values, bottom=bottoms, label=key.replace("_s", ""))
             bottoms += values
-        ax.plot(labels, [r["epoch_s"] for r in e2e], "k*", label="epoch wall time")
+        ax.plot(labels, [r["epoch_s"] for r in e2e], "k*", label="warm epoch wall time")
+        ax.plot(labels, [r["cold"]["epoch_s"] for r in e2e], "rx", label="first (cold) epoch")
         ax.set_ylabel("seconds per epoch")
         ax.legend(fontsize=8)
         ax.tick_params(axis="x", labelsize=7, labelrotation=35)
@@ -337,46 +446,80 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> Non
         fig.tight_layout()
         fig.savefig(out / "epoch_times.png", dpi=120)
         plt.close(fig)
+        written.append("epoch_times.png")
+    return written
+
+
+def _gather_markdown(gather: list[dict], row_sizes: list[int]) -> list[str]:
+    sizes = [b for b in row_sizes if any(r["row_bytes"] == b for r in gather)]
+    lines = ["| mode | dtype | order | base offset | " + " | ".join(f"{b} B" for b in sizes) +
+             " |", "|---|---|---|---|" + "---|" * len(sizes)]
+    keys = sorted({(r["mode"] != "memcpy", r["mode"], r["dtype"], r["order"],
+                    r.get("base_offset", 0)) for r in gather})
+    for _, mode, dtype, order, offset in keys:
+        cells = {r["row_bytes"]: r for r in gather
+                 if (r["mode"], r["dtype"], r["order"], r.get("base_offset", 0))
+                 == (mode, dtype, order, offset)}
+
+        def cell(b, cells=cells, mode=mode):
+            if b not in cells:
+                return "-"
+            r = cells[b]
+            if mode == "memcpy":
+                return f"{r['gbps']:.2f}"
+            return f"{r['gbps']:.2f} ({r['fraction_of_memcpy']:.0%})"
+
+        lines.append(f"| {mode} | {dtype} | {order} | {offset} | " +
+                     " | ".join(cell(b) for b in sizes) + " |")
+    return lines
 
 
 def _markdown(result: dict[str, Any]) -> str:
-    lines = [f"# zerocopy-gcn benchmark\n\nCommand: `{COMMAND}`  ", f"Machine: {result['machine']}",
-             ""]
+    lines = [f"# zerocopy-gcn benchmark\n\nCommand: `{result['command']}`  ",
+             f"Machine: {result['machine']}", ""]
     if result["skipped"]:
         lines += ["**GPU modes skipped (not runnable on this machine):**", ""]
         lines += [f"- {reason}" for reason in result["skipped"]] + [""]
-    lines += ["## Ceiling", ""] + [f"- {k}: {v:.2f} GB/s" for k, v in result["ceiling"].items()]
-    lines += ["", "## Gather bandwidth (GB/s of useful bytes)", "",
-              "| mode | dtype | order | " + " | ".join(f"{b} B" for b in ROW_BYTES) + " |",
-              "|---|---|---|" + "---|" * len(ROW_BYTES)]
-    keys = sorted({(r["mode"], r["dtype"], r["order"]) for r in result["gather"]})
-    for mode, dtype, order in keys:
-        cells = {r["row_bytes"]: r["gbps"] for r in result["gather"]
-                 if (r["mode"], r["dtype"], r["order"]) == (mode, dtype, order)}
-        lines.append(f"| {mode} | {dtype} | {order} | " +
-                     " | ".join(f"{cells[b]:.2f}" if b in cells else "-" for b in ROW_BYTES) +
-                     " |")
-    lines += ["", "## Neighbour sampler", "", "| device | graph | fanouts | sampled edges/s |",
-              "|---|---|---|---|"]
-    for r in result["sampler"]:
-        lines.append(f"| {r['device']} | {r['graph']} | {r['fanouts']} | "
-                     f"{r['edges_per_s']:.3g} |")
-    lines += ["", "## Hot-row cache (fraction of rows on the device)", "",
-              "| graph | ranking | cache fraction | hit rate | PCIe GB/epoch | saved GB/epoch |",
-              "|---|---|---|---|---|---|"]
-    for r in result.get("cache", []):
-        lines.append(f"| {r['graph']} | {r['ranking']} | {r['cache_fraction']:.0%} | "
-                     f"{r['hit_rate']:.1%} | {r['pcie_gb_per_epoch']:.3f} | "
-                     f"{r['pcie_gb_saved_per_epoch']:.3f} |")
-    lines += ["", "## End-to-end epoch (mean over epochs after the first)", "",
-              "| graph | nodes | edges | feat | variant | epoch s | sample s | fetch s | train s "
-              "| stall s | speedup vs conventional | val acc |", "|---|---|---|---|---|---|---|---|"
-              "---|---|---|---|"]
-    for r in result["end_to_end"]:
-        lines.append(f"| {r['graph']} | {r['num_nodes']} | {r['num_edges']} | {r['feat_dim']} | "
-                     f"{r['variant']} | {r['epoch_s']:.2f} | {r['sample_s']:.2f} | "
-                     f"{r['fetch_s']:.2f} | {r['train_s']:.2f} | {r['stall_s']:.2f} | "
-                     f"{r['speedup_vs_conventional']:.2f} | {r['val_acc']:.3f} |")
+    if result.get("ceiling"):
+        lines += ["## Ceiling (large contiguous copy)", ""]
+        lines += [f"- {k}: {v:.2f} GB/s" for k, v in result["ceiling"].items()]
+    if result.get("gather"):
+        memcpy = result["gather"][0]["memcpy"]
+        lines += ["", "## Gather bandwidth (GB/s of useful bytes; in brackets: fraction of a "
+                  f"{memcpy} memcpy of the same bytes, measured interleaved)", ""]
+        lines += _gather_markdown(result["gather"], result.get("row_bytes", ROW_BYTES))
+    if result.get("sampler"):
+        lines += ["", "## Neighbour sampler", "", "| device | graph | fanouts | sampled edges/s |",
+                  "|---|---|---|---|"]
+        for r in result["sampler"]:
+            lines.append(f"| {r['device']} | {r['graph']} | {r['fanouts']} | "
+                         f"{r['edges_per_s']:.3g} |")
+    if result.get("cache"):
+        lines += ["", "## Hot-row cache (fraction of rows on the device)", "",
+                  "| graph | ranking | cache fraction | hit rate | PCIe GB/epoch | "
+                  "saved GB/epoch |", "|---|---|---|---|---|---|"]
+        for r in result["cache"]:
+            lines.append(f"| {r['graph']} | {r['ranking']} | {r['cache_fraction']:.0%} | "
+                         f"{r['hit_rate']:.1%} | {r['pcie_gb_per_epoch']:.3f} | "
+                         f"{r['pcie_gb_saved_per_epoch']:.3f} |")
+    if result.get("end_to_end"):
+        first = result["end_to_end"][0]
+        batches = (f"{first['max_batches']} minibatches per epoch" if first.get("max_batches")
+                   else "whole epochs")
+        lines += ["", f"## Epochs ({batches}; warm = mean over epochs after the first, cold = "
+                  "the first epoch, started with the graph's files evicted from the page cache)",
+                  "", "| graph | nodes | edges | feat | variant | warm epoch s | sample s | "
+                  "fetch s | train s | stall s | cold epoch s | cold fetch s | speedup vs "
+                  "conventional | val acc |", "|---|---|---|---|---|---|---|---|---|---|---|---|"
+                  "---|---|"]
+        for r in result["end_to_end"]:
+            speedup = r.get("speedup_vs_conventional")
+            lines.append(
+                f"| {r['graph']} | {r['num_nodes']} | {r['num_edges']} | {r['feat_dim']} | "
+                f"{r['variant']} | {r['epoch_s']:.2f} | {r['sample_s']:.2f} | "
+                f"{r['fetch_s']:.2f} | {r['train_s']:.2f} | {r['stall_s']:.2f} | "
+                f"{r['cold']['epoch_s']:.2f} | {r['cold']['fetch_s']:.2f} | "
+                f"{'-' if speedup is None else f'{speedup:.2f}'} | {r['val_acc']:.3f} |")
     if result.get("multi_gpu"):
         lines += ["", "## GPUs (torchrun, one process per GPU)", "",
                   "| GPUs | fetch | epoch s | val acc |", "|---|---|---|---|"]
@@ -386,17 +529,44 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _graph_arg(text: str) -> tuple[str, dict]:
+    """``PRESET:NODES:AVG_DEGREE`` -> (name, graph settings)."""
+    try:
+        preset, nodes, degree = text.split(":")
+        return preset, {"preset": preset, "num_nodes": int(nodes), "avg_degree": float(degree)}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--graph expects PRESET:NODES:AVG_DEGREE, e.g. products_like:60000:25, got {text!r}"
+        ) from error
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--table-mb", type=int, default=256)
     parser.add_argument("--gather-mb", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--row-bytes", type=int, nargs="+", default=None)
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    parser.add_argument("--orders", nargs="+", choices=["random", "sorted"],
+                        default=["random", "sorted"])
+    parser.add_argument("--base-offsets", type=int, nargs="+", default=[0],
+                        help="table start in bytes after a 128-B line (e.g. 0 16)")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-batches", type=int, default=None,
+                        help="minibatches per epoch (default: the whole training split)")
+    parser.add_argument("--graph", type=_graph_arg, action="append", default=None,
+                        help="epoch graph PRESET:NODES:AVG_DEGREE (repeatable)")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="epoch variants (default: all runnable on this machine)")
+    parser.add_argument("--fanouts", type=int, nargs="+", default=None)
+    parser.add_argument("--sampler-batches", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     args = parser.parse_args(argv)
+    row_sizes = args.row_bytes or list(ROW_BYTES)
     if args.quick:
         args.table_mb, args.gather_mb, args.repeats, args.epochs = 4, 1, 1, 2
     graphs = {
@@ -406,49 +576,59 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         graphs = {"products_like": {"preset": "products_like", "num_nodes": 2_000,
                                     "avg_degree": 10}}
-    fanouts = [15, 10, 5] if not args.quick else [5, 5]
+    if args.graph:
+        graphs = dict(args.graph)
+    fanouts = args.fanouts or ([15, 10, 5] if not args.quick else [5, 5])
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = args.data_root.resolve()
     machine = machine_info()
-    _, skipped = gather_modes()
+    command = "python bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"machine: {machine}")
-    if skipped:
-        print("GPU modes skipped on this machine: " + "; ".join(skipped))
     started = time.perf_counter()
-    ceiling = ceiling_gbps(args.table_mb << 20, args.repeats)
-    print(f"ceiling: {ceiling}")
-    gather = bench_gather(args.table_mb << 20, args.gather_mb << 20, args.repeats, ROW_BYTES)
-    print(f"gather: {len(gather)} measurements ({time.perf_counter() - started:.0f}s)")
+    result: dict[str, Any] = {"command": command, "machine": machine, "skipped": [],
+                              "row_bytes": row_sizes, "ceiling": {}, "gather": [],
+                              "sampler": [], "cache": [], "end_to_end": [], "multi_gpu": [],
+                              "sections": args.sections}
+    skipped: list[str] = []
+    if "gather" in args.sections:
+        _, gather_skipped = gather_modes()
+        skipped += gather_skipped
+        result["ceiling"] = ceiling_gbps(args.table_mb << 20, args.repeats)
+        print(f"ceiling: {result['ceiling']}")
+        result["gather"] = bench_gather(args.table_mb << 20, args.gather_mb << 20, args.repeats,
+                                        row_sizes, tuple(args.dtypes), tuple(args.orders),
+                                        tuple(args.base_offsets))
+        print(f"gather: {len(result['gather'])} measurements "
+              f"({time.perf_counter() - started:.0f}s)")
     first = next(iter(graphs.values()))
-    spec = preset_spec(first["preset"], num_nodes=first["num_nodes"],
-                       avg_degree=first["avg_degree"])
-    sampler_graph = preset_folder(data_root, first["preset"], spec)
-    ensure_rmat(sampler_graph, spec, name=first["preset"], progress=False)
-    sampler = bench_sampler(sampler_graph, fanouts, 1000, 10)
-    print(f"sampler: {[round(r['edges_per_s']) for r in sampler]} edges/s")
-    cache = bench_cache(sampler_graph, fanouts, 1000, 10)
-    for name, data in graphs.items():
-        spec = preset_spec(data["preset"], num_nodes=data["num_nodes"],
-                           avg_degree=data["avg_degree"])
-        print(f"{name}: {spec.num_nodes} nodes, feature table "
-              f"{spec.num_nodes * spec.feat_dim * 4 / 1e6:.0f} MB")
-    e2e, e2e_skipped = bench_end_to_end(graphs, data_root, args.epochs, fanouts)
-    multi, multi_skipped = bench_multi_gpu(next(iter(graphs.values())), data_root, args.epochs,
-                                           fanouts)
-    e2e_skipped += multi_skipped
-    result = {"command": COMMAND, "machine": machine, "skipped": sorted(set(skipped +
-                                                                            e2e_skipped)),
-              "ceiling": ceiling, "gather": gather, "sampler": sampler, "cache": cache,
-              "end_to_end": e2e, "multi_gpu": multi,
-              "seconds": time.perf_counter() - started}
+    if {"sampler", "cache"} & set(args.sections):
+        spec = preset_spec(first["preset"], num_nodes=first["num_nodes"],
+                           avg_degree=first["avg_degree"])
+        sampler_graph = ensure_rmat(preset_folder(data_root, first["preset"], spec), spec,
+                                    name=first["preset"], progress=False)
+        if "sampler" in args.sections:
+            result["sampler"] = bench_sampler(sampler_graph, fanouts, 1000, args.sampler_batches)
+            print(f"sampler: {[round(r['edges_per_s']) for r in result['sampler']]} edges/s")
+        if "cache" in args.sections:
+            result["cache"] = bench_cache(sampler_graph, fanouts, 1000, args.sampler_batches)
+    if "epochs" in args.sections:
+        result["end_to_end"], e2e_skipped = bench_end_to_end(
+            graphs, data_root, args.epochs, fanouts, args.max_batches, args.variants)
+        skipped += e2e_skipped
+    if "multi_gpu" in args.sections:
+        result["multi_gpu"], multi_skipped = bench_multi_gpu(first, data_root, args.epochs,
+                                                             fanouts)
+        skipped += multi_skipped
+    result["skipped"] = sorted(set(skipped))
+    result["seconds"] = time.perf_counter() - started
     (args.out / "bench_results.json").write_text(json.dumps(result, indent=2))
     (args.out / "bench_results.md").write_text(_markdown(result))
-    _plots(args.out, gather, e2e, ceiling)
+    figures = _plots(args.out, result["gather"], result["end_to_end"], result["ceiling"])
     print(_markdown(result))
     if result["skipped"]:
         print("NOTE: GPU modes were skipped on this machine: " + "; ".join(result["skipped"]))
-    print(f"written: {args.out}/bench_results.json, bench_results.md, gather_bandwidth.png, "
-          f"epoch_times.png ({result['seconds']:.0f}s)")
+    print(f"written: {args.out}/bench_results.json, bench_results.md"
+          + "".join(f", {f}" for f in figures) + f" ({result['seconds']:.0f}s)")
     return result
 
 

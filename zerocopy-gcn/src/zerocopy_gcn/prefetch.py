@@ -64,12 +64,17 @@ class Prefetcher:
 
     def __init__(self, make_batch: Callable[[int, torch.Tensor], PreparedBatch],
                  seed_batches: Iterable[torch.Tensor], device: torch.device,
-                 enabled: bool = True, depth: int = 1) -> None:
+                 enabled: bool = True, depth: int = 1,
+                 fetcher: FeatureFetcher | None = None) -> None:
         self.make_batch = make_batch
         self.seed_batches = list(seed_batches)
         self.device = device
         self.enabled = enabled
         self.depth = max(1, depth)
+        if fetcher is not None and hasattr(fetcher, "reserve"):
+            # alive at once: the batch just trained on (still bound to the loop variable until
+            # the next one arrives), the next one, `depth` queued, and one being built
+            fetcher.reserve(self.depth + 3)
 
     def __len__(self) -> int:
         return len(self.seed_batches)

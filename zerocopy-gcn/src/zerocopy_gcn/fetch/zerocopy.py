@@ -192,11 +192,21 @@ class ZeroCopyFetcher(FeatureFetcher):
                                             vector_loads)
         self.row_words = self.row_bytes // self.word_bytes
         self.max_threads = int(max_threads)
-        device_index = self.device.index if self.device.index is not None else \
+        self._device_index = self.device.index if self.device.index is not None else \
             torch.cuda.current_device()
+        self._kernels: dict[str, Any] = {}
+        self.set_kernel(kernel)
+
+    def set_kernel(self, kernel: str) -> None:
+        """Switch between the naive and aligned kernels over the same registration (the
+        benchmark compares them on one pinned table: two registrations may not overlap)."""
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown gather kernel {kernel!r}; choose one of {KERNELS}")
         self.kernel_name = f"gather_{kernel}_w{self.word_bytes}"
-        self.kernel = _module(device_index).get_function(self.kernel_name)
-        self._device_index = device_index
+        if self.kernel_name not in self._kernels:
+            self._kernels[self.kernel_name] = _module(self._device_index).get_function(
+                self.kernel_name)
+        self.kernel = self._kernels[self.kernel_name]
 
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
         idx = idx.to(self.device, torch.int64, non_blocking=True)

@@ -61,7 +61,7 @@ def build_csr(
                          disable=not progress, unit="chunk"):
         _check_ids(src, dst, num_nodes, source)
         rows, _ = _oriented(src, dst, symmetric)
-        counts += np.bincount(rows, minlength=num_nodes)
+        np.add.at(counts, rows, 1)  # no per-chunk temporary of num_nodes entries
     indptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     num_edges = int(indptr[-1])

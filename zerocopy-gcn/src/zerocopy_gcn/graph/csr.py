@@ -114,8 +114,8 @@ def validate_arrays(
 ) -> None:
     """Check shapes, dtypes and ranges; raise :class:`GraphFormatError` naming the fault.
 
-    ``full`` scans the id arrays (chunked, so it works on memory maps larger than RAM); the
-    cheap checks (shapes, dtypes, end points) always run.
+    ``full`` scans the id arrays and the feature values (NaN/inf), chunked so that it works on
+    memory maps larger than RAM; the cheap checks (shapes, dtypes, end points) always run.
     """
     if indptr.dtype != np.int64 or indptr.ndim != 1:
         _fail(f"{where}/indptr.npy", f"must be a 1-D int64 array, got {indptr.dtype} "
@@ -167,6 +167,10 @@ def validate_arrays(
             _fail(f"{where}/indptr.npy", f"is not non-decreasing: indptr[{pos}] = "
                   f"{int(indptr[pos])} < indptr[{pos - 1}] = {int(indptr[pos - 1])}")
         previous = int(chunk[-1])
+    rows_per_chunk = max(1, _CHUNK // max(1, feat.shape[1]))
+    for start in range(0, feat.shape[0], rows_per_chunk):
+        check_feature_values(np.asarray(feat[start:start + rows_per_chunk]), feat_dtype,
+                             f"{where}/feat.npy", start)
     for start in range(0, indices.shape[0], _CHUNK):
         chunk = np.asarray(indices[start:start + _CHUNK])
         low, high = int(chunk.min()), int(chunk.max())
@@ -174,6 +178,35 @@ def validate_arrays(
             pos = start + int(np.argmax((chunk < 0) | (chunk >= num_nodes)))
             _fail(f"{where}/indices.npy", f"node id {int(indices[pos])} at position {pos} is out "
                   f"of range [0, {num_nodes})")
+
+
+def first_non_finite(block: np.ndarray, feat_dtype: str) -> tuple[int, int] | None:
+    """(row, column) of the first NaN/inf in a block of feature rows, or None.
+
+    bfloat16 is stored as uint16 bits: a value is non-finite when its exponent bits are all
+    ones (0x7F80 under the mask), the bit-level meaning of NaN and infinity.
+    """
+    if feat_dtype == "bfloat16":
+        bad = (np.asarray(block) & 0x7F80) == 0x7F80
+    else:
+        bad = ~np.isfinite(block)
+    if not bad.any():
+        return None
+    flat = int(np.argmax(bad.reshape(-1)))
+    width = block.shape[1] if block.ndim == 2 else 1
+    return flat // width, flat % width
+
+
+def check_feature_values(block: np.ndarray, feat_dtype: str, where: str, first_row: int) -> None:
+    """Raise :class:`GraphFormatError` naming ``where`` and the first row holding NaN/inf."""
+    found = first_non_finite(block, feat_dtype)
+    if found is not None:
+        row, column = found
+        value = block[row, column] if block.ndim == 2 else block[row]
+        if feat_dtype == "bfloat16":
+            value = "NaN" if int(value) & 0x007F else "inf"
+        _fail(where, f"row {first_row + row} holds a non-finite feature value ({value} at "
+              f"column {column}); clean the features (e.g. replace NaN by 0) before training")
 
 
 def write_meta(folder: Path, **meta: Any) -> None:
