@@ -7,8 +7,9 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from glagcn.training import evaluate
+    from trilab.errors import report_user_errors
 
-    evaluate(cfg)
+    report_user_errors(lambda: evaluate(cfg), program="evaluate.py")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from glagcn.training import train
+    from trilab.errors import report_user_errors
 
-    train(cfg)
+    report_user_errors(lambda: train(cfg), program="train.py")
 
 
 if __name__ == "__main__":

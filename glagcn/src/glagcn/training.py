@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,21 @@ from glagcn.skeleton import Skeleton, get_skeleton
 from trilab.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
+    CheckpointError,
     checkpoint_dir,
-    latest_checkpoint,
+    find_resume_checkpoint,
     load_checkpoint,
     read_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 from trilab.distributed import DistContext, init_distributed
+from trilab.errors import UserError
+from trilab.finite import FiniteLossGuard
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
+from trilab.stopping import StopSignal
 
 SUMMARY_KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "pck150", "auc")
 
@@ -59,7 +65,7 @@ def model_from_checkpoint(path: str | Path, device: torch.device) -> tuple[GLAGC
     payload = read_checkpoint(path)
     extra = payload.get("extra", {})
     if "model_config" not in extra or "skeleton" not in extra:
-        raise ValueError(f"{path} has no model_config/skeleton: not a glagcn checkpoint")
+        raise CheckpointError(f"{path} has no model_config/skeleton: not a glagcn checkpoint")
     model = build_model(extra["model_config"], get_skeleton(extra["skeleton"]))
     load_checkpoint(path, model=model, restore_rng=False)
     return model.to(device).eval(), extra
@@ -85,19 +91,42 @@ def _epoch_batches(windows: WindowedPoses, cfg: DictConfig, ctx: DistContext) ->
     return total // ctx.world_size * ctx.world_size
 
 
+@dataclass
+class EpochProgress:
+    """How far this rank got into an epoch: what a mid-epoch checkpoint must carry."""
+
+    steps: int = 0
+    samples: int = 0
+    loss_sums: list[float] = field(default_factory=lambda: [0.0, 0.0])  # metres x frames
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "samples": self.samples, "loss_sums": list(self.loss_sums)}
+
+
+GUARD_CHECK_EVERY = 100  # steps between reads of the device-side NaN flag on a GPU
+
+
 def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx: DistContext,
-                 generator: np.random.Generator, log: RunLogger, epoch: int) -> dict:
+                 generator: np.random.Generator, log: RunLogger, epoch: int,
+                 stop: StopSignal, guard: FiniteLossGuard,
+                 progress: EpochProgress) -> dict | None:
+    """One epoch from ``progress.steps`` on; ``None`` when a stop was requested (``progress``
+    then says where)."""
     model.train()
     use_sequence = _uses_sequence_loss(cfg)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.train.amp and ctx.device.type == "cuda" else contextlib.nullcontext())
     # Loss sums stay on the device: reading them every step would wait for the GPU each time.
-    sums = torch.zeros(2, dtype=torch.float64, device=ctx.device)
-    samples, started = 0, time.perf_counter()
+    sums = torch.tensor(progress.loss_sums, dtype=torch.float64, device=ctx.device)
+    samples, started = progress.samples, time.perf_counter()
     total = _epoch_batches(windows, cfg, ctx)
     batches = windows.iterate(int(cfg.batch_size), shuffle=True, generator=generator,
-                              rank=ctx.rank, world_size=ctx.world_size, max_batches=total)
-    for keypoints, poses in log.progress(batches, f"epoch {epoch}", total // ctx.world_size):
+                              rank=ctx.rank, world_size=ctx.world_size, max_batches=total,
+                              skip_batches=progress.steps)
+    remaining = total // ctx.world_size - progress.steps
+    stopped = False
+    step = progress.steps
+    for keypoints, poses in log.progress(batches, f"epoch {epoch}", remaining):
         keypoints = keypoints.to(ctx.device, non_blocking=True)  # no-ops for device tables
         poses = poses.to(ctx.device, non_blocking=True)
         pad = (keypoints.shape[1] - 1) // 2
@@ -113,12 +142,24 @@ def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx:
                 sequence_loss = mpjpe(sequence.float(), poses.float())
                 total_loss = loss + cfg.train.sequence_loss_weight * sequence_loss
                 sums[1] += sequence_loss.detach() * len(keypoints)
+        guard.observe(total_loss, epoch, step)
         optimizer.zero_grad(set_to_none=True)
         total_loss.backward()
         optimizer.step()
         sums[0] += loss.detach() * len(keypoints)
         samples += len(keypoints)
-    loss_sum, sequence_sum = (1000 * sums).tolist()  # the epoch's one wait for the device
+        step += 1
+        if step % GUARD_CHECK_EVERY == 0:
+            guard.check()
+        if stop.requested(step):
+            stopped = True
+            break
+    guard.check()
+    progress.steps, progress.samples = step, samples
+    progress.loss_sums = sums.tolist()  # the epoch's one wait for the device
+    if stopped:
+        return None
+    loss_sum, sequence_sum = (1000 * value for value in progress.loss_sums)
     seconds = time.perf_counter() - started
     result = {"loss_mm": loss_sum / max(samples, 1)}
     if use_sequence:
@@ -155,46 +196,28 @@ def train(cfg: DictConfig) -> dict:
         extra = {"model_config": OmegaConf.to_container(cfg.model, resolve=True),
                  "skeleton": splits.skeleton.name, "best_val_mpjpe_mm": float("inf"),
                  "best_epoch": -1}
-        start_epoch = 0
-        previous = latest_checkpoint(out) if cfg.resume else None
-        if cfg.resume and previous is None:
-            log.warning(f"resume=true but {out}/checkpoints/{LAST_CHECKPOINT} does not exist; "
-                        "starting from scratch")
+        start_epoch, progress = 0, EpochProgress()
+        ckpt_dir = checkpoint_dir(out)
+        last = ckpt_dir / LAST_CHECKPOINT
+        previous = find_resume_checkpoint(last, bool(cfg.resume), log)
         if previous is not None:
             state = load_checkpoint(previous, model=model, optimizer=optimizer,
                                     scheduler=scheduler, map_location=ctx.device)
             extra.update(state["extra"])
             generator.bit_generator.state = state["extra"]["batch_rng"]
-            start_epoch = state["epoch"] + 1
-            log.info(f"resumed from {previous} after epoch {state['epoch']}")
+            start_epoch, steps_done = resume_position(state)
+            partial = extra.pop("partial_epoch", None)
+            if steps_done:
+                progress = EpochProgress(**partial)
+            log.info(f"resumed from {previous} at epoch {start_epoch}"
+                     + (f" step {steps_done}" if steps_done else ""))
         trainable = ctx.wrap_model(model)
         if cfg.train.compile:
             trainable = torch.compile(trainable)
-        ckpt_dir = checkpoint_dir(out)
-        for epoch in range(start_epoch, int(cfg.epochs)):
-            momentum = bn_momentum(epoch, int(cfg.epochs), cfg.bn_momentum.start,
-                                   cfg.bn_momentum.end)
-            set_bn_momentum(model, momentum)
-            lr = scheduled.param_groups[0]["lr"]
-            stats = _train_epoch(trainable, optimizer, windows, cfg, ctx, generator, log, epoch)
-            scheduler.step()
-            scalars = {f"train/{k}": v for k, v in stats.items()}
-            scalars.update({"train/lr": lr, "train/bn_momentum": momentum})
-            if splits.val and ctx.is_main:
-                val = evaluate_model(model, splits.val, splits.skeleton, ctx.device,
-                                     flip_test=cfg.eval.flip_test)
-                scalars["val/mpjpe_mm"] = val["mpjpe_mm"]
-                if val["mpjpe_mm"] < extra["best_val_mpjpe_mm"]:
-                    extra.update(best_val_mpjpe_mm=val["mpjpe_mm"], best_epoch=epoch)
-                    save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model=model, epoch=epoch,
-                                    extra=extra)
-            log.log_scalars(scalars, step=epoch)
-            log.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
-            if ctx.is_main:
-                extra["batch_rng"] = generator.bit_generator.state
-                save_checkpoint(ckpt_dir / LAST_CHECKPOINT, model=model, optimizer=optimizer,
-                                scheduler=scheduler, epoch=epoch, extra=extra)
-            ctx.barrier()
+        guard = FiniteLossGuard(ctx.device, checkpoint_hint=f"the last good checkpoint is {last}")
+        with StopSignal(ctx) as stop:
+            _EpochLoop(cfg, ctx, log, model, trainable, optimizer, scheduler, scheduled, windows,
+                       splits, generator, extra, ckpt_dir, stop, guard).run(start_epoch, progress)
         metrics: dict = {}
         if ctx.is_main:
             metrics = _final_metrics(model, splits, cfg, ctx, extra, log)
@@ -205,6 +228,79 @@ def train(cfg: DictConfig) -> dict:
             except ValueError as error:
                 log.warning(f"no training-curve plot: {error}")
         return metrics
+
+
+@dataclass
+class _EpochLoop:
+    """Everything the epoch loop touches, so that it can stop and resume at any step."""
+
+    cfg: DictConfig
+    ctx: DistContext
+    log: RunLogger
+    model: GLAGCN
+    trainable: torch.nn.Module  # the model as trained: DDP- and/or compile-wrapped
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scheduled: torch.optim.Optimizer  # the optimizer whose lr the scheduler moves
+    windows: WindowedPoses
+    splits: Splits
+    generator: np.random.Generator
+    extra: dict
+    ckpt_dir: Path
+    stop: StopSignal
+    guard: FiniteLossGuard
+
+    @property
+    def last(self) -> Path:
+        return self.ckpt_dir / LAST_CHECKPOINT
+
+    def _stopped(self, where: str) -> None:
+        self.log.info(f"{self.stop.signal_name}: stopped {where}; checkpoint {self.last}; "
+                      "continue with the same hydra.run.dir and resume=true")
+        raise self.stop.stopped(where, self.last)
+
+    def run(self, start_epoch: int, progress: EpochProgress) -> None:
+        cfg, ctx, extra = self.cfg, self.ctx, self.extra
+        for epoch in range(start_epoch, int(cfg.epochs)):
+            momentum = bn_momentum(epoch, int(cfg.epochs), cfg.bn_momentum.start,
+                                   cfg.bn_momentum.end)
+            set_bn_momentum(self.model, momentum)
+            lr = self.scheduled.param_groups[0]["lr"]
+            epoch_rng = self.generator.bit_generator.state  # a mid-epoch resume redraws it
+            stats = _train_epoch(self.trainable, self.optimizer, self.windows, cfg, ctx,
+                                 self.generator, self.log, epoch, self.stop, self.guard,
+                                 progress)
+            if stats is None:
+                if ctx.is_main:
+                    save_checkpoint(self.last, model=self.model, optimizer=self.optimizer,
+                                    scheduler=self.scheduler, epoch=epoch - 1,
+                                    steps_into_next_epoch=progress.steps,
+                                    extra={**extra, "batch_rng": epoch_rng,
+                                           "partial_epoch": progress.as_dict()})
+                ctx.barrier()
+                self._stopped(f"in epoch {epoch} after step {progress.steps}")
+            progress = EpochProgress()
+            self.scheduler.step()
+            scalars = {f"train/{k}": v for k, v in stats.items()}
+            scalars.update({"train/lr": lr, "train/bn_momentum": momentum})
+            if self.splits.val and ctx.is_main:
+                val = evaluate_model(self.model, self.splits.val, self.splits.skeleton,
+                                     ctx.device, flip_test=cfg.eval.flip_test)
+                scalars["val/mpjpe_mm"] = val["mpjpe_mm"]
+                if val["mpjpe_mm"] < extra["best_val_mpjpe_mm"]:
+                    extra.update(best_val_mpjpe_mm=val["mpjpe_mm"], best_epoch=epoch)
+                    save_checkpoint(self.ckpt_dir / BEST_CHECKPOINT, model=self.model,
+                                    epoch=epoch, extra=extra)
+            self.log.log_scalars(scalars, step=epoch)
+            self.log.info(f"epoch {epoch}: "
+                          + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
+            if ctx.is_main:
+                extra["batch_rng"] = self.generator.bit_generator.state
+                save_checkpoint(self.last, model=self.model, optimizer=self.optimizer,
+                                scheduler=self.scheduler, epoch=epoch, extra=extra)
+            ctx.barrier()
+            if epoch + 1 < int(cfg.epochs) and self.stop.requested(0, force=True):
+                self._stopped(f"after epoch {epoch}")
 
 
 def _final_metrics(model: GLAGCN, splits: Splits, cfg: DictConfig, ctx: DistContext,
@@ -235,13 +331,13 @@ def _final_metrics(model: GLAGCN, splits: Splits, cfg: DictConfig, ctx: DistCont
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``checkpoint`` on the configured test subjects; writes metrics.json."""
     if not cfg.get("checkpoint"):
-        raise ValueError("evaluate needs checkpoint=PATH")
+        raise UserError("evaluate needs checkpoint=PATH")
     ctx = init_distributed(cfg.device)
     with RunLogger(run_dir(), enabled=ctx.is_main, tensorboard=False) as log, ctx:
         model, extra = model_from_checkpoint(cfg.checkpoint, ctx.device)
         splits = load_splits(cfg.data)
         if splits.skeleton.name != extra["skeleton"]:
-            raise ValueError(f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
+            raise UserError(f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
                              f"but data.dataset={cfg.data.dataset} uses {splits.skeleton.name}")
         test = evaluate_model(model, splits.test, splits.skeleton, ctx.device, cfg.eval.flip_test)
         metrics = dict(test, checkpoint=str(cfg.checkpoint),

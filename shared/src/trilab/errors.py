@@ -29,6 +29,21 @@ class RunStopped(Exception):  # noqa: N818 (a stop is not an error)
         self.exit_code = exit_code
 
 
+def _config_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
+    except ImportError:
+        return ()
+    return (MissingMandatoryValue, ConfigAttributeError, ConfigKeyError)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    full_key = getattr(error, "full_key", None)
+    text = lines[0] if lines else type(error).__name__
+    return f"{text} (key {full_key})" if full_key and full_key not in text else text
+
+
 def report_user_errors(function: Callable[[], T], *, program: str | None = None) -> T:
     """Run ``function``; a :class:`UserError` becomes a short message and exit status 2.
 
@@ -38,6 +53,9 @@ def report_user_errors(function: Callable[[], T], *, program: str | None = None)
     prefix = f"{program}: " if program else ""
     try:
         return function()
+    except _config_errors() as error:  # a missing or misspelt configuration value
+        print(f"{prefix}error: configuration: {_first_line(error)}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None
     except UserError as error:
         print(f"{prefix}error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None

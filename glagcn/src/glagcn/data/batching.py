@@ -101,13 +101,16 @@ class WindowedPoses:
 
     def iterate(self, batch_size: int, shuffle: bool, generator: np.random.Generator,
                 drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                max_batches: int | None = None, skip_batches: int = 0,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """All windows once, in ``generator``'s order, with random flips if ``flip_augment``.
 
         The order and flips are drawn up front (and sent to the device once per epoch), so a
         checkpointed generator state reproduces the next epoch exactly.  With ``world_size``
         > 1 every rank draws the same order and builds only batches ``rank``, ``rank +
         world_size``, ...  ``max_batches`` counts batches of all ranks together.
+        ``skip_batches`` (of this rank) resumes a run stopped in the middle of an epoch: the
+        same draws are made and the batches already trained on are not built.
         """
         order = generator.permutation(self.num_frames) if shuffle else np.arange(self.num_frames)
         flips = (generator.random(self.num_frames) < 0.5 if self.flip_augment
@@ -117,5 +120,6 @@ class WindowedPoses:
         end = (self.num_frames // batch_size * batch_size if drop_last else self.num_frames)
         if max_batches is not None:
             end = min(end, max_batches * batch_size)
-        for begin in range(rank * batch_size, end, world_size * batch_size):
+        first = (rank + skip_batches * world_size) * batch_size
+        for begin in range(first, end, world_size * batch_size):
             yield self.batch(order[begin:begin + batch_size], flips[begin:begin + batch_size])

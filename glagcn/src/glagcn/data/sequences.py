@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trilab.errors import UserError
+from trilab.safe_load import load_npz
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A dataset file is missing or malformed; the message names the file and the key."""
 
 
@@ -23,18 +26,18 @@ class PoseSequence:
 
 
 def load_npz_dict(path: Path, key: str) -> dict:
-    """A pickled dict stored under ``key`` of an npz file (the VideoPose3D convention)."""
+    """A pickled dict stored under ``key`` of an npz file (the VideoPose3D convention).
+
+    The pickle is decoded as data only (arrays, dicts, lists, strings, numbers): a file that
+    asks for anything else is refused (:class:`trilab.safe_load.UnsafeFileError`).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    try:
-        archive = np.load(path, allow_pickle=True)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable npz file ({error})") from error
-    with archive:
-        if key not in archive.files:
-            raise DataError(f"{path}: missing key {key!r} (found {sorted(archive.files)})")
-        value = archive[key]
+    archive = load_npz(path)
+    if key not in archive:
+        raise DataError(f"{path}: missing key {key!r} (found {sorted(archive)})")
+    value = archive[key]
     if value.dtype == object and value.shape == ():
         value = value.item()
     if not isinstance(value, dict):

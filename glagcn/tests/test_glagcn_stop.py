@@ -1,0 +1,208 @@
+"""Stops (SIGTERM/SIGINT) mid-epoch resume to the uninterrupted result; NaN losses stop a run;
+crafted dataset files run no code; user errors print one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from glagcn.data.synthesize import synthesize
+from glagcn.training import train
+from trilab.errors import RunStopped
+from trilab.finite import NonFiniteLossError
+from trilab.safe_load import UnsafeFileError
+from trilab.stopping import StopSignal
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONFIGS = PROJECT / "configs"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    synthesize(root, seed=2, frames=40, noise_px=2.0, subjects=("S1", "S8", "S9"),
+               actions=("Walking 1",))
+    return root
+
+
+def _overrides(root, *extra):
+    return [f"data.root={root}", "data.train_subjects=[S1]", "data.val_subjects=[S8]",
+            "data.test_subjects=[S9]", "data.actions=[Walking]", "model.channels=8",
+            "model.receptive_field=9", "model.temporal_kernel=3", "batch_size=8",
+            "train.max_batches_per_epoch=5", "device=cpu", *extra]
+
+
+def _compose(overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def _final_state(run: Path) -> tuple[dict, dict]:
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    metrics = json.loads((run / "metrics.json").read_text())
+    return payload["model"], {k: metrics[k] for k in ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm")}
+
+
+def _assert_same(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
+    weights_a, metrics_a = a
+    weights_b, metrics_b = b
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.equal(weights_a[name], weights_b[name]), name
+    assert metrics_a == metrics_b
+
+
+def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
+        synthetic, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    monkeypatch.chdir(reference)
+    train(_compose(_overrides(synthetic, "epochs=3")))
+
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    monkeypatch.chdir(stopped)
+    calls = {"n": 0}
+
+    def signal_during_epoch_1(self, step, force=False):
+        calls["n"] += 1
+        if calls["n"] == 8:  # epoch 0 has 5 steps (+1 boundary check): step 2 of epoch 1
+            self.signum = signal.SIGTERM
+        return self.signum is not None
+
+    monkeypatch.setattr(StopSignal, "requested", signal_during_epoch_1)
+    with pytest.raises(RunStopped) as info:
+        train(_compose(_overrides(synthetic, "epochs=3")))
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert "in epoch 1 after step 2" in str(info.value)
+    payload = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)
+    assert (payload["epoch"], payload["steps_into_next_epoch"]) == (0, 2)
+    assert "stopped in epoch 1 after step 2" in (stopped / "run.log").read_text()
+    monkeypatch.undo()
+    monkeypatch.chdir(stopped)
+    train(_compose(_overrides(synthetic, "epochs=3", "resume=true")))
+    _assert_same(_final_state(reference), _final_state(stopped))
+    steps = [json.loads(line)["step"] for line in (stopped / "scalars.jsonl").open()]
+    assert steps == [0, 1, 2]
+
+
+def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and text in path.read_text():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"run ended before {text!r}: {process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def _subprocess_command(synthetic) -> tuple[list[str], dict]:
+    common = _overrides(synthetic, "epochs=4", "train.max_batches_per_epoch=30")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return [sys.executable, "train.py", *common], env
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic, tmp_path_factory):
+    command, env = _subprocess_command(synthetic)
+    reference = tmp_path_factory.mktemp("reference")
+    done = subprocess.run([*command, f"hydra.run.dir={reference}"], cwd=PROJECT, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return _final_state(reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_real_signal_writes_a_checkpoint_and_resume_matches(synthetic, uninterrupted, tmp_path,
+                                                            signum):
+    """A subprocess gets the signal after its first logged epoch; wherever it stopped, the
+    resumed run ends with the uninterrupted run's weights and metrics."""
+    command, env = _subprocess_command(synthetic)
+    run = tmp_path / "run"
+    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "run.log", "epoch 0:", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    assert "resume=true" in stderr
+    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same(uninterrupted, _final_state(run))
+
+
+def test_nan_loss_stops_without_overwriting_the_last_good_checkpoint(
+        synthetic, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train(_compose(_overrides(synthetic, "epochs=1")))
+    good = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+
+    import glagcn.training as training
+
+    real = training.mpjpe
+    calls = {"n": 0}
+
+    def nan_on_third_call(prediction, target):
+        calls["n"] += 1
+        loss = real(prediction, target)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(training, "mpjpe", nan_on_third_call)
+    with pytest.raises(NonFiniteLossError, match=r"nan at epoch 1 step \d"):
+        train(_compose(_overrides(synthetic, "epochs=3", "resume=true",
+                                  "train.sequence_loss_weight=0")))
+    after = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert after["epoch"] == good["epoch"] == 0
+    for name, tensor in good["model"].items():
+        assert torch.equal(tensor, after["model"][name])
+
+
+def test_crafted_dataset_file_runs_no_code(synthetic, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic, root)
+    marker = tmp_path / "marker"
+
+    class CreatesMarker:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    target = root / "data_3d_h36m.npz"
+    np.savez(target, positions_3d=np.array({"S1": CreatesMarker()}, dtype=object))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsafeFileError, match="data_3d_h36m.npz"):
+        train(_compose(_overrides(root, "epochs=1")))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("script", "overrides", "expected"), [
+    ("train.py", ["data=h36m", "data.root={tmp}/missing"], "missing"),
+    ("train.py", ["data=h36m"], "data.root"),
+    ("evaluate.py", ["checkpoint={tmp}/none.pt"], "none.pt"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path, script, overrides, expected):
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
+    done = subprocess.run(
+        [sys.executable, script, *overrides, "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
