@@ -3,12 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from zerocopy_gcn.training import train
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    train(cfg)
+    from trilab.errors import report_user_errors
+    from zerocopy_gcn.training import train
+
+    report_user_errors(lambda: train(cfg), program="train.py")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from trilab.errors import UserError
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.sampling import NeighborSampler
 from zerocopy_gcn.training import train
@@ -68,7 +69,7 @@ def test_sample_on_options(tmp_path, monkeypatch):
     metrics = train(_cfg(tmp_path, ["epochs=1", "sample_on=device"]))  # device = cpu here
     assert metrics["history"][0]["sample_s"] > 0
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="mapped needs a CUDA device"):
+        with pytest.raises(UserError, match="mapped needs a CUDA device"):
             train(_cfg(tmp_path, ["epochs=1", "sample_on=mapped"]))
 
 

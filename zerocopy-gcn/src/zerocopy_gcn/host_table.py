@@ -27,6 +27,7 @@ import numpy as np
 import torch.distributed as dist
 
 from trilab.distributed import DistContext
+from trilab.errors import UserError
 from zerocopy_gcn.graph.csr import CSRGraph
 
 HOST_TABLES = ("mmap", "shm")
@@ -35,7 +36,7 @@ SHM_ROOT = Path("/dev/shm")
 _COPY_CHUNK_BYTES = 256 << 20  # bounded temporary memory while copying a huge memory map
 
 
-class HostTableError(RuntimeError):
+class HostTableError(UserError, RuntimeError):
     """The shared-memory copy could not be made (space, permissions); says what to change."""
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch_geometric.nn import GATConv, SAGEConv
 
 from zerocopy_gcn.sampling import Block
+
+with warnings.catch_warnings():
+    # PyG scripts a few helpers when imported and torch deprecates torch.jit.script: a warning
+    # on every run that no user of this project can act on.
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                            category=FutureWarning)
+    from torch_geometric.nn import GATConv, SAGEConv
 
 
 class BlockGNN(nn.Module):

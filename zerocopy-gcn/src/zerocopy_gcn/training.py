@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,19 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
-from trilab.checkpoint import load_checkpoint, save_checkpoint
+from trilab.checkpoint import (
+    find_resume_checkpoint,
+    load_checkpoint,
+    resume_position,
+    save_checkpoint,
+)
 from trilab.distributed import DistContext, init_distributed
+from trilab.errors import UserError
+from trilab.finite import FiniteLossGuard
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
+from trilab.stopping import StopSignal
 from zerocopy_gcn.fetch import FeatureFetcher, make_fetcher
 from zerocopy_gcn.graph import CSRGraph, RMatSpec, ensure_rmat, load_graph, preset_spec
 from zerocopy_gcn.graph.csr import numpy_to_tensor
@@ -45,10 +54,10 @@ def open_dataset(data: DictConfig, ctx: DistContext | None = None,
     """A graph folder (``data.kind=folder``) or a generated preset (cached under ``data.root``)."""
     if data.kind == "folder":
         if not data.path:
-            raise ValueError("data.kind=folder needs data.path=<graph folder>")
+            raise UserError("data.kind=folder needs data.path=<graph folder>")
         return load_graph(to_absolute_path(str(data.path)), validate=data.get("validate", "full"))
     if data.kind != "preset":
-        raise ValueError(f"data.kind must be 'preset' or 'folder', got {data.kind!r}")
+        raise UserError(f"data.kind must be 'preset' or 'folder', got {data.kind!r}")
     spec = preset_spec(
         data.preset, num_nodes=data.get("num_nodes"), avg_degree=data.get("avg_degree"),
         feat_dim=data.get("feat_dim"), num_classes=data.get("num_classes"),
@@ -98,7 +107,7 @@ def sampling_arrays(sample_on: str, graph: CSRGraph, device: torch.device
         return device, {}, []
     if sample_on == "mapped":
         if device.type != "cuda":
-            raise ValueError("sample_on=mapped needs a CUDA device")
+            raise UserError("sample_on=mapped needs a CUDA device")
         from zerocopy_gcn.fetch.zerocopy import HostRegistration, mapped_cuda_tensor
 
         registrations, csr = [], {}
@@ -109,7 +118,7 @@ def sampling_arrays(sample_on: str, graph: CSRGraph, device: torch.device
             registrations.append(registration)
             csr[name] = mapped_cuda_tensor(registration, device)
         return device, csr, registrations
-    raise ValueError(f"sample_on must be cpu, device or mapped, got {sample_on!r}")
+    raise UserError(f"sample_on must be cpu, device or mapped, got {sample_on!r}")
 
 
 def _sync(device: torch.device) -> None:
@@ -150,6 +159,22 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class EpochProgress:
+    """How far into an epoch this rank got: what a mid-epoch checkpoint carries."""
+
+    steps: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+
+def _stopped(stop: StopSignal, log: RunLogger, checkpoint: Path, where: str) -> None:
+    log.info(f"{stop.signal_name}: stopped {where}; checkpoint {checkpoint}; continue with the "
+             "same hydra.run.dir and resume=true")
+    raise stop.stopped(where, checkpoint)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     ctx = init_distributed(cfg.device)
     out_dir = run_dir()
@@ -169,7 +194,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         setup_start = time.perf_counter()
         host_table = cfg.get("host_table", "mmap")
         if host_table not in HOST_TABLES:  # before opening (or generating) the graph
-            raise ValueError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
+            raise UserError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
         graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
         shared_memory = None
         if host_table == "shm":
@@ -191,80 +216,113 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr,
                                      weight_decay=cfg.weight_decay)
         ckpt_dir = out_dir / "checkpoints"
+        last = ckpt_dir / "last.pt"
         start_epoch, history, best = 0, [], {"val_acc": -1.0, "test_acc": float("nan"),
                                              "epoch": -1}
-        if cfg.resume and (ckpt_dir / "last.pt").is_file():
-            state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer,
+        progress = EpochProgress()
+        previous = find_resume_checkpoint(last, bool(cfg.resume), log)
+        if previous is not None:
+            state = load_checkpoint(previous, model=model, optimizer=optimizer,
                                     map_location=device)
-            start_epoch = int(state["epoch"]) + 1
+            start_epoch, steps_done = resume_position(state)
             history = list(state["extra"].get("history", []))
             best = dict(state["extra"].get("best", best))
-            log.info(f"resumed from {ckpt_dir / 'last.pt'} at epoch {start_epoch}")
+            if steps_done:
+                progress = EpochProgress(**state["extra"]["partial_epoch"])
+            log.info(f"resumed from {previous} at epoch {start_epoch}"
+                     + (f" step {steps_done}" if steps_done else ""))
+        guard = FiniteLossGuard(device, checkpoint_hint=f"the last good checkpoint is {last}")
         log.info(f"graph {graph.name}: {graph.num_nodes} nodes, {graph.num_edges} edges, "
                  f"{graph.feat_dim} {graph.feat_dtype} features, {graph.num_classes} classes; "
                  f"fetch={cfg.fetch.mode} on {device}, world size {ctx.world_size}")
         setup_s = time.perf_counter() - setup_start
         train_nodes = np.asarray(graph.splits["train"])
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            shard = rank_shard(train_nodes, epoch, cfg.seed, ctx)
-            batches = seed_batches(shard, cfg.batch_size, epoch, cfg.seed, shuffle=False)
-            batches = batches[:cfg.max_batches] if cfg.get("max_batches") else batches
-            make = lambda step, seeds, epoch=epoch: prepare_batch(  # noqa: E731
-                sampler, fetcher, seeds, epoch, step, device, sync=not cfg.prefetch)
-            times = {"sample_s": 0.0, "fetch_s": 0.0, "train_s": 0.0, "stall_s": 0.0}
-            bytes_before = fetcher.bytes_fetched
-            total_loss, total_correct, total_seen = 0.0, 0, 0
-            _sync(device)
-            epoch_start = time.perf_counter()
-            waited_from = time.perf_counter()
-            iterator = Prefetcher(make, batches, device, enabled=cfg.prefetch)
-            for prepared in log.progress(iterator, desc=f"epoch {epoch}", total=len(batches)):
-                step_start = time.perf_counter()
-                times["stall_s"] += step_start - waited_from
-                prepared.wait()
-                times["sample_s"] += prepared.sample_s
-                times["fetch_s"] += prepared.fetch_s
-                labels = prepared.batch.labels
-                logits = model(prepared.features.float(), prepared.batch.blocks)
-                loss = F.cross_entropy(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total_loss += float(loss.detach()) * labels.shape[0]
-                total_correct += int((logits.argmax(1) == labels).sum())
-                total_seen += labels.shape[0]
+        with StopSignal(ctx) as stop:
+            for epoch in range(start_epoch, cfg.epochs):
+                model.train()
+                shard = rank_shard(train_nodes, epoch, cfg.seed, ctx)
+                batches = seed_batches(shard, cfg.batch_size, epoch, cfg.seed, shuffle=False)
+                batches = batches[:cfg.max_batches] if cfg.get("max_batches") else batches
+                skip = progress.steps  # > 0 when resuming a run stopped inside this epoch
+                make = lambda step, seeds, epoch=epoch, skip=skip: prepare_batch(  # noqa: E731
+                    sampler, fetcher, seeds, epoch, skip + step, device, sync=not cfg.prefetch)
+                times = {"sample_s": 0.0, "fetch_s": 0.0, "train_s": 0.0, "stall_s": 0.0}
+                bytes_before = fetcher.bytes_fetched
                 _sync(device)
+                epoch_start = time.perf_counter()
                 waited_from = time.perf_counter()
-                times["train_s"] += waited_from - step_start
-            epoch_s = time.perf_counter() - epoch_start
-            if not cfg.prefetch:
-                times["stall_s"] = 0.0  # sampling/fetching ran inline; counted above already
-            val_acc = evaluate(model, eval_sampler, fetcher, np.asarray(graph.splits["val"]),
-                               cfg.eval_batch_size, device)
-            record = {"epoch": epoch, "loss": total_loss / max(total_seen, 1),
-                      "train_acc": total_correct / max(total_seen, 1), "val_acc": val_acc,
-                      "epoch_s": epoch_s, **times,
-                      "fetched_gb": (fetcher.bytes_fetched - bytes_before) / 1e9}
-            if hasattr(fetcher, "epoch_stats"):
-                record.update(fetcher.epoch_stats())
-            if val_acc > best["val_acc"]:
-                test_acc = evaluate(model, eval_sampler, fetcher,
-                                    np.asarray(graph.splits["test"]), cfg.eval_batch_size, device)
-                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+                iterator = Prefetcher(make, batches[skip:], device, enabled=cfg.prefetch)
+                stream = iter(iterator)
+                stopped = False
+                for prepared in log.progress(stream, desc=f"epoch {epoch}",
+                                             total=len(batches) - skip):
+                    step_start = time.perf_counter()
+                    times["stall_s"] += step_start - waited_from
+                    prepared.wait()
+                    times["sample_s"] += prepared.sample_s
+                    times["fetch_s"] += prepared.fetch_s
+                    labels = prepared.batch.labels
+                    logits = model(prepared.features.float(), prepared.batch.blocks)
+                    loss = F.cross_entropy(logits, labels)
+                    guard.observe(loss, epoch, progress.steps)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    progress.loss_sum += float(loss.detach()) * labels.shape[0]
+                    progress.correct += int((logits.argmax(1) == labels).sum())
+                    progress.seen += labels.shape[0]
+                    progress.steps += 1
+                    _sync(device)
+                    waited_from = time.perf_counter()
+                    times["train_s"] += waited_from - step_start
+                    if stop.requested(progress.steps):
+                        stopped = True
+                        break
+                stream.close()  # ends a prefetching producer that is ahead of a stop
+                guard.check()
+                if stopped:
+                    if ctx.is_main:
+                        save_checkpoint(last, model=model, optimizer=optimizer, epoch=epoch - 1,
+                                        steps_into_next_epoch=progress.steps,
+                                        extra={"history": history, "best": best,
+                                               "partial_epoch": asdict(progress)})
+                    ctx.barrier()
+                    _stopped(stop, log, last, f"in epoch {epoch} after step {progress.steps}")
+                total_loss, total_correct, total_seen = progress.loss_sum, progress.correct, \
+                    progress.seen
+                progress = EpochProgress()
+                epoch_s = time.perf_counter() - epoch_start
+                if not cfg.prefetch:
+                    times["stall_s"] = 0.0  # sampling/fetching ran inline; counted above already
+                val_acc = evaluate(model, eval_sampler, fetcher, np.asarray(graph.splits["val"]),
+                                   cfg.eval_batch_size, device)
+                record = {"epoch": epoch, "loss": total_loss / max(total_seen, 1),
+                          "train_acc": total_correct / max(total_seen, 1), "val_acc": val_acc,
+                          "epoch_s": epoch_s, **times,
+                          "fetched_gb": (fetcher.bytes_fetched - bytes_before) / 1e9}
+                if hasattr(fetcher, "epoch_stats"):
+                    record.update(fetcher.epoch_stats())
+                if val_acc > best["val_acc"]:
+                    test_acc = evaluate(model, eval_sampler, fetcher,
+                                        np.asarray(graph.splits["test"]), cfg.eval_batch_size,
+                                        device)
+                    best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+                    if ctx.is_main:
+                        save_checkpoint(ckpt_dir / "best.pt", model=model, optimizer=optimizer,
+                                        epoch=epoch, extra={"best": best})
+                history.append(record)
+                log.log_scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"},
+                                step=epoch)
+                log.info(f"epoch {epoch}: loss {record['loss']:.4f} train_acc "
+                         f"{record['train_acc']:.3f} val_acc {val_acc:.3f} | sample "
+                         f"{times['sample_s']:.2f}s fetch {times['fetch_s']:.2f}s train "
+                         f"{times['train_s']:.2f}s epoch {epoch_s:.2f}s")
                 if ctx.is_main:
-                    save_checkpoint(ckpt_dir / "best.pt", model=model, optimizer=optimizer,
-                                    epoch=epoch, extra={"best": best})
-            history.append(record)
-            log.log_scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"},
-                            step=epoch)
-            log.info(f"epoch {epoch}: loss {record['loss']:.4f} train_acc "
-                     f"{record['train_acc']:.3f} val_acc {val_acc:.3f} | sample "
-                     f"{times['sample_s']:.2f}s fetch {times['fetch_s']:.2f}s train "
-                     f"{times['train_s']:.2f}s epoch {epoch_s:.2f}s")
-            if ctx.is_main:
-                save_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer,
-                                epoch=epoch, extra={"history": history, "best": best})
+                    save_checkpoint(last, model=model, optimizer=optimizer,
+                                    epoch=epoch, extra={"history": history, "best": best})
+                ctx.barrier()
+                if epoch + 1 < cfg.epochs and stop.requested(0, force=True):
+                    _stopped(stop, log, last, f"after epoch {epoch}")
         final_test = evaluate(model, eval_sampler, fetcher, np.asarray(graph.splits["test"]),
                               cfg.eval_batch_size, device) if cfg.epochs > 0 else float("nan")
         timed = history[1:] if len(history) > 1 else history  # first epoch = warm-up

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from trilab.errors import UserError
+
 FORMAT_NAME = "zerocopy-gcn-csr"
 FORMAT_VERSION = 1
 FEAT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
@@ -34,7 +36,7 @@ SPLITS = ("train", "val", "test")
 _CHUNK = 1 << 24  # elements per validation chunk: bounded memory on huge memory-mapped arrays
 
 
-class GraphFormatError(ValueError):
+class GraphFormatError(UserError, ValueError):
     """A graph folder or source file is malformed; the message names the file and the fault."""
 
 

@@ -1,0 +1,140 @@
+"""Stops resume to the uninterrupted result, NaN losses stop a run, resume with nothing to
+resume says so, user errors print one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import zerocopy_gcn.training as training
+from trilab.errors import RunStopped
+from trilab.finite import NonFiniteLossError
+from trilab.stopping import StopSignal
+
+PROJECT = Path(__file__).resolve().parents[1]
+TINY = ["data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32", "data.num_classes=4",
+        "fanouts=[5,5]", "model.hidden=32", "batch_size=100", "tensorboard=false",
+        "device=cpu"]
+
+
+def _cfg(data_root: Path, *overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, f"data.root={data_root}", *overrides])
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def _result(metrics: dict) -> tuple:
+    return (metrics["weights_sha256"], metrics["final_val_acc"], metrics["final_test_acc"],
+            [round(h["loss"], 12) for h in metrics["history"]])
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
+        tmp_path, monkeypatch, prefetch):
+    data = tmp_path / "data"
+    options = ("epochs=2", f"prefetch={str(prefetch).lower()}")
+    (tmp_path / "reference").mkdir()
+    monkeypatch.chdir(tmp_path / "reference")
+    reference = training.train(_cfg(data, *options))
+
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    calls = {"n": 0}
+
+    def signal_in_epoch_1(self, step, force=False):
+        calls["n"] += 1
+        if step == 3 and calls["n"] > 8:  # past epoch 0's 8 steps and its boundary check
+            self.signum = signal.SIGTERM
+        return self.signum is not None
+
+    monkeypatch.setattr(StopSignal, "requested", signal_in_epoch_1)
+    with pytest.raises(RunStopped, match="in epoch 1 after step 3") as info:
+        training.train(_cfg(data, *options))
+    assert info.value.exit_code == 143
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["steps_into_next_epoch"]) == (0, 3)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path / "run")
+    resumed = training.train(_cfg(data, *options, "resume=true"))
+    assert _result(resumed) == _result(reference)
+
+
+def test_real_sigterm_exits_143_and_resume_matches(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "train.py", *TINY, f"data.root={data}", "epochs=5"]
+    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / "run.log").is_file() and "epoch 0:" in (run / "run.log").read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
+    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = [json.loads((folder / "metrics.json").read_text())
+               for folder in (tmp_path / "reference", run)]
+    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
+    assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    training.train(_cfg(data, "epochs=1"))
+    good = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    real = training.F.cross_entropy
+    calls = {"n": 0}
+
+    def nan_at_step_2(logits, labels):
+        calls["n"] += 1
+        loss = real(logits, labels)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(training.F, "cross_entropy", nan_at_step_2)
+    with pytest.raises(NonFiniteLossError, match="nan at epoch 1 step 2"):
+        training.train(_cfg(data, "epochs=3", "resume=true"))
+    after = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert after["epoch"] == 0
+    assert all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    training.train(_cfg(tmp_path / "data", "epochs=1", "resume=true"))
+    log = (tmp_path / "run.log").read_text()
+    assert "nothing to resume" in log and "starting a new run from epoch 0" in log
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["data=folder", "data.path={tmp}/no_such_graph"], "no_such_graph"),
+    (["host_table=nowhere"], "host_table"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path, overrides, expected):
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
+    done = subprocess.run([sys.executable, "train.py", "device=cpu", *overrides,
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
