@@ -206,3 +206,27 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, script, overrides, expe
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def _crafted_checkpoint(path: Path, marker: Path) -> Path:
+    class CreatesMarker:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {}, "epoch": 0, "extra": CreatesMarker()}, path)
+    return path
+
+
+def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path,
+                                                                monkeypatch):
+    from glagcn.training import evaluate
+
+    marker = tmp_path / "marker"
+    crafted = _crafted_checkpoint(tmp_path / "checkpoints" / "last.pt", marker)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsafeFileError, match="last.pt"):
+        evaluate(_compose(_overrides(synthetic, f"checkpoint={crafted}")))
+    with pytest.raises(UnsafeFileError, match="last.pt"):
+        train(_compose(_overrides(synthetic, "epochs=1", "resume=true")))
+    assert not marker.exists()

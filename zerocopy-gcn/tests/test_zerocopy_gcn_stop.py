@@ -138,3 +138,21 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, overrides, expected):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_crafted_checkpoint_runs_no_code_on_resume(tmp_path, monkeypatch):
+    from trilab.safe_load import UnsafeFileError
+
+    marker = tmp_path / "marker"
+
+    class CreatesMarker:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"model": {}, "epoch": 0, "extra": CreatesMarker()},
+               tmp_path / "checkpoints" / "last.pt")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsafeFileError, match="last.pt"):
+        training.train(_cfg(tmp_path / "data", "epochs=1", "resume=true"))
+    assert not marker.exists()
