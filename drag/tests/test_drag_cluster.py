@@ -68,13 +68,13 @@ class _MarkerOnLoad:
 
 
 def test_crafted_clustering_artefact_is_refused_without_running_code(tmp_path):
-    from drag.errors import DragInputError
+    from drag.errors import DragInputError, UserError
 
     marker = tmp_path / "marker"
     crafted = tmp_path / "clusters.pt"
     payload = {"assignment": torch.zeros(4, dtype=torch.long), "arch": _MarkerOnLoad(marker)}
     torch.save(payload, crafted)
-    with pytest.raises(DragInputError, match=r"clusters\.pt.*refused"):
+    with pytest.raises(UserError, match=r"clusters\.pt.*refused"):
         load_clusters(crafted)
     assert not marker.exists()
     torch.save({"something": 1}, tmp_path / "other.pt")

@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from drag.convert_checkpoint import convert, convert_files, main, resnet_feature_hw
-from drag.errors import DragInputError
+from drag.errors import DragInputError, UserError
 from drag.inference import load_trained
 from trilab.checkpoint import read_checkpoint
 
@@ -192,7 +192,7 @@ def test_crafted_pickle_is_refused_before_it_runs(tmp_path, which):
     paths = {name: tmp_path / f"{name}_file.pth" for name in states}
     for name, state in states.items():
         torch.save(state, paths[name])
-    with pytest.raises(DragInputError, match=rf"{which}_file\.pth.*refused"):
+    with pytest.raises(UserError, match=rf"{which}_file\.pth.*refused"):
         convert_files(
             paths["backbone"], paths["cgl"], paths["head"], 2, tmp_path / "o.pt", "resnet18", 64
         )

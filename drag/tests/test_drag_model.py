@@ -181,3 +181,12 @@ def test_region_losses_prefer_compact_disjoint_maps():
 def test_class_weights_are_one_minus_frequency():
     weights = class_weights_from_labels([0, 0, 0, 1])
     assert torch.allclose(weights, torch.tensor([0.25, 0.75]))
+
+
+def test_authors_dropout_at_eval_is_selectable():
+    torch.manual_seed(0)
+    gcn = RegionGCN(node_dim=4, dropout=0.5, dropout_at_eval=True).eval()
+    nodes, adjacency = torch.rand(2, 3, 4), torch.rand(2, 3, 3)
+    assert not torch.equal(gcn(nodes, adjacency), gcn(nodes, adjacency))  # the notebook's bug
+    gcn.dropout_at_eval = False
+    assert torch.equal(gcn(nodes, adjacency), gcn(nodes, adjacency))

@@ -14,9 +14,10 @@ import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from torch.utils.data import DataLoader
 
-from drag.errors import DragInputError, MissingFileError, load_tensor_file
+from drag.errors import DragInputError, MissingFileError
 from drag.model.backbone import Backbone, fingerprint
 from trilab.checkpoint import atomic_save
+from trilab.safe_load import load_torch_file
 
 
 class ClusterMismatchError(DragInputError):
@@ -129,7 +130,7 @@ def load_clusters(path: str | Path, backbone: Backbone | None = None) -> Channel
         raise MissingFileError(
             f"channel clustering artefact not found: {path} (run the cluster stage first)"
         )
-    payload = load_tensor_file(path, "channel clustering artefact")
+    payload = load_torch_file(path, what="channel clustering artefact")
     fields = set(ChannelClusters.__dataclass_fields__)
     if not isinstance(payload, dict) or set(payload) != fields:
         raise DragInputError(f"{path} is not a channel clustering artefact of this project")

@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from drag.checkpoint_stage import AUTHORS_SOURCE
-from drag.errors import DragInputError, UserError, load_tensor_file
+from drag.errors import DragInputError, UserError
 from drag.model.backbone import Backbone
 from drag.model.drag import build_drag
 from trilab.checkpoint import FORMAT_VERSION, atomic_save
+from trilab.safe_load import load_torch_file
 
 # torchvision ResNet module names -> positions in Backbone.trunk
 TRUNK_INDEX = {"conv1": 0, "bn1": 1, "layer1": 4, "layer2": 5, "layer3": 6, "layer4": 7}
@@ -44,7 +45,7 @@ ATTN_DROPOUT, GCN_DROPOUT = 0.1, 0.5  # the notebook's values (dropout is off at
 
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """A state dict from ``path``, without a DataParallel ``module.`` prefix."""
-    state = load_tensor_file(path, what)
+    state = load_torch_file(path, what=what)
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(
@@ -162,6 +163,7 @@ def convert(
     arch: str = "resnet101",
     image_size: int = 448,
     sources: Mapping[str, str] | None = None,
+    dropout_at_eval: bool = False,
 ) -> dict:
     """The three state dicts -> a checkpoint payload of this project (stage "drag")."""
     sources = dict(sources or {"backbone": "backbone", "cgl": "cgl", "head": "head"})
@@ -183,6 +185,7 @@ def convert(
         "attn_dim": attn_dim,
         "attn_dropout": ATTN_DROPOUT,
         "gcn_dropout": GCN_DROPOUT,
+        "gcn_dropout_at_eval": bool(dropout_at_eval),
     }
     model = build_drag(Backbone(arch, pretrained=False), config)
     state = {
@@ -225,6 +228,7 @@ def convert_files(
     out: str | Path,
     arch: str = "resnet101",
     image_size: int = 448,
+    dropout_at_eval: bool = False,
 ) -> Path:
     payload = convert(
         read_state_dict(backbone, "backbone state dict"),
@@ -234,6 +238,7 @@ def convert_files(
         arch,
         image_size,
         {"backbone": str(backbone), "cgl": str(cgl), "head": str(head)},
+        dropout_at_eval,
     )
     return atomic_save(payload, out)
 
@@ -249,10 +254,22 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--groups", type=int, required=True, help="K, the number of regions")
     parser.add_argument("--arch", default="resnet101", help="torchvision ResNet of the backbone")
     parser.add_argument("--image-size", type=int, default=448, help="input side in pixels")
+    parser.add_argument(
+        "--dropout-at-eval",
+        action="store_true",
+        help="keep the GCN dropout on at inference, as the notebook did (stochastic scores)",
+    )
     parser.add_argument("out", help="the checkpoint to write (e.g. authors_drag.pt)")
     args = parser.parse_args(argv)
     out = convert_files(
-        args.backbone, args.cgl, args.head, args.groups, args.out, args.arch, args.image_size
+        args.backbone,
+        args.cgl,
+        args.head,
+        args.groups,
+        args.out,
+        args.arch,
+        args.image_size,
+        args.dropout_at_eval,
     )
     print(
         f"wrote {out}: DRAG ({args.arch}, K={args.groups}, {args.image_size} px) from the "

@@ -57,6 +57,7 @@ def model_config(run: Run, feature_hw) -> dict:
         "attn_dim": int(m.attn_dim),
         "attn_dropout": float(m.attn_dropout),
         "gcn_dropout": float(m.gcn_dropout),
+        "gcn_dropout_at_eval": bool(m.get("gcn_dropout_at_eval", False)),
     }
 
 

@@ -125,7 +125,8 @@ def load_folder_tree(
         folder = root / name
         if not folder.is_dir():
             raise FileNotFoundError(
-                f"class folder not found: {folder} (expected private/, public/)")
+                f"class folder not found: {folder} (expected private/, public/)"
+            )
         files = sorted(
             str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )

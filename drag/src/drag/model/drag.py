@@ -26,6 +26,7 @@ class DRAG(nn.Module):
         attn_dropout: float = 0.1,
         gcn_dropout: float = 0.5,
         num_classes: int = 2,
+        gcn_dropout_at_eval: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -34,7 +35,7 @@ class DRAG(nn.Module):
         node_dim = self.feature_hw[0] * self.feature_hw[1]
         self.cgl = ChannelGrouping(backbone.channels, groups)
         self.adjacency = AttentionAdjacency(node_dim, groups, attn_dim, attn_dropout)
-        self.gcn = RegionGCN(node_dim, gcn_dropout)
+        self.gcn = RegionGCN(node_dim, gcn_dropout, gcn_dropout_at_eval)
         self.head = nn.Linear(groups + 1, num_classes)
         # While True the backbone runs without gradients and with frozen BatchNorm statistics
         # (the paper freezes it for the first epochs of DRAG training and for CGL pretraining).
@@ -92,4 +93,5 @@ def build_drag(backbone, config: dict) -> DRAG:
         config["attn_dim"],
         config["attn_dropout"],
         config["gcn_dropout"],
+        gcn_dropout_at_eval=bool(config.get("gcn_dropout_at_eval", False)),
     )

@@ -10,6 +10,7 @@ import math
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 with warnings.catch_warnings():
@@ -47,16 +48,21 @@ class RegionGCN(nn.Module):
     """Two DenseGCNConv layers D -> D, each ReLU then dropout.
 
     DenseGCNConv sets the diagonal of A to 1, clamps the row sums below at 1 and propagates
-    D^-1/2 A D^-1/2 (X W) + b. The dropout is a module, so it is off in eval mode (the
-    authors' notebook created it inside ``forward``, which kept it on at evaluation).
+    D^-1/2 A D^-1/2 (X W) + b. Dropout is off in eval mode; the authors' notebook created it
+    inside ``forward``, so it stayed on at evaluation: ``dropout_at_eval=True`` reproduces that
+    (stochastic predictions), for comparison with their numbers only.
     """
 
-    def __init__(self, node_dim: int, dropout: float = 0.5) -> None:
+    def __init__(self, node_dim: int, dropout: float = 0.5, dropout_at_eval: bool = False):
         super().__init__()
         self.conv1 = DenseGCNConv(node_dim, node_dim)
         self.conv2 = DenseGCNConv(node_dim, node_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
+        self.dropout_at_eval = dropout_at_eval
+
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=self.training or self.dropout_at_eval)
 
     def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        hidden = self.dropout(torch.relu(self.conv1(nodes, adjacency)))
-        return self.dropout(torch.relu(self.conv2(hidden, adjacency)))
+        hidden = self._dropout(torch.relu(self.conv1(nodes, adjacency)))
+        return self._dropout(torch.relu(self.conv2(hidden, adjacency)))
