@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,91 @@ import torch
 
 from glagcn.camera import normalize_screen_coordinates
 from glagcn.evaluation import predict_sequence
-from glagcn.keypoints_io import KeypointInputError, KeypointSequence, to_h36m_sequence
+from glagcn.keypoints import (
+    KeypointInputError,
+    KeypointSequence,
+    PreparedTrack,
+    ScoreRule,
+    prepare_h36m,
+)
+from glagcn.model import GLAGCN
 from glagcn.skeleton import H36M_17
 from glagcn.training import model_from_checkpoint
+from trilab.errors import UserError
+
+
+class CheckpointMismatchError(UserError, ValueError):
+    """A checkpoint that cannot lift H36M-17 keypoints."""
+
+
+@dataclass
+class LiftResult:
+    """3D poses of every frame of a track; invalid frames (long gaps) are NaN."""
+
+    poses_3d: np.ndarray  # (T, 17, 3) metres, camera frame, root-relative
+    keypoints_2d: np.ndarray  # (T, 17, 2) the H36M-17 pixels that were lifted
+    frame_indices: np.ndarray  # (T,) video frames
+    valid: np.ndarray  # (T,) bool
+    filled: np.ndarray  # (T, 17) bool: interpolated 2D joints
+    messages: list[str] = field(default_factory=list)
+
+
+def load_lifter(checkpoint: str | Path, device: str | torch.device = "cpu") -> GLAGCN:
+    """The model of a checkpoint trained on the H36M-17 layout."""
+    model, extra = model_from_checkpoint(checkpoint, torch.device(device))
+    if extra["skeleton"] != H36M_17.name:
+        raise CheckpointMismatchError(
+            f"{checkpoint} lifts the {extra['skeleton']} skeleton; lifting user keypoints "
+            "needs a model trained on the H36M-17 layout")
+    return model
+
+
+def _image_size(image_size) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise KeypointInputError(f"image size must be (width, height), got {image_size}") from None
+    if width <= 0 or height <= 0:
+        raise KeypointInputError(f"image size must be positive, got {image_size}")
+    return width, height
+
+
+def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: GLAGCN,
+                  flip_test: bool = True, device: str | torch.device = "cpu") -> np.ndarray:
+    """Lift each valid segment of a prepared track on its own (edge-padded); NaN elsewhere."""
+    width, height = _image_size(image_size)
+    device = torch.device(device)
+    poses = np.full(prepared.keypoints.shape[:2] + (3,), np.nan, dtype=np.float32)
+    for start, stop in prepared.segments:
+        normalized = normalize_screen_coordinates(prepared.keypoints[start:stop], width, height)
+        poses[start:stop] = predict_sequence(model, normalized, H36M_17, device, flip_test)
+    return poses
+
+
+def lift_track(sequence: KeypointSequence, image_size: tuple[int, int],
+               checkpoint: str | Path | GLAGCN, score_rule: ScoreRule | None = None,
+               max_missing_fraction: float = 0.5, max_gap_frames: int = 15,
+               flip_test: bool = True, device: str | torch.device = "cpu") -> LiftResult:
+    """Prepare (missing joints, gaps, H36M-17) and lift one person's track."""
+    _image_size(image_size)
+    prepared = prepare_h36m(sequence, score_rule, max_missing_fraction, max_gap_frames)
+    model = (checkpoint if isinstance(checkpoint, GLAGCN)
+             else load_lifter(checkpoint, device))
+    poses = lift_prepared(prepared, image_size, model, flip_test, device)
+    return LiftResult(poses, prepared.keypoints, prepared.frame_indices, prepared.valid,
+                      prepared.filled, prepared.messages)
+
+
+def lift_sequence(sequence: KeypointSequence, image_size: tuple[int, int],
+                  checkpoint: str | Path, score_threshold: float | None = None,
+                  max_missing_fraction: float = 0.5, flip_test: bool = True,
+                  device: str | torch.device = "cpu", max_gap_frames: int = 15) -> np.ndarray:
+    """3D poses (T, 17, 3) of a :class:`KeypointSequence` (NaN in frames of long gaps)."""
+    rule = sequence.score_rule
+    if score_threshold is not None:
+        rule = ScoreRule("absolute" if rule.kind == "none" else rule.kind, score_threshold)
+    return lift_track(sequence, image_size, checkpoint, rule, max_missing_fraction,
+                      max_gap_frames, flip_test, device).poses_3d
 
 
 def lift(
@@ -24,36 +107,22 @@ def lift(
     max_missing_fraction: float = 0.5,
     flip_test: bool = True,
     device: str | torch.device = "cpu",
+    max_gap_frames: int = 15,
 ) -> np.ndarray:
     """Root-relative 3D poses (T, 17, 3) in metres, H36M-17 order, for every input frame.
 
-    ``keypoints_2d`` is (T, 17, 2) in pixels of an image of ``image_size`` = (width, height),
-    in the H36M-17 or COCO-17 ``layout``.  Joints that are NaN or score below
-    ``score_threshold`` are interpolated over time; a joint missing in more than
-    ``max_missing_fraction`` of the frames is an error.  Sequences shorter than the model's
-    receptive field are edge-padded.
+    ``keypoints_2d`` is (T, J, 2) in pixels of an image of ``image_size`` = (width, height),
+    in any layout of :data:`glagcn.keypoints.LAYOUTS` (H36M-17, COCO-17, Halpe-26, BODY_25,
+    ...).  Joints that are NaN or score below ``score_threshold`` are interpolated over time;
+    a needed joint missing in more than ``max_missing_fraction`` of the frames is an error.
+    Frames with no joint at all are interpolated when the gap is at most ``max_gap_frames``
+    long, else returned as NaN.  Sequences shorter than the receptive field are edge-padded.
     """
     keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
     if scores is None:
         scores = np.ones(keypoints_2d.shape[:2], dtype=np.float32)
     sequence = KeypointSequence(keypoints_2d, np.asarray(scores, dtype=np.float32),
-                                np.arange(len(keypoints_2d)), layout)
-    return lift_sequence(sequence, image_size, checkpoint, score_threshold,
-                         max_missing_fraction, flip_test, device)
-
-
-def lift_sequence(sequence: KeypointSequence, image_size: tuple[int, int],
-                  checkpoint: str | Path, score_threshold: float = 0.3,
-                  max_missing_fraction: float = 0.5, flip_test: bool = True,
-                  device: str | torch.device = "cpu") -> np.ndarray:
-    width, height = (int(v) for v in image_size)
-    if width <= 0 or height <= 0:
-        raise KeypointInputError(f"image size must be positive, got {image_size}")
-    pixels, _ = to_h36m_sequence(sequence, score_threshold, max_missing_fraction)
-    device = torch.device(device)
-    model, extra = model_from_checkpoint(checkpoint, device)
-    if extra["skeleton"] != H36M_17.name:
-        raise ValueError(f"{checkpoint} lifts the {extra['skeleton']} skeleton; lifting user "
-                         "keypoints needs a model trained on the H36M-17 layout")
-    normalized = normalize_screen_coordinates(pixels, width, height)
-    return predict_sequence(model, normalized, H36M_17, device, flip_test)
+                                np.arange(len(keypoints_2d)), layout,
+                                score_rule=ScoreRule("absolute", score_threshold))
+    return lift_track(sequence, image_size, checkpoint, None, max_missing_fraction,
+                      max_gap_frames, flip_test, device).poses_3d

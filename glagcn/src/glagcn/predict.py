@@ -1,4 +1,8 @@
-"""``predict.py``: keypoint file in, 3D poses (npz + JSON) and optional renders out."""
+"""``predict.py``: a detector's keypoints (or a video) in, 3D poses (npz + JSON) and renders out.
+
+Steps: (detect people in ``video`` when no ``input`` is given) -> read the keypoint file in its
+own format -> tracks -> one person -> missing joints, gaps, H36M-17 -> lift -> write -> render.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,177 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from glagcn.keypoints_io import load_keypoints, to_h36m_sequence
-from glagcn.lift import lift_sequence
+from glagcn.keypoints import (
+    DetectionSet,
+    KeypointInputError,
+    ReadOptions,
+    build_tracks,
+    choose_track,
+    describe_tracks,
+    read_detections,
+    resolve_score_rule,
+    track_sequence,
+)
+from glagcn.keypoints.videopose3d import write_data_2d_custom, write_detectron_npz
+from glagcn.lift import LiftResult, lift_track
 from glagcn.render import render_frames_png, render_sequence
 from glagcn.skeleton import H36M_17
+from glagcn.video_io import VideoInfo, video_info
+from trilab.errors import UserError
+
+
+def _optional_int(value, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be an integer, got {value!r}") from None
+
+
+def resolve_image_size(detections: DetectionSet, video: VideoInfo | None,
+                       width, height) -> tuple[tuple[int, int], str]:
+    """(width, height) and where it came from: the file's metadata, else the video, else the
+    user's ``image_width``/``image_height``."""
+    given = None
+    if width is not None or height is not None:
+        if width is None or height is None:
+            raise UserError("give both image_width and image_height (or neither)")
+        given = (_optional_int(width, "image_width"), _optional_int(height, "image_height"))
+    if detections.image_size is not None:
+        size, origin = detections.image_size, "the file's metadata"
+    elif video is not None:
+        size, origin = (video.width, video.height), f"the video {video.path.name}"
+    elif given is not None:
+        size, origin = given, "image_width/image_height"
+    else:
+        raise KeypointInputError(
+            f"{detections.source}: the image size is unknown (this {detections.format} file "
+            "does not record it); give video=VIDEO (its size is read) or image_width=W "
+            "image_height=H")
+    if given is not None and tuple(given) != tuple(size):
+        print(f"note: image_width/image_height {given[0]}x{given[1]} ignored: {origin} says "
+              f"{size[0]}x{size[1]}")
+    if size[0] <= 0 or size[1] <= 0:
+        raise KeypointInputError(f"image size must be positive, got {size}")
+    return (int(size[0]), int(size[1])), origin
+
+
+def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
+    from glagcn.detect import build_detector, detect_video
+
+    detector = build_detector(cfg.detector_weights, cfg.detector_score_threshold,
+                              cfg.detector_max_people, cfg.detector_min_size,
+                              device=cfg.detector_device, proposals=cfg.detector_proposals)
+    found = detect_video(video.path, detector, cfg.detector_batch_size, cfg.detector_device,
+                         cfg.progress)
+    path = write_detectron_npz(out / f"detections_{video.path.stem}.npz", found.boxes,
+                               found.keypoints, video.width, video.height)
+    people = sum(len(b) for b in found.boxes)
+    print(f"detected {people} people in {found.frames} frames "
+          f"({found.seconds / max(found.frames, 1):.2f} s/frame) -> {path}")
+    return path
+
+
+def _write_poses(out: Path, result: LiftResult, detections: DetectionSet, person: int,
+                 image_size: tuple[int, int], fps: float) -> dict:
+    np.savez(out / "poses_3d.npz", poses_3d=result.poses_3d, frame_indices=result.frame_indices,
+             valid=result.valid, keypoints_2d=result.keypoints_2d, filled_2d=result.filled,
+             layout="h36m17", joint_names=np.array(H36M_17.joint_names), person=person,
+             image_size=np.array(image_size), fps=fps)
+    frames = [{"frame_index": int(f), "valid": bool(v),
+               "joints": p.round(5).tolist() if v else None}
+              for f, v, p in zip(result.frame_indices, result.valid, result.poses_3d,
+                                 strict=True)]
+    (out / "poses_3d.json").write_text(json.dumps({
+        "layout": "h36m17", "joint_names": list(H36M_17.joint_names), "units": "metres",
+        "coordinates": "camera frame (x right, y down, z forward), root-relative",
+        "source": detections.source, "format": detections.format, "person": person,
+        "image_size": list(image_size), "fps": fps, "frames": frames,
+    }))
+    return {"poses_3d": str(out / "poses_3d.npz"), "poses_json": str(out / "poses_3d.json")}
 
 
 def predict(cfg: DictConfig) -> dict:
     out = Path(str(cfg.output))
     out.mkdir(parents=True, exist_ok=True)
-    sequence = load_keypoints(cfg.input, cfg.get("layout"))
-    image_size = (int(cfg.image_width), int(cfg.image_height))
-    poses = lift_sequence(sequence, image_size, cfg.checkpoint, cfg.score_threshold,
-                          cfg.max_missing_fraction, cfg.flip_test, cfg.device)
-    np.savez(out / "poses_3d.npz", poses_3d=poses, frame_indices=sequence.frame_indices,
-             layout="h36m17", joint_names=np.array(H36M_17.joint_names))
-    (out / "poses_3d.json").write_text(json.dumps({
-        "layout": "h36m17", "joint_names": list(H36M_17.joint_names), "units": "metres",
-        "coordinates": "camera frame (x right, y down, z forward), root-relative",
-        "frames": [{"frame_index": int(f), "joints": p.round(5).tolist()}
-                   for f, p in zip(sequence.frame_indices, poses, strict=True)],
-    }))
-    written = {"poses_3d": str(out / "poses_3d.npz")}
+    video = video_info(cfg.video) if cfg.get("video") else None
+    written: dict = {}
+    if cfg.get("input") is None:
+        if video is None:
+            raise UserError("give input=KEYPOINTS (a detector's output: file or OpenPose "
+                            "folder), or video=VIDEO to detect people with Keypoint R-CNN first")
+        input_path, input_format = _detect(cfg, video, out), "detectron2"
+        written["detections"] = str(input_path)
+    else:
+        input_path, input_format = Path(str(cfg.input)), cfg.get("format")
+    options = ReadOptions(cfg.get("video_name"), _optional_int(cfg.get("first_frame_id"),
+                                                               "first_frame_id"),
+                          cfg.get("layout"))
+    detections = read_detections(input_path, input_format, options)
+    link_max_gap = cfg.get("link_max_gap")
+    tracks = build_tracks(detections, float(cfg.link_iou),
+                          None if link_max_gap is None else int(link_max_gap))
+    first, last = detections.frame_span()
+    print(f"{detections.source}: {detections.format}, {detections.layout}, frames "
+          f"{first}-{last}, {len(tracks)} people")
+    for note in detections.notes:
+        print(f"note: {note}")
+    if cfg.get("list_people"):
+        print(describe_tracks(tracks))
+        return {"people": [t.track_id for t in tracks]}
+    if not tracks and cfg.get("input") is None:
+        raise KeypointInputError(
+            f"nobody was detected in {video.path} (Keypoint R-CNN, person score >= "
+            f"{cfg.detector_score_threshold}); lower detector_score_threshold, or check that "
+            "the video shows people")
+    track = choose_track(tracks, _optional_int(cfg.get("person"), "person"), detections.source)
+    sequence = track_sequence(detections, track)
+    image_size, size_origin = resolve_image_size(detections, video, cfg.get("image_width"),
+                                                 cfg.get("image_height"))
+    if video is not None and video.frame_count and sequence.frame_indices[-1] >= video.frame_count:
+        raise KeypointInputError(
+            f"{detections.source}: frame {sequence.frame_indices[-1]} is beyond the end of "
+            f"{video.path} ({video.frame_count} frames); if the file counts frames from 1, "
+            "give first_frame_id=1")
+    rule = resolve_score_rule(detections.score_rule, cfg.get("score_rule"),
+                              cfg.get("score_threshold"))
+    print(f"person {track.track_id}: frames {sequence.frame_indices[0]}-"
+          f"{sequence.frame_indices[-1]}, detected in {int(sequence.present.sum())}; image "
+          f"{image_size[0]}x{image_size[1]} from {size_origin}; scores: "
+          f"{detections.score_meaning}; missing joint: {rule.describe()}")
+    if cfg.get("input") is None:
+        custom = _write_track_2d(out, video, sequence, last + 1)
+        written["keypoints_2d"] = str(custom)
+    result = lift_track(sequence, image_size, cfg.checkpoint, rule,
+                        float(cfg.max_missing_fraction), int(cfg.max_gap_frames),
+                        bool(cfg.flip_test), cfg.device)
+    for message in result.messages:
+        print(f"note: {message}")
+    fps = float(cfg.fps) if cfg.get("fps") else (video.fps if video and video.fps else 25.0)
+    written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
     if cfg.render:
-        pixels, _ = to_h36m_sequence(sequence, cfg.score_threshold, cfg.max_missing_fraction)
-        video = out / f"lift.{cfg.render_format}"
-        render_sequence(pixels, poses, H36M_17, video, fps=cfg.fps, image_size=image_size,
-                        frame_indices=sequence.frame_indices, video_path=cfg.get("video"))
-        render_frames_png(pixels, poses, H36M_17, out / "lift_frames.png", image_size=image_size)
-        written.update(video=str(video), frames_png=str(out / "lift_frames.png"))
-    print(f"lifted {len(poses)} frames -> {out}")
+        movie = out / f"lift.{cfg.render_format}"
+        render_sequence(result.keypoints_2d, result.poses_3d, H36M_17, movie, fps=fps,
+                        image_size=image_size, frame_indices=result.frame_indices,
+                        video_path=video.path if video else None, progress=bool(cfg.progress))
+        render_frames_png(result.keypoints_2d, result.poses_3d, H36M_17,
+                          out / "lift_frames.png", image_size=image_size,
+                          video_path=video.path if video else None,
+                          frame_indices=result.frame_indices)
+        written.update(video=str(movie), frames_png=str(out / "lift_frames.png"))
+    print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")
     return written
+
+
+def _write_track_2d(out: Path, video: VideoInfo, sequence, frames: int) -> Path:
+    """The chosen person over all ``frames`` frames of the video in VideoPose3D's
+    data_2d_custom layout."""
+    keypoints = np.full((frames, 17, 2), np.nan, dtype=np.float32)
+    scores = np.full((frames, 17), np.nan, dtype=np.float32)
+    present = sequence.frame_indices[sequence.present]
+    keypoints[present] = sequence.keypoints[sequence.present]
+    scores[present] = sequence.scores[sequence.present]
+    path = out / f"data_2d_custom_{video.path.stem}.npz"
+    return write_data_2d_custom(path, video.path.stem, keypoints, scores, video.width,
+                                video.height)

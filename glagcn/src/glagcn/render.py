@@ -1,8 +1,11 @@
 """Headless pictures of lifting results: 2D input beside the 3D skeleton, and training curves.
 
 Everything draws with Matplotlib's Agg backend (no display needed).  Videos are written with
-OpenCV (``.mp4``) or Pillow (``.gif``).  Poses are in camera coordinates (x right, y down,
-z forward), as the model predicts them; the 3D view shows them with y pointing up.
+OpenCV (``.mp4``, frame by frame: a long clip is never held in memory) or Pillow (``.gif``,
+which keeps every frame until it is written; use MP4 for long clips).  With a video the left
+panel shows its frames under the 2D skeleton, read one at a time.  Poses are in camera
+coordinates (x right, y down, z forward), as the model predicts them; the 3D view shows them
+with y pointing up.  Frames whose pose is NaN (not lifted) show no skeleton.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from trilab.errors import UserError  # noqa: E402
+
 LEFT_COLOUR, RIGHT_COLOUR, CENTRE_COLOUR = "#1f77b4", "#d62728", "#333333"
 
 
-class RenderError(ValueError):
+class RenderError(UserError, ValueError):
     """Inputs that cannot be drawn together (mismatched lengths, unknown file type, ...)."""
 
 
@@ -81,6 +86,8 @@ class SkeletonFigure:
             self.ax2d.set_ylim(height, 0)
         else:
             finite = self.keypoints_2d[np.isfinite(self.keypoints_2d).all(-1)]
+            if not len(finite):
+                finite = np.zeros((1, 2), dtype=np.float32)
             low, high = finite.min(0), finite.max(0)
             margin = 0.1 * float((high - low).max() + 1e-6)
             self.ax2d.set_xlim(low[0] - margin, high[0] + margin)
@@ -89,8 +96,12 @@ class SkeletonFigure:
         self.ax2d.set_xticks([])
         self.ax2d.set_yticks([])
         # One cube around the whole sequence, so the skeleton does not jump between frames.
-        centre = self.poses_3d.reshape(-1, 3).mean(0)
-        radius = float(np.abs(self.poses_3d.reshape(-1, 3) - centre).max()) or 1.0
+        points = self.poses_3d.reshape(-1, 3)
+        points = points[np.isfinite(points).all(-1)]
+        if not len(points):
+            points = np.zeros((1, 3), dtype=np.float32)
+        centre = points.mean(0)
+        radius = float(np.abs(points - centre).max()) or 1.0
         for setter, c in zip((self.ax3d.set_xlim, self.ax3d.set_ylim, self.ax3d.set_zlim),
                              centre, strict=True):
             setter(c - radius, c + radius)
@@ -123,23 +134,14 @@ class SkeletonFigure:
 
 
 def _video_frames(video_path: str | Path, frame_indices: np.ndarray):
-    """Yield the RGB video frame for each requested index (indices ascending)."""
-    import cv2
+    """Yield the RGB video frame for each requested index (indices ascending), one at a time."""
+    from glagcn.video_io import VideoError, iter_frames
 
-    capture = cv2.VideoCapture(str(video_path))
-    if not capture.isOpened():
-        raise RenderError(f"cannot open video {video_path}")
     try:
-        position, frame = -1, None
-        for wanted in frame_indices:
-            while position < wanted:
-                ok, frame = capture.read()
-                if not ok:
-                    raise RenderError(f"video {video_path} ends before frame {wanted}")
-                position += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+        for _, frame in iter_frames(video_path, frame_indices):
+            yield frame
+    except VideoError as error:
+        raise RenderError(str(error)) from None
 
 
 def render_sequence(
@@ -152,6 +154,7 @@ def render_sequence(
     frame_indices: np.ndarray | None = None,
     video_path: str | Path | None = None,
     title: str | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write an MP4 or GIF (chosen by the suffix) of the 2D input beside the lifted 3D poses.
 
@@ -164,18 +167,27 @@ def render_sequence(
         raise RenderError(f"{out_path}: output must end in .mp4 or .gif")
     frame_indices = (np.arange(len(poses_3d)) if frame_indices is None
                      else np.asarray(frame_indices))
+    if len(frame_indices) != len(poses_3d):
+        raise RenderError(f"{len(frame_indices)} frame indices for {len(poses_3d)} poses")
     figure = SkeletonFigure(keypoints_2d, poses_3d, skeleton.parents, skeleton.joints_left,
                             skeleton.joints_right, image_size=image_size, title=title)
     backgrounds = (_video_frames(video_path, frame_indices) if video_path is not None
                    else iter(lambda: None, 0))
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
     try:
-        frames = (figure.draw(i, f"frame {int(f)}", next(backgrounds))
-                  for i, f in enumerate(frame_indices))
-        if suffix == ".mp4":
-            _write_mp4(frames, out_path, fps)
-        else:
-            _write_gif(frames, out_path, fps)
+        with tqdm(total=len(frame_indices), unit="frame", desc=f"rendering {out_path.name}",
+                  disable=not progress) as bar:
+            def frames():
+                for i, f in enumerate(frame_indices):
+                    yield figure.draw(i, f"frame {int(f)}", next(backgrounds))
+                    bar.update(1)
+
+            if suffix == ".mp4":
+                _write_mp4(frames(), out_path, fps)
+            else:
+                _write_gif(frames(), out_path, fps)
     finally:
         figure.close()
     return out_path
@@ -215,18 +227,32 @@ def render_frames_png(
     frames: Sequence[int] | None = None,
     image_size: tuple[int, int] | None = None,
     n_frames: int = 4,
+    video_path: str | Path | None = None,
+    frame_indices: np.ndarray | None = None,
 ) -> Path:
-    """A PNG with selected frames (default: ``n_frames`` evenly spaced), one row each."""
+    """A PNG with selected rows of the sequence (default: ``n_frames`` evenly spaced among the
+    lifted ones), one row each; with ``video_path`` over the video frames ``frame_indices``."""
     total = len(poses_3d)
-    chosen = (list(frames) if frames is not None
-              else np.linspace(0, total - 1, min(n_frames, total)).round().astype(int).tolist())
+    if frames is not None:
+        chosen = list(frames)
+    else:
+        lifted = np.flatnonzero(np.isfinite(np.asarray(poses_3d)).all(axis=(1, 2)))
+        lifted = lifted if len(lifted) else np.arange(total)
+        picks = np.linspace(0, len(lifted) - 1, min(n_frames, len(lifted))).round().astype(int)
+        chosen = lifted[picks].tolist()
     bad = [f for f in chosen if not 0 <= f < total]
     if bad:
         raise RenderError(f"frames {bad} are outside the sequence of {total} frames")
+    frame_indices = np.arange(total) if frame_indices is None else np.asarray(frame_indices)
+    backgrounds: dict[int, np.ndarray] = {}
+    if video_path is not None:
+        wanted = sorted({int(frame_indices[f]) for f in chosen})
+        backgrounds = dict(zip(wanted, _video_frames(video_path, wanted), strict=True))
     figure = SkeletonFigure(keypoints_2d, poses_3d, skeleton.parents, skeleton.joints_left,
                             skeleton.joints_right, image_size=image_size)
     try:
-        rows = [figure.draw(f, f"frame {f}") for f in chosen]
+        rows = [figure.draw(f, f"frame {int(frame_indices[f])}",
+                            backgrounds.get(int(frame_indices[f]))) for f in chosen]
     finally:
         figure.close()
     out_path = Path(out_path)

@@ -1,0 +1,38 @@
+import json
+
+import torch
+
+import glagcn.detect
+from glagcn.bench_wild import bench_detector, bench_lift, write_detector, write_lift
+
+SMALL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3,
+         "output_layer": "per_joint", "sequence_branch": False}
+
+
+def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
+    row = bench_lift(30, 9, model_config=SMALL)
+    assert row["frames"] == 30 and row["receptive_field"] == 9
+    assert row["lift_frames_per_s"] > 0 and row["end_to_end_frames_per_s"] > 0
+    write_lift(tmp_path, row, "test cpu")
+    assert json.loads((tmp_path / "lift_cpu.json").read_text())["flip_test"] is True
+    assert "| lift (9-frame model" in (tmp_path / "lift_cpu.md").read_text()
+
+
+def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
+    built = []
+
+    def fake_detector(weights, score_threshold, max_people, min_size, proposals):
+        built.append((weights, score_threshold, max_people, min_size, proposals))
+
+        def detect(images):  # keeps max_people boxes, as the untrained model does at threshold 0
+            return [{"boxes": torch.zeros(max_people, 4)} for _ in images]
+        return detect
+
+    monkeypatch.setattr(glagcn.detect, "build_detector", fake_detector)
+    rows = bench_detector([(64, 48)], people=[1, 3], batches=[1, 2], frames=2, min_size=64)
+    assert built == [("random", 0.0, 1, 64, 1000), ("random", 0.0, 3, 64, 1000)]
+    assert [(r["boxes_kept"], r["batch"], r["frames_timed"]) for r in rows] == [
+        (1, 1, 2), (1, 2, 2), (3, 1, 2), (3, 2, 2)]
+    write_detector(tmp_path, rows, "test cpu")
+    assert len(json.loads((tmp_path / "detector_cpu.json").read_text())["rows"]) == 4
+    assert "| 64x48 | 64 | 3 | 2 |" in (tmp_path / "detector_cpu.md").read_text()

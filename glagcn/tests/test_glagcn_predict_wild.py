@@ -1,0 +1,196 @@
+"""predict.py in the wild: video in (detector), any keypoint file in, bad files refused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from glagcn.keypoints import KeypointInputError, read_detections
+from glagcn.predict import predict
+from glagcn.skeleton import H36M_17
+from glagcn.training import build_model
+from trilab.checkpoint import save_checkpoint
+from trilab.safe_load import UnsafeFileError
+
+PROJECT = Path(__file__).resolve().parents[1]
+MODEL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3, "output_layer": "per_joint",
+         "sequence_branch": False}
+POSE = np.array([
+    [32, 10], [33, 9], [31, 9], [34, 10], [30, 10], [36, 16], [28, 16], [38, 22], [26, 22],
+    [39, 28], [25, 28], [34, 30], [30, 30], [35, 38], [29, 38], [35, 45], [29, 45]], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, model=build_model(MODEL, H36M_17), epoch=0,
+                    extra={"model_config": MODEL, "skeleton": "h36m17"})
+    return path
+
+
+def write_video(path, frames=4, size=(64, 48), fps=10.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 40, dtype=np.uint8)
+        cv2.rectangle(image, (20 + i, 8), (44 + i, 46), (200, 180, 160), -1)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def config(**overrides):
+    cfg = OmegaConf.load(PROJECT / "configs" / "predict.yaml")
+    cfg.pop("hydra")
+    return OmegaConf.merge(cfg, {"progress": False, **overrides})
+
+
+@pytest.mark.slow
+def test_video_in_3d_out_with_an_untrained_detector(tmp_path, checkpoint, capsys):
+    video = write_video(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    # Untrained weights, every box kept: the whole path runs without a download.
+    detector = {"detector_weights": "random", "detector_score_threshold": 0.0,
+                "detector_max_people": 2, "detector_min_size": 64, "detector_batch_size": 3,
+                "detector_proposals": 10}
+    written = predict(config(video=str(video), checkpoint=str(checkpoint), output=str(out),
+                             **detector))
+    for name in ("detections_clip.npz", "data_2d_custom_clip.npz", "poses_3d.npz",
+                 "poses_3d.json", "lift.mp4", "lift_frames.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert written["keypoints_2d"].endswith("data_2d_custom_clip.npz")
+    # the detections and the 2D track read back through the same readers as users' files
+    raw = read_detections(out / "detections_clip.npz")
+    assert raw.format == "detectron2" and sorted(raw.frames) == [0, 1, 2, 3]
+    assert raw.image_size == (64, 48) and raw.num_detections > 0
+    custom = read_detections(out / "data_2d_custom_clip.npz")
+    assert custom.format == "videopose3d" and custom.image_size == (64, 48)
+    assert sorted(custom.frames) == [0, 1, 2, 3]
+    result = np.load(out / "poses_3d.npz")
+    assert result["poses_3d"].shape[1:] == (17, 3) and float(result["fps"]) == pytest.approx(10)
+    movie = cv2.VideoCapture(str(out / "lift.mp4"))
+    assert int(movie.get(cv2.CAP_PROP_FRAME_COUNT)) == len(result["poses_3d"])
+    movie.release()
+    # reuse without detecting again: list the people of the saved detections
+    capsys.readouterr()
+    people = predict(config(input=str(out / "detections_clip.npz"), checkpoint=str(checkpoint),
+                            output=str(out / "again"), list_people=True))
+    assert people["people"] and "person=ID" in capsys.readouterr().out
+
+
+def test_video_where_nobody_is_detected(tmp_path, checkpoint, monkeypatch):
+    import torch
+
+    import glagcn.detect
+
+    def finds_nobody(*args, **kwargs):
+        def detector(images):
+            return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0),
+                     "keypoints": torch.zeros(0, 17, 3), "keypoints_scores": torch.zeros(0, 17)}
+                    for _ in images]
+        return detector
+
+    monkeypatch.setattr(glagcn.detect, "build_detector", finds_nobody)
+    video = write_video(tmp_path / "empty.mp4", frames=3)
+    with pytest.raises(KeypointInputError, match="nobody was detected in .*empty.mp4.*lower "
+                                                 "detector_score_threshold"):
+        predict(config(video=str(video), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
+    assert read_detections(tmp_path / "o" / "detections_empty.npz").num_detections == 0
+
+
+def openpose_folder(folder, frames, absent=()):
+    folder.mkdir()
+    for frame in range(frames):
+        people = []
+        if frame not in absent:
+            body = np.zeros((25, 3))
+            coco_to_body25 = {0: 0, 2: 6, 3: 8, 4: 10, 5: 5, 6: 7, 7: 9, 9: 12, 10: 14, 11: 16,
+                              12: 11, 13: 13, 14: 15, 15: 2, 16: 1}
+            for target, source in coco_to_body25.items():
+                body[target] = [*(POSE[source] + [0.5 * frame, 0]), 0.8]
+            body[1] = [*POSE[[5, 6]].mean(0), 0.8]
+            body[8] = [*POSE[[11, 12]].mean(0), 0.8]
+            people = [{"person_id": [-1], "pose_keypoints_2d": body.ravel().tolist()}]
+        (folder / f"clip_{frame:012d}_keypoints.json").write_text(
+            json.dumps({"version": 1.3, "people": people}))
+    return folder
+
+
+def test_openpose_folder_with_video_long_gap_is_nan(tmp_path, checkpoint):
+    video = write_video(tmp_path / "clip.mp4", frames=30)
+    folder = openpose_folder(tmp_path / "json", 30, absent=range(5, 25))
+    out = tmp_path / "out"
+    predict(config(input=str(folder), video=str(video), checkpoint=str(checkpoint),
+                   output=str(out), render_format="gif"))
+    payload = json.loads((out / "poses_3d.json").read_text())
+    assert payload["format"] == "openpose" and payload["image_size"] == [64, 48]
+    valid = [frame["valid"] for frame in payload["frames"]]
+    assert valid == [True] * 5 + [False] * 20 + [True] * 5
+    assert payload["frames"][10]["joints"] is None
+    poses = np.load(out / "poses_3d.npz")["poses_3d"]
+    assert np.isnan(poses[5:25]).all() and np.isfinite(poses[:5]).all()
+    assert (out / "lift.gif").is_file()
+
+
+def test_keypoint_file_errors_name_the_file_and_the_fix(tmp_path, checkpoint):
+    folder = openpose_folder(tmp_path / "json", 4)
+    with pytest.raises(KeypointInputError, match="json: the image size is unknown"):
+        predict(config(input=str(folder), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
+    short = write_video(tmp_path / "short.mp4", frames=3)
+    with pytest.raises(KeypointInputError, match=r"frame 3 is beyond the end of .*short.mp4 "
+                                                 r"\(3 frames\).*first_frame_id=1"):
+        predict(config(input=str(folder), video=str(short), checkpoint=str(checkpoint),
+                       output=str(tmp_path / "o"), render=False))
+    with pytest.raises(KeypointInputError, match="there is no person 5"):
+        predict(config(input=str(folder), checkpoint=str(checkpoint), output=str(tmp_path / "o"),
+                       image_width=64, image_height=48, person=5))
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, points=np.zeros((3, 17, 2)))
+    with pytest.raises(KeypointInputError, match="wrong.npz: not a keypoint npz .*'keypoints'"):
+        predict(config(input=str(wrong), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
+
+
+class MakesAFile:
+    """Unpickling this object would create a file: what a hostile npz does to np.load."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def crafted_npz(tmp_path):
+    marker = tmp_path / "pwned"
+    boxes = np.empty((1, 2), dtype=object)
+    boxes[0, 0], boxes[0, 1] = [], MakesAFile(marker)
+    path = tmp_path / "detections.npz"
+    np.savez(path, boxes=boxes, keypoints=boxes, metadata={"w": 10, "h": 10})
+    assert not marker.exists()
+    return path, marker
+
+
+def test_crafted_detector_npz_is_refused_without_running_code(tmp_path, checkpoint):
+    path, marker = crafted_npz(tmp_path)
+    with pytest.raises(UnsafeFileError, match=r"detections.npz.*refused"):
+        predict(config(input=str(path), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
+    assert not marker.exists()
+    with pytest.raises(UnsafeFileError):
+        read_detections(path, "detectron2")
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path, checkpoint):
+    path, marker = crafted_npz(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "predict.py", f"input={path}", f"checkpoint={checkpoint}",
+         f"output={tmp_path / 'o'}"], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert str(path) in done.stderr and "refused" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not marker.exists()
