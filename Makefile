@@ -10,7 +10,7 @@ PROJECT_MANIFESTS := $(wildcard shared/pyproject.toml glagcn/pyproject.toml drag
 ARGS ?=
 
 .PHONY: setup demo test lint clean train-glagcn evaluate-glagcn bench-glagcn train-drag bench-drag \
-	train-zerocopy bench-zerocopy bench help
+	train-zerocopy bench-zerocopy bench help gpu-check gpu-wheels
 
 help:
 	@echo "make demo            set up .venv and run every project's main job on synthetic data"
@@ -19,6 +19,8 @@ help:
 	@echo "make train-drag      DRAG: all stages   (ARGS='...')"
 	@echo "make bench-zerocopy  zero-copy gather and training benchmarks"
 	@echo "make bench           all benchmarks; make lint; make clean"
+	@echo "make gpu-check       on a CUDA machine, offline: GPU tests + benchmarks -> benchmarks/gpu/"
+	@echo "make gpu-wheels      where PyPI is reachable: wheels for gpu-check into gpu-wheels/"
 
 setup: $(STAMP)
 
@@ -72,6 +74,25 @@ bench-zerocopy: $(STAMP)
 	$(call project,zerocopy-gcn,bench)
 
 bench: bench-glagcn bench-drag bench-zerocopy
+
+# GPU check: runs from the machine's own Python (PYTHON=python3) straight from the sources,
+# without .venv; installs what that Python lacks from $(GPU_WHEELS)/ (made by `make gpu-wheels`)
+# into $(GPU_SITE)/, offline.  Not $(STAMP): building .venv needs the network.
+GPU_WHEELS ?= gpu-wheels
+GPU_SITE ?= .gpu-site
+GPU_PYTHON_VERSION ?= 3.11
+GPU_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
+
+gpu-check:
+	@if [ -d "$(GPU_WHEELS)" ]; then \
+		PYTHONPATH=$(CURDIR) $(PYTHON) -m gpucheck.wheels install $(GPU_WHEELS) --target $(GPU_SITE); \
+	fi
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/shared/src:$(CURDIR)/glagcn/src:$(CURDIR)/drag/src:$(CURDIR)/zerocopy-gcn/src:$(CURDIR)/$(GPU_SITE) \
+		$(PYTHON) -m gpucheck $(ARGS)
+
+gpu-wheels: $(STAMP)
+	$(PY) -m gpucheck.wheels download $(GPU_WHEELS) --python-version $(GPU_PYTHON_VERSION) \
+		$(foreach p,$(GPU_PLATFORMS),--platform $(p))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,7 +1,7 @@
 import gc
-import time
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest

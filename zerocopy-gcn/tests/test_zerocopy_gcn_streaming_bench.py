@@ -80,3 +80,26 @@ def test_generated_folder_is_reused(tmp_path):
     ensure_rmat(tmp_path / "g", spec, progress=False)
     assert (folder / "feat.npy").stat().st_mtime_ns == stamp
     assert load_graph(folder).num_nodes == 200
+
+
+def test_bench_sections_fixed_minibatches_and_cold_first_epoch(tmp_path):
+    from zerocopy_gcn import bench
+
+    result = bench.main(["--sections", "gather", "epochs", "--out", str(tmp_path / "b"),
+                         "--data-root", str(tmp_path / "data"), "--table-mb", "2",
+                         "--gather-mb", "1", "--repeats", "1", "--row-bytes", "512",
+                         "--dtypes", "float32", "--base-offsets", "0", "16",
+                         "--graph", "products_like:1500:8", "--split", "0.5", "0.1", "0.1",
+                         "--epochs", "2", "--max-batches", "2", "--fanouts", "4", "4",
+                         "--variants", "conventional", "--override", "sample_on=device"])
+    gather = {(r["mode"], r["base_offset"]): r for r in result["gather"]}
+    assert {("memcpy", 0), ("conventional", 16), ("index_select-out", 0)} <= set(gather)
+    assert gather[("memcpy", 0)]["fraction_of_memcpy"] == 1.0
+    assert all(r["gbps"] > 0 for r in result["gather"])
+    assert not result["sampler"] and not result["cache"]  # sections not asked for
+    (row,) = result["end_to_end"]
+    assert row["max_batches"] == 2 and "sample_on=device" in row["overrides"]
+    assert row["cold"]["epoch_s"] > 0 and row["epoch_s"] > 0
+    assert row["page_cache_evicted"] and 0 <= row["cold_feat_resident_fraction"] <= 1
+    markdown = (tmp_path / "b" / "bench_results.md").read_text()
+    assert "2 minibatches per epoch" in markdown and "cold epoch s" in markdown

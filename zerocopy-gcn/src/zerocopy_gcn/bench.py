@@ -304,12 +304,13 @@ def _compose(overrides: list[str]):
 
 def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
                      fanouts: list[int], max_batches: int | None = None,
-                     variants: list[str] | None = None
+                     variants: list[str] | None = None, extra: list[str] | None = None
                      ) -> tuple[list[dict[str, Any]], list[str]]:
     """Train each variant on each graph; the first epoch starts from an evicted page cache.
 
     Rows keep the warm figures (mean over epochs after the first) at the top level and the
-    first epoch under ``cold``.
+    first epoch under ``cold``.  ``extra``: training overrides added to every variant (e.g.
+    ``sample_on=device``).
     """
     from zerocopy_gcn.training import train
 
@@ -320,7 +321,8 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
         for label in names:
             overrides, feat_dtype, _ = EPOCH_VARIANTS[label]
             spec = preset_spec(data["preset"], num_nodes=data["num_nodes"],
-                               avg_degree=data["avg_degree"], feat_dtype=feat_dtype)
+                               avg_degree=data["avg_degree"], feat_dtype=feat_dtype,
+                               split=data.get("split"))
             folder = ensure_rmat(preset_folder(data_root, data["preset"], spec), spec,
                                  name=data["preset"], progress=False)
             evicted = evict(graph_files(folder))
@@ -329,7 +331,8 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
                 "data=folder", f"data.path={folder}", "data.validate=none",
                 f"epochs={epochs}", "fanouts=[" + ",".join(map(str, fanouts)) + "]",
                 f"max_batches={max_batches if max_batches else 'null'}",
-                "tensorboard=false", "device=" + ("cuda" if cuda else "cpu"), *overrides])
+                "tensorboard=false", "device=" + ("cuda" if cuda else "cpu"), *overrides,
+                *(extra or [])])
             with tempfile.TemporaryDirectory() as run:
                 cwd = os.getcwd()
                 os.chdir(run)
@@ -341,6 +344,7 @@ def bench_end_to_end(graphs: dict[str, dict], data_root: Path, epochs: int,
             first = history[0]
             warm = history[1:] or history
             row = {"graph": name, "variant": label, **data, "feat_dtype": feat_dtype,
+                   "overrides": [*overrides, *(extra or [])],
                    "epochs": epochs, "max_batches": max_batches,
                    "num_edges": metrics["graph"]["num_edges"],
                    "feat_dim": metrics["graph"]["feat_dim"],
@@ -407,6 +411,8 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> lis
 
     written = []
     aligned = [r for r in gather if r.get("base_offset", 0) == 0]
+    if not aligned:
+        return _epoch_plot(out, e2e, written, plt)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, order in zip(axes, ("random", "sorted"), strict=True):
         for mode in sorted({r["mode"] for r in aligned}):
@@ -429,6 +435,10 @@ def _plots(out: Path, gather: list[dict], e2e: list[dict], ceiling: dict) -> lis
     fig.savefig(out / "gather_bandwidth.png", dpi=120)
     plt.close(fig)
     written.append("gather_bandwidth.png")
+    return _epoch_plot(out, e2e, written, plt)
+
+
+def _epoch_plot(out: Path, e2e: list[dict], written: list[str], plt) -> list[str]:
     if e2e:
         fig, ax = plt.subplots(figsize=(8, 5))
         labels = [f"{r['graph']} | {r['variant']}" for r in e2e]
@@ -562,6 +572,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="epoch graph PRESET:NODES:AVG_DEGREE (repeatable)")
     parser.add_argument("--variants", nargs="+", default=None,
                         help="epoch variants (default: all runnable on this machine)")
+    parser.add_argument("--split", type=float, nargs=3, default=None,
+                        metavar=("TRAIN", "VAL", "TEST"),
+                        help="node split of the generated graphs (default: the preset's)")
+    parser.add_argument("--override", action="append", default=[],
+                        help="training override for every epoch variant, e.g. sample_on=device")
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
     parser.add_argument("--sampler-batches", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
@@ -578,6 +593,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     "avg_degree": 10}}
     if args.graph:
         graphs = dict(args.graph)
+    if args.split:
+        graphs = {name: {**data, "split": list(args.split)} for name, data in graphs.items()}
     fanouts = args.fanouts or ([15, 10, 5] if not args.quick else [5, 5])
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = args.data_root.resolve()
@@ -603,7 +620,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     first = next(iter(graphs.values()))
     if {"sampler", "cache"} & set(args.sections):
         spec = preset_spec(first["preset"], num_nodes=first["num_nodes"],
-                           avg_degree=first["avg_degree"])
+                           avg_degree=first["avg_degree"], split=first.get("split"))
         sampler_graph = ensure_rmat(preset_folder(data_root, first["preset"], spec), spec,
                                     name=first["preset"], progress=False)
         if "sampler" in args.sections:
@@ -613,7 +630,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["cache"] = bench_cache(sampler_graph, fanouts, 1000, args.sampler_batches)
     if "epochs" in args.sections:
         result["end_to_end"], e2e_skipped = bench_end_to_end(
-            graphs, data_root, args.epochs, fanouts, args.max_batches, args.variants)
+            graphs, data_root, args.epochs, fanouts, args.max_batches, args.variants,
+            args.override)
         skipped += e2e_skipped
     if "multi_gpu" in args.sections:
         result["multi_gpu"], multi_skipped = bench_multi_gpu(first, data_root, args.epochs,

@@ -102,7 +102,22 @@ class ConventionalFetcher(FeatureFetcher):
         return _Slot(capacity, self.feat_dim, self.table.dtype, pinned=self._cuda)
 
     def _next_slot(self, rows: int) -> _Slot:
-        """The next free ring buffer with room for ``rows`` (grown or added if needed)."""
+        """The next free ring buffer with room for ``rows`` (grown or added if needed).
+
+        CPU: the first free buffer, so that without prefetching one warm buffer serves every
+        batch.  CUDA: the staging buffers in turn, the older copy having had the longest time.
+        """
+        if not self._cuda:
+            for index, slot in enumerate(self._slots):
+                if slot is not None and slot.in_use():
+                    continue
+                if slot is None or slot.buffer.shape[0] < rows:
+                    slot = self._slots[index] = self._new_slot(rows, slot)
+                return slot
+            slot = self._new_slot(rows, None)  # every buffer still held: grow the ring
+            self._slots.append(slot)
+            self.ring_size += 1
+            return slot
         for _ in range(self.ring_size):
             index = self._turn
             self._turn = (self._turn + 1) % self.ring_size
@@ -110,8 +125,6 @@ class ConventionalFetcher(FeatureFetcher):
             if slot is not None and slot.copy_done is not None:
                 slot.copy_done.synchronize()  # the DMA engine may still read this buffer
                 slot.copy_done = None
-            if slot is not None and not self._cuda and slot.in_use():
-                continue  # a batch handed out earlier is still alive: leave it alone
             if slot is None or slot.buffer.shape[0] < rows:
                 slot = self._slots[index] = self._new_slot(rows, slot)
             return slot

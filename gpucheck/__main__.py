@@ -1,0 +1,5 @@
+import sys
+
+from gpucheck.cli import main
+
+sys.exit(main())

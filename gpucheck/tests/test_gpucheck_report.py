@@ -1,0 +1,109 @@
+"""The probe and the report writer on this (CPU) machine, the targets' arithmetic, the step
+runner's skip rules and the offline wheel selection."""
+
+import json
+import sys
+
+from gpucheck import benches, report, wheels
+from gpucheck.benches import Step, StepResult
+from gpucheck.probe import DEPENDENCIES, probe
+from gpucheck.pytest_gate import Outcome
+
+
+def test_probe_and_report_on_a_machine_without_gpu(tmp_path):
+    found = probe(smi_query=lambda: ([], "nvidia-smi not found"))
+    assert not found.cuda_available and found.torch
+    assert found.no_gpu_line().startswith("no CUDA GPU found (")
+    assert {d.module for d in found.dependencies} == set(DEPENDENCIES)
+    skipped = [StepResult(s.name, s.part, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
+               for s in benches.steps(tmp_path / "work")]
+    md, js, targets = report.write_report(tmp_path, found, [], "not run", skipped,
+                                          "make gpu-check")
+    assert md.name == "no_gpu.md" and js.name == "no_gpu.json"
+    assert targets and all(t.ok is None for t in targets)
+    text = md.read_text()
+    assert "no CUDA GPU found" in text and "not measured" in text and "| 2 | drag |" in text
+    saved = json.loads(js.read_text())
+    assert saved["probe"]["cuda_available"] is False
+    assert {t["result"] for t in saved["targets"]} == {"not measured"}
+
+
+def _gather(mode, dtype, row_bytes, gbps, offset=0):
+    return {"mode": mode, "dtype": dtype, "row_bytes": row_bytes, "order": "random",
+            "base_offset": offset, "gbps": gbps}
+
+
+def test_targets_are_judged_from_the_benchmark_json(tmp_path):
+    gather = []
+    for row_bytes, zero_copy in ((128, 10.0), (256, 45.0), (512, 40.0)):
+        gather += [_gather("memcpy", "float32", row_bytes, 50.0),
+                   _gather("conventional", "float32", row_bytes, 20.0),
+                   _gather("zerocopy-aligned", "float32", row_bytes, zero_copy)]
+    epochs = [{"variant": v, "epoch_s": s, "sample_s": 0, "fetch_s": 0, "train_s": 0,
+               "stall_s": 0, "cold": {"epoch_s": s}}
+              for v, s in (("gpu", 1.0), ("zerocopy", 1.2), ("gpu+prefetch", 1.0),
+                           ("zerocopy+prefetch", 1.5))]
+    results = [
+        StepResult("zerocopy gather", 1, "ok", "", data={"gather": gather}),
+        StepResult("zerocopy epochs", 1, "ok", "", data={"end_to_end": epochs}),
+        StepResult("drag", 2, "ok", "", data={"results": [
+            {"arch": "resnet101", "drag_overhead_pct": 4.0, "backbone_images_per_s": 100.0,
+             "drag_images_per_s": 96.0}]}),
+        StepResult("glagcn fp32 eager", 2, "ok", "", data={"rows": [
+            {"receptive_field": 243, "train_frames_per_s": 1000.0,
+             "infer_frames_per_s": 9000.0}]}),
+    ]
+    targets = {t.figure: t for t in report.evaluate(results)[0]}
+    memcpy = targets["aligned zero-copy / pinned H2D memcpy, rows >= 256 B"]
+    assert memcpy.ok is False and "worst 80%" in memcpy.value and "1/2" in memcpy.value
+    assert targets["aligned zero-copy / conventional path, rows >= 256 B"].ok is True
+    assert targets["epoch zerocopy / gpu (all in GPU)"].ok is True
+    assert targets["epoch zerocopy+prefetch / gpu+prefetch (all in GPU)"].ok is False
+    assert targets["epoch zerocopy+cache / gpu (all in GPU)"].ok is None
+    assert [t.ok for t in targets.values() if t.figure.startswith("DRAG")] == [True]
+    found = probe(smi_query=lambda: ([], "nvidia-smi not found"))
+    found.gpu_name = "NVIDIA H100 80GB HBM3"
+    md, _, _ = report.write_report(tmp_path, found, [Outcome("t", "passed")], "", results,
+                                   "make gpu-check")
+    assert md.name == "NVIDIA_H100_80GB_HBM3.md"
+    assert "| float32 | 256 | 50.00 | 20.00 | 45.00 |" in md.read_text()
+
+
+def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
+    script = ("import json, pathlib, sys; out = pathlib.Path(sys.argv[sys.argv.index('--out')"
+              " + 1]); out.mkdir(parents=True, exist_ok=True); "
+              "(out / 'r.json').write_text(json.dumps({'value': 7}))")
+    plan = [Step("writes json", 1, [sys.executable, "-c", script, "--out", str(tmp_path / "a")],
+                 ("numpy",), min_seconds=0),
+            Step("needs cupy", 1, [sys.executable, "-c", "pass", "--out", str(tmp_path / "b")],
+                 ("cupy",)),
+            Step("too late", 2, [sys.executable, "-c", "pass", "--out", str(tmp_path / "c")],
+                 (), min_seconds=1e6),
+            Step("fails", 1, [sys.executable, "-c", "raise SystemExit(3)", "--out",
+                              str(tmp_path / "d")], (), min_seconds=0)]
+    results = {r.name: r for r in benches.run_steps(plan, tmp_path, {}, {"cupy": "..."},
+                                                    log=lambda line: None)}
+    assert results["writes json"].status == "ok" and results["writes json"].data == {"value": 7}
+    assert results["needs cupy"].status == "skipped" and "cupy" in results["needs cupy"].reason
+    assert results["too late"].status == "skipped" and "budget" in results["too late"].reason
+    assert results["fails"].status == "failed" and "exit 3" in results["fails"].reason
+
+
+def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
+    for name in ("omegaconf-2.3.1-py3-none-any.whl",
+                 "antlr4_python3_runtime-4.9.3-py3-none-any.whl",
+                 "scipy-1.17.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+                 "tqdm-4.70.1-py3-none-any.whl"):
+        (tmp_path / name).write_bytes(b"")
+    machine = {"antlr4-python3-runtime": "4.13.2", "scipy": "1.10.0", "tqdm": "4.70.1"}
+
+    def present(distribution):
+        if distribution not in machine:
+            raise wheels.importlib.metadata.PackageNotFoundError(distribution)
+        return machine[distribution]
+
+    chosen = [p.name.split("-")[0] for p in wheels.to_install(tmp_path, present)]
+    assert chosen == ["antlr4_python3_runtime", "omegaconf"]  # scipy and tqdm stay the machine's
+    pins = wheels.pinned_versions()
+    assert pins["hydra-core"] == "1.3.8" and pins["torch-geometric"] == "2.8.1"
+    assert wheels.wanted(pins, installed=lambda d: "0.0")["antlr4-python3-runtime"] == "0.0"
