@@ -116,12 +116,13 @@ class GLAGCN(nn.Module):
         x = self.input_bn(x).reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, C, T, V
         x = self.expand(x)
         sequence = None
+        rate = self.dropout.p if self.training else 0.0
         for index, (full_rate, strided) in enumerate(self.levels):
             skip = x[:, :, strided.tcn.conv.stride[0] // 2::strided.tcn.conv.stride[0]]
-            x = self.dropout(full_rate(x))
+            x = full_rate(x, rate)
             if index == 0 and self.sequence_head is not None and return_sequence:
                 sequence = self.sequence_head(x).permute(0, 2, 3, 1)  # N, T, V, 3
-            x = self.dropout(strided(x)) + skip
+            x = strided(x, rate) + skip
         joints = x.mean(dim=2).transpose(1, 2)  # N, V, C (pooled over remaining frames)
         centre = self.head(joints).unsqueeze(1)
         return (centre, sequence) if return_sequence else centre
@@ -195,11 +196,14 @@ def macs_per_frame(model: GLAGCN) -> int:
         macs += module.weight.numel()
 
     def graph_hook(module: AdaptiveGraphConv, inputs, output):
+        # counted as the straightforward form: per subset theta, phi and the projection (1x1
+        # convolutions, which the fused forward does not call as modules), theta^T phi, x @ A
         nonlocal macs
         _, c, t, v = inputs[0].shape
         inter = module.theta[0].out_channels
+        out = module.project[0].out_channels
         subsets = module.skeleton_adjacency.shape[0]
-        macs += subsets * (v * v * inter * t + c * t * v * v)  # theta^T phi, x @ A
+        macs += subsets * ((2 * inter + out) * c * t * v + v * v * inter * t + c * t * v * v)
 
     handles = []
     for module in model.modules():

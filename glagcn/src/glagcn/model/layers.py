@@ -1,4 +1,12 @@
-"""Building blocks on features shaped (N, C, T, V): batch, channels, frames, joints."""
+"""Building blocks on features shaped (N, C, T, V): batch, channels, frames, joints.
+
+The forward passes compute what the straightforward forms compute (the frozen copy in
+``glagcn.bench_speed`` is the reference, and tests hold the two equal) with fewer passes over
+memory: the graph unit's subsets share one GEMM (``glagcn.model.fused``), residual additions
+and ReLUs run in place on fresh outputs, and dropout draws its mask as ``rand >= p`` (keep
+probability 1 - p and scale 1 / (1 - p), as ``nn.Dropout``; the masks differ from
+``nn.Dropout``'s for the same seed).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ import math
 
 import torch
 from torch import nn
+
+from glagcn.model.fused import mix_then_project, project_then_mix
 
 INITIALISATIONS = ("authors", "pytorch")
 
@@ -19,6 +29,13 @@ def kaiming_fan_out_(conv: nn.Conv2d) -> None:
 def constant_bn_(bn: nn.BatchNorm2d, scale: float) -> None:
     nn.init.constant_(bn.weight, scale)
     nn.init.zeros_(bn.bias)
+
+
+def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Multiplier for dropout with rate p: 1 / (1 - p) where ``rand >= p``, else 0."""
+    if p >= 1.0:
+        return torch.zeros_like(like)
+    return torch.rand_like(like).ge_(p).mul_(1.0 / (1.0 - p))
 
 
 class AdaptiveGraphConv(nn.Module):
@@ -49,7 +66,7 @@ class AdaptiveGraphConv(nn.Module):
             self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1),
                                           nn.BatchNorm2d(out_channels))
         self.dropout = nn.Dropout(dropout)
-        self.relu = nn.ReLU(inplace=True) if activation else nn.Identity()
+        self.activation = activation
 
     def authors_init_(self) -> None:
         """2s-AGCN's initialisation, as the authors' unit_gcn: He (fan-out) convolutions, each
@@ -69,19 +86,17 @@ class AdaptiveGraphConv(nn.Module):
         nn.init.constant_(self.learned_adjacency, 1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, v = x.shape
-        flat = x.reshape(n, c * t, v)
         adjacency = self.skeleton_adjacency + self.learned_adjacency
-        out = None
-        for k in range(adjacency.shape[0]):
-            theta = self.theta[k](x).permute(0, 3, 1, 2).reshape(n, v, -1)  # N, V, C'T
-            phi = self.phi[k](x).reshape(n, -1, v)  # N, C'T, V
-            data_adjacency = torch.softmax(theta @ phi / theta.shape[-1], dim=-2)
-            mixed = (flat @ (adjacency[k] + data_adjacency)).reshape(n, c, t, v)
-            term = self.project[k](mixed)
-            out = term if out is None else out + term
-        out = self.bn(out)
-        return self.relu(self.dropout(out) + self.residual(x))
+        widens = self.theta[0].in_channels < self.project[0].out_channels
+        core = (mix_then_project if widens else project_then_mix)(
+            x, list(self.theta), list(self.phi), list(self.project), adjacency)
+        out = self.bn(core)
+        residual = self.residual(x)
+        if self.training and self.dropout.p > 0:
+            out = torch.addcmul(residual, out, dropout_mask(out, self.dropout.p))
+        else:
+            out = out.add_(residual)
+        return out.relu_() if self.activation else out
 
 
 TEMPORAL_PADDINGS = ("authors", "centred")
@@ -169,13 +184,16 @@ class GraphTemporalBlock(nn.Module):
                                               temporal_padding)
         else:
             raise ValueError(f"unknown residual kind {residual!r}")
-        self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+        """``dropout``: rate of a dropout after the block's ReLU (the model's between-block
+        dropout), applied before it as relu(z) m = relu(z m) for the mask m >= 0."""
         out = self.tcn(self.gcn(x))
         if self.residual is not None:
-            out = out + self.residual(x)
-        return self.relu(out)
+            out = out.add_(self.residual(x))
+        if self.training and dropout > 0:
+            out = out.mul_(dropout_mask(out, dropout))
+        return out.relu_()
 
 
 class JointwiseLinear(nn.Module):
