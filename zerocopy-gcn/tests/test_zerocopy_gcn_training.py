@@ -140,6 +140,6 @@ def test_train_from_graph_folder(tmp_path, monkeypatch, small_graph_dir):
 
 def test_unknown_host_table_is_refused_before_the_graph_is_built(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="host_table must be one of .* got 'ram'"):
+    with pytest.raises(UserError, match="host_table must be one of .* got 'ram'"):
         train(_cfg(tmp_path, ["host_table=ram"]))
     assert not (tmp_path / "data").exists()
