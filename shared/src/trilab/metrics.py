@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 
 def classification_metrics(
@@ -22,6 +21,9 @@ def classification_metrics(
     ``y_score`` is the score of the positive class (index 1) for binary tasks; ROC-AUC is
     reported only when both classes occur in ``y_true``.
     """
+    # imported here: timers and meters need no scikit-learn (GPU machines may lack it)
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
     if y_true.shape != y_pred.shape:
