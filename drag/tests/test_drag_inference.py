@@ -148,18 +148,19 @@ def test_explain_names_figures_by_relative_path_and_says_what_it_dropped(
     Image.open(source).save(folder / "a.png")
     Image.open(source).save(folder / "a.gif")
     shutil.copy(source, folder / "sub" / "a.png")
+    shutil.copy(source, folder / "z.png")  # sorts last: the one max_images leaves out
     out = tmp_path / "figures"
     log = ListLog()
-    figures = explain(folder, ckpt(trained_run, "drag"), out, device="cpu", log=log)
+    figures = explain(folder, ckpt(trained_run, "drag"), out, device="cpu", max_images=3, log=log)
     pngs = sorted(f["png"] for f in figures)
-    assert len(set(pngs)) == 3 and all(out.joinpath(p).is_file() for p in pngs)
-    assert figure_path(folder / "sub" / "a.png", folder, out) == out / "sub" / "a.png.regions.png"
+    assert pngs == [
+        str(out / "a.gif.regions.png"),
+        str(out / "a.png.regions.png"),
+        str(out / "sub" / "a.png.regions.png"),
+    ]
+    assert all(out.joinpath(p).is_file() for p in pngs)
+    assert "4 images found" in log.text() and "1 not drawn" in log.text()
     assert figure_path(folder / "a.gif", folder / "a.gif", out) == out / "a.gif.regions.png"
-    assert "not drawn" not in log.text()
-    log = ListLog()
-    figures = explain(folder, ckpt(trained_run, "drag"), out, device="cpu", max_images=2, log=log)
-    assert len(figures) == 2
-    assert "3 images found" in log.text() and "1 not drawn" in log.text()
 
 
 def test_region_heatmaps_share_one_scale_with_colour_bar_at_the_photo_aspect():

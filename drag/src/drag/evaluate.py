@@ -6,6 +6,7 @@ from omegaconf import open_dict
 
 from drag.data import BadFileReport, build_splits, make_loader
 from drag.engine import evaluate_splits, majority_rate
+from drag.errors import DragInputError
 from drag.inference import load_trained
 from trilab.device import select_device
 from trilab.hydra_utils import run_dir
@@ -14,10 +15,10 @@ from trilab.runlog import RunLogger
 
 def run(cfg) -> dict:
     if not cfg.get("checkpoint"):
-        raise ValueError("evaluate needs checkpoint=PATH (e.g. <run>/drag/checkpoints/best.pt)")
+        raise DragInputError("evaluate needs checkpoint=PATH (e.g. <run>/drag/checkpoints/best.pt)")
     out_dir = run_dir()
     device = select_device(cfg.device)
-    model, info = load_trained(cfg.checkpoint, device)
+    model, info = load_trained(cfg.checkpoint, device, ("drag", "finetune_backbone"), "evaluate.py")
     with RunLogger(out_dir, tensorboard=False) as log:
         with open_dict(cfg):
             cfg.data.image_size = info["image_size"]  # the size the weights were trained at
