@@ -162,17 +162,23 @@ def predict(cfg: DictConfig) -> dict:
     fps = float(cfg.fps) if cfg.get("fps") else (video.fps if video and video.fps else 25.0)
     written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
     if cfg.render:
-        movie = out / f"lift.{cfg.render_format}"
-        render_sequence(result.keypoints_2d, result.poses_3d, H36M_17, movie, fps=fps,
-                        image_size=image_size, frame_indices=result.frame_indices,
-                        video_path=video.path if video else None, progress=bool(cfg.progress))
-        render_frames_png(result.keypoints_2d, result.poses_3d, H36M_17,
-                          out / "lift_frames.png", image_size=image_size,
-                          video_path=video.path if video else None,
-                          frame_indices=result.frame_indices)
-        written.update(video=str(movie), frames_png=str(out / "lift_frames.png"))
+        written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")
     return written
+
+
+def _render(out: Path, result: LiftResult, image_size: tuple[int, int], fps: float,
+            video: VideoInfo | None, cfg: DictConfig) -> dict:
+    """The video (or a blank panel) with the 2D skeleton beside the 3D one, and a PNG."""
+    movie = out / f"lift.{cfg.render_format}"
+    background = video.path if video else None
+    render_sequence(result.keypoints_2d, result.poses_3d, H36M_17, movie, fps=fps,
+                    image_size=image_size, frame_indices=result.frame_indices,
+                    video_path=background, progress=bool(cfg.progress))
+    render_frames_png(result.keypoints_2d, result.poses_3d, H36M_17, out / "lift_frames.png",
+                      image_size=image_size, video_path=background,
+                      frame_indices=result.frame_indices)
+    return {"video": str(movie), "frames_png": str(out / "lift_frames.png")}
 
 
 def _write_track_2d(out: Path, video: VideoInfo, sequence, frames: int) -> Path:

@@ -74,6 +74,7 @@ class SkeletonFigure:
         if title:
             self.figure.suptitle(title)
         self.image_artist = None
+        self.image_size = image_size
         self._fix_axes(image_size)
         self.lines2d = [self.ax2d.plot([], [], color=c, lw=2)[0] for c in colours]
         self.lines3d = [self.ax3d.plot([], [], [], color=c, lw=2)[0] for c in colours]
@@ -115,7 +116,11 @@ class SkeletonFigure:
         """Draw frame ``index`` and return it as an RGB uint8 image."""
         if background is not None:
             if self.image_artist is None:
-                self.image_artist = self.ax2d.imshow(background, zorder=0)
+                # Stretched over the keypoints' image size, so a video rendered at another
+                # resolution than the detector saw still lines up with the skeleton.
+                width, height = self.image_size or background.shape[1::-1]
+                self.image_artist = self.ax2d.imshow(background, zorder=0,
+                                                     extent=(0, width, height, 0))
             else:
                 self.image_artist.set_data(background)
         points2d = self.keypoints_2d[index]
