@@ -76,12 +76,14 @@ class ProjectMix(torch.autograd.Function):
         attention = torch.softmax(scores, dim=1).view(n, k, v, v)
         mix = attention + adjacency.to(attention.dtype)
         projected = emb.view(n, k, rows, t * v)[:, :, 2 * inter:]
-        out = torch.bmm(projected[:, 0].reshape(n, o * t, v), mix[:, 0])
+        out = torch.empty(n, o, t, v, dtype=emb.dtype, device=emb.device)
+        flat = out.view(n, o * t, v)
+        torch.bmm(projected[:, 0].reshape(n, o * t, v), mix[:, 0], out=flat)
         for j in range(1, k):
-            out.baddbmm_(projected[:, j].reshape(n, o * t, v), mix[:, j])
+            flat.baddbmm_(projected[:, j].reshape(n, o * t, v), mix[:, j])
         ctx.save_for_backward(x, weight, emb, attention, mix)
         ctx.sizes = (inter, o)
-        return out.view(n, o, t, v)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -112,12 +114,14 @@ class ProjectMix(torch.autograd.Function):
                   out=d_per_subset[:, :inter].view(n * k, inter * t, v))
         torch.bmm(theta, d_scores, out=d_per_subset[:, inter:2 * inter].view(n * k, inter * t, v))
         xf = x.reshape(n, c, t * v)
-        d_x = _weight_times(weight.t(), d_emb).view(n, c, t, v)
-        if _per_sample(xf):
+        d_x = d_weight = None
+        if ctx.needs_input_grad[0]:
+            d_x = _weight_times(weight.t(), d_emb).view(n, c, t, v)
+        if ctx.needs_input_grad[1] and _per_sample(xf):
             d_weight = torch.zeros_like(weight)
             for i in range(n):
                 d_weight.addmm_(d_emb[i], xf[i].t())
-        else:
+        elif ctx.needs_input_grad[1]:
             d_weight = torch.bmm(d_emb, xf.transpose(1, 2)).sum(0)
         d_bias = d_emb_k[:, :, :2 * inter].sum(dim=(0, 3)).reshape(-1)
         return d_x, d_weight, d_bias, d_adjacency, None, None
@@ -130,38 +134,47 @@ def _project_then_mix_ops(x, weight, bias, adjacency, inter: int, o: int) -> tor
     k = adjacency.shape[0]
     rows = weight.shape[0] // k
     zeros = bias.new_zeros(k, rows - 2 * inter)
-    full_bias = torch.cat([bias.view(k, 2 * inter), zeros], dim=1).view(-1)
-    emb = torch.nn.functional.conv2d(x, weight.view(-1, c, 1, 1), full_bias)
-    per_subset = emb.view(n * k, rows, t * v)
+    full_bias = torch.cat([bias.reshape(k, 2 * inter), zeros], dim=1).reshape(-1)
+    emb = torch.nn.functional.conv2d(x, weight.reshape(-1, c, 1, 1), full_bias)
+    per_subset = emb.reshape(n * k, rows, t * v)
     theta = per_subset[:, :inter].reshape(n * k, inter * t, v)
     phi = per_subset[:, inter:2 * inter].reshape(n * k, inter * t, v)
     scores = torch.bmm(theta.transpose(1, 2), phi) / (inter * t)
-    mix = torch.softmax(scores, dim=1).view(n, k, v, v) + adjacency
+    mix = torch.softmax(scores, dim=1).reshape(n, k, v, v) + adjacency
     projected = per_subset[:, 2 * inter:].reshape(n * k, o * t, v)
-    mixed = torch.bmm(projected, mix.to(projected.dtype).view(n * k, v, v))
-    return mixed.view(n, k, o, t, v).sum(1)
+    mixed = torch.bmm(projected, mix.to(projected.dtype).reshape(n * k, v, v))
+    return mixed.reshape(n, k, o, t, v).sum(1)
 
 
 def project_then_mix(x: torch.Tensor, theta: list, phi: list, project: list,
-                     adjacency: torch.Tensor) -> torch.Tensor:
+                     adjacency: torch.Tensor,
+                     affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """sum_k W_k (x M_k) + b_k for the subsets' 1x1 convolutions ``theta``/``phi``/``project``
-    (lists of nn.Conv2d), via :class:`ProjectMix`."""
+    (lists of nn.Conv2d), via :class:`ProjectMix`.  ``affine`` = (scale, shift) per output
+    channel is applied too, folded into the projection (an inference-mode BatchNorm)."""
     c = x.shape[1]
     inter = theta[0].out_channels
     o = project[0].out_channels
-    weight = torch.cat([w.view(-1, c) for parts in zip(theta, phi, project, strict=True)
+    scale = affine[0].view(o, 1) if affine is not None else None
+    weight = torch.cat([w.view(-1, c) if w is not parts[2].weight or scale is None
+                        else w.view(-1, c) * scale
+                        for parts in zip(theta, phi, project, strict=True)
                         for w in (parts[0].weight, parts[1].weight, parts[2].weight)])
     bias = torch.cat([b for parts in zip(theta, phi, strict=True)
                       for b in (parts[0].bias, parts[1].bias)])
+    out_bias = sum(conv.bias for conv in project)
+    if affine is not None:
+        out_bias = out_bias * affine[0] + affine[1]
     if torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling():
-        out = _project_then_mix_ops(x, weight, bias, adjacency, inter, o)
-    else:
-        out = ProjectMix.apply(x.contiguous(), weight, bias, adjacency, inter, o)
-    return out + sum(conv.bias for conv in project).view(1, o, 1, 1)
+        return _project_then_mix_ops(x, weight, bias, adjacency, inter, o) + out_bias.view(
+            1, o, 1, 1)
+    out = ProjectMix.apply(x.contiguous(), weight, bias, adjacency, inter, o)
+    return out.add_(out_bias.view(1, o, 1, 1))  # a fresh tensor: no copy needed
 
 
 def mix_then_project(x: torch.Tensor, theta: list, phi: list, project: list,
-                     adjacency: torch.Tensor) -> torch.Tensor:
+                     adjacency: torch.Tensor,
+                     affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The same sum, mixing the (few) input channels first: for units that widen their input."""
     n, c, t, v = x.shape
     k = adjacency.shape[0]
@@ -172,8 +185,18 @@ def mix_then_project(x: torch.Tensor, theta: list, phi: list, project: list,
     theta_x = embedded[:, :k * inter].reshape(n * k, inter * t, v)
     phi_x = embedded[:, k * inter:].reshape(n * k, inter * t, v)
     scores = torch.bmm(theta_x.transpose(1, 2), phi_x) / (inter * t)
-    mix = torch.softmax(scores, dim=1).view(n, k, v, v) + adjacency
+    mix = torch.softmax(scores, dim=1).reshape(n, k, v, v) + adjacency
     mixed = torch.matmul(x.reshape(n, 1, c * t, v), mix)  # N, K, C T, V
     project_weight = torch.cat([conv.weight for conv in project], dim=1)  # O, K C, 1, 1
-    return torch.nn.functional.conv2d(mixed.view(n, k * c, t, v), project_weight,
-                                      sum(conv.bias for conv in project))
+    project_bias = sum(conv.bias for conv in project)
+    if affine is not None:
+        project_weight = project_weight * affine[0].view(-1, 1, 1, 1)
+        project_bias = project_bias * affine[0] + affine[1]
+    return torch.nn.functional.conv2d(mixed.reshape(n, k * c, t, v), project_weight,
+                                      project_bias)
+
+
+def inference_affine(bn: torch.nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """An inference-mode BatchNorm as y = scale x + shift."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale

@@ -187,6 +187,9 @@ def macs_per_frame(model: GLAGCN) -> int:
         kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
         macs += output.numel() // output.shape[0] * kernel // module.groups
 
+    def folded_conv_hook(module: TemporalConv | StridedProjection, inputs, output):
+        conv_hook(module.conv, inputs, output)  # inference folds BN into the conv's weights
+
     def linear_hook(module, inputs, output):
         nonlocal macs
         macs += output.numel() // output.shape[0] * module.in_features
@@ -206,8 +209,12 @@ def macs_per_frame(model: GLAGCN) -> int:
         macs += subsets * ((2 * inter + out) * c * t * v + v * v * inter * t + c * t * v * v)
 
     handles = []
+    folded = {id(m.conv) for m in model.modules()
+              if isinstance(m, TemporalConv | StridedProjection)}
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, TemporalConv | StridedProjection):
+            handles.append(module.register_forward_hook(folded_conv_hook))
+        elif isinstance(module, nn.Conv2d) and id(module) not in folded:
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from glagcn.model.fused import mix_then_project, project_then_mix
+from glagcn.model.fused import inference_affine, mix_then_project, project_then_mix
 
 INITIALISATIONS = ("authors", "pytorch")
 
@@ -29,6 +30,19 @@ def kaiming_fan_out_(conv: nn.Conv2d) -> None:
 def constant_bn_(bn: nn.BatchNorm2d, scale: float) -> None:
     nn.init.constant_(bn.weight, scale)
     nn.init.zeros_(bn.bias)
+
+
+def _folds_batchnorm(bn: nn.BatchNorm2d) -> bool:
+    """In inference mode a BatchNorm is an affine map folded into the preceding weights."""
+    return not bn.training and bn.track_running_stats and bn.running_var is not None
+
+
+def _conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    if not _folds_batchnorm(bn):
+        return bn(conv(x))
+    scale, shift = inference_affine(bn)
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    return F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), bias, conv.stride, conv.padding)
 
 
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
@@ -88,9 +102,12 @@ class AdaptiveGraphConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         adjacency = self.skeleton_adjacency + self.learned_adjacency
         widens = self.theta[0].in_channels < self.project[0].out_channels
-        core = (mix_then_project if widens else project_then_mix)(
-            x, list(self.theta), list(self.phi), list(self.project), adjacency)
-        out = self.bn(core)
+        fold = _folds_batchnorm(self.bn)
+        out = (mix_then_project if widens else project_then_mix)(
+            x, list(self.theta), list(self.phi), list(self.project), adjacency,
+            inference_affine(self.bn) if fold else None)
+        if not fold:
+            out = self.bn(out)
         residual = self.residual(x)
         if self.training and self.dropout.p > 0:
             out = torch.addcmul(residual, out, dropout_mask(out, self.dropout.p))
@@ -142,7 +159,7 @@ class TemporalConv(nn.Module):
         constant_bn_(self.bn, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        return _conv_bn(self.conv, self.bn, x)
 
 
 class StridedProjection(nn.Module):
@@ -162,7 +179,7 @@ class StridedProjection(nn.Module):
         constant_bn_(self.bn, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x[:, :, self.offset::self.stride]))
+        return _conv_bn(self.conv, self.bn, x[:, :, self.offset::self.stride])
 
 
 class GraphTemporalBlock(nn.Module):
