@@ -16,6 +16,7 @@ def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
     write_lift(tmp_path, row, "test cpu")
     assert json.loads((tmp_path / "lift_cpu.json").read_text())["flip_test"] is True
     assert "| lift (9-frame model" in (tmp_path / "lift_cpu.md").read_text()
+    assert row["lift_cpu_s"] > 0 and "CPU-s per frame" in (tmp_path / "lift_cpu.md").read_text()
 
 
 def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
@@ -29,10 +30,10 @@ def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
         return detect
 
     monkeypatch.setattr(glagcn.detect, "build_detector", fake_detector)
-    rows = bench_detector([(64, 48)], people=[1, 3], batches=[1, 2], frames=2, min_size=64)
+    rows = bench_detector([(64, 48)], people=[1, 3], batches=[1, 2], rounds=2, min_size=64)
     assert built == [("random", 0.0, 1, 64, 1000), ("random", 0.0, 3, 64, 1000)]
     assert [(r["boxes_kept"], r["batch"], r["frames_timed"]) for r in rows] == [
-        (1, 1, 2), (1, 2, 2), (3, 1, 2), (3, 2, 2)]
+        (1, 1, 2), (1, 2, 4), (3, 1, 2), (3, 2, 4)]
     write_detector(tmp_path, rows, "test cpu")
     assert len(json.loads((tmp_path / "detector_cpu.json").read_text())["rows"]) == 4
     assert "| 64x48 | 64 | 3 | 2 |" in (tmp_path / "detector_cpu.md").read_text()

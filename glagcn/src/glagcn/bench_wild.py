@@ -4,9 +4,9 @@
 [--skip-lift] [--skip-detector]`` writes ``lift_cpu.json/.md`` (a ``--frames``-frame COCO-17
 track written as a COCO JSON file, read, tracked, prepared and lifted with the paper-sized
 model and test-time flip, as ``predict.py`` does) and ``detector_cpu.json/.md`` (Keypoint
-R-CNN seconds per frame for several people per frame and batch sizes).  The models have random
-weights: their cost is that of trained ones (the detector is told to keep exactly ``people``
-boxes per frame, so its keypoint head does the work of that many people).
+R-CNN seconds per frame for several people per frame and batch sizes, taking turns).  The
+models have random weights: their cost is that of trained ones (the detector is told to keep
+exactly ``people`` boxes per frame, so its keypoint head does the work of that many people).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,19 @@ WALKER = np.array([
     [640, 200], [650, 190], [630, 190], [660, 195], [620, 195], [680, 250], [600, 250],
     [700, 310], [580, 310], [710, 370], [570, 370], [665, 380], [615, 380], [668, 450],
     [612, 450], [670, 520], [610, 520]], dtype=np.float64)
+
+
+class CpuTimer(Timer):
+    """Wall clock and this process's CPU time (all its threads).  On a shared machine the CPU
+    time is the steadier measure of the work; wall / CPU shows how much others slowed it."""
+
+    def __enter__(self) -> CpuTimer:
+        self._cpu_start = time.process_time()
+        return super().__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        super().__exit__(*exc_info)
+        self.cpu_seconds = time.process_time() - self._cpu_start
 
 
 def device_name() -> str:
@@ -88,7 +102,7 @@ def bench_lift(frames: int, receptive_field: int, flip_test: bool = True,
                 sequence.keypoints[:warm], sequence.scores[:warm], sequence.frame_indices[:warm],
                 sequence.layout, sequence.source, sequence.score_rule))
             lift_prepared(short, (1280, 720), model, flip_test)  # warm-up, not timed
-            with Timer() as lifting:
+            with CpuTimer() as lifting:
                 poses = lift_prepared(prepared, (1280, 720), model, flip_test)
     assert np.isfinite(poses).all()
     total = read.seconds + prepare.seconds + lifting.seconds
@@ -96,34 +110,47 @@ def bench_lift(frames: int, receptive_field: int, flip_test: bool = True,
             "channels": config["channels"], "flip_test": flip_test,
             "read_track_s": read.seconds, "prepare_s": prepare.seconds,
             "lift_s": lifting.seconds, "lift_frames_per_s": frames / lifting.seconds,
+            "lift_cpu_s": lifting.cpu_seconds, "threads": torch.get_num_threads(),
             "end_to_end_frames_per_s": frames / total}
 
 
 def bench_detector(sizes: list[tuple[int, int]], people: list[int], batches: list[int],
-                   frames: int, min_size: int = 800, proposals: int = 1000) -> list[dict]:
+                   rounds: int, min_size: int = 800, proposals: int = 1000) -> list[dict]:
+    """Seconds per frame of every (size, people, batch) setting.  The settings take turns
+    (one call each per round, after an untimed warm-up round), so load from other jobs on a
+    shared machine falls on all of them alike."""
     from glagcn import detect
 
-    rows = []
     rng = np.random.default_rng(0)
-    for width, height in sizes:
-        images = [torch.from_numpy(rng.random((3, height, width), dtype=np.float32))
-                  for _ in range(max(batches))]
-        for count in people:
-            detector = detect.build_detector("random", score_threshold=0.0, max_people=count,
-                                             min_size=min_size, proposals=proposals)
-            for batch in batches:
-                with torch.inference_mode():
-                    detector(images[:batch])  # warm-up
-                    calls = max(frames // batch, 1)
-                    with Timer() as timer:
-                        for _ in range(calls):
-                            outputs = detector(images[:batch])
-                kept = int(np.mean([len(o["boxes"]) for o in outputs]))
-                rows.append({"width": width, "height": height, "min_size": min_size,
-                             "proposals": proposals, "people": count, "boxes_kept": kept,
-                             "batch": batch, "frames_timed": calls * batch,
-                             "seconds_per_frame": timer.seconds / (calls * batch)})
-                print(json.dumps(rows[-1]), flush=True)
+    images = {size: [torch.from_numpy(rng.random((3, size[1], size[0]), dtype=np.float32))
+                     for _ in range(max(batches))] for size in sizes}
+    detectors = {count: detect.build_detector("random", score_threshold=0.0, max_people=count,
+                                              min_size=min_size, proposals=proposals)
+                 for count in people}
+    settings = [(size, count, batch) for size in sizes for count in people for batch in batches]
+    seconds = dict.fromkeys(settings, 0.0)
+    cpu_seconds = dict.fromkeys(settings, 0.0)
+    kept: dict = {}
+    with torch.inference_mode():
+        for round_number in range(rounds + 1):
+            for size, count, batch in settings:
+                with CpuTimer() as timer:
+                    outputs = detectors[count](images[size][:batch])
+                if round_number:  # round 0 warms up
+                    seconds[(size, count, batch)] += timer.seconds
+                    cpu_seconds[(size, count, batch)] += timer.cpu_seconds
+                kept[(size, count, batch)] = int(np.mean([len(o["boxes"]) for o in outputs]))
+    rows = []
+    for size, count, batch in settings:
+        frames = rounds * batch
+        rows.append({"width": size[0], "height": size[1], "min_size": min_size,
+                     "proposals": proposals, "people": count,
+                     "boxes_kept": kept[(size, count, batch)], "batch": batch,
+                     "frames_timed": frames,
+                     "seconds_per_frame": seconds[(size, count, batch)] / frames,
+                     "cpu_seconds_per_frame": cpu_seconds[(size, count, batch)] / frames,
+                     "threads": torch.get_num_threads()})
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -148,10 +175,13 @@ def write_lift(out: Path, row: dict, device: str, command: str = COMMAND) -> Non
         f"**{row['lift_frames_per_s']:.1f}** |",
         f"| end to end | {row['read_track_s'] + row['prepare_s'] + row['lift_s']:.1f} | "
         f"{row['end_to_end_frames_per_s']:.1f} |", "",
+        f"Lifting used {row['lift_cpu_s']:.0f} s of CPU time on {row['threads']} threads: "
+        f"{row['lift_cpu_s'] / row['frames']:.3f} CPU-s per frame, "
+        f"{row['frames'] * row['threads'] / row['lift_cpu_s']:.1f} frames/s if its threads had "
+        "the cores to themselves (wall-clock seconds above include waiting for other jobs).", "",
         "One pose per input frame (each frame is the centre of its own 243-frame window; the "
         "flip test runs the mirrored track through the same calls).  Random weights (the cost "
-        "of trained ones).  Taken on a shared 2-core machine where other jobs were running, so "
-        "treat the rates as lower bounds.",
+        "of trained ones).  Taken on a shared 2-core machine where other jobs were running.",
     ]
     _write(out, "lift_cpu", payload, lines)
 
@@ -160,17 +190,20 @@ def write_detector(out: Path, rows: list[dict], device: str, command: str = COMM
     payload = {"device": device, "torch": torch.__version__, "command": command, "rows": rows}
     lines = [f"# Keypoint R-CNN per frame ({device})", "",
              f"Command: `{command}`", "",
-             "| frame | resized to (shorter side) | people per frame | batch | s/frame | "
-             "frames/s |", "|---|---|---|---|---|---|"]
+             "| frame | resized to (shorter side) | people per frame | batch | s/frame (wall) | "
+             "CPU-s/frame | frames/s (wall) |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['width']}x{row['height']} | {row['min_size']} | "
                      f"{row['boxes_kept']} | {row['batch']} | {row['seconds_per_frame']:.2f} | "
+                     f"{row['cpu_seconds_per_frame']:.2f} | "
                      f"{1 / row['seconds_per_frame']:.2f} |")
     lines += ["", "torchvision `keypointrcnn_resnet50_fpn` with random weights told to keep "
               "exactly that many people (box score threshold 0): the same operations as the "
               "trained model finding that many people.  torchvision resizes every frame to a "
               "shorter side of 800 px (`detector_min_size`), so the frame size matters little. "
-              "Taken on a shared 2-core machine where other jobs were running."]
+              f"CPU-s = this process's CPU time ({rows[0]['threads'] if rows else '?'} threads); "
+              "the settings took turns, one call each per round.  Taken on a shared 2-core "
+              "machine where other jobs were running."]
     _write(out, "detector_cpu", payload, lines)
 
 
@@ -180,7 +213,7 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--receptive-field", type=int, default=243)
     parser.add_argument("--no-flip", action="store_true")
-    parser.add_argument("--detector-frames", type=int, default=4)
+    parser.add_argument("--detector-rounds", type=int, default=3)
     parser.add_argument("--detector-sizes", default="1280x720")
     parser.add_argument("--detector-people", default="1,5")
     parser.add_argument("--detector-batches", default="1,4")
@@ -198,7 +231,7 @@ def main(argv=None) -> None:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.detector_sizes.split(",")]
         rows = bench_detector(sizes, [int(v) for v in args.detector_people.split(",")],
                               [int(v) for v in args.detector_batches.split(",")],
-                              args.detector_frames, args.detector_min_size)
+                              args.detector_rounds, args.detector_min_size)
         write_detector(args.out, rows, device, command)
 
 
