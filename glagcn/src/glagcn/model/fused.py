@@ -30,23 +30,15 @@ def _per_sample(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.shape[-1] >= _PER_SAMPLE_MIN_COLUMNS
 
 
-def _weight_times(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """``weight (R, C) @ x (N, C, L)`` (+ bias (R,) per row) -> (N, R, L)."""
+def _weight_times(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weight (R, C) @ x (N, C, L)`` -> (N, R, L)."""
     n, _, columns = x.shape
-    rows = weight.shape[0]
-    if out is None:
-        out = torch.empty(n, rows, columns, dtype=x.dtype, device=x.device)
+    out = torch.empty(n, weight.shape[0], columns, dtype=x.dtype, device=x.device)
     if _per_sample(x):
         for i in range(n):
-            if bias is None:
-                torch.mm(weight, x[i], out=out[i])
-            else:
-                torch.addmm(bias.unsqueeze(1), weight, x[i], out=out[i])
-    elif bias is None:
-        torch.bmm(weight.expand(n, -1, -1), x, out=out)
+            torch.mm(weight, x[i], out=out[i])
     else:
-        torch.baddbmm(bias.view(1, rows, 1), weight.expand(n, -1, -1), x, out=out)
+        torch.bmm(weight.expand(n, -1, -1), x, out=out)
     return out
 
 
