@@ -3,13 +3,14 @@ python cluster_channels.py hydra.run.dir=outputs/ipd_p1 groups=4"""
 
 import hydra
 
-from drag.pipeline import run
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg) -> None:
+    from drag.pipeline import run
+    from trilab.errors import report_user_errors
+
     cfg.stages = ["cluster"]
-    run(cfg)
+    report_user_errors(lambda: run(cfg), program="cluster_channels.py")
 
 
 if __name__ == "__main__":

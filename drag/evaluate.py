@@ -3,12 +3,13 @@ python evaluate.py checkpoint=outputs/demo/drag/checkpoints/best.pt [data=...]""
 
 import hydra
 
-from drag.evaluate import run
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg) -> None:
-    run(cfg)
+    from drag.evaluate import run
+    from trilab.errors import report_user_errors
+
+    report_user_errors(lambda: run(cfg), program="evaluate.py")
 
 
 if __name__ == "__main__":

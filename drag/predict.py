@@ -2,12 +2,13 @@
 
 import hydra
 
-from drag.predict import run
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
 def main(cfg) -> None:
-    run(cfg)
+    from drag.predict import run
+    from trilab.errors import report_user_errors
+
+    report_user_errors(lambda: run(cfg), program="predict.py")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 import hydra
 
-from drag.pipeline import run
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg) -> None:
-    run(cfg)
+    from drag.pipeline import run
+    from trilab.errors import report_user_errors
+
+    report_user_errors(lambda: run(cfg), program="train.py")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def channel_descriptors(
         )
         filled += n
     if filled == 0:
-        raise ValueError("no readable training image for channel clustering")
+        raise DragInputError("no readable training image for channel clustering")
     return desc[:, : 2 * filled]
 
 
@@ -79,7 +79,7 @@ def kmeans_channels(
     descriptors: np.ndarray, groups: int, seed: int, n_init: int = 10, minibatch: bool = False
 ) -> tuple[np.ndarray, float]:
     if groups < 1 or groups > descriptors.shape[0]:
-        raise ValueError(f"cannot cluster {descriptors.shape[0]} channels into {groups} groups")
+        raise DragInputError(f"cannot cluster {descriptors.shape[0]} channels into {groups} groups")
     algo = (
         MiniBatchKMeans(groups, random_state=seed, n_init=n_init, batch_size=256)
         if minibatch

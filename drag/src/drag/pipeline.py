@@ -11,12 +11,14 @@ from omegaconf import OmegaConf
 from drag import CLASS_NAMES
 from drag.data.formats import class_counts
 from drag.engine import majority_rate
+from drag.errors import DragInputError
 from drag.runtime import Run
 from drag.stages import STAGE_FUNCTIONS, STAGES
 from trilab.distributed import init_distributed
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
+from trilab.stopping import StopSignal
 
 
 def run(cfg, stage_functions: dict | None = None) -> dict:
@@ -25,7 +27,7 @@ def run(cfg, stage_functions: dict | None = None) -> dict:
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
+        raise DragInputError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
     stages = [s for s in STAGES if s in stages]  # always in recipe order
     out_dir = run_dir()
     work_dir = Path(cfg.work_dir) if cfg.get("work_dir") else out_dir
@@ -40,11 +42,15 @@ def run(cfg, stage_functions: dict | None = None) -> dict:
         state = Run(cfg=cfg, ctx=ctx, log=log, work_dir=work_dir, generator=generator)
         state.load_data()
         times = {}
-        for stage in stages:
-            start = time.perf_counter()
-            functions[stage](state)
-            times[stage] = time.perf_counter() - start
-            log.info(f"stage {stage} done in {times[stage]:.1f}s")
+        with StopSignal(ctx) as stop:
+            state.stop = stop
+            for number, stage in enumerate(stages):
+                start = time.perf_counter()
+                functions[stage](state)
+                times[stage] = time.perf_counter() - start
+                log.info(f"stage {stage} done in {times[stage]:.1f}s")
+                if number + 1 < len(stages) and stop.requested(0, force=True):
+                    state.stopped(f"after stage {stage}", None)
         state.flush_report()
         summary = summarize(state, times)
         log.write_metrics(summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -12,10 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from drag.data import BadFileReport, build_splits, make_loader, maybe_generate
-from drag.engine import choose_threshold, collect_scores, train_epoch
+from drag.engine import EpochProgress, choose_threshold, collect_scores, train_epoch
+from drag.errors import MissingFileError
 from drag.model.losses import class_weights_from_labels
-from trilab.checkpoint import load_checkpoint, save_checkpoint
+from trilab.checkpoint import (
+    find_resume_checkpoint,
+    load_checkpoint,
+    resume_position,
+    save_checkpoint,
+)
+from trilab.finite import FiniteLossGuard
 from trilab.metrics import classification_metrics
+from trilab.stopping import StopSignal
 
 
 @dataclass
@@ -27,6 +35,22 @@ class Run:
     generator: torch.Generator
     report: BadFileReport = field(default_factory=BadFileReport)
     splits: dict = field(default_factory=dict)
+    stop: StopSignal | None = None  # SIGTERM/SIGINT: finish the step, checkpoint, exit
+
+    def progress_until_stop(self, iterable, **kwargs):
+        """``log.progress`` for work that cannot be checkpointed half-way (clustering, on rank
+        0 only): a stop request ends it at once, and resume=true redoes it."""
+        for item in self.log.progress(iterable, **kwargs):
+            yield item
+            if self.stop is not None and self.stop.signum is not None:
+                self.stopped("during channel clustering (resume=true clusters again)", None)
+
+    def stopped(self, where: str, checkpoint: Path | None) -> None:
+        """Log where the run stopped and how to continue; raise RunStopped."""
+        saved = f"checkpoint {checkpoint}" if checkpoint else "nothing of this stage was saved"
+        self.log.info(f"{self.stop.signal_name}: stopped {where}; {saved}; continue with the "
+                      "same hydra.run.dir and resume=true")
+        raise self.stop.stopped(where, checkpoint or "(none for this stage)")
 
     @property
     def device(self) -> torch.device:
@@ -98,24 +122,33 @@ def fit(
     """
     ckpt_dir = run.stage_dir(stage) / "checkpoints"
     last, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    start, best = 0, float("-inf")
-    if run.cfg.resume and last.is_file():
+    start, best, progress = 0, float("-inf"), EpochProgress()
+    previous = find_resume_checkpoint(last, bool(run.cfg.resume), run.log)
+    if previous is not None:
         state = load_checkpoint(
-            last,
+            previous,
             model=model,
             optimizer=optimizer,
             generators={"loader": run.generator},
             map_location=run.device,
         )
-        start, best = state["epoch"] + 1, state["extra"].get("best_score", best)
-        run.log.info(f"{stage}: resumed from {last} after epoch {state['epoch']}")
+        start, steps_done = resume_position(state)
+        best = state["extra"].get("best_score", best)
+        if steps_done:
+            progress = EpochProgress(**state["extra"]["partial_epoch"])
+        run.log.info(
+            f"{stage}: resumed from {last} at epoch {start}"
+            + (f" step {steps_done}" if steps_done else "")
+        )
     train_loader = run.loader("train", train=True)
     val_loader = run.loader("val")
+    guard = FiniteLossGuard(run.device, checkpoint_hint=f"the last good checkpoint is {last}")
     for epoch in range(start, epochs):
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
+        epoch_loader_state = run.generator.get_state()  # a mid-epoch resume redraws the order
         loss = train_epoch(
             wrapped,
             train_loader,
@@ -125,7 +158,28 @@ def fit(
             f"{stage} {epoch + 1}/{epochs}",
             run.report,
             after_step,
+            progress=progress,
+            stop=run.stop,
+            guard=guard,
+            epoch=epoch,
         )
+        if loss is None:
+            if run.ctx.is_main:
+                at_epoch_start = torch.Generator()
+                at_epoch_start.set_state(epoch_loader_state)
+                save_checkpoint(
+                    last,
+                    model=model,
+                    optimizer=optimizer,
+                    epoch=epoch - 1,
+                    steps_into_next_epoch=progress.steps,
+                    extra={**extra, "stage": stage, "best_score": best,
+                           "partial_epoch": asdict(progress)},
+                    generators={"loader": at_epoch_start},
+                )
+            run.ctx.barrier()
+            run.stopped(f"in stage {stage}, epoch {epoch} after step {progress.steps}", last)
+        progress = EpochProgress()
         scalars = {f"{stage}/train_loss": loss}
         score = float(epoch)
         epoch_extra = {**extra, "stage": stage}
@@ -163,6 +217,8 @@ def fit(
                 generators={"loader": run.generator},
             )
         run.ctx.barrier()
+        if run.stop is not None and epoch + 1 < epochs and run.stop.requested(0, force=True):
+            run.stopped(f"in stage {stage} after epoch {epoch}", last)
     if not best_path.is_file():
-        raise FileNotFoundError(f"{stage}: no checkpoint at {best_path} (epochs={epochs}?)")
+        raise MissingFileError(f"{stage}: no checkpoint at {best_path} (epochs={epochs}?)")
     return best_path

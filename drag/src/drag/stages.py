@@ -10,6 +10,7 @@ import torch
 from drag.checkpoint_stage import require_stage
 from drag.cluster import cluster_channels, load_clusters, save_clusters
 from drag.engine import evaluate_splits
+from drag.errors import DragInputError
 from drag.model.backbone import Backbone
 from drag.model.cgl import cgl_pretrain_loss, membership_targets
 from drag.model.drag import DRAG, build_drag
@@ -116,7 +117,7 @@ def cluster(run: Run) -> dict:
             seed=run.cfg.seed,
             n_init=cfg.n_init,
             minibatch=cfg.minibatch,
-            progress=run.log.progress,
+            progress=run.progress_until_stop,
             report=run.report,
         )
         path = save_clusters(clusters, clusters_path(run))
@@ -144,7 +145,7 @@ def pretrain_cgl(run: Run) -> dict:
     backbone = load_backbone(run)
     clusters = load_clusters(clusters_path(run), backbone)  # refuses another backbone's artefact
     if clusters.groups != int(run.cfg.groups):
-        raise ValueError(
+        raise DragInputError(
             f"{clusters_path(run)} has K={clusters.groups} but groups="
             f"{run.cfg.groups}: re-run the cluster stage"
         )

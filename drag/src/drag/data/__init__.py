@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler, WeightedRandomSampler
 
 from drag.data.dataset import ImageListDataset, Sample, collate_skip_bad, filter_readable
 from drag.data.formats import (
@@ -16,6 +16,7 @@ from drag.data.formats import (
     load_labels_splits,
 )
 from drag.data.images import BadFileReport
+from drag.errors import DragInputError
 
 __all__ = [
     "BadFileReport",
@@ -75,7 +76,7 @@ def build_splits(cfg, seed: int, log, report: BadFileReport) -> dict[str, list[S
             f"folder tree {cfg.root}: private/ -> 1, public/ -> 0, split {fractions} (seed {seed})"
         )
     else:
-        raise ValueError(f"unknown data.format {fmt!r}; use ipd, labels_splits or folder")
+        raise DragInputError(f"unknown data.format {fmt!r}; use ipd, labels_splits or folder")
     limit = cfg.get("max_per_split")
     for split in SPLITS:
         if limit:
@@ -85,8 +86,29 @@ def build_splits(cfg, seed: int, log, report: BadFileReport) -> dict[str, list[S
             f"{split}: {len(splits[split])} images, class counts {class_counts(splits[split])}"
         )
         if not splits[split]:
-            raise ValueError(f"the {split} split is empty after dropping unreadable files")
+            raise DragInputError(f"the {split} split is empty after dropping unreadable files")
     return splits
+
+
+class ResumableSampler(Sampler):
+    """Wraps a sampler; the next pass drops its first ``skip`` indices (same random draws)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        for position, index in enumerate(self.inner):
+            if position >= skip:
+                yield index
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
 
 
 def make_loader(
@@ -98,7 +120,11 @@ def make_loader(
     sampler=None,
     batch_size: int | None = None,
 ) -> DataLoader:
-    """Batches of ``{"images", "labels", "paths", "failed"}``; optional class-balanced sampling."""
+    """Batches of ``{"images", "labels", "paths", "failed"}``; optional class-balanced sampling.
+
+    A training loader's sampler is a :class:`ResumableSampler`: a run stopped in the middle of
+    an epoch skips the batches it already trained on without reading their images.
+    """
     dataset = ImageListDataset(samples, cfg.image_size)
     if train and cfg.get("balanced_sampling", False) and sampler is None:
         labels = torch.tensor(dataset.labels)
@@ -106,10 +132,13 @@ def make_loader(
         sampler = WeightedRandomSampler(
             (1.0 / counts)[labels], num_samples=len(labels), replacement=True, generator=generator
         )
+    if train:
+        # what DataLoader(shuffle=True) would build, made explicit so that it can be wrapped
+        sampler = ResumableSampler(sampler or RandomSampler(dataset, generator=generator))
     return DataLoader(
         dataset,
         batch_size=batch_size or cfg.batch_size,
-        shuffle=train and sampler is None,
+        shuffle=False,
         sampler=sampler,
         num_workers=cfg.get("num_workers", 0),
         collate_fn=collate_skip_bad,

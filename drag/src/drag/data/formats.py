@@ -10,13 +10,14 @@ from pathlib import Path
 from drag import CLASS_NAMES, PRIVATE, PUBLIC
 from drag.data.dataset import Sample
 from drag.data.images import IMAGE_SUFFIXES
+from drag.errors import DragInputError, MissingFileError
 
 SPLITS = ("train", "val", "test")
 TEXT_LABELS = {"private": PRIVATE, "public": PUBLIC}
 FOLD_CODES = {"train": 0, "val": 1, "test": 2}
 
 
-class DataFormatError(ValueError):
+class DataFormatError(DragInputError):
     """A split file has a missing column or an unknown value; the message names both."""
 
 
@@ -35,7 +36,7 @@ def load_ipd_partition(
     for split in SPLITS:
         path = folder / f"{split}.csv"
         if not path.is_file():
-            raise FileNotFoundError(f"IPD split file not found: {path}")
+            raise MissingFileError(f"IPD split file not found: {path}")
         samples = []
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -80,7 +81,7 @@ def load_labels_splits(
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"labels file not found: {csv_path}")
+        raise MissingFileError(f"labels file not found: {csv_path}")
     mapping = parse_label_map(label_map)
     image_root = Path(image_root)
     codes = {str(v): k for k, v in FOLD_CODES.items()}
@@ -124,7 +125,7 @@ def load_folder_tree(
     for name in CLASS_NAMES:
         folder = root / name
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"class folder not found: {folder} (expected private/, public/)"
             )
         files = sorted(

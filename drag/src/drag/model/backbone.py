@@ -9,6 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
+from drag.errors import DragInputError, MissingFileError
+
 ARCHS = {
     "resnet18": ("resnet18", "ResNet18_Weights"),
     "resnet50": ("resnet50", "ResNet50_Weights"),
@@ -22,7 +24,7 @@ class Backbone(nn.Module):
     def __init__(self, arch: str, pretrained: bool | str = False, num_classes: int = 2) -> None:
         super().__init__()
         if arch not in ARCHS:
-            raise ValueError(f"unknown backbone {arch!r}; choose one of {sorted(ARCHS)}")
+            raise DragInputError(f"unknown backbone {arch!r}; choose one of {sorted(ARCHS)}")
         self.arch = arch
         net = _make_resnet(arch, pretrained)
         self.trunk = nn.Sequential(
@@ -60,13 +62,13 @@ def _make_resnet(arch: str, pretrained: bool | str) -> nn.Module:
         return net
     path = Path(str(pretrained))
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+        raise MissingFileError(f"backbone weights file not found: {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
-        raise ValueError(
+        raise DragInputError(
             f"{path} does not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return net

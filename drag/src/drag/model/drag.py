@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from drag.errors import DragInputError
 from drag.model.backbone import Backbone
 from drag.model.cgl import ChannelGrouping
 from drag.model.gcn import AttentionAdjacency, RegionGCN
@@ -56,7 +57,7 @@ class DRAG(nn.Module):
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, _, height, width = features.shape
         if (height, width) != self.feature_hw:
-            raise ValueError(
+            raise DragInputError(
                 f"feature map is {height}x{width} but the model was built for "
                 f"{self.feature_hw[0]}x{self.feature_hw[1]}: check data.image_size"
             )

@@ -1,0 +1,121 @@
+"""Stops resume to the uninterrupted result, NaN losses stop a stage, user errors print one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import drag.runtime
+from drag.pipeline import run
+from trilab.errors import RunStopped
+from trilab.finite import NonFiniteLossError
+from trilab.stopping import StopSignal
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_stop_mid_epoch_then_resume_equals_the_uninterrupted_run(
+    tiny_synthetic, trained_run, compose_cfg, tiny_overrides, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    seen = {"step 2": 0}
+
+    def signal_at_step_2_of_epoch_1(self, step, force=False):
+        if step == 2 and not force:
+            seen["step 2"] += 1
+            if seen["step 2"] == 2:  # the finetune stage's second epoch
+                self.signum = signal.SIGTERM
+        return self.signum is not None
+
+    monkeypatch.setattr(StopSignal, "requested", signal_at_step_2_of_epoch_1)
+    with pytest.raises(RunStopped, match="finetune_backbone, epoch 1 after step 2") as info:
+        run(compose_cfg(tiny_overrides(tiny_synthetic)))
+    assert info.value.exit_code == 143
+    saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
+                       weights_only=True)
+    assert (saved["epoch"], saved["steps_into_next_epoch"]) == (0, 2)
+    assert "stopped in stage finetune_backbone" in (tmp_path / "run.log").read_text()
+
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    resumed = run(compose_cfg(tiny_overrides(tiny_synthetic) + ["resume=true"]))
+    reference = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("baseline", "drag"):
+        assert resumed[key]["test"] == reference[key]["test"], key
+    for stage in ("finetune_backbone", "drag"):
+        ours = _weights(tmp_path / stage / "checkpoints" / "best.pt")
+        theirs = _weights(trained_run / stage / "checkpoints" / "best.pt")
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), stage
+
+
+def test_nan_loss_stops_the_stage_without_a_checkpoint(
+    tiny_synthetic, compose_cfg, tiny_overrides, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    real = drag.runtime.F.cross_entropy
+    calls = {"n": 0}
+
+    def nan_on_fourth_call(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(drag.runtime.F, "cross_entropy", nan_on_fourth_call)
+    with pytest.raises(NonFiniteLossError, match=r"nan at epoch 1 step 0"):
+        run(compose_cfg(tiny_overrides(tiny_synthetic) + ["stages=[finetune_backbone]"]))
+    saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
+                       weights_only=True)
+    assert saved["epoch"] == 0  # epoch 0's checkpoint, not overwritten by the NaN epoch
+
+
+def test_real_sigterm_exits_143_with_a_resumable_checkpoint(tiny_synthetic, tiny_overrides,
+                                                            tmp_path):
+    command = [sys.executable, "train.py", *tiny_overrides(tiny_synthetic),
+               "finetune.epochs=4", f"hydra.run.dir={tmp_path}"]
+    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run.log"
+    deadline = time.monotonic() + 180
+    while not (log.is_file() and "finetune_backbone epoch 1/4" in log.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
+    saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
+                       weights_only=True)
+    assert saved["epoch"] >= 0
+    resumed = subprocess.run([*command, "resume=true", "stages=[finetune_backbone]"],
+                             cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in log.read_text()
+
+
+@pytest.mark.parametrize(("script", "overrides", "expected"), [
+    ("predict.py", ["images={images}", "checkpoint={tmp}/none.pt"], "none.pt"),
+    ("train.py", ["data.format=bogus"], "bogus"),
+    ("train.py", ["stages=[nonsense]"], "nonsense"),
+])
+def test_user_errors_print_one_line_and_exit_2(tiny_synthetic, tmp_path, script, overrides,
+                                               expected):
+    overrides = [o.format(tmp=tmp_path, images=tiny_synthetic / "images") for o in overrides]
+    done = subprocess.run([sys.executable, script, *overrides, "device=cpu",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2, done.stderr
