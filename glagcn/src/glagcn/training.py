@@ -108,10 +108,13 @@ GUARD_CHECK_EVERY = 100  # steps between reads of the device-side NaN flag on a 
 
 def _train_epoch(model, optimizer, windows: WindowedPoses, cfg: DictConfig, ctx: DistContext,
                  generator: np.random.Generator, log: RunLogger, epoch: int,
-                 stop: StopSignal, guard: FiniteLossGuard,
-                 progress: EpochProgress) -> dict | None:
+                 stop: StopSignal | None = None, guard: FiniteLossGuard | None = None,
+                 progress: EpochProgress | None = None) -> dict | None:
     """One epoch from ``progress.steps`` on; ``None`` when a stop was requested (``progress``
     then says where)."""
+    stop = stop if stop is not None else StopSignal()  # not entered: never requested
+    guard = guard if guard is not None else FiniteLossGuard(ctx.device)
+    progress = progress if progress is not None else EpochProgress()
     model.train()
     use_sequence = _uses_sequence_loss(cfg)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)

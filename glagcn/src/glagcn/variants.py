@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,7 +72,9 @@ def main(argv=None) -> None:
     variants = [parse_variant(text) for text in args.variants]
     rows = [run_variant(args.name, label, [*args.common, *overrides])
             for label, overrides in variants]
-    command = ("python -m glagcn.variants --out benchmarks --name " + args.name
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = ((f"OMP_NUM_THREADS={threads} " if threads else "")
+               + "python -m glagcn.variants --out benchmarks --name " + args.name
                + (" --common " + " ".join(args.common) if args.common else "")
                + " " + " ".join(args.variants))
     print(f"written {write_report(args.name, rows, args.out, command)}")
