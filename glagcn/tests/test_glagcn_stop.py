@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -230,3 +231,48 @@ def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_pa
     with pytest.raises(UnsafeFileError, match="last.pt"):
         train(_compose(_overrides(synthetic, "epochs=1", "resume=true")))
     assert not marker.exists()
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc_per_node=2", *args]
+
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
+        synthetic, tmp_path):
+    """A scheduler's SIGTERM reaches torchrun, which passes it to both workers at slightly
+    different moments: the ranks agree on one step, rank 0 alone writes the checkpoint, and
+    the resumed two-process run ends with the uninterrupted two-process run's result."""
+    command, env = _subprocess_command(synthetic)
+    train_args = command[1:]  # without the interpreter: torchrun runs train.py itself
+    reference = tmp_path / "reference"
+    done = subprocess.run(_torchrun(*train_args, f"hydra.run.dir={reference}"), cwd=PROJECT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(_torchrun(*train_args, f"hydra.run.dir={run}"), cwd=PROJECT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    _wait_for(run / "run.log", "epoch 0:", process, timeout=300)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    # one message per rank (the two may share a line of the common stderr), the same place:
+    # an epoch boundary or the same step
+    stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)
+    assert len(stops) == 2, stderr[-3000:]
+    where = set(stops)
+    assert len(where) == 1, stops
+    log = (run / "run.log").read_text()
+    assert log.count("stopped ") == 1  # rank 0 logs; rank 1 only raises
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    position = where.pop()
+    if position.startswith("in epoch"):
+        steps = int(position.rsplit(" ", 1)[1])
+        assert payload["steps_into_next_epoch"] == steps and steps % 10 == 0
+    resumed = subprocess.run(_torchrun(*train_args, f"hydra.run.dir={run}", "resume=true"),
+                             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same(_final_state(reference), _final_state(run))

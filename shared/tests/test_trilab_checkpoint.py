@@ -1,3 +1,4 @@
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from trilab.checkpoint import (
     CheckpointError,
     atomic_save,
+    capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -132,3 +134,27 @@ def test_missing_corrupt_and_mismatched_checkpoints_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="no optimizer state"):
         model = torch.nn.Linear(2, 2)
         load_checkpoint(path, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=1))
+
+
+def test_each_rank_gets_its_own_random_state_back(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    states = []
+    for seed in (10, 11):  # what two ranks' generators hold when the checkpoint is written
+        seed_everything(seed)
+        states.append(capture_rng_state())
+    path = save_checkpoint(tmp_path / "last.pt", model=model, epoch=0, rng_per_rank=states)
+    expected = []
+    for seed in (10, 11):
+        seed_everything(seed)
+        expected.append((torch.rand(3), np.random.rand(), random.random()))
+    for rank in (0, 1):
+        seed_everything(99)
+        load_checkpoint(path, model=model, rank=rank)
+        drawn = (torch.rand(3), np.random.rand(), random.random())
+        assert torch.equal(drawn[0], expected[rank][0]) and drawn[1:] == expected[rank][1:]
+    # a single-process checkpoint keeps restoring its one state for any rank
+    seed_everything(12)
+    single = save_checkpoint(tmp_path / "single.pt", model=model, epoch=0)
+    after_save = torch.rand(3)
+    load_checkpoint(single, model=model, rank=1)
+    assert torch.equal(torch.rand(3), after_save)

@@ -77,3 +77,37 @@ def test_single_process_context_without_torchrun(monkeypatch):
         assert ctx.sampler(list(range(4))) is None
         t = torch.tensor([3.0])
         assert torch.equal(ctx.all_reduce_mean(t), t)
+
+
+STOP_WORKER = """
+import json, os, signal, sys
+from pathlib import Path
+from trilab.distributed import init_distributed
+from trilab.stopping import StopSignal
+
+out = Path(sys.argv[1])
+with init_distributed(device="cpu") as ctx, StopSignal(ctx, sync_every=4) as stop:
+    step = 0
+    while step < 50:
+        step += 1
+        if ctx.rank == 1 and step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # only this rank is signalled
+        if stop.requested(step):
+            break
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(
+        {"step": step, "signal": stop.signal_name, "exit": stop.exit_code}))
+"""
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(STOP_WORKER))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # rank 1 was signalled at step 3; the ranks compare notes every 4 steps
+    assert ranks[0] == ranks[1] == {"step": 4, "signal": "SIGTERM", "exit": 143}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,3 +157,36 @@ def test_crafted_checkpoint_runs_no_code_on_resume(tmp_path, monkeypatch):
     with pytest.raises(UnsafeFileError, match="last.pt"):
         training.train(_cfg(tmp_path / "data", "epochs=1", "resume=true"))
     assert not marker.exists()
+
+
+def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches(tmp_path):
+    """torchrun passes a SIGTERM on to its two workers: they agree where to stop, rank 0
+    writes the checkpoint, and the resumed two-process run equals the uninterrupted one."""
+    data = tmp_path / "data"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "train.py", *TINY, f"data.root={data}", "epochs=40"]
+    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "run"
+    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / "run.log").is_file() and "epoch 0:" in (run / "run.log").read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    # one message per rank (the two may share a line of the common stderr), the same place
+    stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)
+    assert len(stops) == 2 and stops[0] == stops[1], stderr[-3000:]
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] < 39
+    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = [json.loads((folder / "metrics.json").read_text())
+               for folder in (tmp_path / "reference", run)]
+    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
+    assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]

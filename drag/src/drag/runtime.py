@@ -17,6 +17,7 @@ from drag.errors import MissingFileError
 from drag.model.losses import class_weights_from_labels
 from trilab.checkpoint import (
     find_resume_checkpoint,
+    gather_rng_states,
     load_checkpoint,
     resume_position,
     save_checkpoint,
@@ -131,6 +132,7 @@ def fit(
             optimizer=optimizer,
             generators={"loader": run.generator},
             map_location=run.device,
+            rank=run.ctx.rank,
         )
         start, steps_done = resume_position(state)
         best = state["extra"].get("best_score", best)
@@ -164,6 +166,7 @@ def fit(
             epoch=epoch,
         )
         if loss is None:
+            rng = gather_rng_states(run.ctx)
             if run.ctx.is_main:
                 at_epoch_start = torch.Generator()
                 at_epoch_start.set_state(epoch_loader_state)
@@ -176,6 +179,7 @@ def fit(
                     extra={**extra, "stage": stage, "best_score": best,
                            "partial_epoch": asdict(progress)},
                     generators={"loader": at_epoch_start},
+                    rng_per_rank=rng,
                 )
             run.ctx.barrier()
             run.stopped(f"in stage {stage}, epoch {epoch} after step {progress.steps}", last)
@@ -202,6 +206,7 @@ def fit(
             f"{stage} epoch {epoch + 1}/{epochs}: "
             + ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in scalars.items())
         )
+        rng = gather_rng_states(run.ctx)
         if run.ctx.is_main:
             if score >= best:
                 best = score
@@ -215,6 +220,7 @@ def fit(
                 epoch=epoch,
                 extra={**epoch_extra, "best_score": best},
                 generators={"loader": run.generator},
+                rng_per_rank=rng,
             )
         run.ctx.barrier()
         if run.stop is not None and epoch + 1 < epochs and run.stop.requested(0, force=True):

@@ -26,6 +26,7 @@ from trilab.checkpoint import (
     CheckpointError,
     checkpoint_dir,
     find_resume_checkpoint,
+    gather_rng_states,
     load_checkpoint,
     read_checkpoint,
     resume_position,
@@ -205,7 +206,7 @@ def train(cfg: DictConfig) -> dict:
         previous = find_resume_checkpoint(last, bool(cfg.resume), log)
         if previous is not None:
             state = load_checkpoint(previous, model=model, optimizer=optimizer,
-                                    scheduler=scheduler, map_location=ctx.device)
+                                    scheduler=scheduler, map_location=ctx.device, rank=ctx.rank)
             extra.update(state["extra"])
             generator.bit_generator.state = state["extra"]["batch_rng"]
             start_epoch, steps_done = resume_position(state)
@@ -274,10 +275,11 @@ class _EpochLoop:
                                  self.generator, self.log, epoch, self.stop, self.guard,
                                  progress)
             if stats is None:
+                rng = gather_rng_states(ctx)
                 if ctx.is_main:
                     save_checkpoint(self.last, model=self.model, optimizer=self.optimizer,
                                     scheduler=self.scheduler, epoch=epoch - 1,
-                                    steps_into_next_epoch=progress.steps,
+                                    steps_into_next_epoch=progress.steps, rng_per_rank=rng,
                                     extra={**extra, "batch_rng": epoch_rng,
                                            "partial_epoch": progress.as_dict()})
                 ctx.barrier()
@@ -297,10 +299,12 @@ class _EpochLoop:
             self.log.log_scalars(scalars, step=epoch)
             self.log.info(f"epoch {epoch}: "
                           + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
+            rng = gather_rng_states(ctx)
             if ctx.is_main:
                 extra["batch_rng"] = self.generator.bit_generator.state
                 save_checkpoint(self.last, model=self.model, optimizer=self.optimizer,
-                                scheduler=self.scheduler, epoch=epoch, extra=extra)
+                                scheduler=self.scheduler, epoch=epoch, extra=extra,
+                                rng_per_rank=rng)
             ctx.barrier()
             if epoch + 1 < int(cfg.epochs) and self.stop.requested(0, force=True):
                 self._stopped(f"after epoch {epoch}")

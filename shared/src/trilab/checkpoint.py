@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from trilab.errors import UserError
 from trilab.safe_load import DataFileError, UnsafeFileError, load_torch_file
@@ -107,6 +108,21 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
+def gather_rng_states(ctx: Any) -> list[dict[str, Any]] | None:
+    """Every rank's RNG state, on every rank (a collective: all ranks must call it), for
+    ``save_checkpoint(rng_per_rank=...)``; ``None`` in a single-process run.
+
+    Ranks draw different amounts of random numbers (their batches differ, and with them what
+    dropout consumes), so a resume that gave every rank rank 0's state would not continue the
+    uninterrupted run.  The states travel between this job's own processes only.
+    """
+    if ctx is None or not getattr(ctx, "is_distributed", False) or not dist.is_initialized():
+        return None
+    states: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(states, capture_rng_state())
+    return states
+
+
 def restore_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
     set_numpy_global_state(state["numpy"])
@@ -125,12 +141,15 @@ def save_checkpoint(
     extra: Mapping[str, Any] | None = None,
     generators: Mapping[str, torch.Generator] | None = None,
     steps_into_next_epoch: int = 0,
+    rng_per_rank: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Atomically save everything needed to continue training after ``epoch``.
 
     ``epoch`` is the last completed epoch (-1 for none).  A checkpoint written in the middle of
     an epoch (a run stopped by a signal) also records ``steps_into_next_epoch``: how many steps
-    of epoch ``epoch + 1`` are already done; see :func:`resume_position`.
+    of epoch ``epoch + 1`` are already done; see :func:`resume_position`.  Distributed runs pass
+    every rank's RNG state (:func:`gather_rng_states`), which ``load_checkpoint(rank=)`` gives
+    back to each rank.
     """
     payload = {
         "format_version": FORMAT_VERSION,
@@ -140,6 +159,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": capture_rng_state(),
+        "rng_per_rank": list(rng_per_rank) if rng_per_rank else None,
         "generators": {name: g.get_state() for name, g in (generators or {}).items()},
         "extra": dict(extra or {}),
     }
@@ -196,8 +216,11 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
     restore_rng: bool = True,
     strict: bool = True,
+    rank: int = 0,
 ) -> dict[str, Any]:
-    """Restore the given objects from ``path``; returns the whole payload (``epoch``, ``extra``)."""
+    """Restore the given objects from ``path``; returns the whole payload (``epoch``, ``extra``).
+
+    ``rank``: which rank's RNG state to restore when the checkpoint holds one per rank."""
     path = Path(path)
     payload = read_checkpoint(path, map_location)
     if model is not None:
@@ -217,7 +240,10 @@ def load_checkpoint(
         if name not in saved:
             raise CheckpointError(f"checkpoint {path} has no state for generator {name!r}")
         generator.set_state(saved[name])
-    if restore_rng and payload.get("rng") is not None:
+    per_rank = payload.get("rng_per_rank") or []
+    if restore_rng and rank < len(per_rank):
+        restore_rng_state(per_rank[rank])
+    elif restore_rng and payload.get("rng") is not None:
         restore_rng_state(payload["rng"])
     return payload
 

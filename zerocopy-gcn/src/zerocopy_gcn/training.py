@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from trilab.checkpoint import (
     find_resume_checkpoint,
+    gather_rng_states,
     load_checkpoint,
     resume_position,
     save_checkpoint,
@@ -223,7 +224,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         previous = find_resume_checkpoint(last, bool(cfg.resume), log)
         if previous is not None:
             state = load_checkpoint(previous, model=model, optimizer=optimizer,
-                                    map_location=device)
+                                    map_location=device, rank=ctx.rank)
             start_epoch, steps_done = resume_position(state)
             history = list(state["extra"].get("history", []))
             best = dict(state["extra"].get("best", best))
@@ -281,9 +282,10 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
                 stream.close()  # ends a prefetching producer that is ahead of a stop
                 guard.check()
                 if stopped:
+                    rng = gather_rng_states(ctx)
                     if ctx.is_main:
                         save_checkpoint(last, model=model, optimizer=optimizer, epoch=epoch - 1,
-                                        steps_into_next_epoch=progress.steps,
+                                        steps_into_next_epoch=progress.steps, rng_per_rank=rng,
                                         extra={"history": history, "best": best,
                                                "partial_epoch": asdict(progress)})
                     ctx.barrier()
@@ -317,9 +319,10 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
                          f"{record['train_acc']:.3f} val_acc {val_acc:.3f} | sample "
                          f"{times['sample_s']:.2f}s fetch {times['fetch_s']:.2f}s train "
                          f"{times['train_s']:.2f}s epoch {epoch_s:.2f}s")
+                rng = gather_rng_states(ctx)
                 if ctx.is_main:
-                    save_checkpoint(last, model=model, optimizer=optimizer,
-                                    epoch=epoch, extra={"history": history, "best": best})
+                    save_checkpoint(last, model=model, optimizer=optimizer, epoch=epoch,
+                                    extra={"history": history, "best": best}, rng_per_rank=rng)
                 ctx.barrier()
                 if epoch + 1 < cfg.epochs and stop.requested(0, force=True):
                     _stopped(stop, log, last, f"after epoch {epoch}")
