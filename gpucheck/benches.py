@@ -2,7 +2,8 @@
 that each get a fixed time budget (8 minutes on one H100: sizes below are chosen for that).
 
 Part 1 is zerocopy-gcn (gather bandwidth, GPU vs CPU sampler, GraphSAGE epochs); part 2 is
-GLA-GCN (fp32 eager and bf16 compiled training, inference) and DRAG (images/s, head overhead).
+GLA-GCN (fp32 eager and bf16 compiled training, inference; the training step against the frozen
+form of the authors' model) and DRAG (images/s, head overhead).
 Each step writes its usual JSON into its own folder; a step whose dependencies are missing is
 skipped with the reason, and a step is not started when its part has too little time left.
 """
@@ -22,6 +23,7 @@ from gpucheck.pytest_gate import MODULE_IN_MESSAGE
 PART_BUDGET_S = 480.0
 ZEROCOPY_NEEDS = ("numpy", "hydra", "omegaconf", "yaml", "torch_geometric", "tqdm")
 GLAGCN_NEEDS = ("numpy", "sklearn")  # its bench imports trilab.metrics, which imports sklearn
+GLAGCN_SPEED_STEP = "glagcn step vs the authors' form"
 EPOCH_GRAPH = "products_like:400000:50"  # 20M stored edges, 100 fp32 features (160 MB)
 EPOCH_VARIANTS = ("conventional", "conventional+prefetch", "gpu", "gpu+prefetch", "zerocopy",
                   "zerocopy+prefetch", "zerocopy+cache", "zerocopy+cache+prefetch")
@@ -65,6 +67,9 @@ def steps(work: Path) -> list[Step]:
         Step("glagcn fp32 eager", 2, [
             py, "-m", "glagcn.bench", "--device", "cuda", "--steps", "20",
             "--out", str(work / "glagcn_fp32_eager")], GLAGCN_NEEDS),
+        Step(GLAGCN_SPEED_STEP, 2, [
+            py, "-m", "glagcn.bench_speed", "--device", "cuda", "--rounds", "10",
+            "--out", str(work / "glagcn_speed")], GLAGCN_NEEDS, min_seconds=60),
     ]
     for receptive_field in (27, 81, 243):
         plan.append(Step(f"glagcn bf16 compiled {receptive_field}", 2, [

@@ -3,7 +3,8 @@
 Targets (issue 14): aligned zero-copy gather >= 85 % of a pinned host-to-device memcpy of the
 same bytes for rows >= 256 B, and >= 2x the conventional path; GraphSAGE epoch with zero-copy
 within 1.3x of all-in-GPU; DRAG's head <= 10 % over the backbone alone (ResNet-101, the
-paper's backbone).  Everything else is reported without a target.
+paper's backbone); GLA-GCN's fp32 training step >= 1.5x the frozen form of the authors' model
+with the same outputs.  Everything else is reported without a target.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gpucheck.benches import StepResult
+from gpucheck.benches import GLAGCN_SPEED_STEP, StepResult
 from gpucheck.probe import Probe, describe
 from gpucheck.pytest_gate import Outcome, summary
 
@@ -25,6 +26,8 @@ CONVENTIONAL_RATIO = 2.0
 EPOCH_RATIO = 1.3
 DRAG_OVERHEAD_PCT = 10.0
 DRAG_TARGET_ARCH = "resnet101"
+GLAGCN_SPEEDUP = 1.5
+SAME_OUTPUT_TOLERANCE = 1e-4  # relative, fp32 outputs of the two forms for the same weights
 
 
 @dataclass
@@ -121,6 +124,22 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
     else:
         targets.append(Target(f"DRAG head overhead ({DRAG_TARGET_ARCH}, 448x448)", "-",
                               "<= 10 %", None, _why_missing(results, "drag")))
+    speed = _data(results, GLAGCN_SPEED_STEP).get("rows", [])
+    tables["glagcn_speed"] = speed
+    label = "GLA-GCN fp32 training step / the authors' form (27-243 frames, batch 64 and 512)"
+    if speed:
+        worst = min(speed, key=lambda r: r["speedup"])
+        held = sum(r["speedup"] >= GLAGCN_SPEEDUP for r in speed)
+        difference = max(r["max_relative_difference"]["eval_output"] for r in speed)
+        same = difference <= SAME_OUTPUT_TOLERANCE
+        targets.append(Target(label, f"worst {worst['speedup']:.2f}x ({worst['receptive_field']} "
+                              f"frames, batch {worst['batch']}); {held}/{len(speed)} cells hold; "
+                              f"outputs differ by {difference:.1e} (relative)",
+                              ">= 1.5x in every cell, same outputs",
+                              held == len(speed) and same))
+    else:
+        targets.append(Target(label, "-", ">= 1.5x in every cell, same outputs", None,
+                              _why_missing(results, GLAGCN_SPEED_STEP)))
     tables["sampler"] = _data(results, "zerocopy sampler").get("sampler", [])
     tables["glagcn"] = _glagcn_rows(results)
     return targets, tables
@@ -129,7 +148,7 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
 def _glagcn_rows(results: list[StepResult]) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
     for result in results:
-        if not result.name.startswith("glagcn"):
+        if not result.name.startswith("glagcn") or result.name == GLAGCN_SPEED_STEP:
             continue
         variant = "fp32_eager" if "fp32" in result.name else "bf16_compiled"
         for r in result.data.get("rows", []):
@@ -201,6 +220,16 @@ def markdown(found: Probe, outcomes: list[Outcome], tests_note: str,
                          f"{_fmt(r.get('bf16_compiled_train_frames_per_s'), '.0f')} | "
                          f"{_fmt(r.get('fp32_eager_infer_frames_per_s'), '.0f')} | "
                          f"{_fmt(r.get('bf16_compiled_infer_frames_per_s'), '.0f')} |")
+    if tables.get("glagcn_speed"):
+        lines += ["", "## GLA-GCN training step against the authors' form (fp32 eager, same "
+                  "weights; `glagcn/bench_speed.py`)", "",
+                  "| frames | batch | authors' form ms/step | this ms/step | speed-up | max rel. "
+                  "difference of outputs |", "|---|---|---|---|---|---|"]
+        for r in tables["glagcn_speed"]:
+            lines.append(f"| {r['receptive_field']} | {r['batch']} | "
+                         f"{r['reference_step_ms']:.1f} | {r['this_step_ms']:.1f} | "
+                         f"{r['speedup']:.2f}x | "
+                         f"{r['max_relative_difference']['eval_output']:.1e} |")
     if tables.get("drag"):
         lines += ["", "## DRAG at 448x448", "", "| backbone | backbone img/s | DRAG img/s | "
                   "head overhead |", "|---|---|---|---|"]

@@ -52,8 +52,17 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
         StepResult("glagcn fp32 eager", 2, "ok", "", data={"rows": [
             {"receptive_field": 243, "train_frames_per_s": 1000.0,
              "infer_frames_per_s": 9000.0}]}),
+        StepResult(benches.GLAGCN_SPEED_STEP, 2, "ok", "", data={"rows": [
+            {"receptive_field": frames, "batch": batch, "reference_step_ms": 10.0 * ratio,
+             "this_step_ms": 10.0, "speedup": ratio,
+             "max_relative_difference": {"eval_output": 3e-7, "train_output": 4e-7,
+                                         "gradients_float64": 1e-15}}
+            for frames, batch, ratio in ((27, 64, 1.8), (243, 512, 1.4))]}),
     ]
     targets = {t.figure: t for t in report.evaluate(results)[0]}
+    speed = [t for t in targets.values() if t.figure.startswith("GLA-GCN fp32 training step")]
+    assert [t.ok for t in speed] == [False]
+    assert "worst 1.40x (243 frames, batch 512); 1/2 cells hold" in speed[0].value
     memcpy = targets["aligned zero-copy / pinned H2D memcpy, rows >= 256 B"]
     assert memcpy.ok is False and "worst 80%" in memcpy.value and "1/2" in memcpy.value
     assert targets["aligned zero-copy / conventional path, rows >= 256 B"].ok is True
@@ -67,6 +76,7 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
                                    "make gpu-check")
     assert md.name == "NVIDIA_H100_80GB_HBM3.md"
     assert "| float32 | 256 | 50.00 | 20.00 | 45.00 |" in md.read_text()
+    assert "| 243 | 512 | 14.0 | 10.0 | 1.40x | 3.0e-07 |" in md.read_text()
 
 
 def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):

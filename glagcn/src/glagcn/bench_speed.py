@@ -396,8 +396,8 @@ def main(argv=None) -> None:
              "optimizer step on the same batch; the two alternated step by step, median of "
              f"{rounds} rounds after 2 warm-up rounds."]
     if not on_gpu:
-        notes.append("Taken on a shared 2-core machine while other jobs ran: absolute times "
-                     "vary from run to run, the alternation keeps the ratio fair.")
+        notes.append("Timed on a shared 2-core machine: absolute times vary between runs; "
+                     "the alternation keeps the ratio fair.")
         notes.append("GPU: `python -m glagcn.bench_speed --device cuda [--amp] [--compile]` "
                      "(batches 64 and 512) writes `speed_cuda*.md`; no GPU was available here.")
     print(f"written {write_report(rows, args.out, device, command, variant, notes)}")
