@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -111,6 +112,7 @@ def bench_lift(frames: int, receptive_field: int, flip_test: bool = True,
             "read_track_s": read.seconds, "prepare_s": prepare.seconds,
             "lift_s": lifting.seconds, "lift_frames_per_s": frames / lifting.seconds,
             "lift_cpu_s": lifting.cpu_seconds, "threads": torch.get_num_threads(),
+            "load_average_15min": _load_average(),
             "end_to_end_frames_per_s": frames / total}
 
 
@@ -149,6 +151,7 @@ def bench_detector(sizes: list[tuple[int, int]], people: list[int], batches: lis
                      "frames_timed": frames,
                      "seconds_per_frame": seconds[(size, count, batch)] / frames,
                      "cpu_seconds_per_frame": cpu_seconds[(size, count, batch)] / frames,
+                     "load_average_15min": _load_average(),
                      "threads": torch.get_num_threads()})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -158,6 +161,24 @@ def _write(out: Path, name: str, payload: dict, lines: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def _load_average() -> float | None:
+    """The machine's 15-minute load average at the end of a measurement (None where unknown):
+    above this process's thread count, other jobs competed for the cores."""
+    try:
+        return os.getloadavg()[2]
+    except (AttributeError, OSError):
+        return None
+
+
+def _load_note(load: float | None, threads: int) -> str:
+    cores = os.cpu_count() or 0
+    if load is None:
+        return "Machine load not recorded."
+    busy = "other jobs competed for the cores" if load > threads + 0.5 else \
+        "no other job of note ran"
+    return f"Load average over the last 15 minutes: {load:.1f} on {cores} cores ({busy})."
 
 
 def write_lift(out: Path, row: dict, device: str, command: str = COMMAND) -> None:
@@ -178,10 +199,11 @@ def write_lift(out: Path, row: dict, device: str, command: str = COMMAND) -> Non
         f"Lifting used {row['lift_cpu_s']:.0f} s of CPU time on {row['threads']} threads: "
         f"{row['lift_cpu_s'] / row['frames']:.3f} CPU-s per frame, "
         f"{row['frames'] * row['threads'] / row['lift_cpu_s']:.1f} frames/s if its threads had "
-        "the cores to themselves (wall-clock seconds above include waiting for other jobs).", "",
+        "the cores to themselves (wall-clock seconds above include any waiting for other "
+        "jobs).", "",
         "One pose per input frame (each frame is the centre of its own 243-frame window; the "
         "flip test runs the mirrored track through the same calls).  Random weights (the cost "
-        "of trained ones).  Taken on a shared 2-core machine where other jobs were running.",
+        "of trained ones).  " + _load_note(row.get("load_average_15min"), row["threads"]),
     ]
     _write(out, "lift_cpu", payload, lines)
 
@@ -202,8 +224,9 @@ def write_detector(out: Path, rows: list[dict], device: str, command: str = COMM
               "trained model finding that many people.  torchvision resizes every frame to a "
               "shorter side of 800 px (`detector_min_size`), so the frame size matters little. "
               f"CPU-s = this process's CPU time ({rows[0]['threads'] if rows else '?'} threads); "
-              "the settings took turns, one call each per round.  Taken on a shared 2-core "
-              "machine where other jobs were running."]
+              "the settings took turns, one call each per round.  "
+              + (_load_note(rows[-1].get("load_average_15min"), rows[-1]["threads"])
+                 if rows else "")]
     _write(out, "detector_cpu", payload, lines)
 
 

@@ -69,13 +69,13 @@ def resolve_image_size(detections: DetectionSet, video: VideoInfo | None,
 
 
 def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
-    from glagcn.detect import build_detector, detect_video
+    from glagcn.detect import build_detector, detect_video, detector_batch_size
 
     detector = build_detector(cfg.detector_weights, cfg.detector_score_threshold,
                               cfg.detector_max_people, cfg.detector_min_size,
                               device=cfg.detector_device, proposals=cfg.detector_proposals)
-    found = detect_video(video.path, detector, cfg.detector_batch_size, cfg.detector_device,
-                         cfg.progress)
+    batch_size = cfg.detector_batch_size or detector_batch_size(cfg.detector_device)
+    found = detect_video(video.path, detector, batch_size, cfg.detector_device, cfg.progress)
     path = write_detectron_npz(out / f"detections_{video.path.stem}.npz", found.boxes,
                                found.keypoints, video.width, video.height)
     people = sum(len(b) for b in found.boxes)
