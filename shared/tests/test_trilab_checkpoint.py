@@ -158,3 +158,18 @@ def test_each_rank_gets_its_own_random_state_back(tmp_path):
     after_save = torch.rand(3)
     load_checkpoint(single, model=model, rank=1)
     assert torch.equal(torch.rand(3), after_save)
+
+
+def test_resuming_with_another_number_of_processes_warns(tmp_path, recwarn):
+    model = torch.nn.Linear(2, 2)
+    states = [capture_rng_state(), capture_rng_state()]
+    two = save_checkpoint(tmp_path / "two.pt", model=model, epoch=0, rng_per_rank=states)
+    one = save_checkpoint(tmp_path / "one.pt", model=model, epoch=0)
+    load_checkpoint(two, model=model, rank=1, world_size=2)
+    load_checkpoint(one, model=model, world_size=1)
+    load_checkpoint(one, model=model)  # inference and other callers say nothing
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match="2 process.*resumed by 1"):
+        load_checkpoint(two, model=model, world_size=1)
+    with pytest.warns(UserWarning, match="1 process.*resumed by 4"):
+        load_checkpoint(one, model=model, rank=3, world_size=4)

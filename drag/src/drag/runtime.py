@@ -133,6 +133,7 @@ def fit(
             generators={"loader": run.generator},
             map_location=run.device,
             rank=run.ctx.rank,
+            world_size=run.ctx.world_size,
         )
         start, steps_done = resume_position(state)
         best = state["extra"].get("best_score", best)

@@ -206,7 +206,8 @@ def train(cfg: DictConfig) -> dict:
         previous = find_resume_checkpoint(last, bool(cfg.resume), log)
         if previous is not None:
             state = load_checkpoint(previous, model=model, optimizer=optimizer,
-                                    scheduler=scheduler, map_location=ctx.device, rank=ctx.rank)
+                                    scheduler=scheduler, map_location=ctx.device, rank=ctx.rank,
+                                    world_size=ctx.world_size)
             extra.update(state["extra"])
             generator.bit_generator.state = state["extra"]["batch_rng"]
             start_epoch, steps_done = resume_position(state)

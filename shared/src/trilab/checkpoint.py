@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -217,10 +218,13 @@ def load_checkpoint(
     restore_rng: bool = True,
     strict: bool = True,
     rank: int = 0,
+    world_size: int | None = None,
 ) -> dict[str, Any]:
     """Restore the given objects from ``path``; returns the whole payload (``epoch``, ``extra``).
 
-    ``rank``: which rank's RNG state to restore when the checkpoint holds one per rank."""
+    ``rank``: which rank's RNG state to restore when the checkpoint holds one per rank.
+    ``world_size``: the resuming run's; a warning says when it differs from the writer's (the
+    run continues, but each rank's share of the data and random draws change)."""
     path = Path(path)
     payload = read_checkpoint(path, map_location)
     if model is not None:
@@ -241,6 +245,12 @@ def load_checkpoint(
             raise CheckpointError(f"checkpoint {path} has no state for generator {name!r}")
         generator.set_state(saved[name])
     per_rank = payload.get("rng_per_rank") or []
+    written_by = max(len(per_rank), 1)
+    if restore_rng and world_size is not None and world_size != written_by:
+        warnings.warn(f"{path} was written by a run of {written_by} process(es) and is resumed "
+                      f"by {world_size}: training continues, but not as the original run would "
+                      "have (each process's share of the data and random draws differ)",
+                      stacklevel=2)
     if restore_rng and rank < len(per_rank):
         restore_rng_state(per_rank[rank])
     elif restore_rng and payload.get("rng") is not None:

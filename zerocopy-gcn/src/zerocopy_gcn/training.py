@@ -224,7 +224,8 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         previous = find_resume_checkpoint(last, bool(cfg.resume), log)
         if previous is not None:
             state = load_checkpoint(previous, model=model, optimizer=optimizer,
-                                    map_location=device, rank=ctx.rank)
+                                    map_location=device, rank=ctx.rank,
+                                    world_size=ctx.world_size)
             start_epoch, steps_done = resume_position(state)
             history = list(state["extra"].get("history", []))
             best = dict(state["extra"].get("best", best))
