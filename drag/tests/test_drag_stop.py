@@ -81,6 +81,15 @@ def test_nan_loss_stops_the_stage_without_a_checkpoint(
     assert saved["epoch"] == 0  # epoch 0's checkpoint, not overwritten by the NaN epoch
 
 
+def _sigterm_once_logged(process: subprocess.Popen, log: Path, text: str) -> None:
+    """Send SIGTERM to ``process`` as soon as ``text`` appears in ``log``."""
+    deadline = time.monotonic() + 180
+    while not (log.is_file() and text in log.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+
+
 def test_real_sigterm_exits_143_with_a_resumable_checkpoint(tiny_synthetic, tiny_overrides,
                                                             tmp_path):
     command = [sys.executable, "train.py", *tiny_overrides(tiny_synthetic),
@@ -88,11 +97,7 @@ def test_real_sigterm_exits_143_with_a_resumable_checkpoint(tiny_synthetic, tiny
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     log = tmp_path / "run.log"
-    deadline = time.monotonic() + 180
-    while not (log.is_file() and "finetune_backbone epoch 1/4" in log.read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    _sigterm_once_logged(process, log, "finetune_backbone epoch 1/4")
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
@@ -120,11 +125,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(ti
     process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     log = tmp_path / "run.log"
-    deadline = time.monotonic() + 180
-    while not (log.is_file() and "finetune_backbone epoch 1/6" in log.read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    _sigterm_once_logged(process, log, "finetune_backbone epoch 1/6")
     _, stderr = process.communicate(timeout=180)
     assert process.returncode != 0
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)

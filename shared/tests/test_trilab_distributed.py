@@ -47,15 +47,20 @@ with init_distributed(device="cpu") as ctx:
 """
 
 
-def test_two_process_gloo_job_agrees_on_weights(tmp_path):
+def _run_two_workers(source: str, tmp_path) -> None:
+    """Run ``source`` as a two-process torchrun job (gloo) with ``tmp_path`` as its argument."""
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(WORKER))
+    script.write_text(textwrap.dedent(source))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(script), str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_process_gloo_job_agrees_on_weights(tmp_path):
+    _run_two_workers(WORKER, tmp_path)
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank0["weights"] == rank1["weights"]
@@ -100,14 +105,7 @@ with init_distributed(device="cpu") as ctx, StopSignal(ctx, sync_every=4) as sto
 
 
 def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(STOP_WORKER))
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run_two_workers(STOP_WORKER, tmp_path)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     # rank 1 was signalled at step 3; the ranks compare notes every 4 steps
     assert ranks[0] == ranks[1] == {"step": 4, "signal": "SIGTERM", "exit": 143}

@@ -72,14 +72,8 @@ def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
     assert _result(resumed) == _result(reference)
 
 
-def test_real_sigterm_exits_143_and_resume_matches(tmp_path):
-    data = tmp_path / "data"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "train.py", *TINY, f"data.root={data}", "epochs=5"]
-    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    run = tmp_path / "run"
+def _sigterm_after_first_epoch(command: list[str], run: Path, env: dict) -> tuple[int, str]:
+    """Start a run in ``run``, send it SIGTERM once epoch 0 is logged; (exit status, stderr)."""
     process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -88,15 +82,30 @@ def test_real_sigterm_exits_143_and_resume_matches(tmp_path):
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
+    return process.returncode, stderr
+
+
+def _assert_same_final_result(reference: Path, run: Path) -> None:
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (reference, run)]
+    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
+    assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
+
+
+def test_real_sigterm_exits_143_and_resume_matches(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "train.py", *TINY, f"data.root={data}", "epochs=5"]
+    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    returncode, stderr = _sigterm_after_first_epoch(command, run, env)
+    assert returncode == 143, stderr
     assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
     resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    metrics = [json.loads((folder / "metrics.json").read_text())
-               for folder in (tmp_path / "reference", run)]
-    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
-    assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
+    _assert_same_final_result(tmp_path / "reference", run)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -170,15 +179,8 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
-    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not ((run / "run.log").is_file() and "epoch 0:" in (run / "run.log").read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode != 0
+    returncode, stderr = _sigterm_after_first_epoch(command, run, env)
+    assert returncode != 0
     # one message per rank (the two may share a line of the common stderr), the same place
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)
     assert len(stops) == 2 and stops[0] == stops[1], stderr[-3000:]
@@ -186,7 +188,4 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    metrics = [json.loads((folder / "metrics.json").read_text())
-               for folder in (tmp_path / "reference", run)]
-    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
-    assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
+    _assert_same_final_result(tmp_path / "reference", run)
