@@ -15,15 +15,24 @@ from glagcn.skeleton import H36M_17, HUMANEVA_15, MPI_INF_3DHP_17
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     synthesize(root, seed=1, frames=60, noise_px=2.0, subjects=("S1", "S9", "S11"),
-               actions=("Walking 1", "Directions"))
+               actions=("Walking 1", "Directions"), vary_lengths=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def like_the_real_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real_like")
+    synthesize(root, seed=4, frames=300, subjects=("S9", "S11"))
     return root
 
 
 def test_h36m_files_round_trip_through_the_real_loader(synthetic):
     sequences = load_h36m(synthetic / "data_3d_h36m.npz", synthetic / "data_2d_h36m_gt.npz",
                           ["S1", "S11"])
-    # S11 'Directions' camera 0 is the known corrupt take: skipped
-    assert len(sequences) == 2 * 2 * 4 - 1
+    # every camera of every take the files hold; like VideoPose3D's files, these have no
+    # S11 "Directions"
+    assert len(sequences) == 2 * 4 + 1 * 4
+    assert {s.action for s in sequences if s.subject == "S11"} == {"Walking 1"}
     for sequence in sequences:
         assert sequence.keypoints_2d.shape == (60, 17, 2)
         assert sequence.poses_3d.dtype == np.float32
@@ -82,7 +91,10 @@ def test_3dhp_and_humaneva_formats(synthetic):
     humaneva = load_humaneva(synthetic / "data_3d_humaneva15.npz",
                              synthetic / "data_2d_humaneva15_gt.npz",
                              ["Validate/S1"], actions=["Walk", "Box"])
-    assert len(humaneva) == 2 * 3
+    # takes Walking 1 chunk0, Walking 1 chunk2, Box 1 chunk0, each seen by C1-C3
+    assert [(s.action, s.camera) for s in humaneva] == [
+        (take, camera) for take in ("Walking 1 chunk0", "Walking 1 chunk2", "Box 1 chunk0")
+        for camera in range(3)]
     assert humaneva[0].keypoints_2d.shape[1:] == (HUMANEVA_15.num_joints, 2)
     with pytest.raises(DataError, match="unknown 3DHP split"):
         load_3dhp(synthetic / "data_test_3dhp.npz", "val")
@@ -160,3 +172,101 @@ def test_ranks_build_disjoint_shares_of_the_same_epoch(synthetic):
         expected_keypoints, expected_poses = shares[index % 3][index // 3]
         torch.testing.assert_close(expected_keypoints, keypoints)
         torch.testing.assert_close(expected_poses, poses)
+
+
+def test_every_take_and_camera_is_evaluated_and_only_the_exact_corrupt_take_is_skipped(tmp_path):
+    world = {"S11": {name: np.random.default_rng(0).normal(size=(12, 32, 3)).astype(np.float32)
+                     for name in ("Directions", "Directions 1", "Walking")}}
+    pixels = {"S11": {name: [np.zeros((12, 17, 2), dtype=np.float32)] * 4
+                      for name in world["S11"]}}
+    path_3d, path_2d = write_h36m_npz(tmp_path, world, pixels)
+    notes = []
+    sequences = load_h36m(path_3d, path_2d, ["S11"], notes=notes)
+    # "Directions 1" camera 0 is a valid take: kept, as the authors' script evaluates it
+    assert [(s.action, s.camera) for s in sequences] == [
+        (take, camera) for take in ("Directions 1", "Walking") for camera in range(4)]
+    assert len(notes) == 1 and "skipped S11 'Directions' (all cameras)" in notes[0]
+    kept = load_h36m(path_3d, path_2d, ["S11"], skip_corrupt_take=False)
+    assert len(kept) == 3 * 4
+
+
+def test_2d_longer_than_the_mocap_is_cut_and_shorter_2d_is_refused(tmp_path):
+    world = {"S9": {"Walking": np.zeros((10, 32, 3), dtype=np.float32)}}
+    pixels = {"S9": {"Walking": [np.zeros((13, 17, 2), dtype=np.float32)] * 4}}
+    sequences = load_h36m(*write_h36m_npz(tmp_path / "longer", world, pixels), ["S9"])
+    assert all(len(s.keypoints_2d) == len(s.poses_3d) == 10 for s in sequences)
+    pixels = {"S9": {"Walking": [np.zeros((8, 17, 2), dtype=np.float32)] * 4}}
+    with pytest.raises(DataError, match=r"S9/Walking/camera 0 has 8 frames of 2D .* has 10"):
+        load_h36m(*write_h36m_npz(tmp_path / "shorter", world, pixels), ["S9"])
+
+
+def test_the_synthetic_set_looks_like_the_real_files_where_evaluation_depends_on_it(
+        like_the_real_files):
+    root = like_the_real_files
+    from trilab.safe_load import load_npz
+
+    world = load_npz(root / "data_3d_h36m.npz")["positions_3d"].item()
+    pixels = load_npz(root / "data_2d_h36m_gt.npz")["positions_2d"].item()
+    assert "Directions" not in world["S11"] and "Directions 1" in world["S11"]
+    assert {"Directions", "Directions 1", "Sitting 1", "Sitting 2"} <= set(world["S9"])
+    lengths = [len(world[s][a]) for s in world for a in world[s]]
+    assert min(lengths) < 243 < max(lengths) and len(set(lengths)) > 5
+    extra = [len(pixels[s][a][0]) - len(world[s][a]) for s in world for a in world[s]]
+    assert min(extra) == 0 and max(extra) > 0
+
+
+def test_humaneva_world_poses_are_seen_through_each_cameras_extrinsics(tmp_path):
+    from glagcn.camera import humaneva_extrinsics, quaternion_rotate, root_relative, world_to_camera
+
+    rng = np.random.default_rng(0)
+    world = rng.normal(0, 0.3, size=(6, 15, 3)) + [0.0, 0.0, 1.0]
+    views = [rng.uniform(0, 640, size=(8, 15, 2)).astype(np.float32) for _ in range(3)]
+    np.savez(tmp_path / "data_3d_humaneva15.npz",
+             positions_3d={"Validate/S2": {"Jog 1 chunk0": world.astype(np.float32)}})
+    np.savez(tmp_path / "data_2d_humaneva15_gt.npz",
+             positions_2d={"Validate/S2": {"Jog 1 chunk0": views}})
+    sequences = load_humaneva(tmp_path / "data_3d_humaneva15.npz",
+                              tmp_path / "data_2d_humaneva15_gt.npz", ["Validate/S2"])
+    assert [len(s.keypoints_2d) for s in sequences] == [6, 6, 6]  # 2D cut to the mocap
+    for camera, ((orientation, translation), sequence) in enumerate(
+            zip(humaneva_extrinsics("S2"), sequences, strict=True)):
+        assert sequence.camera == camera
+        expected = root_relative(world_to_camera(world.astype(np.float32), orientation,
+                                                 translation))
+        np.testing.assert_allclose(sequence.poses_3d, expected, atol=1e-5)
+        # C1-C3 look at the capture area: a point 1 m ahead of the camera is at depth 1
+        ahead = translation + quaternion_rotate(orientation, np.array([0.0, 0.0, 1.0]))
+        np.testing.assert_allclose(world_to_camera(ahead, orientation, translation),
+                                   [0, 0, 1], atol=1e-6)
+    np.testing.assert_allclose(humaneva_extrinsics("Train/S2")[0][1],
+                               [4.1129121, 0.6264929, 1.5452988])
+    per_camera = {"Validate/S2": {"Jog 1 chunk0": [world.astype(np.float32)] * 3}}
+    np.savez(tmp_path / "per_camera.npz", positions_3d=per_camera)
+    with pytest.raises(DataError, match=r"one \(frames, 15, 3\) world-coordinate array"):
+        load_humaneva(tmp_path / "per_camera.npz", tmp_path / "data_2d_humaneva15_gt.npz",
+                      ["Validate/S2"])
+    np.savez(tmp_path / "s4.npz", positions_3d={"Validate/S4": {"Jog 1 chunk0": world}})
+    np.savez(tmp_path / "s4_2d.npz", positions_2d={"Validate/S4": {"Jog 1 chunk0": views}})
+    with pytest.raises(DataError, match="no HumanEva-I camera calibration for subject"):
+        load_humaneva(tmp_path / "s4.npz", tmp_path / "s4_2d.npz", ["Validate/S4"])
+
+
+def test_the_demo_data_is_rewritten_only_when_an_older_generator_wrote_it(tmp_path, monkeypatch):
+    import json
+
+    import glagcn.data.synthesize as generator
+    from glagcn.datasets import ensure_synthetic
+
+    written = []
+    monkeypatch.setattr(generator, "synthesize", lambda root, seed: written.append(root.name))
+    for name in ("empty", "older", "users", "stamped", "current"):
+        (tmp_path / name).mkdir()
+    for name in ("older", "users", "stamped", "current"):
+        (tmp_path / name / "data_3d_h36m.npz").write_bytes(b"")
+    (tmp_path / "older" / "demo_keypoints.json").write_text("[]")  # generator, no stamp
+    (tmp_path / "stamped" / generator.STAMP_FILE).write_text(json.dumps({"format_version": 1}))
+    (tmp_path / "current" / generator.STAMP_FILE).write_text(
+        json.dumps({"format_version": generator.FORMAT_VERSION, "seed": 7}))
+    for name in ("empty", "older", "users", "stamped", "current"):
+        ensure_synthetic(tmp_path / name, seed=0)
+    assert written == ["empty", "older", "stamped"]  # never a folder made otherwise

@@ -95,11 +95,23 @@ def test_pck_and_auc_closed_form():
 def test_error_table_means_over_actions_not_frames():
     table = ErrorTable()
     table.add("Walking", "S9", {"mpjpe_mm": 10.0}, frames=100)
-    table.add("Walking", "S11", {"mpjpe_mm": 20.0}, frames=300)
-    table.add("Sitting", "S9", {"mpjpe_mm": 40.0}, frames=10)
+    table.add("Walking 1", "S11", {"mpjpe_mm": 20.0}, frames=300)
+    table.add("Sitting 1", "S9", {"mpjpe_mm": 40.0}, frames=10)
     assert table.per_action()["Walking"]["mpjpe_mm"] == pytest.approx(17.5)
+    assert set(table.per_take()) == {"Walking", "Walking 1", "Sitting 1"}
     assert table.summary()["mpjpe_mm"] == pytest.approx((17.5 + 40.0) / 2)
-    assert table.per_subject()["S9"]["mpjpe_mm"] == pytest.approx((1000 + 400) / 110)
+    assert table.over_frames()["mpjpe_mm"] == pytest.approx((1000 + 6000 + 400) / 410)
+    # by subject: per action, then the mean over that subject's actions
+    assert table.by_subject()["S9"]["mpjpe_mm"] == pytest.approx((10 + 40) / 2)
+    assert table.by_subject()["S11"]["per_action"] == {"Walking": {"mpjpe_mm": 20.0}}
+
+
+def test_an_undefined_error_does_not_dilute_the_others():
+    table = ErrorTable()
+    table.add("Walking", "S9", {"mpjpe_mm": 10.0, "mpjve_mm": 4.0}, frames=10)
+    table.add("Walking", "S9", {"mpjpe_mm": 20.0, "mpjve_mm": float("nan")}, frames=1)
+    assert table.per_action()["Walking"]["mpjve_mm"] == pytest.approx(4.0)
+    assert table.per_action()["Walking"]["mpjpe_mm"] == pytest.approx(120 / 11)
 
 
 def test_joint_errors_shape():

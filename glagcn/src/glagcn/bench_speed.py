@@ -196,8 +196,8 @@ def model_pair(receptive_field: int, channels: int = 96, output_layer: str = "sh
 def compare_outputs(fast: nn.Module, reference: nn.Module, windows: torch.Tensor,
                     sequence: bool = False) -> dict[str, float]:
     """Largest differences between the two models (dropout must be off), each relative to the
-    largest magnitude of its kind: outputs in eval and in training mode in fp32, and every
-    parameter's gradient in float64.
+    largest magnitude of its kind: outputs in eval and in training mode in fp32 and in float64,
+    and every parameter's gradient in float64 (the fp32 figures depend on the CPU's kernels).
 
     Gradients are compared in float64 because fp32 ones legitimately differ: a pre-ReLU value
     within rounding of zero falls on either side in two fp32 computations, and the training-mode
@@ -219,6 +219,8 @@ def compare_outputs(fast: nn.Module, reference: nn.Module, windows: torch.Tensor
     def relative(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
 
+    # copies before any training-mode pass: that updates BatchNorm's running statistics in fp32
+    fast_64, reference_64 = copy.deepcopy(fast).double(), copy.deepcopy(reference).double()
     result = {}
     with torch.no_grad():
         fast_eval, _ = run(fast, windows, False)
@@ -229,9 +231,15 @@ def compare_outputs(fast: nn.Module, reference: nn.Module, windows: torch.Tensor
     reference_out, _ = run(reference, windows, True)
     result["train_output"] = max(relative(a, b) for a, b in zip(fast_out, reference_out,
                                                                  strict=True))
-    fast_64, reference_64 = copy.deepcopy(fast).double(), copy.deepcopy(reference).double()
-    _, fast_grads = run(fast_64, windows.double(), True)
-    _, reference_grads = run(reference_64, windows.double(), True)
+    with torch.no_grad():
+        fast_eval_64, _ = run(fast_64, windows.double(), False)
+        reference_eval_64, _ = run(reference_64, windows.double(), False)
+    result["eval_output_float64"] = max(relative(a, b) for a, b in zip(
+        fast_eval_64, reference_eval_64, strict=True))
+    fast_out_64, fast_grads = run(fast_64, windows.double(), True)
+    reference_out_64, reference_grads = run(reference_64, windows.double(), True)
+    result["train_output_float64"] = max(relative(a, b) for a, b in zip(
+        fast_out_64, reference_out_64, strict=True))
     if set(fast_grads) != set(reference_grads):
         raise AssertionError("the two models have different trainable parameters")
     # Some gradients are zero in exact arithmetic (a bias before a training-mode BN, theta's

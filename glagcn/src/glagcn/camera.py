@@ -1,4 +1,4 @@
-"""Human3.6M cameras and the coordinate transforms of the lifting pipeline (pure functions).
+"""Human3.6M and HumanEva-I cameras and the coordinate transforms of the lifting pipeline.
 
 World (mm in the calibration file, metres here) -> camera coordinates -> root-relative pose;
 pixels -> screen coordinates normalised by the image width.
@@ -58,6 +58,25 @@ def h36m_cameras(subject: str) -> list[Camera]:
             translation=np.asarray(extrinsic["translation"], dtype=np.float64) / 1000.0,
         ))
     return cameras
+
+
+@lru_cache(maxsize=1)
+def _humaneva_calibration() -> dict:
+    text = resources.files("glagcn.data").joinpath("humaneva_cameras.json").read_text()
+    return json.loads(text)
+
+
+def humaneva_extrinsics(subject: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(orientation, translation in metres) of cameras C1-C3 for a HumanEva-I subject; the
+    files' subject names carry a split prefix (``Validate/S1``) that shares S1's calibration."""
+    calibration = _humaneva_calibration()["extrinsics"]
+    name = subject.rsplit("/", 1)[-1]
+    if name not in calibration:
+        raise KeyError(f"no HumanEva-I camera calibration for subject {subject!r}; "
+                       f"known: {sorted(calibration)}")
+    return [(np.asarray(c["orientation"], dtype=np.float64),
+             np.asarray(c["translation"], dtype=np.float64) / 1000.0)
+            for c in calibration[name]]
 
 
 def h36m_subjects_with_cameras() -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -17,6 +17,7 @@ class Splits:
     train: list[PoseSequence]
     val: list[PoseSequence]
     test: list[PoseSequence]
+    notes: list[str] = field(default_factory=list)  # what the loaders left out, for the log
 
 
 def _require(path: Path, what: str) -> Path:
@@ -26,25 +27,41 @@ def _require(path: Path, what: str) -> Path:
 
 
 def ensure_synthetic(root: Path, seed: int = 0) -> None:
-    """Write the synthetic set into ``root`` once (the default data of the demo)."""
-    if (root / "data_3d_h36m.npz").is_file():
-        return
-    from glagcn.data.synthesize import synthesize
+    """Write the synthetic set into ``root`` when it holds none, or one written by an older
+    version of the generator (the default data of the demo).  A folder is never rewritten for
+    any other reason: it may have been made on purpose with other settings."""
+    import json
 
+    from glagcn.data.synthesize import FORMAT_VERSION, STAMP_FILE, synthesize
+
+    if (root / "data_3d_h36m.npz").is_file():
+        stamp = root / STAMP_FILE
+        if stamp.is_file():
+            try:
+                version = json.loads(stamp.read_text()).get("format_version")
+            except (OSError, ValueError, AttributeError):
+                version = None
+            if version == FORMAT_VERSION:
+                return
+        elif not (root / "demo_keypoints.json").is_file():
+            return  # not made by the generator (it always writes demo_keypoints.json)
     synthesize(root, seed=seed)
 
 
 def _subject_splits(loader, path_3d: Path, path_2d: Path, actions, data: DictConfig,
-                    skeleton: Skeleton) -> Splits:
+                    skeleton: Skeleton, **options) -> Splits:
     """Train/val/test by subject lists, for the datasets stored as a 3D + 2D file pair."""
+    notes: list[str] = []
 
     def load(subjects, downsample):
         if not subjects:
             return []
-        return loader(path_3d, path_2d, list(subjects), actions=actions, downsample=downsample)
+        extra = dict(options, notes=notes) if options else {}
+        return loader(path_3d, path_2d, list(subjects), actions=actions, downsample=downsample,
+                      **extra)
 
     return Splits(skeleton, load(data.train_subjects, int(data.downsample)),
-                  load(data.val_subjects, 1), load(data.test_subjects, 1))
+                  load(data.val_subjects, 1), load(data.test_subjects, 1), notes)
 
 
 def load_splits(data: DictConfig) -> Splits:
@@ -58,7 +75,8 @@ def load_splits(data: DictConfig) -> Splits:
         path_3d = _require(root / "data_3d_h36m.npz", "Human3.6M 3D file")
         path_2d = _require(root / f"data_2d_h36m_{data.keypoints}.npz",
                            f"Human3.6M 2D file for keypoints={data.keypoints}")
-        return _subject_splits(load_h36m, path_3d, path_2d, actions, data, H36M_17)
+        return _subject_splits(load_h36m, path_3d, path_2d, actions, data, H36M_17,
+                               skip_corrupt_take=bool(data.get("skip_corrupt_take", True)))
     if data.dataset == "humaneva":
         from glagcn.data.humaneva import load_humaneva
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from glagcn.skeleton import PCK_JOINTS_3DHP, Skeleton
 def predict_sequence(model: GLAGCN, keypoints_2d: np.ndarray, skeleton: Skeleton,
                      device: torch.device, flip_test: bool = True,
                      max_windows: int | None = None) -> np.ndarray:
-    """3D poses (T, J, 3), root at the origin, for every frame of a (T, J, 2) sequence.
+    """3D poses (T, J, 3) for every frame of a (T, J, 2) sequence, as the model outputs them
+    (the root joint is *not* moved to the origin: its error is part of the authors' MPJPE).
 
     With ``flip_test`` the sequence and its mirror image go through the model together and
     the mirrored prediction, mirrored back, is averaged in.
@@ -31,8 +33,35 @@ def predict_sequence(model: GLAGCN, keypoints_2d: np.ndarray, skeleton: Skeleton
         predicted = 0.5 * (both[0] + flip_poses(both[1], skeleton))
     else:
         predicted = lifter(inputs)
-    predicted = predicted - predicted[:, skeleton.root:skeleton.root + 1]
     return predicted.float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the authors' scripts score one dataset.
+
+    ``zero_predicted_root``: their MPI-INF-3DHP script sets the predicted root joint to 0 before
+    MPJPE (the other joints stay where they are); their Human3.6M / HumanEva-I scripts score the
+    prediction as it comes out.  ``summary``: ``"actions"`` = mean over actions (H36M, HumanEva),
+    ``"frames"`` = mean over all scored frames (3DHP, valid frames only).
+    """
+
+    zero_predicted_root: bool
+    summary: str
+
+
+PROTOCOLS = {
+    "h36m17": Protocol(zero_predicted_root=False, summary="actions"),
+    "humaneva15": Protocol(zero_predicted_root=False, summary="actions"),
+    "3dhp17": Protocol(zero_predicted_root=True, summary="frames"),
+}
+
+
+def protocol_for(skeleton: Skeleton) -> Protocol:
+    if skeleton.name not in PROTOCOLS:
+        raise ValueError(f"no evaluation protocol for the {skeleton.name!r} skeleton "
+                         f"(known: {sorted(PROTOCOLS)})")
+    return PROTOCOLS[skeleton.name]
 
 
 def _valid_frames(sequence: PoseSequence) -> np.ndarray:
@@ -43,9 +72,14 @@ def _valid_frames(sequence: PoseSequence) -> np.ndarray:
 
 def evaluate_predictions(sequences: Sequence[PoseSequence],
                          predictions: Sequence[np.ndarray],
-                         skeleton: Skeleton) -> dict:
-    """Protocol errors over sequences: mean over actions, per action, per subject (+ PCK/AUC
-    when the skeleton is 3DHP's)."""
+                         skeleton: Skeleton, by_subject_last_take_only: bool = False) -> dict:
+    """Protocol errors as the authors' evaluation scripts compute them.
+
+    Summary keys (``mpjpe_mm``, ...) follow the dataset's :class:`Protocol`; ``per_action``
+    groups takes into actions, ``per_take`` keeps each take name, ``per_subject`` is the
+    authors' ``--by-subject`` breakdown (+ PCK/AUC when the skeleton is 3DHP's).
+    """
+    protocol = protocol_for(skeleton)
     table = ErrorTable()
     all_predicted, all_target = [], []
     for sequence, predicted in zip(sequences, predictions, strict=True):
@@ -53,16 +87,19 @@ def evaluate_predictions(sequences: Sequence[PoseSequence],
         if not valid.any():
             continue
         target = sequence.poses_3d[valid]
-        predicted = predicted[valid]
-        table.add(sequence.action, sequence.subject, sequence_errors_mm(predicted, target),
-                  int(valid.sum()))
+        predicted = np.array(predicted[valid], dtype=np.float64)
+        if protocol.zero_predicted_root:
+            predicted[:, skeleton.root] = 0.0
+        table.add(sequence.action, sequence.subject,
+                  sequence_errors_mm(predicted, target, root=skeleton.root), int(valid.sum()))
         all_predicted.append(predicted)
         all_target.append(target)
     if not all_predicted:
         raise ValueError("no valid frames to evaluate")
-    result = dict(table.summary())
+    result = dict(table.summary() if protocol.summary == "actions" else table.over_frames())
     result["per_action"] = table.per_action()
-    result["per_subject"] = table.per_subject()
+    result["per_take"] = table.per_take()
+    result["per_subject"] = table.by_subject(last_take_only=by_subject_last_take_only)
     result["frames"] = int(sum(len(p) for p in all_predicted))
     if skeleton.name == "3dhp17":
         predicted_mm = np.concatenate(all_predicted) * 1000.0
@@ -74,10 +111,11 @@ def evaluate_predictions(sequences: Sequence[PoseSequence],
 
 def evaluate_model(model: GLAGCN, sequences: Sequence[PoseSequence], skeleton: Skeleton,
                    device: torch.device, flip_test: bool = True,
-                   max_windows: int | None = None) -> dict:
+                   max_windows: int | None = None,
+                   by_subject_last_take_only: bool = False) -> dict:
     predictions = [predict_sequence(model, s.keypoints_2d, skeleton, device, flip_test,
                                     max_windows) for s in sequences]
-    return evaluate_predictions(sequences, predictions, skeleton)
+    return evaluate_predictions(sequences, predictions, skeleton, by_subject_last_take_only)
 
 
 def _stack(sequences: Sequence[PoseSequence], max_frames: int, seed: int = 0):
@@ -103,8 +141,7 @@ def baselines(train: Sequence[PoseSequence], test: Sequence[PoseSequence], skele
     def regress(sequence: PoseSequence) -> np.ndarray:
         x = sequence.keypoints_2d.reshape(len(sequence.keypoints_2d), -1).astype(np.float64)
         x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-        predicted = (x @ weights).reshape(len(x), skeleton.num_joints, 3)
-        return predicted - predicted[:, skeleton.root:skeleton.root + 1]
+        return (x @ weights).reshape(len(x), skeleton.num_joints, 3)
 
     mean_predictions = [np.broadcast_to(mean_pose, s.poses_3d.shape) for s in test]
     return {

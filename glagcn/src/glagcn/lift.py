@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glagcn.camera import normalize_screen_coordinates
+from glagcn.camera import normalize_screen_coordinates, root_relative
 from glagcn.evaluation import predict_sequence
 from glagcn.keypoints import (
     KeypointInputError,
@@ -67,7 +67,9 @@ def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: G
     poses = np.full(prepared.keypoints.shape[:2] + (3,), np.nan, dtype=np.float32)
     for start, stop in prepared.segments:
         normalized = normalize_screen_coordinates(prepared.keypoints[start:stop], width, height)
-        poses[start:stop] = predict_sequence(model, normalized, H36M_17, device, flip_test)
+        # in the wild there is no ground-truth root: the poses are given root at the origin
+        poses[start:stop] = root_relative(
+            predict_sequence(model, normalized, H36M_17, device, flip_test), H36M_17.root)
     return poses
 
 

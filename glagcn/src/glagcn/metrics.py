@@ -90,53 +90,120 @@ def auc(predicted_mm: np.ndarray, target_mm: np.ndarray,
     return float(np.mean([(errors <= t).mean() for t in AUC_THRESHOLDS_MM]) * 100.0)
 
 
-def sequence_errors_mm(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """All protocol errors of one sequence, inputs in metres, outputs in millimetres."""
+def sequence_errors_mm(predicted: np.ndarray, target: np.ndarray,
+                       root: int | None = None) -> dict[str, float]:
+    """All protocol errors of one sequence, inputs in metres, outputs in millimetres.
+
+    ``predicted`` is scored as it is (the authors' protocol 1: only the target's root is at the
+    origin).  With ``root`` the MPJPE of the prediction moved so that its own root is at the
+    origin is added as ``mpjpe_root_centred_mm``; that variant hides the root joint's error.
+    """
     predicted_mm, target_mm = np.asarray(predicted) * 1000.0, np.asarray(target) * 1000.0
-    return {
+    errors = {
         "mpjpe_mm": float(joint_errors(predicted_mm, target_mm).mean()),
         "p_mpjpe_mm": p_mpjpe(predicted_mm, target_mm),
         "n_mpjpe_mm": n_mpjpe(predicted_mm, target_mm),
         "mpjve_mm": mpjve(predicted_mm, target_mm),
     }
+    if root is not None:
+        centred = predicted_mm - predicted_mm[..., root:root + 1, :]
+        errors["mpjpe_root_centred_mm"] = float(joint_errors(centred, target_mm).mean())
+    return errors
+
+
+def action_of(take: str) -> str:
+    """The action a take belongs to: its name up to the first space, as the authors group
+    (``"Directions 1"`` -> ``"Directions"``, ``"Walking 1 chunk0"`` -> ``"Walking"``)."""
+    return take.split(" ")[0]
+
+
+class _Sums:
+    """Frame-weighted sums of named errors; ``mean()`` divides by the frames."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.frames: dict[str, int] = defaultdict(int)
+
+    def add(self, errors: dict[str, float], frames: int) -> None:
+        for name, value in errors.items():
+            if np.isfinite(value):  # MPJVE of a 1-frame sequence is undefined
+                self.sums[name] += value * frames
+                self.frames[name] += frames
+
+    def merge(self, other: _Sums) -> None:
+        for name, value in other.sums.items():
+            self.sums[name] += value
+            self.frames[name] += other.frames[name]
+
+    def mean(self) -> dict[str, float]:
+        return {name: self.sums[name] / self.frames[name] for name in sorted(self.sums)}
+
+
+def _mean_of_groups(groups: dict[str, dict[str, float]]) -> dict[str, float]:
+    names = sorted({name for values in groups.values() for name in values})
+    return {name: float(np.mean([values[name] for values in groups.values() if name in values]))
+            for name in names}
 
 
 class ErrorTable:
-    """Frame-weighted averages of per-sequence errors, grouped by action and by subject.
+    """Per-sequence errors gathered by take and subject, summarised as the authors do.
 
-    The H36M summary is the mean over actions of each action's frame-weighted mean.
+    Takes are grouped into actions by :func:`action_of`; an action's error is the frame-weighted
+    mean over all its takes, cameras and subjects, and the Human3.6M / HumanEva-I headline is the
+    mean over actions.  ``by_subject`` follows the authors' ``--by-subject`` tables: per subject,
+    per action, then the mean over that subject's actions.
     """
 
     def __init__(self) -> None:
-        self._sums: dict[tuple[str, str], dict[str, float]] = defaultdict(
-            lambda: defaultdict(float))
-        self._frames: dict[tuple[str, str], int] = defaultdict(int)
+        # (subject, take) -> sums, in the order the sequences arrive (the files' order)
+        self._takes: dict[tuple[str, str], _Sums] = {}
 
-    def add(self, action: str, subject: str, errors: dict[str, float], frames: int) -> None:
-        key = (action, subject)
-        for name, value in errors.items():
-            if np.isfinite(value):
-                self._sums[key][name] += value * frames
-        self._frames[key] += frames
+    def add(self, take: str, subject: str, errors: dict[str, float], frames: int) -> None:
+        self._takes.setdefault((subject, take), _Sums()).add(errors, frames)
 
-    def _grouped(self, index: int) -> dict[str, dict[str, float]]:
-        sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        frames: dict[str, int] = defaultdict(int)
-        for key, values in self._sums.items():
-            for name, value in values.items():
-                sums[key[index]][name] += value
-            frames[key[index]] += self._frames[key]
-        return {group: {name: value / frames[group] for name, value in values.items()}
-                for group, values in sorted(sums.items())}
+    def _grouped(self, key) -> dict[str, dict[str, float]]:
+        groups: dict[str, _Sums] = {}
+        for (subject, take), sums in self._takes.items():
+            groups.setdefault(key(subject, take), _Sums()).merge(sums)
+        return {name: groups[name].mean() for name in sorted(groups)}
 
     def per_action(self) -> dict[str, dict[str, float]]:
-        return self._grouped(0)
+        return self._grouped(lambda subject, take: action_of(take))
 
-    def per_subject(self) -> dict[str, dict[str, float]]:
-        return self._grouped(1)
+    def per_take(self) -> dict[str, dict[str, float]]:
+        return self._grouped(lambda subject, take: take)
+
+    def over_frames(self) -> dict[str, float]:
+        """Frame-weighted mean over everything (the MPI-INF-3DHP summary)."""
+        total = _Sums()
+        for sums in self._takes.values():
+            total.merge(sums)
+        return total.mean()
 
     def summary(self) -> dict[str, float]:
-        actions = self.per_action()
-        names = sorted({name for values in actions.values() for name in values})
-        return {name: float(np.mean([values[name] for values in actions.values()
-                                     if name in values])) for name in names}
+        """Mean over actions of each action's frame-weighted mean."""
+        return _mean_of_groups(self.per_action())
+
+    def by_subject(self, last_take_only: bool = False) -> dict[str, dict]:
+        """{subject: {"per_action": {...}, **mean over its actions}}.
+
+        ``last_take_only`` reproduces the authors' GLA-GCN scripts, whose by-subject grouping
+        resets an action's list on every take, so only the last take of each action (in the
+        files' order) is scored; VideoPose3D's ``run.py`` keeps every take.
+        """
+        chosen: dict[str, dict[str, list[_Sums]]] = defaultdict(lambda: defaultdict(list))
+        for (subject, take), sums in self._takes.items():
+            takes = chosen[subject][action_of(take)]
+            if last_take_only:
+                takes.clear()
+            takes.append(sums)
+        result = {}
+        for subject in sorted(chosen):
+            actions = {}
+            for action in sorted(chosen[subject]):
+                merged = _Sums()
+                for sums in chosen[subject][action]:
+                    merged.merge(sums)
+                actions[action] = merged.mean()
+            result[subject] = {**_mean_of_groups(actions), "per_action": actions}
+        return result

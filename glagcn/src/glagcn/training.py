@@ -40,7 +40,8 @@ from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
 from trilab.stopping import StopSignal
 
-SUMMARY_KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "pck150", "auc")
+SUMMARY_KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "pck150", "auc",
+                "mpjpe_root_centred_mm")
 
 
 def build_model(model_cfg: DictConfig | dict, skeleton: Skeleton) -> GLAGCN:
@@ -74,6 +75,13 @@ def model_from_checkpoint(path: str | Path, device: torch.device) -> tuple[GLAGC
 
 def _summary(result: dict) -> dict:
     return {k: result[k] for k in SUMMARY_KEYS if k in result}
+
+
+def _evaluate(model: GLAGCN, sequences, splits: Splits, cfg: DictConfig,
+              ctx: DistContext) -> dict:
+    return evaluate_model(model, sequences, splits.skeleton, ctx.device, cfg.eval.flip_test,
+                          by_subject_last_take_only=bool(
+                              cfg.eval.get("by_subject_last_take_only", False)))
 
 
 def _uses_sequence_loss(cfg: DictConfig) -> bool:
@@ -179,6 +187,8 @@ def train(cfg: DictConfig) -> dict:
     out = run_dir()
     with RunLogger(out, enabled=ctx.is_main) as log, ctx:
         splits = load_splits(cfg.data)
+        for note in splits.notes:
+            log.warning(note)
         log.info(f"data: {cfg.data.dataset} ({cfg.data.get('keypoints', '')}) "
                  f"train {len(splits.train)} / val {len(splits.val)} / test {len(splits.test)} "
                  f"sequences")
@@ -290,8 +300,7 @@ class _EpochLoop:
             scalars = {f"train/{k}": v for k, v in stats.items()}
             scalars.update({"train/lr": lr, "train/bn_momentum": momentum})
             if self.splits.val and ctx.is_main:
-                val = evaluate_model(self.model, self.splits.val, self.splits.skeleton,
-                                     ctx.device, flip_test=cfg.eval.flip_test)
+                val = _evaluate(self.model, self.splits.val, self.splits, cfg, ctx)
                 scalars["val/mpjpe_mm"] = val["mpjpe_mm"]
                 if val["mpjpe_mm"] < extra["best_val_mpjpe_mm"]:
                     extra.update(best_val_mpjpe_mm=val["mpjpe_mm"], best_epoch=epoch)
@@ -320,7 +329,7 @@ def _final_metrics(model: GLAGCN, splits: Splits, cfg: DictConfig, ctx: DistCont
         load_checkpoint(best, model=model, restore_rng=False)
         selection = f"best validation epoch {extra['best_epoch']}"
     log.info(f"testing the {selection} model on {len(splits.test)} sequences")
-    test = evaluate_model(model, splits.test, splits.skeleton, ctx.device, cfg.eval.flip_test)
+    test = _evaluate(model, splits.test, splits, cfg, ctx)
     reference = baselines(splits.train, splits.test, splits.skeleton)
     metrics = dict(test)
     metrics.update(
@@ -344,10 +353,12 @@ def evaluate(cfg: DictConfig) -> dict:
     with RunLogger(run_dir(), enabled=ctx.is_main, tensorboard=False) as log, ctx:
         model, extra = model_from_checkpoint(cfg.checkpoint, ctx.device)
         splits = load_splits(cfg.data)
+        for note in splits.notes:
+            log.warning(note)
         if splits.skeleton.name != extra["skeleton"]:
             raise UserError(f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
                              f"but data.dataset={cfg.data.dataset} uses {splits.skeleton.name}")
-        test = evaluate_model(model, splits.test, splits.skeleton, ctx.device, cfg.eval.flip_test)
+        test = _evaluate(model, splits.test, splits, cfg, ctx)
         metrics = dict(test, checkpoint=str(cfg.checkpoint),
                        receptive_field=model.receptive_field)
         log.info("test " + ", ".join(f"{k} {v:.2f}" for k, v in _summary(test).items()))

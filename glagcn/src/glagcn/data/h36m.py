@@ -29,11 +29,14 @@ from glagcn.data.sequences import (
     PoseSequence,
     check_array,
     load_npz_dict,
+    mocap_frames,
     require_subject,
     select_actions,
 )
 
-KNOWN_BAD = {("S11", "Directions", 0)}  # the corrupt video of S11 'Directions', camera 0
+# VideoPose3D's preparation script drops this one take (its video is corrupt), so the released
+# files never hold it; a file that does (made by another tool) gets the same treatment, said aloud.
+CORRUPT_TAKE = ("S11", "Directions")
 
 
 def kept_joints_of_32() -> np.ndarray:
@@ -43,7 +46,13 @@ def kept_joints_of_32() -> np.ndarray:
 
 def load_h36m(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[str],
               actions: Sequence[str] | None = None, downsample: int = 1,
-              skip_known_bad: bool = True) -> list[PoseSequence]:
+              skip_corrupt_take: bool = True,
+              notes: list[str] | None = None) -> list[PoseSequence]:
+    """Every camera of every take the files hold for ``subjects`` (in the files' order).
+
+    The one exception is the take named exactly ``S11 "Directions"`` (see ``CORRUPT_TAKE``),
+    skipped when ``skip_corrupt_take``; a line saying so goes into ``notes``.
+    """
     path_3d, path_2d = Path(path_3d), Path(path_2d)
     positions_3d = load_npz_dict(path_3d, "positions_3d")
     positions_2d = load_npz_dict(path_2d, "positions_2d")
@@ -56,7 +65,13 @@ def load_h36m(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[str],
     for subject in subjects:
         require_subject(subject, (path_3d, positions_3d), (path_2d, positions_2d))
         cameras = h36m_cameras(subject)
-        for action in select_actions(sorted(positions_3d[subject]), actions):
+        for action in select_actions(list(positions_3d[subject]), actions):
+            if skip_corrupt_take and (subject, action) == CORRUPT_TAKE:
+                if notes is not None:
+                    notes.append(f"{path_3d}: skipped {subject} {action!r} (all cameras), the "
+                                 "take VideoPose3D's preparation drops as corrupt; "
+                                 "data.skip_corrupt_take=false keeps it")
+                continue
             if action not in positions_2d[subject]:
                 raise DataError(f"{path_2d}: {subject}/{action} has no 2D keypoints")
             world = np.asarray(positions_3d[subject][action])
@@ -70,10 +85,8 @@ def load_h36m(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[str],
                 raise DataError(f"{path_2d}: {subject}/{action} has {len(views)} camera "
                                 f"arrays, expected {len(cameras)}")
             for index, (camera, view) in enumerate(zip(cameras, views, strict=True)):
-                if skip_known_bad and (subject, action.split(" ")[0], index) in KNOWN_BAD:
-                    continue
                 pixels = check_array(view, path_2d, f"{subject}/{action}/camera {index}", 17, 2)
-                frames = min(len(pixels), len(world))  # detections can run a few frames longer
+                frames = mocap_frames(pixels, world, path_2d, f"{subject}/{action}/camera {index}")
                 poses = world_to_camera(world[:frames].astype(np.float64), camera.orientation,
                                         camera.translation)
                 keypoints = normalize_screen_coordinates(pixels[:frames], camera.res_w,

@@ -3,11 +3,13 @@
 * ``data_test_3dhp.npz``: key ``data`` -> {"TS1".."TS6": {"data_2d": (T, 17, 2) pixels,
   "data_3d": (T, 17, 3) millimetres (universal skeleton, camera space), "valid": (T,) 0/1}}.
   Image size 2048x2048 for TS1-TS4, 1920x1080 for TS5-TS6 (a ``res`` entry (w, h) overrides).
-* ``data_train_3dhp.npz``: key ``data`` -> {"S1 Seq1": [per camera {"data_2d", "data_3d"}]}
-  (a single dict instead of a list is one camera); 2048x2048 images.
+* ``data_train_3dhp.npz``: key ``data`` -> {"S1 Seq1": [{camera: {"data_2d", "data_3d"}}]}: a
+  one-element list holding a dict from camera ("0", "1", ...) to that camera's arrays, as the
+  lifting codebases' preparation writes it; 2048x2048 images.
 
 Joints are in the 3DHP 17-joint order (root = pelvis, index 14); 3D goes to metres,
-root-relative.  Test frames with ``valid == 0`` are kept for windows but not scored.
+root-relative.  Test frames with ``valid == 0`` are kept for windows but not scored (the
+authors' test generator only centres windows on valid frames).
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ def _sequence(path: Path, name: str, camera: int, entry, resolution, downsample:
     )
 
 
+def _train_cameras(path: Path, name: str, value) -> list[tuple[int, dict]]:
+    """(camera number, arrays) of one training sequence's ``[{camera: arrays}]`` entry."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
+        raise DataError(f"{path}: {name} must be a list holding a dict from camera to "
+                        f"{{'data_2d', 'data_3d'}}, found {type(value).__name__}")
+    cameras = []
+    for group in value:
+        for key, entry in group.items():
+            try:
+                number = int(key)
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: {name} has camera key {key!r}; expected a camera "
+                                "number such as '0' or 8") from None
+            cameras.append((number, entry))
+    return cameras
+
+
 def load_3dhp(path: str | Path, split: str, downsample: int = 1) -> list[PoseSequence]:
     path = Path(path)
     data = load_npz_dict(path, "data")
@@ -55,8 +74,7 @@ def load_3dhp(path: str | Path, split: str, downsample: int = 1) -> list[PoseSeq
             resolution = TEST_RESOLUTION.get(name, TRAIN_RESOLUTION)
             sequences.append(_sequence(path, name, -1, data[name], resolution, downsample))
         elif split == "train":
-            views = data[name] if isinstance(data[name], (list, tuple)) else [data[name]]
-            for camera, entry in enumerate(views):
+            for camera, entry in _train_cameras(path, name, data[name]):
                 sequences.append(_sequence(path, f"{name}", camera, entry, TRAIN_RESOLUTION,
                                            downsample))
         else:

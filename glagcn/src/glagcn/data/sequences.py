@@ -59,6 +59,16 @@ def check_array(array, path: Path, where: str, joints: int, dims: int) -> np.nda
     return array
 
 
+def mocap_frames(keypoints_2d: np.ndarray, poses_3d: np.ndarray, path_2d: Path,
+                 where: str) -> int:
+    """Frames to use: the mocap's.  Some videos run a few frames past the mocap and their 2D is
+    cut to it (as VideoPose3D does); 2D shorter than the mocap means mismatched files."""
+    if len(keypoints_2d) < len(poses_3d):
+        raise DataError(f"{path_2d}: {where} has {len(keypoints_2d)} frames of 2D keypoints but "
+                        f"the 3D file has {len(poses_3d)}: the two files do not belong together")
+    return len(poses_3d)
+
+
 def select_actions(names, prefixes) -> list[str]:
     """Action names that start with one of ``prefixes`` (all when ``prefixes`` is None)."""
     if not prefixes:

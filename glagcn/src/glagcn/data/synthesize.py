@@ -7,8 +7,14 @@ H36M cameras of each subject.  Written files:
 
 * ``data_3d_h36m.npz`` (32 mocap joints, world metres) and ``data_2d_h36m_gt.npz`` (pixels);
 * ``data_2d_h36m_detections.npz`` with Gaussian pixel noise when ``noise_px > 0``;
-* ``data_test_3dhp.npz`` (3DHP joint order, mm, valid masks) and ``data_3d_humaneva15.npz`` /
-  ``data_2d_humaneva15_gt.npz`` (15 joints, camera space) in the formats of those loaders.
+* ``data_test_3dhp.npz`` / ``data_train_3dhp.npz`` (3DHP joint order, mm, valid masks) and
+  ``data_3d_humaneva15.npz`` / ``data_2d_humaneva15_gt.npz`` (15 joints, world metres seen by the
+  HumanEva-I cameras), each in the layout the real preparation scripts write.
+
+Like the real files where evaluation depends on it: two takes of each action per subject
+("Directions", "Directions 1"; "Sitting 1", "Sitting 2"), takes of unequal length (some shorter
+than a 243-frame window), some 2D arrays a few frames longer than the mocap (their videos ran
+on), no S11 "Directions" (VideoPose3D's preparation drops it), chunked HumanEva-I takes.
 
 ``python -m glagcn.data.synthesize --out DIR [--seed 0] [--frames 400] [--noise-px 0]``
 """
@@ -27,6 +33,7 @@ from glagcn.camera import (
     H36M_TRAIN_SUBJECTS,
     _calibration,
     h36m_cameras,
+    humaneva_extrinsics,
     project_to_pixels,
     world_to_camera,
 )
@@ -34,6 +41,10 @@ from glagcn.data.h36m import kept_joints_of_32, write_h36m_npz
 from glagcn.skeleton import H36M_17
 
 FPS = 50.0
+# Bumped whenever the generator's output changes, so a folder made by an older version is
+# rewritten instead of silently reused (see ``datasets.ensure_synthetic``).
+FORMAT_VERSION = 2
+STAMP_FILE = "synthetic.json"
 # Body frame: x = the person's left, y = forward, z = up.  (joint, rest direction, length m)
 BONES = {
     1: ((-1, 0, 0), 0.13), 2: ((0, 0, -1), 0.45), 3: ((0, 0, -1), 0.44),
@@ -42,7 +53,12 @@ BONES = {
     11: ((1, 0, 0), 0.15), 12: ((0, 0, -1), 0.28), 13: ((0, 0, -1), 0.25),
     14: ((-1, 0, 0), 0.15), 15: ((0, 0, -1), 0.28), 16: ((0, 0, -1), 0.25),
 }
-ACTIONS = ("Directions", "Greeting", "Sitting 1", "Waiting", "Walking 1")
+# Two takes per action, named as in VideoPose3D's Human3.6M files.
+ACTIONS = ("Directions", "Directions 1", "Greeting", "Greeting 1", "Sitting 1", "Sitting 2",
+           "Waiting", "Waiting 1", "Walking", "Walking 1")
+MISSING_TAKES = {("S11", "Directions")}  # not in the real files: its video is corrupt
+LENGTH_RANGE = (0.35, 1.15)  # take length as a fraction of ``frames``
+EXTRA_2D_FRAMES = (0, 0, 0, 2, 4)  # video frames past the mocap's end, drawn per take
 STANDING_PELVIS_HEIGHT = 0.95
 
 
@@ -179,8 +195,16 @@ H36M_TO_3DHP = [10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6, 0, 7, 9]
 H36M_TO_HUMANEVA = [0, 8, 11, 12, 13, 14, 15, 16, 4, 5, 6, 1, 2, 3, 10]
 
 
+def _take_length(frames: int, vary_lengths: bool, rng: np.random.Generator) -> int:
+    if not vary_lengths:
+        return frames
+    return max(2, int(round(frames * rng.uniform(*LENGTH_RANGE))))
+
+
 def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: float = 0.0,
-               subjects=H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS, actions=ACTIONS) -> Path:
+               subjects=H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS, actions=ACTIONS,
+               vary_lengths: bool = True) -> Path:
+    """Write every file; ``actions`` are take names, ``frames`` the nominal take length."""
     out = Path(out)
     rng = np.random.default_rng(seed)
     positions_3d: dict = {}
@@ -191,8 +215,12 @@ def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: floa
         cameras = h36m_cameras(subject)
         positions_3d[subject], positions_2d[subject], detections[subject] = {}, {}, {}
         for action in actions:
-            world = animate(action, frames, scale, rng)
-            positions_3d[subject][action] = to_mocap_32(world).astype(np.float32)
+            if (subject, action) in MISSING_TAKES:
+                continue
+            mocap = _take_length(frames, vary_lengths, rng)
+            extra = int(rng.choice(EXTRA_2D_FRAMES)) if vary_lengths else 0
+            world = animate(action, mocap + extra, scale, rng)
+            positions_3d[subject][action] = to_mocap_32(world[:mocap]).astype(np.float32)
             views = [project_to_pixels(world_to_camera(world, c.orientation, c.translation), c)
                      .astype(np.float32) for c in cameras]
             positions_2d[subject][action] = views
@@ -200,12 +228,14 @@ def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: floa
                 (v + rng.normal(0, noise_px, v.shape)).astype(np.float32) for v in views]
     write_h36m_npz(out, positions_3d, positions_2d, "gt")
     demo_subject = subjects[-1]
-    write_coco_keypoints(out / "demo_keypoints.json",
-                         positions_2d[demo_subject][actions[-1]][0], rng)
+    demo_take = max(positions_2d[demo_subject], key=lambda a: len(positions_2d[demo_subject][a][0]))
+    write_coco_keypoints(out / "demo_keypoints.json", positions_2d[demo_subject][demo_take][0], rng)
     if noise_px > 0:
         write_h36m_npz(out, positions_3d, detections, "detections")
     _write_3dhp(out, rng, frames)
-    _write_humaneva(out, rng, frames)
+    _write_humaneva(out, rng, frames, vary_lengths)
+    (out / STAMP_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "seed": seed,
+                                              "frames": frames}))
     return out
 
 
@@ -230,7 +260,7 @@ def write_coco_keypoints(path: Path, pixels_h36m: np.ndarray, rng: np.random.Gen
 
 def _write_3dhp(out: Path, rng: np.random.Generator, frames: int) -> None:
     data = {}
-    for index, action in enumerate(ACTIONS[:3]):
+    for index, action in enumerate(("Directions", "Greeting", "Sitting 1")):
         world = animate(action, frames, rng.uniform(0.9, 1.1), rng)
         camera = _look_at_camera_space(world, rng.uniform(0, 2 * np.pi), 4.5)
         pixels = _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP]
@@ -241,37 +271,46 @@ def _write_3dhp(out: Path, rng: np.random.Generator, frames: int) -> None:
     train = {}
     for subject in ("S1", "S2"):
         world = animate("Walking 1", frames, rng.uniform(0.9, 1.1), rng)
-        views = []
-        for azimuth in (0.3, 2.0):
+        cameras = {}
+        for number, azimuth in ((0, 0.3), (2, 2.0)):
             camera = _look_at_camera_space(world, azimuth, 4.5)
-            views.append({"data_2d": _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP]
-                          .astype(np.float32),
-                          "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32)})
-        train[f"{subject} Seq1"] = views
+            cameras[str(number)] = {
+                "data_2d": _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP]
+                .astype(np.float32),
+                "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32)}
+        train[f"{subject} Seq1"] = [cameras]
     np.savez_compressed(out / "data_train_3dhp.npz", data=train)
 
 
-def _write_humaneva(out: Path, rng: np.random.Generator, frames: int) -> None:
+# HumanEva-I takes as VideoPose3D names them: the mocap's valid stretches become chunks, and
+# the gaps between them (chunk1 here) are left out of the files.
+HUMANEVA_TAKES = {"Walking 1 chunk0": "Walking 1", "Walking 1 chunk2": "Walking 1",
+                  "Jog 1 chunk0": "Walking 1", "Box 1 chunk0": "Greeting"}
+HUMANEVA_FOCAL_PX = 420.0  # a pinhole stand-in for the real C1-C3 intrinsics (640x480)
+
+
+def _write_humaneva(out: Path, rng: np.random.Generator, frames: int,
+                    vary_lengths: bool) -> None:
     positions_3d: dict = {}
     positions_2d: dict = {}
-    names = {"Walk": "Walking 1", "Jog": "Walking 1", "Box": "Greeting"}
     for split in ("Train", "Validate"):
         for subject in ("S1", "S2", "S3"):
             key = f"{split}/{subject}"
+            cameras = humaneva_extrinsics(key)
             positions_3d[key], positions_2d[key] = {}, {}
-            for action, motion in names.items():
-                world = animate(motion, frames, rng.uniform(0.9, 1.1), rng)
-                cameras = [_look_at_camera_space(world, azimuth, 4.0)
-                           for azimuth in (0.0, 2.1, 4.2)]
-                positions_3d[key][f"{action} 1 chunk0"] = [
-                    c[:, H36M_TO_HUMANEVA].astype(np.float32) for c in cameras]
-                positions_2d[key][f"{action} 1 chunk0"] = [
-                    _pinhole(c, 800.0, (320.0, 240.0))[:, H36M_TO_HUMANEVA].astype(np.float32)
-                    for c in cameras]
+            for take, motion in HUMANEVA_TAKES.items():
+                length = _take_length(frames, vary_lengths, rng)
+                world = animate(motion, length, rng.uniform(0.9, 1.1), rng)
+                positions_3d[key][take] = world[:, H36M_TO_HUMANEVA].astype(np.float32)
+                positions_2d[key][take] = [
+                    _pinhole(world_to_camera(world, orientation, translation),
+                             HUMANEVA_FOCAL_PX, (320.0, 240.0))[:, H36M_TO_HUMANEVA]
+                    .astype(np.float32) for orientation, translation in cameras]
     np.savez_compressed(out / "data_3d_humaneva15.npz", positions_3d=positions_3d)
     np.savez_compressed(out / "data_2d_humaneva15_gt.npz", positions_2d=positions_2d,
                         metadata={"layout_name": "humaneva15", "num_joints": 15,
-                                  "res_w": 640, "res_h": 480})
+                                  "keypoints_symmetry": [[2, 3, 4, 8, 9, 10],
+                                                         [5, 6, 7, 11, 12, 13]]})
 
 
 def main(argv=None) -> None:
