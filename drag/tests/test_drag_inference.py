@@ -84,36 +84,31 @@ def test_threshold_origin_is_logged_and_0_5_explained(trained_run, tiny_syntheti
     predict_folder(images, ckpt(trained_run, "drag"), tmp_path / "a.csv", "cpu", log=log)
     assert log.lines[0][0] == "info" and log.lines[0][1].startswith("decision threshold")
     assert "chosen on the validation split" in log.text()
-    # an earlier version's backbone checkpoint: no stage, no threshold -> loads, 0.5, said why
-    old = tmp_path / "old_backbone.pt"
+    # a backbone checkpoint with no threshold -> loads, 0.5, said why
+    old = tmp_path / "unvalidated_backbone.pt"
     atomic_save(
-        _without(read_checkpoint(ckpt(trained_run, "finetune_backbone")), "stage", "threshold"),
+        _without(read_checkpoint(ckpt(trained_run, "finetune_backbone")), "threshold"),
         old,
     )
     log = ListLog()
     summary = predict_folder(images, old, tmp_path / "b.csv", "cpu", log=log)
     assert summary["threshold"] == 0.5
     warnings = [msg for level, msg in log.lines if level == "warning"]
-    assert any("0.500" in m and str(old) in m and "earlier version" in m for m in warnings)
+    assert any("0.500" in m and str(old) in m and "never validated" in m for m in warnings)
     log = ListLog()
     summary = predict_folder(images, old, tmp_path / "c.csv", "cpu", threshold=0.3, log=log)
     assert summary["threshold"] == 0.3 and "given on the command line" in log.text()
 
 
-def test_stage_of_checkpoints_from_earlier_versions(tmp_path):
-    config = {"model_config": {"groups": 4}}
-    one_group = {"param_groups": [{}]}
-    three_groups = {"param_groups": [{}, {}, {}]}
-    assert stage_of({"extra": {"arch": "resnet18", "image_size": 64}}, "x.pt") == (
-        "finetune_backbone"
-    )
-    assert stage_of({"extra": {**config, "threshold": 0.4}}, "x.pt") == "drag"
-    assert stage_of({"extra": config, "optimizer": three_groups}, "x.pt") == "drag"
-    assert stage_of({"extra": config, "optimizer": one_group}, "x.pt") == "pretrain_cgl"
-    folder = tmp_path / "run" / "pretrain_cgl" / "checkpoints" / "best.pt"
-    assert stage_of({"extra": config, "optimizer": None}, folder) == "pretrain_cgl"
-    with pytest.raises(WrongStageError, match="earlier version.*both"):
-        stage_of({"extra": config, "optimizer": None}, tmp_path / "copied.pt")
+def test_a_checkpoint_without_a_stage_is_not_called_a_drag_stage():
+    glagcn = {
+        "extra": {"model_config": {"channels": 96}, "skeleton": "h36m17"},
+        "optimizer": {"param_groups": [{}]},
+    }
+    with pytest.raises(WrongStageError, match="x.pt is a GLA-GCN checkpoint"):
+        stage_of(glagcn, "x.pt")
+    with pytest.raises(WrongStageError, match="records no stage"):
+        stage_of({"extra": {"model_config": {"groups": 4}, "threshold": 0.4}}, "x.pt")
     with pytest.raises(WrongStageError, match="unknown stage 'cluster'"):
         stage_of({"extra": {"stage": "cluster"}}, "x.pt")
 

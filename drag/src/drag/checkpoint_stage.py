@@ -1,7 +1,6 @@
 """Which stage of the recipe wrote a checkpoint, and which decision threshold comes with it.
 
-Every checkpoint records ``extra["stage"]``; checkpoints of earlier versions of this project did
-not, so the stage is inferred from what they did store where that is unambiguous.
+Every checkpoint DRAG writes records ``extra["stage"]``; a file without one is not DRAG's.
 """
 
 from __future__ import annotations
@@ -28,36 +27,24 @@ def _stage_folder(path: Path) -> str | None:
     return None
 
 
+def _what_else(extra: Mapping[str, Any]) -> str:
+    if "skeleton" in extra and "model_config" in extra:
+        return "a GLA-GCN checkpoint (glagcn/), not a DRAG one"
+    return "not a checkpoint written by DRAG's training (it records no stage)"
+
+
 def stage_of(payload: Mapping[str, Any], path: str | Path) -> str:
     """The stage that wrote ``payload`` (loaded from ``path``)."""
     path = Path(path)
     extra = payload.get("extra") or {}
-    stage = extra.get("stage")
-    if stage is not None:
-        if stage not in CHECKPOINT_STAGES:
-            raise WrongStageError(f"{path} records an unknown stage {stage!r}")
-        return stage
-    # Written before the stage was recorded: only the backbone stage stored "arch" without a
-    # model config; only the DRAG stage stored a threshold beside one, and only its optimizer
-    # has three parameter groups (backbone, CGL, head) where CGL pretraining's has one.
-    if "model_config" not in extra:
-        if "arch" in extra:
-            return "finetune_backbone"
-        raise WrongStageError(f"{path} is neither a DRAG nor a fine-tuned backbone checkpoint")
-    if "threshold" in extra:
-        return "drag"
-    optimizer = payload.get("optimizer") or {}
-    groups = len(optimizer.get("param_groups", []))
-    if groups in (1, 3):
-        return "drag" if groups == 3 else "pretrain_cgl"
-    folder = _stage_folder(path)
-    if folder is not None:
-        return folder
-    raise WrongStageError(
-        f"{path} was written by an earlier version of this project without a stage record, and "
-        "its contents fit both a CGL-pretraining and a DRAG checkpoint; put it back in its run "
-        "folder (<run>/drag/checkpoints/ or <run>/pretrain_cgl/checkpoints/) or retrain"
-    )
+    stage = extra.get("stage") if isinstance(extra, Mapping) else None
+    if stage is None:
+        raise WrongStageError(
+            f"{path} is {_what_else(extra if isinstance(extra, Mapping) else {})}"
+        )
+    if stage not in CHECKPOINT_STAGES:
+        raise WrongStageError(f"{path} records an unknown stage {stage!r}")
+    return stage
 
 
 def suggested_path(path: str | Path, stage: str) -> str:
@@ -90,8 +77,6 @@ def stored_threshold(payload: Mapping[str, Any], path: str | Path) -> tuple[floa
         return float(extra["threshold"]), f"chosen on the validation split, stored in {path}"
     if extra.get("source") == AUTHORS_SOURCE:
         reason = "it was converted from the authors' notebook weights, which come without one"
-    elif "stage" not in extra:
-        reason = "it was written by an earlier version of this project that did not store one"
     else:
         reason = "its weights were never validated"
     return None, f"{path} stores no validation-chosen threshold ({reason})"

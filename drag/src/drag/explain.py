@@ -13,7 +13,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from drag.data.images import BadFileReport, image_to_tensor, read_image  # noqa: E402
+from drag.data.images import (  # noqa: E402
+    UNREADABLE_IMAGE_ERRORS,
+    BadFileReport,
+    image_to_tensor,
+    printable_path,
+    read_image,
+)
 from drag.inference import list_images, load_trained  # noqa: E402
 from drag.model.drag import DRAG  # noqa: E402
 from trilab.device import select_device  # noqa: E402
@@ -93,23 +99,33 @@ def region_figure(
 
 @torch.no_grad()
 def explain_image(
-    model: DRAG, image_path: str, image_size: int, out_png: Path, device, title: str | None = None
+    model: DRAG,
+    image_path: str,
+    image_size: int,
+    out_png: Path,
+    device,
+    title: str | None = None,
+    photo: Image.Image | None = None,
 ) -> dict:
-    photo = read_image(image_path)
+    photo = photo if photo is not None else read_image(image_path, image_size)
     tensor = image_to_tensor(photo, image_size).unsqueeze(0).to(device)
     result = model(tensor, output="all")
     p_private = float(F.softmax(result["logits"], dim=1)[0, 1])
     maps = result["region_maps"][0].cpu().numpy()
     adjacency = result["adjacency"][0].cpu().numpy()
     fig = region_figure(
-        display_photo(photo), maps, adjacency, title or Path(image_path).name, p_private
+        display_photo(photo),
+        maps,
+        adjacency,
+        printable_path(title or Path(image_path).name),
+        p_private,
     )
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return {
-        "image": image_path,
-        "png": str(out_png),
+        "image": printable_path(image_path),
+        "png": printable_path(out_png),
         "p_private": p_private,
         "adjacency": np.round(adjacency, 4).tolist(),
     }
@@ -139,9 +155,11 @@ def explain(images, checkpoint, out_dir, device="auto", max_images=16, log=None)
         png = figure_path(path, images, out_dir)
         title = str(png.relative_to(out_dir))[: -len(".regions.png")]
         try:
-            results.append(explain_image(model, path, info["image_size"], png, dev, title))
-        except OSError as error:
+            photo = read_image(path, info["image_size"])
+        except UNREADABLE_IMAGE_ERRORS as error:  # the files predict.py skips, skipped here too
             report.add(path, f"{type(error).__name__}: {error}")
+            continue
+        results.append(explain_image(model, path, info["image_size"], png, dev, title, photo))
     report.warn(log, Path(out_dir) / "unreadable.tsv")
     return results
 

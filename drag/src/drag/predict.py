@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from drag.data.dataset import ImageListDataset, Sample, collate_skip_bad
-from drag.data.images import BadFileReport
+from drag.data.images import BadFileReport, printable_path
 from drag.errors import NoImagesError
 from drag.inference import decision_threshold, list_images, load_trained
 from trilab.device import select_device
@@ -40,9 +41,12 @@ def predict_folder(
     report = BadFileReport()
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
+    # Rows go to a marked partial file, renamed over ``out_csv`` only when every image is done:
+    # a crash or kill leaves the previous results in place and the partial file named as such.
+    partial = out_csv.with_name(out_csv.name + ".partial")
     n_private = n_done = 0
     batches = log.progress(loader, desc="predict", total=len(loader)) if log else loader
-    with open(out_csv, "w", newline="", encoding="utf-8") as handle:
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "p_private", "label"])
         for batch in batches:
@@ -53,15 +57,21 @@ def predict_folder(
             for path, p in zip(batch["paths"], probs.tolist(), strict=True):
                 label = "private" if p >= threshold else "public"
                 n_private += label == "private"
-                writer.writerow([path, f"{p:.6f}", label])
+                writer.writerow([printable_path(path), f"{p:.6f}", label])
             n_done += len(batch["paths"])
+        handle.flush()
+        os.fsync(handle.fileno())
     unreadable = out_csv.with_name(out_csv.stem + "_unreadable.tsv")
-    report.write(unreadable)
     if n_done == 0:
+        partial.unlink()
+        report.write(unreadable)
         raise NoImagesError(
             f"none of the {len(paths)} image file(s) under {images} could be read; "
             f"reasons in {unreadable}"
         )
+    os.replace(partial, out_csv)
+    if not report.write(unreadable):
+        unreadable.unlink(missing_ok=True)  # a previous run's list would no longer be true
     summary = {
         "images": n_done,
         "private": n_private,

@@ -34,7 +34,7 @@ class ImageListDataset(Dataset):
     def __getitem__(self, index: int):
         sample = self.samples[index]
         try:
-            tensor = image_to_tensor(read_image(sample.path), self.image_size)
+            tensor = image_to_tensor(read_image(sample.path, self.image_size), self.image_size)
         except Exception as error:  # truncated/corrupt files surface here, not mid-epoch crashes
             return None, sample.label, sample.path, f"{type(error).__name__}: {error}"
         return tensor, sample.label, sample.path, None

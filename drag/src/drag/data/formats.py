@@ -38,7 +38,7 @@ def load_ipd_partition(
         if not path.is_file():
             raise MissingFileError(f"IPD split file not found: {path}")
         samples = []
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # spreadsheet BOMs
             reader = csv.DictReader(handle)
             missing = {"img_name", "label"} - set(reader.fieldnames or [])
             if missing:
@@ -86,7 +86,7 @@ def load_labels_splits(
     image_root = Path(image_root)
     codes = {str(v): k for k, v in FOLD_CODES.items()}
     splits: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:  # spreadsheet BOMs
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
         missing = {image_column, label_column, fold_column} - columns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,12 @@ from PIL import Image, ImageOps
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def printable_path(path: str | Path) -> str:
+    """A file name fit for a CSV, a log or a figure title: bytes that are not UTF-8 (names from
+    Windows or cameras, decoded by Python as lone surrogates) become ``\\xNN`` escapes."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -29,10 +36,51 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Open, fully decode (so truncation fails here), apply EXIF orientation, convert to RGB."""
+# Images more than this many times the model's input side are decoded at reduced size: a
+# 13000 x 13000 PNG decoded whole and copied by each step below took 4.6 GB.
+REDUCED_DECODE_FACTOR = 4
+REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"}  # what Image.reduce takes
+# Formats without reduced-scale decoding (PNG, TIFF, ...) above this are refused: decoding takes
+# about twice width x height x bands bytes (a 13000 x 13000 PNG of 0.5 MB: 1 GB).
+MAX_FULL_DECODE_PIXELS = 64_000_000
+
+
+class ImageTooLargeError(ValueError):
+    """An image whose full-size decode would not fit the memory budget (it is skipped)."""
+
+
+# What a bad image file raises while it is read (PIL: OSError for truncation, ValueError for
+# PNG text-chunk limits, DecompressionBombError, SyntaxError from some plugins): the file is
+# skipped and listed, never the run stopped.
+UNREADABLE_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def read_image(path: str | Path, model_side: int | None = None) -> Image.Image:
+    """Open, fully decode (so truncation fails here), apply EXIF orientation, convert to RGB.
+
+    With ``model_side``, an image whose shorter side exceeds ``REDUCED_DECODE_FACTOR`` times it
+    is shrunk by a whole factor right after decoding (JPEGs are decoded at reduced scale
+    directly), keeping at least that many pixels per model pixel, so one full-size copy at most
+    exists and the later resize sees the same content.
+    """
     with Image.open(path) as image:
+        if model_side:
+            keep = REDUCED_DECODE_FACTOR * model_side
+            image.draft("RGB", (keep, keep))  # JPEG only; a no-op for other formats
+        if image.width * image.height > MAX_FULL_DECODE_PIXELS:
+            raise ImageTooLargeError(
+                f"{image.width} x {image.height} pixels ({image.format}): decoding it would take "
+                f"~{2 * image.width * image.height * len(image.getbands()) / 2**30:.1f} GiB; "
+                f"images above {MAX_FULL_DECODE_PIXELS / 1e6:.0f} MP are skipped (JPEGs of any "
+                "size are decoded at reduced scale)"
+            )
         image.load()
+        if model_side:
+            factor = min(image.size) // (REDUCED_DECODE_FACTOR * model_side)
+            if factor >= 2:
+                if image.mode not in REDUCIBLE_MODES:
+                    image = to_rgb(image)
+                image = image.reduce(factor)
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)
 
@@ -62,7 +110,7 @@ class BadFileReport:
     entries: dict[str, str] = field(default_factory=dict)
 
     def add(self, path: str | Path, reason: str) -> None:
-        self.entries.setdefault(str(path), reason)
+        self.entries.setdefault(printable_path(path), reason)
 
     def extend(self, items: Sequence[tuple[str, str]]) -> None:
         for path, reason in items:
