@@ -15,6 +15,7 @@ from trilab.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from trilab.seed import seed_everything
@@ -73,6 +74,10 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(tmp_path):
     state = load_checkpoint(path, model=model)
     assert state["epoch"] == 1
     assert torch.all(model.weight == 1.0)
+    orphans = [p for p in tmp_path.iterdir() if p.name.startswith(".last.pt.")]
+    assert len(orphans) == 1  # what the next run in this folder clears
+    assert remove_stale_temporaries(tmp_path) == orphans
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "writer.py"]
 
 
 def _train(model, optimizer, loader, epochs, history):

@@ -1,14 +1,18 @@
 """Atomic checkpoints that resume a run exactly: weights, optimiser, scheduler, epoch, RNG states.
 
 A checkpoint is written to a temporary file in the target directory, flushed and fsync'ed, then
-renamed over the target, so a run killed mid-write leaves the previous checkpoint intact.
+renamed over the target, so a run killed mid-write leaves the previous checkpoint intact (and a
+temporary file that :func:`remove_stale_temporaries` clears when the next run starts).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
-import tempfile
+import re
+import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,20 +35,46 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, unreadable or does not fit the model it is loaded into."""
 
 
+class WriteError(UserError, OSError):
+    """A file could not be written (full disk, read-only folder, no permission); whatever was
+    at its path before is unchanged."""
+
+
 UPGRADE_COMMAND = "python -m trilab.upgrade_checkpoint"
+# the disk or the folder refuses the write: the user can free space or fix permissions
+WRITE_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+# ".<target name>.<8 random characters>.tmp", ours and tempfile.mkstemp's of earlier versions
+TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """An exclusive new file beside ``path``, with the mode the umask gives (mkstemp's is 0600:
+    a checkpoint others in the group cannot read)."""
+    while True:
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
+        except FileExistsError:
+            continue
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except BaseException as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):  # a read-only folder refuses this too
+                tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in WRITE_REFUSED:
+            raise WriteError(f"cannot write {path}: {os.strerror(error.errno)}; the file there "
+                             "before (if any) is unchanged") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -64,6 +94,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
     _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of atomic writes that were killed before their rename.
+
+    Only safe while no other process writes into ``folder`` (a run holding its folder's lock).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if TEMPORARY_NAME.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -96,6 +140,14 @@ def set_numpy_global_state(state: Any) -> None:
         state = (state["bit_generator"], key.astype(np.uint32), state["pos"],
                  state["has_gauss"], state["gauss"])
     np.random.set_state(state)
+
+
+def describe_optimizer(optimizer: Any) -> str:
+    """``Adam(lr=0.001, betas=(0.9, 0.999), ...)``: the class and its constructor settings."""
+    settings = getattr(optimizer, "defaults", {}) or {}
+    shown = ", ".join(f"{key}={value}" for key, value in settings.items()
+                      if value is not None and value is not False)
+    return f"{type(optimizer).__name__}({shown})"
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -158,6 +210,8 @@ def save_checkpoint(
         "steps_into_next_epoch": int(steps_into_next_epoch),
         "model": unwrap_model(model).state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
+        "optimizer_description": describe_optimizer(optimizer) if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": capture_rng_state(),
         "rng_per_rank": list(rng_per_rank) if rng_per_rank else None,
@@ -238,7 +292,10 @@ def load_checkpoint(
             continue
         if payload.get(name) is None:
             raise CheckpointError(f"checkpoint {path} has no {name} state to resume from")
-        target.load_state_dict(payload[name])
+        if name == "optimizer":
+            _load_optimizer(path, payload, target)
+        else:
+            target.load_state_dict(payload[name])
     for name, generator in (generators or {}).items():
         saved = payload.get("generators", {})
         if name not in saved:
@@ -256,6 +313,20 @@ def load_checkpoint(
     elif restore_rng and payload.get("rng") is not None:
         restore_rng_state(payload["rng"])
     return payload
+
+
+def _load_optimizer(path: Path, payload: Mapping[str, Any], optimizer: Any) -> None:
+    saved = payload.get("optimizer_description") or "an optimizer of unrecorded settings"
+    refusal = (f"checkpoint {path} was trained with the optimizer {saved}; this run's is "
+               f"{describe_optimizer(optimizer)}: resume with the optimizer settings it was "
+               "trained with, or start a new run")
+    recorded_class = payload.get("optimizer_class")
+    if recorded_class is not None and recorded_class != type(optimizer).__name__:
+        raise CheckpointError(refusal)
+    try:
+        optimizer.load_state_dict(payload["optimizer"])
+    except (KeyError, ValueError, IndexError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{refusal} ({type(error).__name__}: {error})") from None
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

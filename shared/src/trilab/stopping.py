@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -80,7 +81,16 @@ class StopSignal:
         return 128 + (self.signum or 0)
 
     def stopped(self, where: str, checkpoint, resume_hint: str = "resume=true") -> RunStopped:
-        """The exception to raise once the checkpoint at the stop is written."""
+        """The exception to raise once the checkpoint at the stop is written (``None``: the
+        work stopped needs none, it is redone or was complete)."""
+        saved = f"checkpoint {checkpoint}" if checkpoint else "nothing to checkpoint"
         return RunStopped(
-            f"stopped by {self.signal_name} {where}; checkpoint {checkpoint}; "
+            f"stopped by {self.signal_name} {where}; {saved}; "
             f"continue with the same run directory and {resume_hint}", self.exit_code)
+
+    def halt(self, where: str, checkpoint, log) -> NoReturn:
+        """Log where the run stopped and how to continue it, and raise :class:`RunStopped`."""
+        saved = f"checkpoint {checkpoint}" if checkpoint else "nothing to checkpoint"
+        log.info(f"{self.signal_name}: stopped {where}; {saved}; continue with the same "
+                 "hydra.run.dir and resume=true")
+        raise self.stopped(where, checkpoint)
