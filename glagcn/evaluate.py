@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from glagcn.training import evaluate
+    from glagcn.evaluate import evaluate
     from trilab.errors import report_user_errors
 
     report_user_errors(lambda: evaluate(cfg), program="evaluate.py")

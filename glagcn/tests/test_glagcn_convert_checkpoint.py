@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from glagcn.convert_checkpoint import ConversionError, convert_file
-from glagcn.model import GLAGCN
+from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.skeleton import H36M_17
-from glagcn.training import model_from_checkpoint
 from trilab.errors import UserError
 
 SUBSET_PARTS = {"theta": "conv_a", "phi": "conv_b", "project": "conv_d", "residual": "down"}

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from glagcn.data.synthesize import synthesize
 from glagcn.keypoints_io import KeypointInputError
 from glagcn.lift import lift
+from glagcn.model import build_model
 from glagcn.skeleton import H36M_17
-from glagcn.training import build_model
 from trilab.checkpoint import save_checkpoint
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from glagcn.keypoints import KeypointInputError, read_detections
+from glagcn.model import build_model
 from glagcn.predict import predict
 from glagcn.skeleton import H36M_17
-from glagcn.training import build_model
 from trilab.checkpoint import save_checkpoint
 from trilab.safe_load import UnsafeFileError
 

@@ -221,7 +221,7 @@ def _crafted_checkpoint(path: Path, marker: Path) -> Path:
 
 def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path,
                                                                 monkeypatch):
-    from glagcn.training import evaluate
+    from glagcn.evaluate import evaluate
 
     marker = tmp_path / "marker"
     crafted = _crafted_checkpoint(tmp_path / "checkpoints" / "last.pt", marker)

@@ -6,7 +6,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from glagcn.data.synthesize import synthesize
-from glagcn.training import evaluate, train
+from glagcn.evaluate import evaluate
+from glagcn.training import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -81,7 +82,7 @@ def test_every_experiment_runs_one_step(experiment, synthetic, tmp_path, monkeyp
 def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expected):
     from omegaconf import OmegaConf
 
-    from glagcn.training import _epoch_batches
+    from glagcn.training import batches_per_epoch
     from trilab.distributed import DistContext
 
     class Windows:
@@ -89,7 +90,7 @@ def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expec
 
     cfg = OmegaConf.create({"batch_size": 14, "train": {"max_batches_per_epoch": max_batches}})
     ctx = DistContext(world_size=world_size, is_distributed=world_size > 1)
-    assert _epoch_batches(Windows(), cfg, ctx) == expected
+    assert batches_per_epoch(Windows(), cfg, ctx) == expected
 
 
 @pytest.mark.slow

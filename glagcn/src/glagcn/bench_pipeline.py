@@ -5,8 +5,8 @@ and whole-sequence evaluation of the 243-frame model.
 
 * ``batch_ms``: assembling one training batch (512 windows of 243 frames, 2D inputs + 3D
   targets, random flips) and having it on the training device, as the training loop gets it;
-* ``train_frames_per_s``: the real training loop (``_train_epoch``: batches, forward,
-  backward, optimizer, loss bookkeeping) on H36M-shaped arrays;
+* ``train_frames_per_s``: the real training step (``training_step``: forward, backward,
+  optimizer, loss sums) over the real batches, on H36M-shaped arrays;
 * ``eval_frames_per_s``: whole-sequence prediction with test-time flip (``predict_sequence``),
   the path of validation, testing and ``predict.py``;
 
@@ -22,7 +22,6 @@ import json
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,11 +35,9 @@ from glagcn.evaluation import predict_sequence
 from glagcn.model import GLAGCN
 from glagcn.model.glagcn import ARCHITECTURES
 from glagcn.skeleton import H36M_17
-from glagcn.training import _train_epoch
+from glagcn.training import training_step
 from trilab.device import select_device
-from trilab.distributed import DistContext
 from trilab.metrics import Timer
-from trilab.runlog import RunLogger
 
 RECEPTIVE_FIELD = 243
 H36M_TRAINING_FRAMES = 1_559_752
@@ -81,25 +78,26 @@ def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
 
 def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
                   steps: int) -> float:
-    """Frames per second of the training loop over ``steps`` batches, after one warm-up."""
+    """Frames per second of the training step over ``steps`` batches, after one warm-up."""
     torch.manual_seed(0)
     model = GLAGCN(H36M_17, ARCHITECTURES[windows.receptive_field], channels=96).to(device)
+    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     cfg = OmegaConf.create({
-        "batch_size": batch_size,
         "model": {"sequence_branch": True},
-        "train": {"sequence_loss_weight": 1.0, "amp": device.type == "cuda",
-                  "max_batches_per_epoch": 1},
+        "train": {"sequence_loss_weight": 1.0, "amp": device.type == "cuda"},
     })
-    ctx = DistContext(device=device)
+    step = training_step(model, optimizer, cfg, device)
     generator = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as scratch, \
-            RunLogger(scratch, enabled=False, tensorboard=False) as log:
-        # warm-up; it ends by reading the loss sums, so the device is idle when timing starts
-        _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 0)
-        cfg.train.max_batches_per_epoch = steps
-        stats = _train_epoch(model, optimizer, windows, cfg, ctx, generator, log, 1)
-    return float(stats["frames_per_s"])
+
+    def frames(max_batches: int) -> int:
+        return sum(step(batch).sums["frames"] for batch in windows.iterate(
+            batch_size, shuffle=True, generator=generator, max_batches=max_batches))
+
+    frames(1)  # warm-up
+    with Timer(sync_cuda=device.type == "cuda") as timer:  # waits for the device at both ends
+        trained = frames(steps)
+    return trained / timer.seconds
 
 
 def time_evaluation(device: torch.device, frames: int, repeats: int,

@@ -32,8 +32,8 @@ from glagcn.keypoints import (
     track_sequence,
 )
 from glagcn.lift import lift_prepared, load_lifter
+from glagcn.model import build_model
 from glagcn.skeleton import H36M_17
-from glagcn.training import build_model
 from trilab.checkpoint import save_checkpoint
 from trilab.metrics import Timer
 

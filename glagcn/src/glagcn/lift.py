@@ -17,9 +17,8 @@ from glagcn.keypoints import (
     ScoreRule,
     prepare_h36m,
 )
-from glagcn.model import GLAGCN
+from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.skeleton import H36M_17
-from glagcn.training import model_from_checkpoint
 from trilab.errors import UserError
 
 
