@@ -6,11 +6,11 @@ import hydra
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg) -> None:
-    from drag.pipeline import run
+    from drag.training import train
     from trilab.errors import report_user_errors
 
     cfg.stages = ["cluster"]
-    report_user_errors(lambda: run(cfg), program="cluster_channels.py")
+    report_user_errors(lambda: train(cfg), program="cluster_channels.py")
 
 
 if __name__ == "__main__":

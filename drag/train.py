@@ -5,10 +5,10 @@ import hydra
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg) -> None:
-    from drag.pipeline import run
+    from drag.training import train
     from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: run(cfg), program="train.py")
+    report_user_errors(lambda: train(cfg), program="train.py")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def tiny_overrides():
 @pytest.fixture(scope="session")
 def trained_run(tiny_synthetic, tmp_path_factory) -> Path:
     """The whole recipe run once on the tiny images; its run folder (checkpoints, metrics)."""
-    from drag.pipeline import run
+    from drag.training import train
 
     out = tmp_path_factory.mktemp("trained_run")
     GlobalHydra.instance().clear()
@@ -69,7 +69,7 @@ def trained_run(tiny_synthetic, tmp_path_factory) -> Path:
     previous = Path.cwd()
     os.chdir(out)
     try:
-        run(cfg)
+        train(cfg)
     finally:
         os.chdir(previous)
     return out

@@ -39,7 +39,7 @@ def test_streaming_clustering_artefact_and_mismatch(tiny_synthetic, tmp_path):
     torch.manual_seed(0)
     splits = load_ipd_partition(tiny_synthetic, 1, tiny_synthetic / "images")
     cfg = OmegaConf.create({"image_size": 64, "batch_size": 5})
-    loader = make_loader(splits["train"], cfg, train=False)
+    loader = make_loader(splits["train"], cfg)
     backbone = Backbone("resnet18")
     clusters = cluster_channels(backbone, loader, 3, torch.device("cpu"), 64, n_init=2)
     assert clusters.assignment.shape == (512,)

@@ -2,10 +2,9 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from drag.data import build_splits, make_loader
+from drag.data import balanced_weights, build_splits, make_loader
 from drag.data.dataset import Sample
 from drag.data.formats import (
     DataFormatError,
@@ -14,6 +13,7 @@ from drag.data.formats import (
     load_labels_splits,
 )
 from drag.data.images import BadFileReport, read_image, to_rgb
+from trilab.loop import epoch_order
 
 
 class ListLog:
@@ -138,7 +138,7 @@ def test_bad_files_are_skipped_and_reported(tmp_path):
     unchecked = build_splits(cfg, 0, log, BadFileReport())
     assert len(unchecked["train"]) == 5
     seen, failed = 0, []
-    for batch in make_loader(unchecked["train"], cfg, train=False):
+    for batch in make_loader(unchecked["train"], cfg):
         failed += batch["failed"]
         seen += len(batch["labels"])
     assert seen == 2 and len(failed) == 3
@@ -177,7 +177,8 @@ def test_balanced_sampling_draws_classes_evenly():
     from omegaconf import OmegaConf
 
     samples = [Sample(f"p{i}", 1) for i in range(10)] + [Sample(f"q{i}", 0) for i in range(90)]
-    cfg = OmegaConf.create({"image_size": 8, "batch_size": 4, "balanced_sampling": True})
-    loader = make_loader(samples, cfg, train=True, generator=torch.Generator().manual_seed(0))
+    cfg = OmegaConf.create({"image_size": 8, "batch_size": 4})
+    order = epoch_order(len(samples), 0, 0, weights=balanced_weights(samples))
+    loader = make_loader(samples, cfg, order=order)
     labels = [samples[i].label for i in loader.sampler]
     assert 0.35 < np.mean(labels) < 0.65

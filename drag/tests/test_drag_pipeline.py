@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from drag.explain import explain
-from drag.pipeline import run
 from drag.predict import predict_folder
+from drag.training import train
 
 EXPERIMENTS = sorted(
     p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml")
@@ -49,7 +49,7 @@ def test_all_stages_end_to_end_then_resume_predict_explain(
 
     # resume: every stage finds its finished last.pt and only re-evaluates
     monkeypatch.chdir(trained_run)
-    resumed = run(
+    resumed = train(
         compose_cfg(tiny_overrides(tiny_synthetic) + ["resume=true", "stages=[finetune_backbone]"])
     )
     assert resumed["baseline"]["test"]["accuracy"] == metrics["baseline"]["test"]["accuracy"]

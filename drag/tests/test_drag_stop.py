@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import drag.runtime
-from drag.pipeline import run
+import drag.training
+from drag.training import train
 from trilab.errors import RunStopped
 from trilab.finite import NonFiniteLossError
 from trilab.stopping import StopSignal
@@ -42,7 +42,7 @@ def test_stop_mid_epoch_then_resume_equals_the_uninterrupted_run(
 
     monkeypatch.setattr(StopSignal, "requested", signal_at_step_2_of_epoch_1)
     with pytest.raises(RunStopped, match="finetune_backbone, epoch 1 after step 2") as info:
-        run(compose_cfg(tiny_overrides(tiny_synthetic)))
+        train(compose_cfg(tiny_overrides(tiny_synthetic)))
     assert info.value.exit_code == 143
     saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
                        weights_only=True)
@@ -51,7 +51,7 @@ def test_stop_mid_epoch_then_resume_equals_the_uninterrupted_run(
 
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
-    resumed = run(compose_cfg(tiny_overrides(tiny_synthetic) + ["resume=true"]))
+    resumed = train(compose_cfg(tiny_overrides(tiny_synthetic) + ["resume=true"]))
     reference = json.loads((trained_run / "metrics.json").read_text())
     for key in ("baseline", "drag"):
         assert resumed[key]["test"] == reference[key]["test"], key
@@ -65,7 +65,7 @@ def test_nan_loss_stops_the_stage_without_a_checkpoint(
     tiny_synthetic, compose_cfg, tiny_overrides, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    real = drag.runtime.F.cross_entropy
+    real = drag.training.F.cross_entropy
     calls = {"n": 0}
 
     def nan_on_fourth_call(*args, **kwargs):
@@ -73,9 +73,9 @@ def test_nan_loss_stops_the_stage_without_a_checkpoint(
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 4 else loss
 
-    monkeypatch.setattr(drag.runtime.F, "cross_entropy", nan_on_fourth_call)
+    monkeypatch.setattr(drag.training.F, "cross_entropy", nan_on_fourth_call)
     with pytest.raises(NonFiniteLossError, match=r"nan at epoch 1 step 0"):
-        run(compose_cfg(tiny_overrides(tiny_synthetic) + ["stages=[finetune_backbone]"]))
+        train(compose_cfg(tiny_overrides(tiny_synthetic) + ["stages=[finetune_backbone]"]))
     saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
                        weights_only=True)
     assert saved["epoch"] == 0  # epoch 0's checkpoint, not overwritten by the NaN epoch
@@ -97,7 +97,7 @@ def test_real_sigterm_exits_143_with_a_resumable_checkpoint(tiny_synthetic, tiny
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     log = tmp_path / "run.log"
-    _sigterm_once_logged(process, log, "finetune_backbone epoch 1/4")
+    _sigterm_once_logged(process, log, "stage finetune_backbone epoch 0:")
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
@@ -125,7 +125,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(ti
     process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     log = tmp_path / "run.log"
-    _sigterm_once_logged(process, log, "finetune_backbone epoch 1/6")
+    _sigterm_once_logged(process, log, "stage finetune_backbone epoch 0:")
     _, stderr = process.communicate(timeout=180)
     assert process.returncode != 0
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)

@@ -28,8 +28,7 @@ from torch import nn
 
 from drag.model.backbone import Backbone
 from drag.model.drag import DRAG, build_drag
-from drag.pipeline import run as run_pipeline
-from drag.stages import train_drag
+from drag.training import train, train_drag
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 SHARED_STAGES = ["finetune_backbone", "cluster", "pretrain_cgl"]
@@ -99,7 +98,7 @@ def _run_in(folder: Path, cfg, stage_functions=None) -> dict:
     previous = Path.cwd()
     os.chdir(folder)
     try:
-        return run_pipeline(cfg, stage_functions)
+        return train(cfg, stage_functions)
     finally:
         os.chdir(previous)
 
@@ -116,7 +115,7 @@ def _summary(values: list[float]) -> dict:
 
 def compare(seeds: list[int], work: Path, overrides: list[str]) -> dict:
     data_dir = Path(CONFIG_DIR).parent
-    base = ["+experiment=demo", *overrides]
+    base = ["+experiment=demo", "overwrite=true", *overrides]  # a re-run replaces the last
     # relative data paths of the demo config resolve against drag/, whatever the run folder
     base += [
         f"data.partitions_dir={data_dir / 'data' / 'synthetic'}",

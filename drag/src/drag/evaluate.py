@@ -5,8 +5,8 @@ from __future__ import annotations
 from omegaconf import open_dict
 
 from drag.data import BadFileReport, build_splits, make_loader
-from drag.engine import evaluate_splits, majority_rate
 from drag.errors import DragInputError
+from drag.evaluation import evaluate_splits, majority_rate
 from drag.inference import load_trained
 from trilab.device import select_device
 from trilab.hydra_utils import run_dir
@@ -24,7 +24,7 @@ def run(cfg) -> dict:
             cfg.data.image_size = info["image_size"]  # the size the weights were trained at
         report = BadFileReport()
         splits = build_splits(cfg.data, cfg.seed, log, report)
-        loaders = {s: make_loader(splits[s], cfg.data, train=False) for s in ("val", "test")}
+        loaders = {s: make_loader(splits[s], cfg.data) for s in ("val", "test")}
         result = evaluate_splits(model, loaders, device, report, log)
         result.update(
             {

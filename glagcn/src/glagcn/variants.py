@@ -33,7 +33,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 def run_variant(name: str, label: str, overrides: list[str], python: str = sys.executable
                 ) -> dict:
     run_dir = PROJECT / "outputs" / "variants" / f"{name}_{label}"
-    command = [python, "train.py", *overrides, f"hydra.run.dir={run_dir}"]
+    # a re-measurement replaces the variant's previous run
+    command = [python, "train.py", *overrides, f"hydra.run.dir={run_dir}", "overwrite=true"]
     started = time.perf_counter()
     subprocess.run(command, cwd=PROJECT, check=True)
     seconds = time.perf_counter() - started

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from drag.data.dataset import ImageListDataset, Sample, collate_skip_bad, filter_readable
 from drag.data.formats import (
@@ -22,6 +24,7 @@ __all__ = [
     "BadFileReport",
     "ImageListDataset",
     "Sample",
+    "balanced_weights",
     "build_splits",
     "make_loader",
     "maybe_generate",
@@ -90,59 +93,32 @@ def build_splits(cfg, seed: int, log, report: BadFileReport) -> dict[str, list[S
     return splits
 
 
-class ResumableSampler(Sampler):
-    """Wraps a sampler; the next pass drops its first ``skip`` indices (same random draws)."""
-
-    def __init__(self, inner: Sampler) -> None:
-        self.inner = inner
-        self.skip = 0
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __iter__(self):
-        skip, self.skip = self.skip, 0
-        for position, index in enumerate(self.inner):
-            if position >= skip:
-                yield index
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.inner, "set_epoch"):
-            self.inner.set_epoch(epoch)
+def balanced_weights(samples: list[Sample]) -> np.ndarray:
+    """Per-sample draw weights that make both classes equally likely (``balanced_sampling``)."""
+    labels = np.array([s.label for s in samples], dtype=np.int64)
+    counts = np.maximum(np.bincount(labels, minlength=2), 1)
+    return 1.0 / counts[labels]
 
 
 def make_loader(
     samples: list[Sample],
     cfg,
     *,
-    train: bool,
-    generator: torch.Generator | None = None,
-    sampler=None,
+    order: Sequence[int] | None = None,
     batch_size: int | None = None,
 ) -> DataLoader:
-    """Batches of ``{"images", "labels", "paths", "failed"}``; optional class-balanced sampling.
-
-    A training loader's sampler is a :class:`ResumableSampler`: a run stopped in the middle of
-    an epoch skips the batches it already trained on without reading their images.
-    """
-    dataset = ImageListDataset(samples, cfg.image_size)
-    if train and cfg.get("balanced_sampling", False) and sampler is None:
-        labels = torch.tensor(dataset.labels)
-        counts = torch.bincount(labels, minlength=2).clamp_min(1).float()
-        sampler = WeightedRandomSampler(
-            (1.0 / counts)[labels], num_samples=len(labels), replacement=True, generator=generator
-        )
-    if train:
-        # what DataLoader(shuffle=True) would build, made explicit so that it can be wrapped
-        sampler = ResumableSampler(sampler or RandomSampler(dataset, generator=generator))
+    """Batches of ``{"images", "labels", "paths", "failed"}`` of ``samples`` in ``order`` (a
+    training epoch's indices, see ``trilab.loop.epoch_order``), or of all in file order."""
     return DataLoader(
-        dataset,
+        ImageListDataset(samples, cfg.image_size),
         batch_size=batch_size or cfg.batch_size,
         shuffle=False,
-        sampler=sampler,
+        sampler=None if order is None else [int(i) for i in order],
         num_workers=cfg.get("num_workers", 0),
         collate_fn=collate_skip_bad,
-        generator=generator,
+        # the loader draws its workers' seed from this generator, not from the run's random
+        # stream (which a resumed run restores to the state after the step it stopped at)
+        generator=torch.Generator().manual_seed(0),
         drop_last=False,
         persistent_workers=False,
     )

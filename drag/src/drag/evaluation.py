@@ -1,75 +1,17 @@
-"""Training epoch, score collection, threshold choice and metrics (shared by all stages)."""
+"""Scores of a classifier on a split, the decision threshold chosen on validation, metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 
 from drag import CLASS_NAMES
 from drag.data.images import BadFileReport
-from trilab.finite import FiniteLossGuard
 from trilab.metrics import classification_metrics
-from trilab.stopping import StopSignal
-
-StepFn = Callable[[dict], torch.Tensor]
-
-
-@dataclass
-class EpochProgress:
-    """How far into an epoch a stage got: what a mid-epoch checkpoint carries."""
-
-    steps: int = 0  # batches drawn, empty ones (every file unreadable) included
-    loss_sum: float = 0.0
-    count: int = 0
-
-
-def train_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: StepFn,
-    log,
-    desc: str,
-    report: BadFileReport,
-    after_step: Callable[[dict], None] | None = None,
-    *,
-    progress: EpochProgress | None = None,
-    stop: StopSignal | None = None,
-    guard: FiniteLossGuard | None = None,
-    epoch: int = 0,
-) -> float | None:
-    """One pass from ``progress.steps`` on; ``loss_fn(batch)`` computes the loss from a device
-    batch.  Returns the mean loss, or ``None`` when ``stop`` asked to stop (``progress`` then
-    says where)."""
-    model.train()
-    progress = progress if progress is not None else EpochProgress()
-    if progress.steps and hasattr(loader.sampler, "skip"):
-        loader.sampler.skip = progress.steps * loader.batch_size
-    remaining = len(loader) - progress.steps
-    for batch in log.progress(loader, desc=desc, total=remaining):
-        report.extend(batch["failed"])
-        if len(batch["labels"]) > 0:
-            loss = loss_fn(batch)
-            if guard is not None:
-                guard.observe(loss, epoch, progress.steps)
-                guard.check()  # the float() below waits for the device anyway
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                after_step(batch)
-            progress.loss_sum += float(loss.detach()) * len(batch["labels"])
-            progress.count += len(batch["labels"])
-        progress.steps += 1
-        if stop is not None and stop.requested(progress.steps):
-            return None
-    return progress.loss_sum / max(progress.count, 1)
 
 
 @torch.no_grad()
