@@ -1,5 +1,6 @@
-"""Stops (SIGTERM/SIGINT) mid-epoch resume to the uninterrupted result; NaN losses stop a run;
-crafted dataset files run no code; user errors print one line."""
+"""A run stopped mid-epoch resumes to the uninterrupted result (one process and two under
+torchrun; the loop's other mechanics are tested on a toy in shared/tests); crafted dataset files
+run no code; user errors print one line."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from glagcn.data.synthesize import synthesize
 from glagcn.training import train
 from trilab.errors import RunStopped
-from trilab.finite import NonFiniteLossError
+from trilab.run_folder import RunFolderError
 from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
 
@@ -97,82 +98,8 @@ def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
     _assert_same(_final_state(reference), _final_state(stopped))
     steps = [json.loads(line)["step"] for line in (stopped / "scalars.jsonl").open()]
     assert steps == [0, 1, 2]
-
-
-def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and text in path.read_text():
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"run ended before {text!r}: {process.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
-
-
-def _subprocess_command(synthetic) -> tuple[list[str], dict]:
-    common = _overrides(synthetic, "epochs=4", "train.max_batches_per_epoch=30")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return [sys.executable, "train.py", *common], env
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(synthetic, tmp_path_factory):
-    command, env = _subprocess_command(synthetic)
-    reference = tmp_path_factory.mktemp("reference")
-    done = subprocess.run([*command, f"hydra.run.dir={reference}"], cwd=PROJECT, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return _final_state(reference)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_real_signal_writes_a_checkpoint_and_resume_matches(synthetic, uninterrupted, tmp_path,
-                                                            signum):
-    """A subprocess gets the signal after its first logged epoch; wherever it stopped, the
-    resumed run ends with the uninterrupted run's weights and metrics."""
-    command, env = _subprocess_command(synthetic)
-    run = tmp_path / "run"
-    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(run / "run.log", "epoch 0:", process)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signum, stderr
-    assert "Traceback" not in stderr
-    assert f"stopped by {signal.Signals(signum).name}" in stderr
-    assert "resume=true" in stderr
-    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
-                             env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    _assert_same(uninterrupted, _final_state(run))
-
-
-def test_nan_loss_stops_without_overwriting_the_last_good_checkpoint(
-        synthetic, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    train(_compose(_overrides(synthetic, "epochs=1")))
-    good = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-
-    import glagcn.training as training
-
-    real = training.mpjpe
-    calls = {"n": 0}
-
-    def nan_on_third_call(prediction, target):
-        calls["n"] += 1
-        loss = real(prediction, target)
-        return loss * float("nan") if calls["n"] == 3 else loss
-
-    monkeypatch.setattr(training, "mpjpe", nan_on_third_call)
-    with pytest.raises(NonFiniteLossError, match=r"nan at epoch 1 step \d"):
-        train(_compose(_overrides(synthetic, "epochs=3", "resume=true",
-                                  "train.sequence_loss_weight=0")))
-    after = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert after["epoch"] == good["epoch"] == 0
-    for name, tensor in good["model"].items():
-        assert torch.equal(tensor, after["model"][name])
+    with pytest.raises(RunFolderError, match="resume=true, or replace it with overwrite=true"):
+        train(_compose(_overrides(synthetic, "epochs=3")))
 
 
 def test_crafted_dataset_file_runs_no_code(synthetic, tmp_path, monkeypatch):
@@ -231,6 +158,23 @@ def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_pa
     with pytest.raises(UnsafeFileError, match="last.pt"):
         train(_compose(_overrides(synthetic, "epochs=1", "resume=true")))
     assert not marker.exists()
+
+
+def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and text in path.read_text():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"run ended before {text!r}: {process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def _subprocess_command(synthetic) -> tuple[list[str], dict]:
+    common = _overrides(synthetic, "epochs=4", "train.max_batches_per_epoch=30")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return [sys.executable, "train.py", *common], env
 
 
 def _torchrun(*args: str) -> list[str]:
