@@ -46,19 +46,22 @@ def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
     return train(run), run
 
 
-@pytest.mark.parametrize("signal_at", [(1, 2), (0, STEPS_PER_EPOCH - 1), (2, 0)])
+@pytest.mark.parametrize("signal_at", [(1, 2), (0, STEPS_PER_EPOCH - 1), (2, 0), (0, -1)])
 def test_a_stop_at_any_step_resumes_to_the_uninterrupted_run(uninterrupted, tmp_path,
                                                              signal_at):
+    """Mid-epoch, after an epoch's last step, at its first, and during its evaluation (the
+    stop then comes at the epoch's end)."""
     reference, reference_run = uninterrupted
     epoch, step = signal_at
     with pytest.raises(RunStopped) as info:
         train(tmp_path, signal_at=signal_at)
     assert info.value.exit_code == 128 + signal.SIGTERM
-    where = f"in epoch {epoch} after step {step + 1}"
+    where = f"after epoch {epoch}" if step < 0 else f"in epoch {epoch} after step {step + 1}"
     assert where in str(info.value) and "resume=true" in str(info.value)
     assert f"SIGTERM: stopped {where}" in (tmp_path / "run.log").read_text()
     saved = _checkpoint(tmp_path)
-    assert (saved["epoch"], saved["steps_into_next_epoch"]) == (epoch - 1, step + 1)
+    position = (epoch, 0) if step < 0 else (epoch - 1, step + 1)
+    assert (saved["epoch"], saved["steps_into_next_epoch"]) == position
 
     _same_weights(train(tmp_path, resume=True), reference)
     records, expected = read_scalars(tmp_path), read_scalars(reference_run)

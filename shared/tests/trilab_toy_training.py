@@ -42,8 +42,9 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
     """Train into ``run_dir``; returns the final weights.
 
     ``signal_at=(epoch, step)``: the process sends itself SIGTERM during that step (step 0 is
-    the epoch's first); ``nan_at``: that step's loss is NaN; ``step_seconds``: a pause per step,
-    so that a signal from outside lands in the middle of the run.
+    the epoch's first; step -1: during the epoch's evaluation); ``nan_at``: that step's loss is
+    NaN; ``step_seconds``: a pause per step, so that a signal from outside lands in the middle
+    of the run.
     """
     run_dir = Path(run_dir)
     ctx = init_distributed("cpu")
@@ -87,6 +88,8 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
                                      "items": len(indices)})
 
         def end_epoch(epoch: int, totals) -> EpochResult:
+            if (epoch, -1) == signal_at:
+                os.kill(os.getpid(), signal.SIGTERM)
             model.eval()
             with torch.no_grad():
                 val = float(nn.functional.mse_loss(model(inputs[:8]), targets[:8]))
