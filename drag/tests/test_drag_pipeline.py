@@ -85,3 +85,15 @@ def test_all_stages_end_to_end_then_resume_predict_explain(
     evaluated = evaluate_run(compose_cfg(tiny_overrides(tiny_synthetic) + [f"checkpoint={ckpt}"]))
     assert evaluated["test"]["accuracy"] == pytest.approx(metrics["drag"]["test"]["accuracy"])
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_inference_imports_no_training_code():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, drag.predict, drag.explain, drag.evaluate; "
+        "print(sorted(m for m in sys.modules if m in ('drag.training', 'trilab.loop')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

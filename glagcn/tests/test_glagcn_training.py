@@ -101,3 +101,14 @@ def test_compiled_training_runs_and_keeps_the_data_off_the_device_when_asked(
                                     "train.data_on_device=false", "train.amp=true",
                                     "model.receptive_field=9", "model.temporal_kernel=3")))
     assert metrics["mpjpe_mm"] > 0
+
+
+def test_lifting_and_evaluating_import_no_training_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, glagcn.lift, glagcn.predict, glagcn.evaluate; "
+            "print(sorted(m for m in sys.modules if m in ('glagcn.training', 'trilab.loop')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
