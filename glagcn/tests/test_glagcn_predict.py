@@ -33,7 +33,7 @@ def test_lift_returns_one_root_relative_pose_per_frame(checkpoint):
     poses = lift(keypoints, (1000, 1000), checkpoint)
     assert poses.shape == (5, 17, 3) and np.isfinite(poses).all()
     assert np.abs(poses[:, 0]).max() == 0.0
-    with pytest.raises(KeypointInputError, match="image size must be positive"):
+    with pytest.raises(KeypointInputError, match="image width 0 is not a size in pixels"):
         lift(keypoints, (0, 1000), checkpoint)
 
 

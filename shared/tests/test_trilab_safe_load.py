@@ -69,7 +69,7 @@ def test_crafted_npz_is_refused_and_runs_nothing(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, positions_2d=np.array([{"S1": _CreatesMarker(marker)}], dtype=object))
     with pytest.raises(UnsafeFileError, match=r"evil\.npz.*(posix|os)\.system"):
-        load_npz(path)
+        load_npz(path)["positions_2d"]
     assert not marker.exists()
     # the same file through numpy's own loader would have run it: the test's premise holds
     np.load(path, allow_pickle=True)["positions_2d"]
@@ -181,3 +181,28 @@ def test_user_errors_exit_2_stops_exit_with_signal_status(capsys):
 
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         report_user_errors(bug)
+
+
+def test_members_are_read_only_when_used_and_bombs_are_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, positions_2d=np.arange(6.0),
+                        unused=np.zeros(200 * 2**20, dtype=np.uint8))  # 200 MiB of zeros
+    assert zipfile.ZipFile(path).getinfo("unused.npy").compress_size < 1 * 2**20
+    archive = load_npz(path)
+    assert sorted(archive) == ["positions_2d", "unused"]
+    np.testing.assert_array_equal(archive["positions_2d"], np.arange(6.0))  # never reads unused
+    with pytest.raises(DataFileError, match=r"bomb\.npz\['unused'\] would decompress .* bomb"):
+        archive["unused"]
+
+
+def test_shared_references_that_would_expand_are_refused(tmp_path):
+    level = [np.zeros(4)]
+    for _ in range(30):  # 2 ** 30 references to one small array in a few hundred bytes
+        level = [level, level]
+    path = tmp_path / "nested.npz"
+    np.savez(path, data=np.array({"S1": level}, dtype=object))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DataFileError, match="nested.npz.*refer to the same objects"):
+        load_npz(path)["data"]

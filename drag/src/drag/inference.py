@@ -16,8 +16,6 @@ from drag.model.backbone import Backbone
 from drag.model.drag import build_drag
 from trilab.checkpoint import CheckpointError, read_checkpoint
 
-PREVIOUS_ADJACENCY_KEY = "adjacency.mix.weight"  # the pre-issue-11 adjacency (ReLU mix, no value)
-
 
 def load_trained(
     path: str | Path,
@@ -38,12 +36,6 @@ def load_trained(
         model: nn.Module = Backbone(extra["arch"], pretrained=False)
         info = {"kind": "backbone", "image_size": extra["image_size"]}
     else:
-        if PREVIOUS_ADJACENCY_KEY in payload["model"]:
-            raise CheckpointError(
-                f"{path} was trained with the adjacency this project used before it followed the "
-                "authors' computation (ReLU mix, no value projection), which is no longer built: "
-                "retrain the drag stage"
-            )
         config = extra["model_config"]
         model = build_drag(Backbone(config["arch"], pretrained=False), config)
         info = {"kind": "drag", "image_size": config["image_size"], "groups": config["groups"]}

@@ -17,6 +17,7 @@ from glagcn.keypoints import (
     ScoreRule,
     prepare_h36m,
 )
+from glagcn.keypoints.core import checked_image_size
 from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
@@ -49,13 +50,7 @@ def load_lifter(checkpoint: str | Path, device: str | torch.device = "cpu") -> G
 
 
 def _image_size(image_size) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise KeypointInputError(f"image size must be (width, height), got {image_size}") from None
-    if width <= 0 or height <= 0:
-        raise KeypointInputError(f"image size must be positive, got {image_size}")
-    return width, height
+    return checked_image_size(image_size, "image_width/image_height")
 
 
 def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: GLAGCN,
@@ -67,8 +62,22 @@ def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: G
     for start, stop in prepared.segments:
         normalized = normalize_screen_coordinates(prepared.keypoints[start:stop], width, height)
         # in the wild there is no ground-truth root: the poses are given root at the origin
-        poses[start:stop] = root_relative(
-            predict_sequence(model, normalized, H36M_17, device, flip_test), H36M_17.root)
+        # beyond about one image width/height off either edge (y is scaled by the width)
+        outside = np.abs(normalized) > 3.0 * max(1.0, height / width)
+        if outside.any():
+            frame, joint, axis = (int(i) for i in np.argwhere(outside)[0])
+            value = float(prepared.keypoints[start + frame, joint, axis])
+            raise KeypointInputError(
+                f"frame {start + frame}, H36M joint {joint}: {'xy'[axis]} = {value:g} px is far "
+                f"outside the {width}x{height} image: wrong image size, or coordinates that are "
+                "not pixels")
+        lifted = predict_sequence(model, normalized, H36M_17, device, flip_test)
+        if not np.isfinite(lifted).all():
+            raise KeypointInputError(
+                f"frames {start}-{stop - 1}: the model's output is not finite for these "
+                f"keypoints (largest |coordinate| {np.nanmax(np.abs(normalized)):.3g} image "
+                "widths from the centre): check the coordinates and the image size")
+        poses[start:stop] = root_relative(lifted, H36M_17.root)
     return poses
 
 

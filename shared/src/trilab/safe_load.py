@@ -9,6 +9,11 @@ Pickle executes whatever callables a file names, so ``np.load(allow_pickle=True)
 * torch files go through ``torch.load(weights_only=True)``.
 
 A refused file raises :class:`UnsafeFileError`, naming the file and the refused global.
+
+Small files must not turn into large allocations either: an npz member may not decompress to
+more than :data:`MAX_EXPANSION` times its stored size (or :data:`MIN_MEMBER_LIMIT`), members are
+read only when asked for, and a pickled object graph whose shared references would expand past
+:data:`MAX_OBJECT_ELEMENTS_PER_BYTE` elements per stored byte is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,6 +57,12 @@ ALLOWED_GLOBALS[("_codecs", "encode")] = _latin1_encode
 for _name in dir(np.dtypes):
     if _name.endswith("DType"):
         ALLOWED_GLOBALS[("numpy.dtypes", _name)] = getattr(np.dtypes, _name)
+
+
+MAX_EXPANSION = 64  # real pose / graph npz members compress 1-5x, masks a few tens
+MIN_MEMBER_LIMIT = 128 * 2**20
+MAX_OBJECT_ELEMENTS_PER_BYTE = 16
+MIN_OBJECT_ELEMENTS = 2**22
 
 
 class UnsafeFileError(UserError):
@@ -105,12 +117,41 @@ def _read_npy_header(handle: BinaryIO, source: str) -> tuple[tuple[int, ...], bo
         raise DataFileError(f"{source}: not a .npy array ({error})") from error
 
 
-def _read_npy(handle: BinaryIO, source: str) -> np.ndarray:
+def _count_elements(value: Any, budget: int, source: str) -> None:
+    """Walk a decoded object graph counting every element as many times as it is referenced
+    (what ``np.asarray`` or a copy would allocate); refuse once ``budget`` is passed."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                stack.extend(item.ravel().tolist())
+            seen += max(item.size, 1)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+            seen += 1
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+            seen += 1
+        else:
+            seen += 1
+        if seen > budget:
+            raise DataFileError(
+                f"{source}: its pickled data refer to the same objects over and over and would "
+                f"expand past {budget:,} elements; refused (a file of this size cannot need it)")
+
+
+def _read_npy(handle: BinaryIO, source: str, stored_bytes: int | None = None) -> np.ndarray:
     shape, fortran_order, dtype = _read_npy_header(handle, source)
     if dtype.hasobject:
         array = unpickle_data(handle, source)
         if not isinstance(array, np.ndarray):
             raise DataFileError(f"{source}: expected a pickled array, found {type(array).__name__}")
+        size = stored_bytes if stored_bytes is not None else 0
+        _count_elements(array, max(MIN_OBJECT_ELEMENTS, MAX_OBJECT_ELEMENTS_PER_BYTE * size),
+                        source)
         return array
     count = int(np.prod(shape, dtype=np.int64))
     data = handle.read(count * dtype.itemsize)
@@ -120,28 +161,58 @@ def _read_npy(handle: BinaryIO, source: str) -> np.ndarray:
     return array.reshape(shape, order="F" if fortran_order else "C").copy()
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every member of an ``.npz`` archive as an array; object arrays decoded as data only.
+class NpzArchive(Mapping):
+    """The members of an ``.npz`` file, each read (and checked) when first asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with zipfile.ZipFile(path) as archive:
+                self._members = {(m.filename[:-4] if m.filename.endswith(".npy")
+                                  else m.filename): m for m in archive.infolist()}
+        except (zipfile.BadZipFile, OSError) as error:
+            raise DataFileError(f"{path} is not an .npz archive ({error})") from error
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._members
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._arrays:
+            self._arrays[key] = self._read(key)
+        return self._arrays[key]
+
+    def _read(self, key: str) -> np.ndarray:
+        info = self._members[key]
+        source = f"{self.path}[{key!r}]"
+        limit = max(MIN_MEMBER_LIMIT, MAX_EXPANSION * info.compress_size)
+        if info.file_size > limit:
+            raise DataFileError(
+                f"{source} would decompress from {info.compress_size:,} to {info.file_size:,} "
+                f"bytes, more than {MAX_EXPANSION}x; refused as a decompression bomb")
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
+                return _read_npy(handle, source, info.file_size)
+        except (zipfile.BadZipFile, EOFError, OSError) as error:
+            raise DataFileError(f"{source} is unreadable ({error})") from error
+
+
+def load_npz(path: str | Path) -> NpzArchive:
+    """The members of an ``.npz`` archive as arrays, read on first access; object arrays are
+    decoded as data only.
 
     ``positions_2d = load_npz(f)["positions_2d"].item()`` reads a VideoPose3D file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"file not found: {path}")
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DataFileError(f"{path} is not an .npz archive ({error})") from error
-    arrays: dict[str, np.ndarray] = {}
-    with archive:
-        for member in archive.namelist():
-            key = member[:-4] if member.endswith(".npy") else member
-            try:
-                with archive.open(member) as handle:
-                    arrays[key] = _read_npy(handle, f"{path}[{key!r}]")
-            except (zipfile.BadZipFile, EOFError, OSError) as error:
-                raise DataFileError(f"{path}[{key!r}] is unreadable ({error})") from error
-    return arrays
+    return NpzArchive(path)
 
 
 def load_npy(path: str | Path) -> np.ndarray:
@@ -150,7 +221,7 @@ def load_npy(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise DataFileError(f"file not found: {path}")
     with open(path, "rb") as handle:
-        return _read_npy(handle, str(path))
+        return _read_npy(handle, str(path), path.stat().st_size)
 
 
 _GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL\s+([\w.]+)")

@@ -23,7 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_triples, track_id_of, xywh_to_xyxy
-from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
+from glagcn.keypoints.core import (
+    Detection,
+    DetectionSet,
+    KeypointInputError,
+    ScoreRule,
+    numeric_array,
+)
 from glagcn.keypoints.layouts import get_layout
 from glagcn.keypoints.registry import (
     FilePeek,
@@ -102,7 +108,8 @@ def _read(peek: FilePeek, options: ReadOptions, name: str) -> DetectionSet:
         if not isinstance(entry, dict) or "keypoints" not in entry:
             raise KeypointInputError(f"{source}: entry {position} has no 'keypoints' key")
         try:
-            values = np.asarray(entry["keypoints"], dtype=np.float64).ravel()
+            values = numeric_array(entry["keypoints"], source,
+                                   f"entry {position} 'keypoints'").astype(np.float64).ravel()
         except (TypeError, ValueError) as error:
             raise KeypointInputError(f"{source}: entry {position}: 'keypoints' is not a list "
                                      f"of numbers ({error})") from None

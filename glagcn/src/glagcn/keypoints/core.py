@@ -23,6 +23,37 @@ class KeypointInputError(UserError, ValueError):
     """A keypoint file or array cannot be used; the message names the file, key or joint."""
 
 
+MAX_IMAGE_SIDE_PX = 100_000  # no camera writes wider images; beyond it a size is garbage
+# Frames a file's numbering may span per frame it actually holds: sparse tracks (every 10th
+# frame) pass, a stray id (a millisecond timestamp, 1e15) does not allocate terabytes.
+MAX_FRAME_SPAN_PER_FRAME = 100
+FRAME_SPAN_SLACK = 10_000
+
+
+def numeric_array(value, source: str, key: str) -> np.ndarray:
+    """``value`` as a real-valued array, refusing what would convert silently into garbage
+    (booleans to 0/1, complex numbers, strings, objects)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise KeypointInputError(f"{source}: {key} holds {array.dtype} values; expected "
+                                 "real numbers (pixel coordinates)")
+    return array
+
+
+def checked_image_size(size, source: str) -> tuple[int, int]:
+    """(width, height) as positive whole pixels within :data:`MAX_IMAGE_SIDE_PX`."""
+    try:
+        width, height = (float(v) for v in size)
+    except (TypeError, ValueError):
+        raise KeypointInputError(f"{source}: image size must be (width, height), got "
+                                 f"{size!r}") from None
+    for name, value in (("width", width), ("height", height)):
+        if not np.isfinite(value) or value <= 0 or value > MAX_IMAGE_SIDE_PX:
+            raise KeypointInputError(f"{source}: image {name} {value:g} is not a size in "
+                                     f"pixels (expected 1 .. {MAX_IMAGE_SIDE_PX})")
+    return int(round(width)), int(round(height))
+
+
 @dataclass(frozen=True)
 class ScoreRule:
     """When a joint's score makes it "missing" (to be interpolated over time).
@@ -126,6 +157,43 @@ class DetectionSet:
 
     def __post_init__(self) -> None:
         get_layout(self.layout)
+
+    def validate(self) -> None:
+        """Refuse what would lift to meaningless poses or allocate without bound: frame
+        numbers spread far beyond the frames held, coordinates no image can have, an
+        impossible image size.  Each message names the value and where it is."""
+        if self.image_size is not None:
+            self.image_size = checked_image_size(self.image_size, self.source)
+        frames = sorted(self.frames)
+        span = frames[-1] - frames[0] + 1
+        allowed = MAX_FRAME_SPAN_PER_FRAME * len(frames) + FRAME_SPAN_SLACK
+        if span > allowed:
+            median = frames[len(frames) // 2]
+            culprit = max(frames, key=lambda frame: abs(frame - median))
+            raise KeypointInputError(
+                f"{self.source}: frame number {culprit} is {abs(culprit - median):,} frames "
+                f"from the others ({len(frames)} frames around {median}): the numbering spans "
+                f"{span:,} frames, more than {allowed:,} for a file of {len(frames)} frames; "
+                "fix that frame's id (a timestamp is not a frame number) or set first_frame_id")
+        if self.image_size is not None:
+            width, height = self.image_size
+            low, high = (-width, -height), (2 * width, 2 * height)
+        else:
+            low, high = (-MAX_IMAGE_SIDE_PX,) * 2, (2 * MAX_IMAGE_SIDE_PX,) * 2
+        for frame in frames:
+            for person, detection in enumerate(self.frames[frame]):
+                points = detection.keypoints
+                with np.errstate(invalid="ignore"):
+                    bad = np.isinf(points) | (points < low) | (points > high)
+                if bad.any():
+                    joint, axis = (int(i) for i in np.argwhere(bad)[0])
+                    bounds = (f"image size {self.image_size}" if self.image_size
+                              else "no image size known")
+                    raise KeypointInputError(
+                        f"{self.source}: frame {frame}, person {person}, joint {joint}: "
+                        f"{'xy'[axis]} = {float(points[joint, axis]):g} px is outside any "
+                        f"image ({bounds}); missing joints must be written as the format "
+                        "says (score 0 / NaN)")
 
     @property
     def num_detections(self) -> int:

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays, track_id_of, xyxy
-from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
+from glagcn.keypoints.core import (
+    Detection,
+    DetectionSet,
+    KeypointInputError,
+    ScoreRule,
+    numeric_array,
+)
 from glagcn.keypoints.layouts import get_layout, layout_for_joint_count
 from glagcn.keypoints.registry import (
     FilePeek,
@@ -44,7 +50,7 @@ def _instance(instance: dict, where: str, layout: str | None) -> tuple[Detection
     if not isinstance(instance, dict) or "keypoints" not in instance:
         raise KeypointInputError(f"{where}: an instance without 'keypoints'")
     try:
-        keypoints = np.asarray(instance["keypoints"], dtype=np.float64)
+        keypoints = numeric_array(instance["keypoints"], where, "'keypoints'").astype(np.float64)
         scores = np.asarray(instance.get("keypoint_scores",
                                          np.full(len(keypoints), np.nan)), dtype=np.float64)
     except (TypeError, ValueError) as error:

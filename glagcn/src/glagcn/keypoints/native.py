@@ -8,7 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays
-from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
+from glagcn.keypoints.core import (
+    Detection,
+    DetectionSet,
+    KeypointInputError,
+    ScoreRule,
+    numeric_array,
+)
 from glagcn.keypoints.layouts import get_layout
 from glagcn.keypoints.registry import FilePeek, InputFormat, ReadOptions, register
 from trilab.safe_load import load_npz
@@ -28,7 +34,7 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
         raise KeypointInputError(f"{source}: missing key 'keypoints' (found {sorted(arrays)})")
     layout = options.layout or (str(arrays["layout"]) if "layout" in arrays else "coco17")
     joints = get_layout(layout).num_joints
-    keypoints = np.asarray(arrays["keypoints"])
+    keypoints = numeric_array(arrays["keypoints"], source, "key 'keypoints'")
     if (keypoints.dtype == object or keypoints.ndim != 3 or keypoints.shape[1] != joints
             or keypoints.shape[2] not in (2, 3)):
         raise KeypointInputError(f"{source}: key 'keypoints' must have shape (T, {joints}, 2|3), "

@@ -46,6 +46,9 @@ class FilePeek:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise KeypointInputError(f"{self.path}: not valid JSON ({error})") from error
+        except RecursionError:
+            raise KeypointInputError(f"{self.path}: JSON nested too deeply to be keypoints "
+                                     "(no detector writes that)") from None
 
     @cached_property
     def npz_members(self) -> list[str]:
@@ -126,10 +129,24 @@ def read_detections(path: str | Path, format: str | None = None,  # noqa: A002
     else:
         raise KeypointInputError(f"unknown format={format!r}; known formats: "
                                  f"{', '.join(FORMATS)}")
-    detections = input_format.read(peek, options)
+    try:
+        detections = input_format.read(peek, options)
+    except KeypointInputError:
+        raise
+    except MALFORMED_CONTENT as error:  # a value of the wrong type or shape somewhere inside
+        raise KeypointInputError(
+            f"{peek.path}: malformed {input_format.name} file: {type(error).__name__}: "
+            f"{error}") from error
     if not detections.frames:
         raise KeypointInputError(f"{peek.path}: no frames found")
+    detections.validate()
     return detections
+
+
+# What readers raise on content of the wrong type (a string where numbers belong, a list
+# where a dict does, NaN sizes): the file is at fault, so the user gets one line naming it.
+MALFORMED_CONTENT = (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                     OverflowError, RecursionError)
 
 
 def format_table() -> str:

@@ -30,7 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays, xyxy
-from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
+from glagcn.keypoints.core import (
+    Detection,
+    DetectionSet,
+    KeypointInputError,
+    ScoreRule,
+    numeric_array,
+)
 from glagcn.keypoints.layouts import COCO17_JOINTS
 from glagcn.keypoints.registry import (
     FilePeek,
@@ -100,7 +106,8 @@ def _read_custom(peek: FilePeek, options: ReadOptions) -> DetectionSet:
             f"{source}: positions_2d[{video!r}] has no 'custom' entry: this is not the "
             "in-the-wild layout (video -> {'custom': [array]}); dataset files (subject -> "
             "action -> cameras) are for training")
-    keypoints = np.asarray(entry["custom"][0], dtype=np.float32)
+    keypoints = numeric_array(entry["custom"][0], source,
+                              f"positions_2d[{video!r}]['custom'][0]").astype(np.float32)
     layout_name = metadata.get("layout_name") if isinstance(metadata, dict) else None
     layout = options.layout or CUSTOM_LAYOUTS.get(layout_name)
     if layout is None:
@@ -165,7 +172,8 @@ def _read_detectron(peek: FilePeek, options: ReadOptions) -> DetectionSet:
             continue
         try:
             frame_boxes = np.asarray(frame_boxes, dtype=np.float64)
-            frame_keypoints = np.asarray(frame_keypoints, dtype=np.float64)
+            frame_keypoints = numeric_array(frame_keypoints, source,
+                                            f"frame {frame} keypoints").astype(np.float64)
         except (TypeError, ValueError) as error:
             raise KeypointInputError(f"{source}: frame {frame}: boxes/keypoints are not "
                                      f"numeric arrays ({error})") from None
