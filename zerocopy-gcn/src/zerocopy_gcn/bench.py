@@ -33,7 +33,13 @@ import torch
 from zerocopy_gcn.fetch import make_fetcher
 from zerocopy_gcn.graph import ensure_rmat, load_graph, preset_spec
 from zerocopy_gcn.pagecache import evict, resident_fraction
-from zerocopy_gcn.sampling import NeighborSampler, seed_batches
+from zerocopy_gcn.sampler_bench import (
+    SAMPLER_LOADS,
+    bench_cpu_samplers,
+    bench_gpu_sampler,
+    sampler_markdown,
+)
+from zerocopy_gcn.sampling import NeighborSampler, default_num_threads, seed_batches
 from zerocopy_gcn.training import preset_folder
 
 ROW_BYTES = [64, 128, 256, 512, 1024, 2048, 4096]
@@ -190,31 +196,6 @@ def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: l
     return rows
 
 
-def bench_sampler(graph_dir: Path, fanouts: list[int], batch_size: int,
-                  max_batches: int) -> list[dict[str, Any]]:
-    graph = load_graph(graph_dir, validate="none")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = []
-    for device in devices:
-        sampler = NeighborSampler(graph, fanouts, seed=0, device=device)
-        batches = seed_batches(graph.splits["train"], batch_size, 0, 0)[:max_batches]
-        sampler.sample(batches[0])
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        edges = 0
-        for step, seeds in enumerate(batches):
-            batch = sampler.sample(seeds, step=step)
-            edges += sum(b.edge_index.shape[1] for b in batch.blocks)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        rows.append({"device": device, "graph": graph.name, "fanouts": fanouts,
-                     "batches": len(batches), "sampled_edges": edges, "seconds": seconds,
-                     "edges_per_s": edges / seconds})
-    return rows
-
-
 def bench_cache(graph_dir: Path, fanouts: list[int], batch_size: int, max_batches: int,
                 fractions: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)) -> list[dict[str, Any]]:
     """Hit rate and PCIe traffic per epoch of the hot-row cache for several budgets/rankings
@@ -249,6 +230,11 @@ def bench_cache(graph_dir: Path, fanouts: list[int], batch_size: int, max_batche
 EPOCH_VARIANTS: dict[str, tuple[list[str], str, str]] = {
     "conventional": (["fetch=conventional"], "float32", "cpu"),
     "conventional+prefetch": (["fetch=conventional", "prefetch=true"], "float32", "cpu"),
+    # the vectorised torch sampler instead of the compiled one (what training used before)
+    "conventional+reference-sampler": (["fetch=conventional", "sampler.kind=reference"],
+                                        "float32", "cpu"),
+    "conventional+prefetch+reference-sampler": (["fetch=conventional", "prefetch=true",
+                                                  "sampler.kind=reference"], "float32", "cpu"),
     "conventional fp16 table": (["fetch=conventional"], "float16", "cpu"),
     "conventional bf16 table": (["fetch=conventional"], "bfloat16", "cpu"),
     "gpu": (["fetch=gpu"], "float32", "cuda"),
@@ -259,8 +245,8 @@ EPOCH_VARIANTS: dict[str, tuple[list[str], str, str]] = {
     "zerocopy+cache+prefetch": (["fetch=zerocopy", "fetch.cache_fraction=0.25",
                                  "prefetch=true"], "float32", "cupy"),
 }
-CPU_VARIANTS = ("conventional", "conventional+prefetch", "conventional fp16 table",
-                "conventional bf16 table")
+CPU_VARIANTS = ("conventional", "conventional+prefetch", "conventional+reference-sampler",
+                "conventional fp16 table", "conventional bf16 table")
 GPU_VARIANTS = ("conventional", "conventional+prefetch", "gpu", "gpu+prefetch", "zerocopy",
                 "zerocopy+prefetch", "zerocopy+cache", "zerocopy+cache+prefetch")
 
@@ -498,12 +484,7 @@ def _markdown(result: dict[str, Any]) -> str:
         lines += ["", "## Gather bandwidth (GB/s of useful bytes; in brackets: fraction of a "
                   f"{memcpy} memcpy of the same bytes, measured interleaved)", ""]
         lines += _gather_markdown(result["gather"], result.get("row_bytes", ROW_BYTES))
-    if result.get("sampler"):
-        lines += ["", "## Neighbour sampler", "", "| device | graph | fanouts | sampled edges/s |",
-                  "|---|---|---|---|"]
-        for r in result["sampler"]:
-            lines.append(f"| {r['device']} | {r['graph']} | {r['fanouts']} | "
-                         f"{r['edges_per_s']:.3g} |")
+    lines += sampler_markdown(result.get("sampler", []))
     if result.get("cache"):
         lines += ["", "## Hot-row cache (fraction of rows on the device)", "",
                   "| graph | ranking | cache fraction | hit rate | PCIe GB/epoch | "
@@ -578,12 +559,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--override", action="append", default=[],
                         help="training override for every epoch variant, e.g. sample_on=device")
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
-    parser.add_argument("--sampler-batches", type=int, default=10)
+    parser.add_argument("--sampler-batches", type=int, default=20,
+                        help="minibatches of 1000 seeds per sampler run")
+    parser.add_argument("--sampler-threads", type=int, nargs="+", default=None,
+                        help="thread counts of the CPU samplers (default: this process's CPUs)")
+    parser.add_argument("--sampler-loads", nargs="+", choices=SAMPLER_LOADS,
+                        default=["idle", "busy"], help="what else runs on the CPU meanwhile")
+    parser.add_argument("--sampler-repeats", type=int, default=3,
+                        help="interleaved runs per sampler, threads and load (median reported)")
+    parser.add_argument("--sampler-seconds", type=float, default=30.0,
+                        help="a run stops after the batch that passes this many seconds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     args = parser.parse_args(argv)
     row_sizes = args.row_bytes or list(ROW_BYTES)
     if args.quick:
         args.table_mb, args.gather_mb, args.repeats, args.epochs = 4, 1, 1, 2
+        args.sampler_batches, args.sampler_repeats = 3, 1
     graphs = {
         "reddit_like": {"preset": "reddit_like", "num_nodes": 20_000, "avg_degree": 50},
         "products_like": {"preset": "products_like", "num_nodes": 60_000, "avg_degree": 25},
@@ -624,8 +615,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sampler_graph = ensure_rmat(preset_folder(data_root, first["preset"], spec), spec,
                                     name=first["preset"], progress=False)
         if "sampler" in args.sections:
-            result["sampler"] = bench_sampler(sampler_graph, fanouts, 1000, args.sampler_batches)
-            print(f"sampler: {[round(r['edges_per_s']) for r in result['sampler']]} edges/s")
+            graph = load_graph(sampler_graph, validate="none")
+            threads = args.sampler_threads or [default_num_threads()]
+            result["sampler"], sampler_skipped = bench_cpu_samplers(
+                graph, fanouts, 1000, args.sampler_batches, threads, args.sampler_loads,
+                args.sampler_repeats, args.sampler_seconds)
+            result["sampler"] += bench_gpu_sampler(graph, fanouts, 1000, args.sampler_batches)
+            skipped += sampler_skipped
+            print("sampler: " + ", ".join(
+                f"{r['sampler']}/{r['device']}/{r['threads']}t/{r['load']} "
+                f"{r['edges_per_s'] / 1e6:.2f}M" for r in result["sampler"]) + " edges/s")
         if "cache" in args.sections:
             result["cache"] = bench_cache(sampler_graph, fanouts, 1000, args.sampler_batches)
     if "epochs" in args.sections:

@@ -6,7 +6,9 @@ positions with Floyd's algorithm, vectorised across rows (the Python loop runs o
 never over nodes), which gives a uniform subset without replacement.
 
 The same code runs on CPU tensors (memory-mapped CSR) and on CUDA tensors (CSR copied to, or
-mapped into, the GPU), which is the GPU-sampling path: nothing here is device specific.
+mapped into, the GPU), which is the GPU-sampling path: nothing here is device specific.  On
+the CPU, :mod:`zerocopy_gcn.compiled_sampler` builds the same blocks several times faster and
+is what training uses there (:func:`make_sampler`); this module stays the tested reference.
 
 Block convention (PyG bipartite): ``edge_index[0]`` indexes the block's source nodes,
 ``edge_index[1]`` its destination nodes; the destination nodes are the first ``num_dst`` source
@@ -15,6 +17,7 @@ nodes, so ``x_dst = x_src[:num_dst]`` and ``SAGEConv((x_src, x_dst), edge_index)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +169,56 @@ class NeighborSampler:
             frontier = src_nodes
         labels = self.labels[seeds] if self.labels is not None else None
         return MiniBatch(seeds, blocks[::-1], labels)
+
+
+SAMPLER_KINDS = ("auto", "compiled", "reference")
+
+
+def default_num_threads() -> int:
+    """The CPUs this process may run on (its affinity mask: what a container or taskset
+    gives it, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def compiled_sampler_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_sampler(kind: str, graph: CSRGraph | None, fanouts: list[int], seed: int = 0,
+                 device: torch.device | str = "cpu", num_threads: int = 0,
+                 indptr: torch.Tensor | None = None, indices: torch.Tensor | None = None):
+    """The sampler for ``kind`` (config ``sampler.kind``) on ``device``.
+
+    ``compiled``: :class:`~zerocopy_gcn.compiled_sampler.CompiledNeighborSampler` (CPU only,
+    ``num_threads`` threads, 0 = the process's CPUs); ``reference``: :class:`NeighborSampler`
+    (any device; the GPU-sampling path); ``auto``: compiled on the CPU where numba is
+    installed, else the reference.
+    """
+    from trilab.errors import UserError
+
+    if kind not in SAMPLER_KINDS:
+        raise UserError(f"sampler.kind must be one of {SAMPLER_KINDS}, got {kind!r}")
+    on_cpu = torch.device(device).type == "cpu"
+    if kind == "compiled" and not on_cpu:
+        raise UserError("sampler.kind=compiled samples on the CPU; sampling on the GPU "
+                        "(sample_on=device|mapped) uses the reference: sampler.kind=auto")
+    if kind == "compiled" and not compiled_sampler_available():
+        raise UserError("sampler.kind=compiled needs numba (pip install -r requirements.txt), "
+                        "or use sampler.kind=reference")
+    if kind == "reference" or not on_cpu or not compiled_sampler_available():
+        return NeighborSampler(graph, fanouts, seed=seed, device=device, indptr=indptr,
+                               indices=indices)
+    from zerocopy_gcn.compiled_sampler import CompiledNeighborSampler
+
+    return CompiledNeighborSampler(graph, fanouts, seed=seed, num_threads=num_threads,
+                                   indptr=indptr, indices=indices)
 
 
 def seed_batches(nodes: np.ndarray | torch.Tensor, batch_size: int, epoch: int, seed: int,

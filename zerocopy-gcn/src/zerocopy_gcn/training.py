@@ -41,7 +41,7 @@ from zerocopy_gcn.graph.csr import numpy_to_tensor
 from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, prepare_batch
-from zerocopy_gcn.sampling import NeighborSampler, seed_batches
+from zerocopy_gcn.sampling import NeighborSampler, make_sampler, seed_batches
 
 FETCH_OPTIONS = {
     "conventional": ("num_threads", "check_bounds"),
@@ -205,10 +205,13 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
         fanouts = list(cfg.fanouts)
         sample_device, csr, registrations = sampling_arrays(cfg.get("sample_on", "cpu"), graph,
                                                             device)
-        sampler = NeighborSampler(graph, fanouts, seed=cfg.seed * 1009 + ctx.rank,
-                                  device=sample_device, **csr)
-        eval_sampler = NeighborSampler(graph, fanouts, seed=cfg.seed + 7, device=sample_device,
-                                       **csr)
+        sampler_cfg = cfg.get("sampler") or {}
+        sampler_kind = sampler_cfg.get("kind", "auto")
+        sampler_threads = int(sampler_cfg.get("num_threads", 0) or 0)
+        sampler = make_sampler(sampler_kind, graph, fanouts, seed=cfg.seed * 1009 + ctx.rank,
+                               device=sample_device, num_threads=sampler_threads, **csr)
+        eval_sampler = make_sampler(sampler_kind, graph, fanouts, seed=cfg.seed + 7,
+                                    device=sample_device, num_threads=sampler_threads, **csr)
         fetcher = build_fetcher(cfg.fetch, graph, device)
         model = build_model(cfg.model.name, graph.feat_dim, cfg.model.hidden, graph.num_classes,
                             len(fanouts), dropout=cfg.model.dropout,
@@ -234,6 +237,8 @@ def _train(cfg: DictConfig, ctx: DistContext, out_dir: Path) -> dict[str, Any]:
             log.info(f"resumed from {previous} at epoch {start_epoch}"
                      + (f" step {steps_done}" if steps_done else ""))
         guard = FiniteLossGuard(device, checkpoint_hint=f"the last good checkpoint is {last}")
+        log.info(f"sampler: {type(sampler).__name__} on {sample_device}"
+                 + (f", {sampler.num_threads} threads" if hasattr(sampler, "num_threads") else ""))
         log.info(f"graph {graph.name}: {graph.num_nodes} nodes, {graph.num_edges} edges, "
                  f"{graph.feat_dim} {graph.feat_dtype} features, {graph.num_classes} classes; "
                  f"fetch={cfg.fetch.mode} on {device}, world size {ctx.world_size}")

@@ -1,0 +1,216 @@
+"""Sampled edges per second of the CPU samplers, alone and beside other work on the CPU.
+
+Part of ``bench.py`` (``python bench.py --sections sampler --graph products_like:2000000:26
+--sampler-threads 2 1 --out benchmarks/sampler``).  Every run samples the same minibatches
+(the first ``batches`` of epoch 0's shuffled training seeds, steps 0, 1, ...); runs are
+interleaved, every repeat taking each (sampler, threads) in turn under each load, and the
+median over repeats is reported.  Loads:
+
+- ``idle``: nothing added (other processes on the machine are recorded, not controlled: the
+  1-minute load average before each run is in the JSON);
+- ``busy``: a child process spinning on one CPU of this process's affinity mask for the
+  duration of the runs, killed after them (it also stops itself after ``BUSY_LIMIT_S``);
+- ``training``: a thread of this process multiplying matrices with torch's intra-op threads
+  while the sampler runs, as training does beside the prefetch thread (``prefetch=true``).
+
+A run is time-boxed: it stops after the batch that passes ``seconds_per_run``, so a sampler
+that collapses under load still finishes; the rate is over the batches it completed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from zerocopy_gcn.graph import CSRGraph
+from zerocopy_gcn.sampling import (
+    NeighborSampler,
+    compiled_sampler_available,
+    make_sampler,
+    seed_batches,
+)
+
+SAMPLER_LOADS = ("idle", "busy", "training")
+BUSY_LIMIT_S = 900
+_SPIN = ("import os, sys, time\n"
+         "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+         "deadline = time.monotonic() + float(sys.argv[2])\n"
+         "print('spinning', flush=True)\n"
+         "while time.monotonic() < deadline:\n"
+         "    pass\n")
+
+
+@contextlib.contextmanager
+def cpu_load(kind: str) -> Iterator[int | None]:
+    """Run the body beside the load ``kind`` (see the module docstring); the load always ends
+    with the body.  Yields the spinning child's pid for ``busy``."""
+    if kind == "idle":
+        yield None
+        return
+    if kind == "busy":
+        cpu = max(os.sched_getaffinity(0))
+        child = subprocess.Popen([sys.executable, "-c", _SPIN, str(cpu), str(BUSY_LIMIT_S)],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            child.stdout.readline()  # spinning from here on
+            yield child.pid
+        finally:
+            child.kill()
+            child.wait()
+        return
+    if kind == "training":
+        stop = threading.Event()
+
+        def multiply() -> None:
+            a = torch.randn(1024, 1024)
+            b = torch.randn(1024, 1024)
+            while not stop.is_set():
+                torch.mm(a, b)
+
+        worker = threading.Thread(target=multiply, name="training-load", daemon=True)
+        worker.start()
+        try:
+            yield None
+        finally:
+            stop.set()
+            worker.join()
+        return
+    raise ValueError(f"unknown load {kind!r}; choose from {SAMPLER_LOADS}")
+
+
+def _touch(array: np.ndarray) -> int:
+    """Read an array once (chunked) so that a memory map's pages are mapped before timing: the
+    peers' figures are for a graph already in memory."""
+    total = 0
+    for start in range(0, array.shape[0], 1 << 24):
+        total += int(array[start:start + (1 << 24)][::512].sum())  # one read per 2-4 KB page
+    return total
+
+
+def _one_run(sampler, batches: list[torch.Tensor], seconds_per_run: float) -> dict[str, Any]:
+    load_avg = os.getloadavg()[0]
+    edges = done = 0
+    start = time.perf_counter()
+    for step, seeds in enumerate(batches):
+        batch = sampler.sample(seeds, epoch=0, step=step)
+        edges += sum(int(b.edge_index.shape[1]) for b in batch.blocks)
+        done += 1
+        if time.perf_counter() - start > seconds_per_run:
+            break
+    seconds = time.perf_counter() - start
+    return {"batches": done, "sampled_edges": edges, "seconds": seconds,
+            "edges_per_s": edges / seconds, "load_avg_1min_before": load_avg}
+
+
+def bench_cpu_samplers(graph: CSRGraph, fanouts: list[int], batch_size: int, batches: int,
+                       threads: list[int], loads: list[str], repeats: int,
+                       seconds_per_run: float, kinds: tuple[str, ...] = ("compiled", "reference")
+                       ) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per (sampler, threads, load): median edges/s over ``repeats`` interleaved runs,
+    every run kept under ``runs``; and the skipped variants with reasons."""
+    skipped = []
+    if "compiled" in kinds and not compiled_sampler_available():
+        kinds = tuple(k for k in kinds if k != "compiled")
+        skipped.append("sampler compiled: numba not installed")
+    seeds = seed_batches(graph.splits["train"], batch_size, 0, 0)[:batches]
+    _touch(np.asarray(graph.indptr))
+    _touch(np.asarray(graph.indices))
+    torch_threads = torch.get_num_threads()
+    samplers = {}
+    for kind in kinds:
+        for count in threads:
+            sampler = make_sampler(kind, graph, fanouts, seed=0, num_threads=count)
+            torch.set_num_threads(count)
+            sampler.sample(seeds[0], epoch=0, step=0)  # warm-up: compilation, first pages
+            samplers[(kind, count)] = sampler
+    runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    try:
+        for _ in range(repeats):
+            for load in loads:
+                with cpu_load(load):
+                    for (kind, count), sampler in samplers.items():
+                        # the reference's threads are torch's intra-op pool
+                        torch.set_num_threads(count)
+                        runs.setdefault((kind, count, load), []).append(
+                            _one_run(sampler, seeds, seconds_per_run))
+    finally:
+        torch.set_num_threads(torch_threads)
+        for sampler in samplers.values():
+            if hasattr(sampler, "close"):
+                sampler.close()
+    rows = []
+    for (kind, count, load), measured in runs.items():
+        rates = [r["edges_per_s"] for r in measured]
+        rows.append({"device": "cpu", "sampler": kind, "threads": count, "load": load,
+                     "graph": graph.name, "num_nodes": graph.num_nodes,
+                     "num_edges": graph.num_edges, "fanouts": fanouts,
+                     "batch_size": batch_size, "batches": batches,
+                     "edges_per_s": statistics.median(rates), "min_edges_per_s": min(rates),
+                     "max_edges_per_s": max(rates), "runs": measured})
+    for row in rows:
+        reference = [r for r in rows if r["sampler"] == "reference"
+                     and (r["threads"], r["load"]) == (row["threads"], row["load"])]
+        if reference:
+            row["speedup_vs_reference"] = row["edges_per_s"] / reference[0]["edges_per_s"]
+    return rows, skipped
+
+
+def bench_gpu_sampler(graph: CSRGraph, fanouts: list[int], batch_size: int,
+                      batches: int) -> list[dict[str, Any]]:
+    """The reference's tensor code on the GPU (CSR copied to device memory), where present."""
+    if not torch.cuda.is_available():
+        return []
+    sampler = NeighborSampler(graph, fanouts, seed=0, device="cuda")
+    seeds = seed_batches(graph.splits["train"], batch_size, 0, 0)[:batches]
+    sampler.sample(seeds[0])
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    edges = 0
+    for step, batch_seeds in enumerate(seeds):
+        edges += sum(int(b.edge_index.shape[1]) for b in sampler.sample(batch_seeds,
+                                                                           step=step).blocks)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return [{"device": "cuda", "sampler": "reference", "threads": None, "load": "idle",
+             "graph": graph.name, "num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
+             "fanouts": fanouts, "batch_size": batch_size, "batches": len(seeds),
+             "sampled_edges": edges, "seconds": seconds, "edges_per_s": edges / seconds}]
+
+
+def sampler_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    first = rows[0]
+    lines = ["", f"## Neighbour sampler ({first['graph']}, {first['num_nodes']:,} nodes, "
+             f"{first['num_edges']:,} edges; fanouts {first['fanouts']} from the seeds out; "
+             f"{first['batches']} batches of {first['batch_size']} seeds per run; median of "
+             "interleaved runs)", "",
+             "| sampler | device | threads | load | sampled edges/s | min - max | runs | "
+             "vs reference | machine load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["load"] != "idle", r["load"],
+                                         -(r["threads"] or 0), r["sampler"])):
+        spread = (f"{r['min_edges_per_s'] / 1e6:.2f} - {r['max_edges_per_s'] / 1e6:.2f} M"
+                  if "min_edges_per_s" in r else "-")
+        runs = len(r.get("runs", [])) or 1
+        speedup = r.get("speedup_vs_reference")
+        load_avg = [run["load_avg_1min_before"] for run in r.get("runs", [])]
+        lines.append(f"| {r['sampler']} | {r['device']} | {r['threads'] or '-'} | {r['load']} | "
+                     f"{r['edges_per_s'] / 1e6:.2f} M | {spread} | {runs} | "
+                     f"{'-' if speedup is None else f'{speedup:.1f}x'} | "
+                     f"{f'{min(load_avg):.2f} - {max(load_avg):.2f}' if load_avg else '-'} |")
+    lines += ["", "Loads: idle = nothing added; busy = a child process spinning on one CPU "
+              "for the runs; training = torch matrix products in a thread of the same process "
+              "(as beside the prefetch thread). Machine load avg: the 1-minute load average "
+              "before each run (other jobs on the machine are not controlled; 'idle' means "
+              "nothing added by the benchmark)."]
+    return lines
