@@ -11,13 +11,8 @@ import pytest
 
 from glagcn.keypoints import KeypointInputError, load_track, read_detections
 from glagcn.lift import lift_track
-from glagcn.skeleton import H36M_17
-from glagcn.training import build_model
-from trilab.checkpoint import save_checkpoint
 
 PROJECT = Path(__file__).resolve().parents[1]
-MODEL = {"filter_widths": [3], "channels": 8, "temporal_kernel": 3, "output_layer": "per_joint",
-         "sequence_branch": False}
 
 
 def _coco_entries(frames=6, x=300.0):
@@ -36,11 +31,8 @@ def _write(path, content):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, model=build_model(MODEL, H36M_17), epoch=0,
-                    extra={"model_config": MODEL, "skeleton": "h36m17"})
-    return path
+def checkpoint(tiny_lifter_checkpoint):
+    return tiny_lifter_checkpoint
 
 
 def test_deeply_nested_json_is_refused(tmp_path):

@@ -11,26 +11,18 @@ import pytest
 from omegaconf import OmegaConf
 
 from glagcn.keypoints import KeypointInputError, read_detections
-from glagcn.model import build_model
 from glagcn.predict import predict
-from glagcn.skeleton import H36M_17
-from trilab.checkpoint import save_checkpoint
 from trilab.safe_load import UnsafeFileError
 
 PROJECT = Path(__file__).resolve().parents[1]
-MODEL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3, "output_layer": "per_joint",
-         "sequence_branch": False}
 POSE = np.array([
     [32, 10], [33, 9], [31, 9], [34, 10], [30, 10], [36, 16], [28, 16], [38, 22], [26, 22],
     [39, 28], [25, 28], [34, 30], [30, 30], [35, 38], [29, 38], [35, 45], [29, 45]], dtype=float)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, model=build_model(MODEL, H36M_17), epoch=0,
-                    extra={"model_config": MODEL, "skeleton": "h36m17"})
-    return path
+def checkpoint(tiny_lifter_checkpoint):
+    return tiny_lifter_checkpoint
 
 
 def write_video(path, frames=4, size=(64, 48), fps=10.0):
