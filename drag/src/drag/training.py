@@ -23,8 +23,9 @@ from omegaconf import OmegaConf
 from drag import CLASS_NAMES
 from drag.checkpoint_stage import require_stage
 from drag.cluster import cluster_channels, load_clusters, save_clusters
-from drag.data import BadFileReport, balanced_weights, build_splits, make_loader, maybe_generate
 from drag.data.formats import class_counts
+from drag.data.images import BadFileReport
+from drag.data.splits import balanced_weights, build_splits, make_loader, maybe_generate
 from drag.errors import DragInputError, MissingFileError
 from drag.evaluation import choose_threshold, collect_scores, evaluate_splits, majority_rate
 from drag.model.backbone import Backbone
