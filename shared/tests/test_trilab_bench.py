@@ -9,6 +9,7 @@ from trilab.bench import (
     command_line,
     describe,
     interleaved,
+    load_script,
     machine,
     markdown_table,
     ratios,
@@ -81,7 +82,7 @@ def test_cpu_clock_recorded_and_bad_repeats_refused():
         cpu.now += 1.0
 
     timing = interleaved({"a": work}, repeats=3, warmup=0, clock=wall, cpu_clock=cpu)["a"]
-    assert timing.cpu_median == 1.0 and timing.median == 2.0
+    assert timing.summary()["cpu_median"] == 1.0 and timing.median == 2.0
     assert timing.summary(scale=1000)["median"] == 2000.0
     with pytest.raises(ValueError, match="repeats"):
         interleaved({"a": work}, repeats=0)
@@ -96,6 +97,8 @@ def test_add_ratio_within_groups():
     add_ratio(rows, "s", peer="memcpy", by="mode", out="rate_ratio", group=("size",),
               higher_is_better=True)
     assert rows[1]["rate_ratio"] == 4.0
+    zero = [{"mode": "memcpy", "s": 1.0}, {"mode": "gather", "s": 0.0}]
+    assert add_ratio(zero, "s", peer="memcpy", by="mode", out="r")[1]["r"] is None
 
 
 COLUMNS = [Column("size", "size"), Column("time at batch {batch} (ms)", "ms", "{:.1f}"),
@@ -138,7 +141,17 @@ def test_machine_and_command_line():
     assert info["cores"] >= 1 and info["usable_cores"] >= 1 and "numpy" in info
     assert describe(info)
     assert describe({**info, "gpu": "Some GPU"}).startswith("Some GPU (host: ")
-    assert command_line(["--out", "a b"], program="python x.py") == "python x.py --out 'a b'"
+    assert command_line(["--out", "a b"], script="x.py") == "python x.py --out 'a b'"
+
+
+def test_load_script_by_path(tmp_path):
+    script = tmp_path / "proj" / "benchmarks" / "speed.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("from dataclasses import dataclass\n@dataclass\nclass Row:\n    x: int\n"
+                      "VALUE = Row(3).x\n")
+    module = load_script(script)
+    assert module.__name__ == "proj_benchmarks_speed" and module.VALUE == 3
+    assert load_script(script) is module
 
 
 def test_timing_summary_without_cpu_samples():

@@ -8,6 +8,8 @@ the same rows go to the JSON file, with the command line and the machine beside 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -33,10 +36,6 @@ class Timing:
         return statistics.median(self.samples)
 
     @property
-    def cpu_median(self) -> float:
-        return statistics.median(self.cpu_samples)
-
-    @property
     def spread(self) -> float:
         """(slowest - fastest) / median: how far one reading can be trusted."""
         return (max(self.samples) - min(self.samples)) / self.median if self.median else 0.0
@@ -46,7 +45,8 @@ class Timing:
         return {"median": self.median * scale, "min": min(self.samples) * scale,
                 "max": max(self.samples) * scale, "spread": self.spread,
                 "samples": [s * scale for s in self.samples],
-                "cpu_median": self.cpu_median * scale if self.cpu_samples else None}
+                "cpu_median": (statistics.median(self.cpu_samples) * scale
+                               if self.cpu_samples else None)}
 
 
 def cuda_sync(device: Any = None) -> Callable[[], None] | None:
@@ -112,10 +112,8 @@ def add_ratio(rows: Sequence[dict], key: str, peer: str, by: str, out: str,
     for row in rows:
         base = peers.get(tuple(row.get(g) for g in group))
         value = row.get(key)
-        if base is None or value is None or not (value if higher_is_better else base):
-            row[out] = None
-        else:
-            row[out] = value / base if higher_is_better else base / value
+        ok = base is not None and value is not None and (base if higher_is_better else value)
+        row[out] = (value / base if higher_is_better else base / value) if ok else None
     return rows
 
 
@@ -123,33 +121,26 @@ def machine() -> dict[str, Any]:
     """What the figures were taken on: CPU, usable cores, load, library versions, GPU."""
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = next((line.split(":", 1)[1].strip() for line in
+                    Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        load = None
+    # affinity, not the machine's count: a job pinned to 2 of 16 cores gets 2
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count())
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
                             "load_average_1_5_15min": load, "python": platform.python_version(),
                             "platform": platform.platform()}
     for module in ("numpy", "torch"):
-        imported = sys.modules.get(module)
-        if imported is None:
-            try:
-                imported = __import__(module)
-            except ImportError:
-                continue
-        info[module] = imported.__version__
-    torch = sys.modules.get("torch")
-    if torch is not None:
+        try:
+            info[module] = importlib.import_module(module).__version__
+        except ImportError:
+            pass
+    if "torch" in info:
+        import torch
+
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name()
@@ -167,16 +158,33 @@ def describe(info: Mapping[str, Any]) -> str:
     return f"{info['gpu']} (host: {cpu})" if info.get("gpu") else cpu
 
 
-def command_line(argv: Sequence[str] | None = None, program: str | None = None) -> str:
-    """This run's command as one shell line: ``python <script> <arguments>``."""
-    if program is None:
-        script = Path(sys.argv[0])
-        try:
-            script = script.resolve().relative_to(Path.cwd())
-        except ValueError:
-            pass
-        program = f"python {script}"
-    return " ".join([program, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+def command_line(argv: Sequence[str] | None = None, script: str | Path | None = None) -> str:
+    """This run's command as one shell line, ``python <script> <arguments>``, the script's path
+    relative to the working directory (``argv`` defaults to this process's arguments)."""
+    path = Path(script if script is not None else sys.argv[0]).resolve()
+    try:
+        path = path.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.join(["python", str(path), *(sys.argv[1:] if argv is None else argv)])
+
+
+def load_script(path: str | Path, name: str | None = None) -> ModuleType:
+    """Import a benchmark script by its path, as ``<project>_<folder>_<stem>`` by default so
+    that scripts of the same name in two projects can be imported by one test session."""
+    path = Path(path).resolve()
+    name = name or f"{path.parents[1].name}_{path.parent.name}_{path.stem}".replace("-", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 @dataclass(frozen=True)
