@@ -1,8 +1,12 @@
 import json
+from pathlib import Path
 
 import torch
 
-from drag.bench import bench_arch, write_outputs
+from trilab.bench import load_script
+
+throughput = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py")
+bench_arch, main, write_outputs = throughput.bench_arch, throughput.main, throughput.write_outputs
 
 
 def test_bench_writes_json_markdown_and_plot(tmp_path):
@@ -15,17 +19,17 @@ def test_bench_writes_json_markdown_and_plot(tmp_path):
     # 2 GCN 4 x 4 (weight + separate bias); head 3 -> 2
     expected = (512 * 512 + 512) + (512 * 1024 + 1024) + 2 * (4 * 64 + 64) + 10 + 6 + 2 * 20 + 8
     assert round(result["drag_extra_params_M"] * 1e6) == expected
-    meta = {
-        "device": "cpu",
-        "device_kind": "cpu",
-        "torch": torch.__version__,
-        "threads": 1,
-        "warmup": 0,
-        "iters": 1,
-        "command": "test",
-    }
-    write_outputs([result], meta, tmp_path)
+    write_outputs([result], tmp_path, "cpu", warmup=0, iters=1, command="test")
     saved = json.loads((tmp_path / "bench_cpu.json").read_text())
-    assert saved["results"][0]["arch"] == "resnet18"
+    assert saved["rows"][0]["arch"] == "resnet18" and saved["command"] == "test"
+    assert saved["machine"]["cores"] >= 1 and saved["iters"] == 1
     assert "| resnet18 | 64 | 2 |" in (tmp_path / "bench_cpu.md").read_text()
     assert (tmp_path / "bench_cpu.png").stat().st_size > 1000
+
+
+def test_command_line_records_the_script_and_its_arguments(tmp_path):
+    main(["--out", str(tmp_path), "--archs", "resnet18", "--size", "64", "--batch", "1",
+          "--groups", "2", "--warmup", "0", "--iters", "1", "--device", "cpu"])
+    saved = json.loads((tmp_path / "bench_cpu.json").read_text())
+    assert saved["command"].startswith("python drag/benchmarks/throughput.py --out ")
+    assert "--archs resnet18" in saved["command"]
