@@ -37,6 +37,7 @@ from trilab.checkpoint import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
     CheckpointError,
+    describe_optimizer,
     load_checkpoint,
     read_checkpoint,
     unwrap_model,
@@ -169,6 +170,33 @@ class Run:
                 )
 
 
+class RegionLossOptimizers:
+    """The drag stage's optimizer and the CGL-only one of its MA-CNN region step, checkpointed
+    as the single optimizer the training loop saves and restores.
+
+    The loop has one optimizer slot, and a resume that restarted the region step's Adam
+    (moments, step count) would not continue the run that stopped.  Its class name and
+    description are what the loop compares on resume: a ``last.pt`` of the plain optimizer
+    (region losses off, or written before this state was saved) is refused, as is the reverse.
+    """
+
+    def __init__(self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer,
+                 settings: str) -> None:
+        self.optimizers = {"stage": stage, "region_losses": region_losses}
+        # describe_optimizer reads ``defaults``: a refusal names both and the loss weights
+        self.defaults = {
+            "stage": describe_optimizer(stage),
+            "region_losses": f"{describe_optimizer(region_losses)} for {settings}",
+        }
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+
 def fit(
     run: Run,
     stage: str,
@@ -180,6 +208,7 @@ def fit(
     select: bool = True,
     start_epoch: Callable[[int], None] | None = None,
     after_step: Callable[[dict], None] | None = None,
+    checkpointed: object | None = None,
 ) -> Path:
     """Train ``model`` (as wrapped for training) on the training split; the path of the best
     epoch's checkpoint.
@@ -187,6 +216,8 @@ def fit(
     The best epoch is chosen on validation ROC-AUC (threshold-free); without ``select`` the
     last epoch is kept as best.  Every checkpoint records ``extra["stage"]``; with ``select``
     also the decision threshold chosen on validation for its weights (``extra["threshold"]``).
+    ``checkpointed``: what ``last.pt`` saves as the optimizer when ``after_step`` steps one of
+    its own (a :class:`RegionLossOptimizers`); ``optimizer`` by default.
     """
     cfg, ctx = run.cfg, run.ctx
     samples = run.splits["train"]
@@ -194,7 +225,7 @@ def fit(
     weights = balanced_weights(samples) if cfg.data.get("balanced_sampling", False) else None
     loop = TrainLoop(
         model,
-        optimizer,
+        optimizer if checkpointed is None else checkpointed,
         checkpoint_dir=run.stage_dir(stage) / CHECKPOINT_DIR,
         epochs=int(epochs),
         steps_per_epoch=-(-(len(samples) // ctx.world_size) // batch_size),
@@ -389,6 +420,14 @@ def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_d
     ce = run.weighted_ce()
     region_weight = float(cfg.distance_weight) + float(cfg.diversity_weight)
     cgl_optimizer = torch.optim.Adam(model.cgl.parameters(), lr=cfg.lr_cgl)
+    checkpointed = None
+    if region_weight > 0:
+        checkpointed = RegionLossOptimizers(
+            optimizer,
+            cgl_optimizer,
+            f"drag.distance_weight={cfg.distance_weight} "
+            f"drag.diversity_weight={cfg.diversity_weight}",
+        )
 
     def freeze_backbone_early(epoch: int) -> None:
         model.freeze_backbone = epoch < cfg.freeze_backbone_epochs
@@ -418,6 +457,7 @@ def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_d
         extra={"model_config": config},
         start_epoch=freeze_backbone_early,
         after_step=region_step if region_weight > 0 else None,
+        checkpointed=checkpointed,
     )
     load_checkpoint(best, model=model, restore_rng=False)
     model.freeze_backbone = False
