@@ -222,7 +222,7 @@ def markdown(found: Probe, outcomes: list[Outcome], tests_note: str,
                          f"{_fmt(r.get('bf16_compiled_infer_frames_per_s'), '.0f')} |")
     if tables.get("glagcn_speed"):
         lines += ["", "## GLA-GCN training step against the authors' form (fp32 eager, same "
-                  "weights; `glagcn/bench_speed.py`)", "",
+                  "weights; `glagcn/benchmarks/bench_speed.py`)", "",
                   "| frames | batch | authors' form ms/step | this ms/step | speed-up | max rel. "
                   "difference of outputs |", "|---|---|---|---|---|---|"]
         for r in tables["glagcn_speed"]:

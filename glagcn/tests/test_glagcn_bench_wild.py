@@ -1,9 +1,14 @@
 import json
+from pathlib import Path
 
 import torch
 
 import glagcn.detect
-from glagcn.bench_wild import bench_detector, bench_lift, write_detector, write_lift
+from trilab.bench import load_script
+
+bench_wild = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_wild.py")
+bench_detector, bench_lift = bench_wild.bench_detector, bench_wild.bench_lift
+write_detector, write_lift = bench_wild.write_detector, bench_wild.write_lift
 
 SMALL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3,
          "output_layer": "per_joint", "sequence_branch": False}
@@ -13,9 +18,14 @@ def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
     row = bench_lift(30, 9, model_config=SMALL)
     assert row["frames"] == 30 and row["receptive_field"] == 9
     assert row["lift_frames_per_s"] > 0 and row["end_to_end_frames_per_s"] > 0
-    write_lift(tmp_path, row, "test cpu")
-    assert json.loads((tmp_path / "lift_cpu.json").read_text())["flip_test"] is True
-    assert "| lift (9-frame model" in (tmp_path / "lift_cpu.md").read_text()
+    write_lift(tmp_path, row, "cmd")
+    saved = json.loads((tmp_path / "lift_cpu.json").read_text())
+    assert saved["flip_test"] is True and saved["command"] == "cmd"
+    assert [stage["stage"] for stage in saved["rows"]][-1] == "end to end"
+    assert saved["rows"][-1]["seconds"] == (row["read_track_s"] + row["prepare_s"]
+                                            + row["lift_s"])
+    assert "| lift | " in (tmp_path / "lift_cpu.md").read_text()
+    assert "the 9-frame model" in (tmp_path / "lift_cpu.md").read_text()
     assert row["lift_cpu_s"] > 0 and "CPU-s per frame" in (tmp_path / "lift_cpu.md").read_text()
 
 
@@ -34,6 +44,6 @@ def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
     assert built == [("random", 0.0, 1, 64, 1000), ("random", 0.0, 3, 64, 1000)]
     assert [(r["boxes_kept"], r["batch"], r["frames_timed"]) for r in rows] == [
         (1, 1, 2), (1, 2, 4), (3, 1, 2), (3, 2, 4)]
-    write_detector(tmp_path, rows, "test cpu")
+    write_detector(tmp_path, rows, "cmd")
     assert len(json.loads((tmp_path / "detector_cpu.json").read_text())["rows"]) == 4
     assert "| 64x48 | 64 | 3 | 2 |" in (tmp_path / "detector_cpu.md").read_text()

@@ -1,8 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from glagcn import variants
+from trilab.bench import load_script
+
+variants = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "variants.py")
 
 
 def test_variant_text_is_a_label_and_overrides():
@@ -25,7 +28,7 @@ def test_runs_train_with_the_overrides_and_summarises_its_metrics(tmp_path, monk
     rows = [variants.run_variant("padding", label, [f"model.temporal_padding={label}"])
             for label in ("authors", "centred")]
     assert [row["mpjpe_mm"] for row in rows] == [40.0, 41.0]
-    path = variants.write_report("padding", rows, tmp_path / "bench", "cmd")
+    path = variants.report("padding", rows, tmp_path / "bench", "cmd")
     assert "| authors | `model.temporal_padding=authors` | 40.00 |" in path.read_text()
     saved = json.loads((tmp_path / "bench" / "variants_padding.json").read_text())
     assert saved["rows"][1]["label"] == "centred"

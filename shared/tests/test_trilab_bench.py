@@ -131,7 +131,7 @@ def test_write_report_json_round_trip_and_markdown(tmp_path):
     assert payload["command"] == "python bench.py --quick" and payload["rounds"] == 3
     text = md_path.read_text()
     assert text.startswith("# Speed\n\nCommand: `python bench.py --quick`")
-    assert "Test CPU, 2 of 4 cores, 2 torch threads, load 2.2 (15 min)" in text
+    assert "Test CPU, 2 of 4 cores, torch threads: 2, load 2.2 (15 min)" in text
     assert "| 27 | 12.3 | 12 (8) | **2.00x** |" in text
     assert text.rstrip().endswith("A note.")
 

@@ -151,7 +151,7 @@ def machine() -> dict[str, Any]:
 
 def describe(info: Mapping[str, Any]) -> str:
     """One line for a report's heading: the GPU where there is one, else the CPU."""
-    threads = f", {info['torch_threads']} torch threads" if "torch_threads" in info else ""
+    threads = f", torch threads: {info['torch_threads']}" if "torch_threads" in info else ""
     load = info.get("load_average_1_5_15min")
     load_text = f", load {load[2]:.1f} (15 min)" if load else ""
     cpu = f"{info['cpu']}, {info['usable_cores']} of {info['cores']} cores{threads}{load_text}"

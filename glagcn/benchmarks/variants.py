@@ -1,6 +1,6 @@
 """Train one configuration per variant (same seed, same epochs) and compare their test errors.
 
-``python -m glagcn.variants --out benchmarks --name padding
+``python benchmarks/variants.py --out benchmarks --name padding
 authors:model.temporal_padding=authors centred:model.temporal_padding=centred``
 
 Each variant is ``LABEL:OVERRIDE[,OVERRIDE...]``; it runs ``train.py`` with those Hydra overrides
@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
+from trilab.bench import Column, command_line, write_report
+
+PROJECT = Path(__file__).resolve().parents[1]
 KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm")
 
 
@@ -45,22 +47,22 @@ def run_variant(name: str, label: str, overrides: list[str], python: str = sys.e
             "baselines": metrics.get("baselines", {})}
 
 
-def write_report(name: str, rows: list[dict], out: Path, command: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"variants_{name}.json").write_text(json.dumps(
-        {"command": command, "rows": rows}, indent=2))
-    lines = [f"# Variants: {name}", "", f"Command: `{command}`", "",
-             "| variant | overrides | MPJPE mm | P-MPJPE mm | N-MPJPE mm | MPJVE mm | model "
-             "selected | training + test time |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['label']} | `{' '.join(r['overrides'])}` | "
-                     + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in KEYS)
-                     + f" | {r['selection']} | {r['seconds'] / 60:.1f} min |")
-    lines += ["", "Test subjects of the synthetic set, mean over actions; same seed and epochs "
-              "for every variant. Times from a shared 2-core machine."]
-    path = out / f"variants_{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+COLUMNS = (
+    Column("variant", "label"),
+    Column("overrides", "overrides", lambda o: f"`{' '.join(o)}`"),
+    *(Column(title, key, "{:.2f}", missing="nan") for title, key in zip(
+        ("MPJPE mm", "P-MPJPE mm", "N-MPJPE mm", "MPJVE mm"), KEYS, strict=True)),
+    Column("model selected", "selection"),
+    Column("training + test time", "seconds", lambda s: f"{s / 60:.1f} min"),
+)
+
+
+def report(name: str, rows: list[dict], out: Path, command: str) -> Path:
+    notes = ["Test subjects of the synthetic set, mean over actions; same seed and epochs for "
+             "every variant."]
+    _, md = write_report(out / f"variants_{name}", rows, COLUMNS, f"Variants: {name}", command,
+                         notes=notes)
+    return md
 
 
 def main(argv=None) -> None:
@@ -75,11 +77,8 @@ def main(argv=None) -> None:
             for label, overrides in variants]
     threads = os.environ.get("OMP_NUM_THREADS")
     command = ((f"OMP_NUM_THREADS={threads} " if threads else "")
-               + "python -m glagcn.variants --out benchmarks --name " + args.name
-               + (" --common " + " ".join(args.common) if args.common else "")
-               + " " + " ".join(args.variants))
-    print(f"written {write_report(args.name, rows, args.out, command)}")
-
+               + command_line(argv, script=__file__))
+    print(f"written {report(args.name, rows, args.out, command)}")
 
 if __name__ == "__main__":
     main()

@@ -1,16 +1,15 @@
 """``make bench``: training-step and inference throughput of the 27/81/243-frame models.
 
-``python -m glagcn.bench --out benchmarks [--device auto] [--steps 3] [--amp] [--compile]``
+``python benchmarks/bench.py --out benchmarks [--device auto] [--steps 3] [--amp] [--compile]``
 writes ``benchmarks/bench_<device>[_amp][_compile].json`` and ``.md``.  One predicted frame =
-one window.  ``--amp``: bf16 autocast (CUDA); ``--compile``: ``torch.compile`` (its compile
-time is reported separately, not counted in the rates).
+one window; rates from the median step.  ``--amp``: bf16 autocast (CUDA); ``--compile``:
+``torch.compile`` (its compile time is reported separately, not counted in the rates).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -19,27 +18,25 @@ from glagcn.metrics import mpjpe
 from glagcn.model import GLAGCN, count_parameters, macs_per_frame
 from glagcn.model.glagcn import ARCHITECTURES
 from glagcn.skeleton import H36M_17
+from trilab.bench import Column, command_line, cuda_sync, interleaved, write_report
 from trilab.device import select_device
-from trilab.metrics import Timer
 
 H36M_TRAINING_FRAMES = 1_559_752  # S1, S5, S6, S7, S8 x 4 cameras at 50 fps
 
 
-def _measure(step, repeats: int, sync: bool) -> tuple[float, float]:
-    """(seconds of the first call, which includes any compilation; seconds per later call)."""
-    with Timer(sync_cuda=sync) as first:
-        step()
-    with Timer(sync_cuda=sync) as timer:
-        for _ in range(repeats):
-            step()
-    return first.seconds, timer.seconds / repeats
+def _measure(step, repeats: int, sync) -> tuple[float, float]:
+    """(seconds of the first call, which includes any compilation; median seconds of later
+    calls)."""
+    first = interleaved({"step": step}, repeats=1, warmup=0, sync=sync, cpu_clock=None)
+    later = interleaved({"step": step}, repeats=repeats, warmup=0, sync=sync, cpu_clock=None)
+    return first["step"].median, later["step"].median
 
 
 def benchmark(device: torch.device, steps: int, train_batch: int, infer_batch: int,
               amp: bool = False, compile_model: bool = False,
               receptive_fields: tuple[int, ...] = tuple(sorted(ARCHITECTURES))) -> list[dict]:
     rows = []
-    sync = device.type == "cuda"
+    sync = cuda_sync(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     for receptive_field in receptive_fields:
         widths = ARCHITECTURES[receptive_field]
@@ -90,36 +87,33 @@ def benchmark(device: torch.device, steps: int, train_batch: int, infer_batch: i
     return rows
 
 
-def write_report(rows: list[dict], out: Path, device: torch.device, command: str,
-                 variant: str = "") -> Path:
+COLUMNS = (
+    Column("receptive field", "receptive_field"),
+    Column("parameters", "parameters", "{:,}"),
+    Column("GMACs/frame", "gmacs_per_frame", "{:.3f}"),
+    Column("train frames/s (batch)",
+           value=lambda r: f"{r['train_frames_per_s']:.1f} ({r['train_batch']})"),
+    Column("inference frames/s (batch)",
+           value=lambda r: f"{r['infer_frames_per_s']:.1f} ({r['infer_batch']})"),
+    Column("projected H36M epoch (h)", "projected_h36m_epoch_h", "{:.1f}"),
+)
+
+
+def report(rows: list[dict], out: Path, device: torch.device, command: str,
+           variant: str = "") -> Path:
     name = ("cuda" if device.type == "cuda" else "cpu") + variant
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, "
-                    f"{torch.get_num_threads()} threads")
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"device": machine, "torch": torch.__version__, "command": command, "rows": rows}
-    (out / f"bench_{name}.json").write_text(json.dumps(payload, indent=2))
-    lines = [f"# GLA-GCN throughput ({machine})", "", f"Command: `{command}`", "",
-             "| receptive field | parameters | GMACs/frame | train frames/s (batch) | "
-             "inference frames/s (batch) | projected H36M epoch (h) |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['receptive_field']} | {r['parameters']:,} | "
-                     f"{r['gmacs_per_frame']:.3f} | {r['train_frames_per_s']:.1f} "
-                     f"({r['train_batch']}) | {r['infer_frames_per_s']:.1f} ({r['infer_batch']}) "
-                     f"| {r['projected_h36m_epoch_h']:.1f} |")
-    lines += ["", "Model: C = 96, per-joint output layer, sequence branch (the paper's default); "
-              "one frame = one receptive-field window. Projected epoch = 1.56 M H36M training "
-              "frames / training rate (model only: the data pipeline is measured by "
-              "`python -m glagcn.bench_pipeline`).",
-              f"bf16 autocast: {'on' if rows[0]['amp_bf16'] else 'off'}; torch.compile: "
-              f"{'on' if rows[0]['compiled'] else 'off'}; first call (incl. compilation) "
-              + ", ".join(f"{r['receptive_field']}: {r['first_call_s']['train']:.0f} s train / "
-                          f"{r['first_call_s']['inference']:.0f} s inference" for r in rows)
-              + "."]
-    path = out / f"bench_{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    first_calls = ", ".join(f"{r['receptive_field']}: {r['first_call_s']['train']:.0f} s train / "
+                            f"{r['first_call_s']['inference']:.0f} s inference" for r in rows)
+    notes = ["Model: C = 96, per-joint output layer, sequence branch (the paper's default); "
+             "one frame = one receptive-field window. Projected epoch = 1.56 M H36M training "
+             "frames / training rate (model only: the data pipeline is measured by "
+             "`benchmarks/bench_pipeline.py`).",
+             f"bf16 autocast: {'on' if rows[0]['amp_bf16'] else 'off'}; torch.compile: "
+             f"{'on' if rows[0]['compiled'] else 'off'}; first call (incl. compilation) "
+             f"{first_calls}."]
+    _, md = write_report(out / f"bench_{name}", rows, COLUMNS, "GLA-GCN throughput", command,
+                         notes=notes)
+    return md
 
 
 def main(argv=None) -> None:
@@ -141,11 +135,8 @@ def main(argv=None) -> None:
     rows = benchmark(device, args.steps, train_batch, infer_batch, args.amp, args.compile,
                      tuple(args.receptive_fields))
     variant = "_amp" * args.amp + "_compile" * args.compile
-    flags = (" --amp" * args.amp + " --compile" * args.compile
-             + (" --receptive-fields " + " ".join(map(str, args.receptive_fields))
-                if args.receptive_fields != sorted(ARCHITECTURES) else ""))
-    command = f"python -m glagcn.bench --out benchmarks{flags}"
-    print(f"written {write_report(rows, args.out, device, command, variant)}")
+    command = command_line(argv, script=__file__)
+    print(f"written {report(rows, args.out, device, command, variant)}")
 
 
 if __name__ == "__main__":

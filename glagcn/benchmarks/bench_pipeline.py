@@ -1,12 +1,12 @@
 """Where a training run's time goes besides the model: the data pipeline, the training loop
 and whole-sequence evaluation of the 243-frame model.
 
-``python -m glagcn.bench_pipeline --out benchmarks --tag NAME`` measures
+``python benchmarks/bench_pipeline.py --out benchmarks --tag NAME`` measures
 
 * ``batch_ms``: assembling one training batch (512 windows of 243 frames, 2D inputs + 3D
   targets, random flips) and having it on the training device, as the training loop gets it;
 * ``train_frames_per_s``: the real training step (``training_step``: forward, backward,
-  optimizer, loss sums) over the real batches, on H36M-shaped arrays;
+  optimizer, loss sums) over the real batches, on H36M-shaped arrays (median step);
 * ``eval_frames_per_s``: whole-sequence prediction with test-time flip (``predict_sequence``),
   the path of validation, testing and ``predict.py``;
 
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -36,8 +34,16 @@ from glagcn.model import GLAGCN
 from glagcn.model.glagcn import ARCHITECTURES
 from glagcn.skeleton import H36M_17
 from glagcn.training import training_step
+from trilab.bench import (
+    Column,
+    command_line,
+    cuda_sync,
+    describe,
+    interleaved,
+    machine,
+    write_report,
+)
 from trilab.device import select_device
-from trilab.metrics import Timer
 
 RECEPTIVE_FIELD = 243
 H36M_TRAINING_FRAMES = 1_559_752
@@ -66,19 +72,21 @@ def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
             yield from windows.iterate(batch_size, shuffle=True, generator=generator)
 
     batches = epochs()
-    timings = []
-    for _ in range(repeats + 1):
-        with Timer(sync_cuda=device.type == "cuda") as timer:
-            keypoints, poses = next(batches)
-            keypoints = keypoints.to(device, non_blocking=True)
-            poses = poses.to(device, non_blocking=True)
-        timings.append(timer.seconds)
-    return 1000 * statistics.median(timings[1:])
+
+    def next_batch() -> None:
+        keypoints, poses = next(batches)
+        keypoints.to(device, non_blocking=True)
+        poses.to(device, non_blocking=True)
+
+    timing = interleaved({"batch": next_batch}, repeats=repeats, warmup=1,
+                         sync=cuda_sync(device), cpu_clock=None)["batch"]
+    return 1000 * timing.median
 
 
 def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
                   steps: int) -> float:
-    """Frames per second of the training step over ``steps`` batches, after one warm-up."""
+    """Frames per second of the median training step over ``steps`` batches, after one
+    warm-up step."""
     torch.manual_seed(0)
     model = GLAGCN(H36M_17, ARCHITECTURES[windows.receptive_field], channels=96).to(device)
     model.train()
@@ -90,27 +98,31 @@ def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
     step = training_step(model, optimizer, cfg, device)
     generator = np.random.default_rng(0)
 
-    def frames(max_batches: int) -> int:
-        return sum(step(batch).sums["frames"] for batch in windows.iterate(
-            batch_size, shuffle=True, generator=generator, max_batches=max_batches))
+    def epochs():
+        while True:
+            yield from windows.iterate(batch_size, shuffle=True, generator=generator)
 
-    frames(1)  # warm-up
-    with Timer(sync_cuda=device.type == "cuda") as timer:  # waits for the device at both ends
-        trained = frames(steps)
-    return trained / timer.seconds
+    batches, frames = epochs(), []
+
+    def one_step() -> None:
+        frames.append(step(next(batches)).sums["frames"])
+
+    timing = interleaved({"step": one_step}, repeats=steps, warmup=1, sync=cuda_sync(device),
+                         cpu_clock=None)["step"]
+    return float(np.mean(frames[1:])) / timing.median
 
 
 def time_evaluation(device: torch.device, frames: int, repeats: int,
                     receptive_field: int = RECEPTIVE_FIELD) -> float:
-    """Frames per second of whole-sequence prediction with test-time flip."""
+    """Frames per second of whole-sequence prediction with test-time flip (median call)."""
     torch.manual_seed(0)
     model = GLAGCN(H36M_17, ARCHITECTURES[receptive_field], channels=96).to(device).eval()
     keypoints = synthetic_sequences(frames, frames, seed=1)[0].keypoints_2d
     predict_sequence(model, keypoints[:16], H36M_17, device, flip_test=True)  # warm-up
-    with Timer(sync_cuda=device.type == "cuda") as timer:
-        for _ in range(repeats):
-            predict_sequence(model, keypoints, H36M_17, device, flip_test=True)
-    return frames * repeats / timer.seconds
+    timing = interleaved(
+        {"predict": lambda: predict_sequence(model, keypoints, H36M_17, device, flip_test=True)},
+        repeats=repeats, warmup=0, sync=cuda_sync(device), cpu_clock=None)["predict"]
+    return frames / timing.median
 
 
 def _commit() -> str:
@@ -149,32 +161,37 @@ def measure(device: torch.device, total_frames: int, train_batch: int, train_ste
 
 
 COLUMNS = (
-    ("commit", "commit", "{}"),
-    ("batch_ms", "batch of {batch_size_data} ready on device (ms)", "{:.1f}"),
-    ("data_s_per_h36m_epoch", "data time per H36M epoch (s)", "{:.0f}"),
-    ("train_frames_per_s", "training loop frames/s (batch {train_batch})", "{:.2f}"),
-    ("eval_frames_per_s", "sequence prediction + flip frames/s", "{:.2f}"),
+    Column("tag", "tag"),
+    Column("commit", "commit"),
+    Column("batch of {batch_size_data} ready on device (ms)", "batch_ms", "{:.1f}"),
+    Column("data time per H36M epoch (s)", "data_s_per_h36m_epoch", "{:.0f}"),
+    Column("training loop frames/s (batch {train_batch})", "train_frames_per_s", "{:.2f}"),
+    Column("sequence prediction + flip frames/s", "eval_frames_per_s", "{:.2f}"),
 )
 
 
-def write_report(runs: dict[str, dict], out: Path, machine: str, command: str,
-                 name: str = "cpu") -> Path:
-    first = next(iter(runs.values()))
-    titles = [title.format(**first) for _, title, _ in COLUMNS]
-    frames = first.get("receptive_field", RECEPTIVE_FIELD)
-    lines = [f"# GLA-GCN pipeline, {frames}-frame model ({machine})", "",
-             f"Command: `{command}` (run once per tag, on the commit named in each row)", "",
-             "| tag | " + " | ".join(titles) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for tag, row in runs.items():
-        cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
-    lines += ["", "Data: random H36M-shaped sequences (3,000 frames each), edge-padded windows "
-              "as in training. Data time per H36M epoch = batch time x 3,047 batches of 512 "
-              "(1.56 M training frames): host time during which, without overlap, the GPU "
-              "would wait."]
-    path = out / f"pipeline_{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def earlier_runs(stem: Path) -> list[dict]:
+    """The rows already filed under ``stem`` (older files keep them as ``runs`` by tag)."""
+    path = stem.with_name(stem.name + ".json")
+    if not path.is_file():
+        return []
+    payload = json.loads(path.read_text())
+    if "rows" in payload:
+        return payload["rows"]
+    return [{"tag": tag, **row} for tag, row in payload.get("runs", {}).items()]
+
+
+def report(rows: list[dict], stem: Path) -> Path:
+    frames = rows[0].get("receptive_field", RECEPTIVE_FIELD)
+    notes = ["Data: random H36M-shaped sequences (3,000 frames each), edge-padded windows as in "
+             "training. Data time per H36M epoch = batch time x 3,047 batches of 512 (1.56 M "
+             "training frames): host time during which, without overlap, the GPU would wait.",
+             "Run once per tag, on the commit named in each row; each row's JSON keeps its "
+             "machine and command; the machine above is that of the last run."]
+    _, md = write_report(stem, rows, COLUMNS, f"GLA-GCN pipeline, {frames}-frame model",
+                         "python benchmarks/bench_pipeline.py --out benchmarks --tag TAG",
+                         notes=notes)
+    return md
 
 
 def main(argv=None) -> None:
@@ -196,18 +213,17 @@ def main(argv=None) -> None:
                   train_steps=args.train_steps or (20 if on_gpu else 3),
                   eval_frames=args.eval_frames or (5000 if on_gpu else 256),
                   eval_repeats=3 if on_gpu else 1, receptive_field=args.receptive_field)
-    machine = (f"CUDA {torch.cuda.get_device_name(device)}" if on_gpu
-               else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
-    name = "cuda" if on_gpu else "cpu"
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = args.out / f"pipeline_{name}.json"
-    payload = json.loads(json_path.read_text()) if json_path.is_file() else {"runs": {}}
-    payload.update(device=machine, torch=torch.__version__)
-    payload["runs"][args.tag] = row
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
-    command = "python -m glagcn.bench_pipeline --out benchmarks --tag TAG"
-    print(f"written {write_report(payload['runs'], args.out, machine, command, name)}")
-
+    info = machine()
+    row = {"tag": args.tag, **row, "machine": describe(info),
+           "command": command_line(argv, script=__file__)}
+    stem = args.out / f"pipeline_{'cuda' if on_gpu else 'cpu'}"
+    rows = earlier_runs(stem)
+    tags = [r.get("tag") for r in rows]
+    if args.tag in tags:  # a re-measurement keeps its place in the table
+        rows[tags.index(args.tag)] = row
+    else:
+        rows.append(row)
+    print(f"written {report(rows, stem)}")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Training-step speed of this model against the straightforward form of the same network.
 
-``python -m glagcn.bench_speed --out benchmarks [--device cpu|cuda] [--threads 2] [--amp]
+``python benchmarks/bench_speed.py --out benchmarks [--device cpu|cuda] [--threads 2] [--amp]
 [--compile]`` writes ``benchmarks/speed_<device>[_amp][_compile].json`` and ``.md``.
 
 The reference ("the authors' model") is a frozen copy of this project's layer code as it was
@@ -22,8 +22,6 @@ import argparse
 import copy
 import json
 import math
-import platform
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +33,15 @@ from glagcn.model import GLAGCN
 from glagcn.model.glagcn import ARCHITECTURES
 from glagcn.model.layers import JointwiseLinear, strided_offset
 from glagcn.skeleton import H36M_17, Skeleton
+from trilab.bench import (
+    Column,
+    Timing,
+    command_line,
+    cuda_sync,
+    interleaved,
+    ratios,
+    write_report,
+)
 from trilab.device import select_device
 
 # ---------------------------------------------------------------------------------------------
@@ -250,14 +257,9 @@ def compare_outputs(fast: nn.Module, reference: nn.Module, windows: torch.Tensor
     return result
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_training_steps(models: dict[str, nn.Module], batch: int, receptive_field: int,
                         device: torch.device, rounds: int, warmup: int = 2,
-                        amp: bool = False, clock=time.perf_counter) -> dict[str, list[float]]:
+                        amp: bool = False, clock=time.perf_counter) -> dict[str, Timing]:
     """Seconds per training step (forward, MPJPE loss, backward, Adam step) of each model,
     the models alternated step by step on the same batch.  ``clock=time.process_time`` counts
     this process's CPU time: with one thread, time lost to other processes is not counted."""
@@ -268,29 +270,19 @@ def time_training_steps(models: dict[str, nn.Module], batch: int, receptive_fiel
                   for name, model in models.items()}
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
-    def step(name: str) -> float:
-        model, optimizer = models[name], optimizers[name]
-        _synchronize(device)
-        started = clock()
+    def step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         with autocast:
             loss = torch.linalg.vector_norm(model(windows).float() - target, dim=-1).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _synchronize(device)
-        return clock() - started
 
     for model in models.values():
         model.train()
-    names = list(models)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(warmup + rounds):
-        order = names if index % 2 == 0 else names[::-1]
-        for name in order:
-            seconds = step(name)
-            if index >= warmup:
-                times[name].append(seconds)
-    return times
+    steps = {name: (lambda m=model, o=optimizers[name]: step(m, o))
+             for name, model in models.items()}
+    return interleaved(steps, repeats=rounds, warmup=warmup, sync=cuda_sync(device),
+                       clock=clock, cpu_clock=None)
 
 
 def benchmark(device: torch.device, receptive_fields: Sequence[int], batches: Sequence[int],
@@ -316,16 +308,16 @@ def benchmark(device: torch.device, receptive_fields: Sequence[int], batches: Se
         for batch in batches:
             times = time_training_steps(runnable, batch, receptive_field, device, rounds,
                                         amp=amp, clock=clock)
-            reference_s = statistics.median(times["reference"])
-            this_s = statistics.median(times["this"])
+            reference_s, this_s = times["reference"].median, times["this"].median
             rows.append({
                 "receptive_field": receptive_field,
                 "batch": batch,
                 "reference_step_ms": 1000 * reference_s,
                 "this_step_ms": 1000 * this_s,
-                "speedup": reference_s / this_s,
-                "reference_steps_ms": [round(1000 * s, 2) for s in times["reference"]],
-                "this_steps_ms": [round(1000 * s, 2) for s in times["this"]],
+                "speedup": ratios({n: t.median for n, t in times.items()}, "reference")["this"],
+                "reference_steps_ms": [round(1000 * s, 2) for s in times["reference"].samples],
+                "this_steps_ms": [round(1000 * s, 2) for s in times["this"].samples],
+                "spread": {name: round(t.spread, 3) for name, t in times.items()},
                 "max_relative_difference": differences,
                 "compile_s": compile_seconds,
             })
@@ -334,31 +326,26 @@ def benchmark(device: torch.device, receptive_fields: Sequence[int], batches: Se
     return rows
 
 
-def write_report(rows: list[dict], out: Path, device: torch.device, command: str,
-                 variant: str = "", notes: Sequence[str] = ()) -> Path:
+COLUMNS = (
+    Column("frames", "receptive_field"),
+    Column("batch", "batch"),
+    Column("reference ms/step", "reference_step_ms", "{:.1f}"),
+    Column("this ms/step", "this_step_ms", "{:.1f}"),
+    Column("speed-up", "speedup", "**{:.2f}x**"),
+    Column("max rel. difference: eval out, train out (fp32) / gradients (float64)",
+           "max_relative_difference",
+           lambda d: f"{d['eval_output']:.1e} / {d['train_output']:.1e} / "
+                     f"{d['gradients_float64']:.1e}"),
+)
+
+
+def report(rows: list[dict], out: Path, device: torch.device, command: str,
+           variant: str = "", notes: Sequence[str] = ()) -> Path:
     name = ("cuda" if device.type == "cuda" else "cpu") + variant
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, "
-                    f"{torch.get_num_threads()} threads")
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"device": machine, "torch": torch.__version__, "command": command,
-               "notes": list(notes), "rows": rows}
-    (out / f"speed_{name}.json").write_text(json.dumps(payload, indent=2))
-    lines = [f"# GLA-GCN training step: this model vs the reference ({machine})", "",
-             f"Command: `{command}`", "",
-             "| frames | batch | reference ms/step | this ms/step | speed-up | "
-             "max rel. difference: eval out, train out (fp32) / gradients (float64) |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        d = r["max_relative_difference"]
-        lines.append(f"| {r['receptive_field']} | {r['batch']} | {r['reference_step_ms']:.1f} | "
-                     f"{r['this_step_ms']:.1f} | **{r['speedup']:.2f}x** | "
-                     f"{d['eval_output']:.1e} / {d['train_output']:.1e} / "
-                     f"{d['gradients_float64']:.1e} |")
-    lines += ["", *notes]
-    path = out / f"speed_{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    _, md = write_report(out / f"speed_{name}", rows, COLUMNS,
+                         "GLA-GCN training step: this model vs the reference", command,
+                         notes=notes)
+    return md
 
 
 def main(argv=None) -> None:
@@ -390,14 +377,8 @@ def main(argv=None) -> None:
     variant = ("_amp" * args.amp + "_compile" * args.compile
                + (f"_{args.threads}thread" if not on_gpu and args.threads != 2 else "")
                + ("_cputime" if args.clock == "process" else ""))
-    command = ("python -m glagcn.bench_speed --out benchmarks"
-               + (f" --device {args.device}" if args.device != "cpu" else "")
-               + (f" --threads {args.threads}" if not on_gpu else "")
-               + " --amp" * args.amp + " --compile" * args.compile
-               + (" --clock process" if args.clock == "process" else "")
-               + (f" --batches {' '.join(map(str, args.batches))}" if args.batches else "")
-               + (f" --rounds {args.rounds}" if args.rounds else ""))
-    notes = ["Reference: the frozen straightforward form in `glagcn/bench_speed.py` (the "
+    command = command_line(argv, script=__file__)
+    notes = ["Reference: the frozen straightforward form in `benchmarks/bench_speed.py` (the "
              "authors' computation as this project implemented it at commit 1adab74, with "
              "their temporal padding). Same weights in both; C = 96, shared output layer, no "
              "sequence branch, dropout 0.1; Adam; one step = forward + loss + backward + "
@@ -406,9 +387,9 @@ def main(argv=None) -> None:
     if not on_gpu:
         notes.append("Timed on a shared 2-core machine: absolute times vary between runs; "
                      "the alternation keeps the ratio fair.")
-        notes.append("GPU: `python -m glagcn.bench_speed --device cuda [--amp] [--compile]` "
+        notes.append("GPU: `python benchmarks/bench_speed.py --device cuda [--amp] [--compile]` "
                      "(batches 64 and 512) writes `speed_cuda*.md`; no GPU was available here.")
-    print(f"written {write_report(rows, args.out, device, command, variant, notes)}")
+    print(f"written {report(rows, args.out, device, command, variant, notes)}")
 
 
 if __name__ == "__main__":
