@@ -10,6 +10,7 @@ and self loops, block by block.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -36,6 +37,24 @@ def _oriented(src: np.ndarray, dst: np.ndarray, symmetric: bool) -> tuple[np.nda
     if symmetric:
         return np.concatenate([dst, src]), np.concatenate([src, dst])
     return dst, src
+
+
+def reserve_file(path: Path) -> None:
+    """Allocate the disk blocks of a just-created memory-mapped file now.
+
+    ``open_memmap`` makes a sparse file; on a full disk its first write through the mapping
+    then kills the process with SIGBUS.  Reserving the space up front turns that into an
+    ``OSError`` (ENOSPC) here, which the converters report in one line.
+    """
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+        except OSError as error:  # file systems without fallocate keep the sparse file
+            if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
 
 
 def index_dtype_for(num_nodes: int) -> np.dtype:
@@ -68,6 +87,7 @@ def build_csr(
     dtype = index_dtype_for(num_nodes)
     raw_path = folder / ("indices.raw.npy" if dedupe or drop_self_loops else "indices.npy")
     indices = np.lib.format.open_memmap(raw_path, mode="w+", dtype=dtype, shape=(num_edges,))
+    reserve_file(raw_path)
     cursor = indptr[:-1].copy()
     for src, dst in tqdm(edge_chunks(), desc="csr pass 2/2 (scatter)", total=total_chunks,
                          disable=not progress, unit="chunk"):
@@ -135,6 +155,7 @@ def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool
     np.cumsum(new_counts, out=new_indptr[1:])
     final = np.lib.format.open_memmap(folder / "indices.npy", mode="w+", dtype=dtype,
                                       shape=(int(new_indptr[-1]),))
+    reserve_file(folder / "indices.npy")
     packed = np.memmap(tmp_path, dtype=dtype, mode="r") if new_indptr[-1] else np.zeros(0, dtype)
     for offset in range(0, final.shape[0], block_edges):
         final[offset:offset + block_edges] = packed[offset:offset + block_edges]

@@ -8,12 +8,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from zerocopy_gcn.graph.loaders import convert_npz, convert_ogb_node_folder
+from trilab.errors import UserError, report_user_errors
+from zerocopy_gcn.graph.loaders import convert_npz, convert_ogb_node_folder, staged_output
 from zerocopy_gcn.graph.rmat import PRESETS, generate_rmat, preset_spec
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Bad input (a missing file, an existing output folder, malformed data, a full disk)
+    ends with a one-line message naming the file and exit status 2."""
+    report_user_errors(lambda: _convert(argv), program="zerocopy_gcn.graph.convert")
+
+
+def _convert(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["ogb", "npz", "rmat"])
@@ -34,9 +42,17 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "npz":
         out = convert_npz(args.source, args.out, symmetric=args.symmetric)
     else:
+        if args.source not in PRESETS:
+            raise UserError(f"unknown R-MAT preset {args.source!r}; choose one of "
+                            f"{sorted(PRESETS)}")
+        if args.num_nodes is not None and args.num_nodes < 1:
+            raise UserError(f"--num-nodes must be at least 1, got {args.num_nodes}")
         spec = preset_spec(args.source, num_nodes=args.num_nodes, avg_degree=args.avg_degree,
                            feat_dtype=args.feat_dtype, seed=args.seed)
-        out = generate_rmat(args.out, spec, name=args.source)
+        out = Path(args.out)
+        # staged like the converters: an interrupted generation leaves no folder behind
+        with staged_output(out) as work:
+            generate_rmat(work, spec, name=args.source)
     print(f"graph folder written: {out}")
 
 

@@ -20,24 +20,36 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from trilab.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported on first use: converting and checking graphs never need it
+    import torch
 
 FORMAT_NAME = "zerocopy-gcn-csr"
 FORMAT_VERSION = 1
 FEAT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
-TORCH_FEAT_DTYPES = {"float32": torch.float32, "float16": torch.float16,
-                     "bfloat16": torch.bfloat16}
 SPLITS = ("train", "val", "test")
 _CHUNK = 1 << 24  # elements per validation chunk: bounded memory on huge memory-mapped arrays
 
 
 class GraphFormatError(UserError, ValueError):
     """A graph folder or source file is malformed; the message names the file and the fault."""
+
+
+class GraphWriteError(UserError, OSError):
+    """A graph folder could not be written (full disk, read-only or forbidden folder)."""
+
+
+# meta.json keys every graph folder records, with the type each must have
+META_KEYS: dict[str, type] = {"num_nodes": int, "num_edges": int, "feat_dim": int,
+                              "feat_dtype": str, "num_classes": int}
+# A class id far above the node count cannot be meant (no node could carry most classes), and
+# the classifier's output layer is sized by it: one bad label must not ask for gigabytes.
+MAX_CLASSES_FLOOR = 1 << 16
 
 
 @dataclass
@@ -92,6 +104,8 @@ def numpy_to_tensor(array: np.ndarray, feat_dtype: str | None = None) -> torch.T
     torch warns about read-only buffers because writes would fault; we never write through
     these tensors, and copying a table the size of host RAM is exactly what must not happen.
     """
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         tensor = torch.from_numpy(array)
@@ -142,6 +156,9 @@ def validate_arrays(
     if feat.shape[0] != num_nodes:
         _fail(f"{where}/feat.npy", f"has {feat.shape[0]} rows but the graph has {num_nodes} "
               "nodes (indptr.npy length - 1)")
+    if feat.shape[1] == 0:
+        _fail(f"{where}/feat.npy", "has zero feature columns; a model needs at least one input "
+              "feature per node (use a constant column if the graph has none)")
     if label.ndim != 1 or label.dtype != np.int64:
         _fail(f"{where}/label.npy", f"must be a 1-D int64 array, got {label.dtype} with shape "
               f"{label.shape}")
@@ -158,6 +175,14 @@ def validate_arrays(
         if idx.size and np.any(label[idx] < 0):
             _fail(f"{where}/{name}_idx.npy", f"contains unlabelled nodes (label -1), e.g. node "
                   f"{int(idx[label[idx] < 0][0])}")
+        repeated = first_repeat(idx)
+        if repeated is not None:
+            _fail(f"{where}/{name}_idx.npy", f"lists node {repeated} more than once; each node "
+                  f"belongs to the {name} split at most once")
+    train = splits.get("train")
+    if train is not None and train.size == 0:
+        _fail(f"{where}/train_idx.npy", "the train split is empty; training needs at least one "
+              "labelled node in it")
     if not full:
         return
     previous = 0
@@ -180,6 +205,15 @@ def validate_arrays(
             pos = start + int(np.argmax((chunk < 0) | (chunk >= num_nodes)))
             _fail(f"{where}/indices.npy", f"node id {int(indices[pos])} at position {pos} is out "
                   f"of range [0, {num_nodes})")
+
+
+def first_repeat(ids: np.ndarray) -> int | None:
+    """An id that occurs more than once in ``ids`` (the smallest), or None."""
+    if ids.size < 2:
+        return None
+    ordered = np.sort(ids)
+    same = ordered[1:] == ordered[:-1]
+    return int(ordered[1:][same][0]) if same.any() else None
 
 
 def first_non_finite(block: np.ndarray, feat_dtype: str) -> tuple[int, int] | None:
@@ -247,14 +281,88 @@ def save_graph(
     return folder
 
 
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, bytes the header promises) of an ``.npy`` file, without reading data."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        offset = handle.tell()
+    count = 1
+    for size in shape:
+        count *= int(size)
+    return tuple(shape), dtype, offset + count * dtype.itemsize
+
+
 def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     if not path.is_file():
         raise GraphFormatError(f"{path}: missing (a graph folder needs meta.json, indptr.npy, "
                                "indices.npy, feat.npy, label.npy and the split files)")
     try:
+        shape, dtype, needed = _npy_layout(path)
+    except (ValueError, EOFError, SyntaxError) as error:
+        raise GraphFormatError(f"{path}: not a readable .npy file ({error})") from error
+    # compared before reading: a damaged header must not size an allocation by itself
+    if dtype.hasobject:
+        raise GraphFormatError(f"{path}: holds an object array; graph arrays are numeric")
+    held = path.stat().st_size
+    if held < needed:
+        raise GraphFormatError(f"{path}: truncated: its header declares shape {shape} "
+                               f"({needed:,} bytes) but the file holds {held:,} bytes")
+    try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as error:
         raise GraphFormatError(f"{path}: not a readable .npy file ({error})") from error
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GraphFormatError(f"{meta_path}: not valid JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise GraphFormatError(f"{meta_path}: must hold a JSON object of graph properties, got "
+                               f"a {type(meta).__name__}")
+    if meta.get("format") != FORMAT_NAME:
+        raise GraphFormatError(f"{meta_path}: format {meta.get('format')!r} is not "
+                               f"{FORMAT_NAME!r}")
+    if meta.get("version") != FORMAT_VERSION:
+        raise GraphFormatError(f"{meta_path}: version {meta.get('version')!r} is not supported "
+                               f"(expected {FORMAT_VERSION})")
+    for key, kind in META_KEYS.items():
+        if key not in meta:
+            raise GraphFormatError(f"{meta_path}: key {key!r} missing")
+        value = meta[key]
+        # bool is an int subclass, but true/false is never a count
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise GraphFormatError(f"{meta_path}: key {key!r} must be "
+                                   f"{'an integer' if kind is int else 'a string'}, got "
+                                   f"{json.dumps(value)}")
+        if kind is int and value < 0:
+            raise GraphFormatError(f"{meta_path}: key {key!r} must not be negative, got {value}")
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise GraphFormatError(f"{meta_path}: key 'name' must be a string, got "
+                               f"{json.dumps(meta['name'])}")
+    return meta
+
+
+def _check_meta_matches(meta: dict[str, Any], graph: CSRGraph, meta_path: Path) -> None:
+    actual = {"num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
+              "feat_dim": int(graph.feat.shape[1]) if graph.feat.ndim == 2 else None}
+    files = {"num_nodes": "indptr.npy", "num_edges": "indices.npy", "feat_dim": "feat.npy"}
+    for key, value in actual.items():
+        if value is not None and meta[key] != value:
+            raise GraphFormatError(f"{meta_path}: key {key!r} = {meta[key]} but {files[key]} "
+                                   f"holds {value}")
+    limit = max(graph.num_nodes, MAX_CLASSES_FLOOR)
+    if meta["num_classes"] > limit:
+        raise GraphFormatError(f"{meta_path}: key 'num_classes' = {meta['num_classes']} is "
+                               f"more than the graph's {graph.num_nodes} nodes (and "
+                               f"{MAX_CLASSES_FLOOR}) could need")
 
 
 def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") -> CSRGraph:
@@ -267,17 +375,8 @@ def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") ->
     if not meta_path.is_file():
         raise GraphFormatError(f"{meta_path}: missing; {folder} is not a graph folder "
                                "(convert data with `python -m zerocopy_gcn.graph.convert`)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise GraphFormatError(f"{meta_path}: not valid JSON ({error})") from error
-    if meta.get("format") != FORMAT_NAME:
-        raise GraphFormatError(f"{meta_path}: format {meta.get('format')!r} is not "
-                               f"{FORMAT_NAME!r}")
-    if meta.get("version") != FORMAT_VERSION:
-        raise GraphFormatError(f"{meta_path}: version {meta.get('version')!r} is not supported "
-                               f"(expected {FORMAT_VERSION})")
-    feat_dtype = meta.get("feat_dtype", "float32")
+    meta = _read_meta(meta_path)
+    feat_dtype = meta["feat_dtype"]
     graph = CSRGraph(
         indptr=_load_npy(folder / "indptr.npy", mmap),
         indices=_load_npy(folder / "indices.npy", mmap),
@@ -285,13 +384,17 @@ def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") ->
         label=_load_npy(folder / "label.npy", mmap=False),
         splits={s: _load_npy(folder / f"{s}_idx.npy", mmap=False) for s in SPLITS},
         feat_dtype=feat_dtype,
-        num_classes=int(meta.get("num_classes", 0)),
+        num_classes=meta["num_classes"],
         name=str(meta.get("name", folder.name)),
         path=folder,
         meta=meta,
     )
     if validate != "none":
         graph.validate(full=validate == "full")
+    elif graph.splits["train"].size == 0:  # costs nothing, and "loss is nan" later says less
+        raise GraphFormatError(f"{folder / 'train_idx.npy'}: the train split is empty; "
+                               "training needs at least one labelled node in it")
+    _check_meta_matches(meta, graph, meta_path)
     if graph.num_classes <= int(graph.label.max(initial=-1)):
         raise GraphFormatError(f"{meta_path}: num_classes = {graph.num_classes} but label.npy "
                                f"holds class {int(graph.label.max())}")

@@ -6,7 +6,9 @@ means ~55 GB in memory.  A zip member can be read incrementally instead (stored 
 seeking, deflated ones by decompressing on the fly): :class:`NpzArrays` parses each member's
 ``.npy`` header and yields row blocks, so memory holds one block at a time.
 
-Object arrays are refused (reading them would unpickle data from the file).
+Object arrays are refused (reading them would unpickle data from the file), and so is a
+member whose header declares more data than the member holds, or a deflated member that would
+expand more than ``trilab.safe_load`` allows: a header is checked before it sizes anything.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from trilab.safe_load import MAX_EXPANSION, MIN_MEMBER_LIMIT
 from zerocopy_gcn.graph.csr import GraphFormatError
 
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header (30 bytes)
@@ -80,8 +83,28 @@ class NpzArrays:
             if dtype.hasobject:
                 raise GraphFormatError(f"{self.where(key)}: object arrays are refused (reading "
                                        "them would unpickle data from the file)")
+            self._check_size(key, tuple(shape), dtype, offset)
             self._headers[key] = (tuple(shape), bool(fortran), dtype, offset)
         return self._headers[key]
+
+    def _check_size(self, key: str, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+        info = self._zip.getinfo(f"{key}.npy")
+        count = 1
+        for size in shape:
+            count *= int(size)
+        declared = count * dtype.itemsize
+        if info.file_size - offset < declared:
+            raise GraphFormatError(f"{self.where(key)}: truncated: its header declares shape "
+                                   f"{shape} ({declared:,} bytes) but the member holds "
+                                   f"{max(0, info.file_size - offset):,}")
+        limit = max(MIN_MEMBER_LIMIT, MAX_EXPANSION * info.compress_size)
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > limit:
+            raise GraphFormatError(f"{self.where(key)}: would decompress from "
+                                   f"{info.compress_size:,} to {info.file_size:,} bytes, more "
+                                   f"than {MAX_EXPANSION}x; refused as a decompression bomb")
+        if info.header_offset + info.compress_size > self.path.stat().st_size:
+            raise GraphFormatError(f"{self.where(key)}: truncated: the archive ends inside this "
+                                   "member (download or copy it again)")
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self.header(key)[0]
@@ -163,7 +186,7 @@ class NpzArrays:
         if len(shape) != 2 or shape[0] != 2:
             raise GraphFormatError(f"{self.where(key)}: edge_index must have shape [2, E], "
                                    f"got {shape}")
-        if dtype.kind not in "iu":
+        if dtype.kind not in "iuf":  # float ids are checked for integrality by the caller
             raise GraphFormatError(f"{self.where(key)}: edge ids must be integers, got {dtype}")
         edges = shape[1]
         if fortran:  # pairs interleaved: src0 dst0 src1 dst1 ...

@@ -22,10 +22,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from zerocopy_gcn.graph.build import build_csr, row_blocks
+from zerocopy_gcn.graph.build import build_csr, reserve_file, row_blocks
 from zerocopy_gcn.graph.csr import FEAT_DTYPES, load_graph, write_meta
 
 
@@ -101,6 +100,8 @@ def _edge_chunks(spec: RMatSpec, perm: np.ndarray) -> Iterator[tuple[np.ndarray,
 
 def _to_storage(block: np.ndarray, feat_dtype: str) -> np.ndarray:
     if feat_dtype == "bfloat16":
+        import torch
+
         return torch.from_numpy(block).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     return block.astype(FEAT_DTYPES[feat_dtype])
 
@@ -108,6 +109,8 @@ def _to_storage(block: np.ndarray, feat_dtype: str) -> np.ndarray:
 def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
                   progress: bool = True) -> Path:
     """Write a complete graph folder for ``spec``; memory stays O(nodes * latent_dim + chunk)."""
+    import torch  # here, not at module level: the converters and loaders run without it
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = spec.num_nodes
@@ -142,6 +145,7 @@ def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
     feat = np.lib.format.open_memmap(folder / "feat.npy", mode="w+",
                                      dtype=FEAT_DTYPES[spec.feat_dtype],
                                      shape=(n, spec.feat_dim))
+    reserve_file(folder / "feat.npy")
     rows_per_block = max(1, (1 << 24) // max(spec.feat_dim, 1))
     for start in tqdm(range(0, n, rows_per_block), desc="features", disable=not progress,
                       unit="block"):
