@@ -255,7 +255,7 @@ def test_the_demo_data_is_rewritten_only_when_an_older_generator_wrote_it(tmp_pa
     import json
 
     import glagcn.data.synthesize as generator
-    from glagcn.datasets import ensure_synthetic
+    from glagcn.data.splits import ensure_synthetic
 
     written = []
     monkeypatch.setattr(generator, "synthesize", lambda root, seed: written.append(root.name))

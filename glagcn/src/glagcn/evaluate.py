@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from glagcn.datasets import Splits, load_splits
+from glagcn.data.splits import Splits, load_splits
 from glagcn.evaluation import evaluate_model
 from glagcn.model import GLAGCN, model_from_checkpoint
 from trilab.distributed import init_distributed

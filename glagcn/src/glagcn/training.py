@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from glagcn.data.batching import WindowedPoses
-from glagcn.datasets import Splits, load_splits
+from glagcn.data.splits import Splits, load_splits
 from glagcn.evaluate import evaluate_on, summarize
 from glagcn.evaluation import baselines
 from glagcn.metrics import mpjpe

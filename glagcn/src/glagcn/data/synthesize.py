@@ -42,7 +42,7 @@ from glagcn.skeleton import H36M_17
 
 FPS = 50.0
 # Bumped whenever the generator's output changes, so a folder made by an older version is
-# rewritten instead of silently reused (see ``datasets.ensure_synthetic``).
+# rewritten instead of silently reused (see ``splits.ensure_synthetic``).
 FORMAT_VERSION = 2
 STAMP_FILE = "synthetic.json"
 # Body frame: x = the person's left, y = forward, z = up.  (joint, rest direction, length m)

@@ -1,4 +1,4 @@
-"""From the ``data`` config group to sequences: which files, which subjects, which skeleton."""
+"""Train/val/test splits from the ``data`` config group: files, subjects, skeleton."""
 
 from __future__ import annotations
 
