@@ -1,5 +1,7 @@
-"""Stops resume to the uninterrupted result, NaN losses stop a run, resume with nothing to
-resume says so, user errors print one line."""
+"""A stopped and resumed run ends with the uninterrupted run's weights (alone and under
+torchrun), with prefetch on and off; zerocopy's input errors print one line.  What the loop does
+the same way for every project (NaN losses, real signals, resuming nothing) is tested in
+shared/tests/test_trilab_loop.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +22,6 @@ from hydra.core.global_hydra import GlobalHydra
 
 import zerocopy_gcn.training as training
 from trilab.errors import RunStopped
-from trilab.finite import NonFiniteLossError
 from trilab.stopping import StopSignal
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,8 @@ def _cfg(data_root: Path, *overrides: str):
 
 def _result(metrics: dict) -> tuple:
     return (metrics["weights_sha256"], metrics["final_val_acc"], metrics["final_test_acc"],
-            [round(h["loss"], 12) for h in metrics["history"]])
+            metrics["best"],
+            [(h["loss"], h["train_acc"], h["val_acc"]) for h in metrics["history"]])
 
 
 @pytest.mark.parametrize("prefetch", [False, True])
@@ -64,6 +67,7 @@ def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
     with pytest.raises(RunStopped, match="in epoch 1 after step 3") as info:
         training.train(_cfg(data, *options))
     assert info.value.exit_code == 143
+    assert not [t for t in threading.enumerate() if t.name == "prefetch"]  # closed at the stop
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert (saved["epoch"], saved["steps_into_next_epoch"]) == (0, 3)
     monkeypatch.undo()
@@ -89,51 +93,6 @@ def _assert_same_final_result(reference: Path, run: Path) -> None:
     metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (reference, run)]
     assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]
     assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
-
-
-def test_real_sigterm_exits_143_and_resume_matches(tmp_path):
-    data = tmp_path / "data"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "train.py", *TINY, f"data.root={data}", "epochs=5"]
-    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    run = tmp_path / "run"
-    returncode, stderr = _sigterm_after_first_epoch(command, run, env)
-    assert returncode == 143, stderr
-    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
-    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
-                             env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    _assert_same_final_result(tmp_path / "reference", run)
-
-
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    data = tmp_path / "data"
-    training.train(_cfg(data, "epochs=1"))
-    good = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    real = training.F.cross_entropy
-    calls = {"n": 0}
-
-    def nan_at_step_2(logits, labels):
-        calls["n"] += 1
-        loss = real(logits, labels)
-        return loss * float("nan") if calls["n"] == 3 else loss
-
-    monkeypatch.setattr(training.F, "cross_entropy", nan_at_step_2)
-    with pytest.raises(NonFiniteLossError, match="nan at epoch 1 step 2"):
-        training.train(_cfg(data, "epochs=3", "resume=true"))
-    after = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert after["epoch"] == 0
-    assert all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])
-
-
-def test_resume_with_nothing_to_resume_says_so(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    training.train(_cfg(tmp_path / "data", "epochs=1", "resume=true"))
-    log = (tmp_path / "run.log").read_text()
-    assert "nothing to resume" in log and "starting a new run from epoch 0" in log
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

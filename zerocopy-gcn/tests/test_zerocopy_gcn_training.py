@@ -1,3 +1,4 @@
+import fcntl
 import json
 import os
 import subprocess
@@ -70,7 +71,7 @@ def test_sample_on_options(tmp_path, monkeypatch):
     assert metrics["history"][0]["sample_s"] > 0
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="mapped needs a CUDA device"):
-            train(_cfg(tmp_path, ["epochs=1", "sample_on=mapped"]))
+            train(_cfg(tmp_path, ["epochs=1", "sample_on=mapped", "overwrite=true"]))
 
 
 @pytest.mark.gpu
@@ -135,7 +136,31 @@ def test_train_from_graph_folder(tmp_path, monkeypatch, small_graph_dir):
     metrics = train(_cfg(tmp_path, ["data=folder", f"data.path={small_graph_dir}", "epochs=1"]))
     assert metrics["graph"]["num_nodes"] == 600 and metrics["graph"]["path"] == str(small_graph_dir)
     with pytest.raises(Exception, match="meta.json"):
-        train(_cfg(tmp_path, ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1"]))
+        train(_cfg(tmp_path, ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1",
+                          "overwrite=true"]))
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train(_cfg(tmp_path, ["epochs=2"]))
+    records = [tmp_path / "checkpoints" / "last.pt", tmp_path / "checkpoints" / "best.pt",
+               tmp_path / "scalars.jsonl"]
+    before = [path.read_bytes() for path in records]
+    with pytest.raises(UserError) as refused:
+        train(_cfg(tmp_path, ["epochs=1"]))
+    message = str(refused.value)
+    assert str(tmp_path) in message and "\n" not in message
+    assert "resume=true" in message and "overwrite=true" in message
+    assert [path.read_bytes() for path in records] == before
+    train(_cfg(tmp_path, ["epochs=1", "overwrite=true"]))
+    assert len((tmp_path / "scalars.jsonl").read_text().splitlines()) == 1  # the new run alone
+    held = os.open(tmp_path / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="in use by another run"):
+            train(_cfg(tmp_path, ["epochs=2", "resume=true"]))
+    finally:
+        os.close(held)
 
 
 def test_unknown_host_table_is_refused_before_the_graph_is_built(tmp_path, monkeypatch):
