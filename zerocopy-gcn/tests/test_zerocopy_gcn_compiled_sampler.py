@@ -239,9 +239,12 @@ def test_make_sampler_kinds(small_graph):
 
 def test_sampler_bench_rows_and_bounded_load(small_graph):
     import os
+    from pathlib import Path
 
-    from zerocopy_gcn import sampler_bench
+    from trilab.bench import load_script, markdown_table
 
+    sampler_bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" /
+                                "sampler_rates.py")
     loads = list(sampler_bench.SAMPLER_LOADS)
     rows, skipped = sampler_bench.bench_cpu_samplers(small_graph, [3, 2], 50, 2, [2, 1], loads,
                                                      repeats=2, seconds_per_run=5.0)
@@ -251,7 +254,7 @@ def test_sampler_bench_rows_and_bounded_load(small_graph):
         for load in loads}
     assert all(r["edges_per_s"] > 0 and len(r["runs"]) == 2 for r in rows)
     assert all(r["speedup_vs_reference"] > 0 for r in rows)
-    table = "\n".join(sampler_bench.sampler_markdown(rows))
+    table = "\n".join(markdown_table(sampler_bench.ordered(rows), sampler_bench.COLUMNS))
     assert table.count("| compiled | cpu |") == 6 and "busy" in table
     with sampler_bench.cpu_load("busy") as pid:
         assert os.path.exists(f"/proc/{pid}")

@@ -186,13 +186,18 @@ def test_npz_reader_refuses_object_arrays_without_unpickling(tmp_path):
 
 
 def test_convert_bench_writes_figures_and_projection(tmp_path):
-    from zerocopy_gcn import convert_bench
+    from pathlib import Path
 
+    from trilab.bench import load_script
+
+    convert_bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" /
+                                "ogb_conversion.py")
     result = convert_bench.main(["--nodes", "2000", "4000", "--out", str(tmp_path / "b"),
                                  "--work", str(tmp_path / "w")])
     saved = json.loads((tmp_path / "b" / "ogb_binary_conversion.json").read_text())
-    assert [r["num_nodes"] for r in saved["runs"]] == [2000, 4000]
-    for run in saved["runs"]:
+    assert [r["num_nodes"] for r in saved["rows"]] == [2000, 4000]
+    assert saved["command"].startswith("python ") and saved["machine"]["cores"] >= 1
+    for run in saved["rows"]:
         assert run["seconds"] > 0 and run["peak_anon_bytes"] >= run["baseline_anon_bytes"] > 0
         assert run["stored_edges"] > run["num_edges"]  # reverse edges added
     assert result["projection"]["output_bytes"] > 1e9

@@ -1,13 +1,20 @@
 import json
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from zerocopy_gcn import pcie_model
+from trilab.bench import load_script
 from zerocopy_gcn.graph import load_graph, preset_spec
 from zerocopy_gcn.graph.build import build_csr
 from zerocopy_gcn.graph.rmat import PRESETS, _edge_chunks
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name):
+    return load_script(BENCHMARKS / f"{name}.py")
 
 
 def _peak_build_bytes(folder, avg_degree):
@@ -44,6 +51,7 @@ def test_paper_presets_have_the_paper_shapes():
 
 
 def test_pcie_model_counts_and_files(tmp_path):
+    pcie_model = _script("pcie_model")
     rows = {r["row_bytes"]: r for r in pcie_model.run(tmp_path, [128, 400, 4096])}
     assert rows[128]["lines_naive"] == rows[128]["lines_aligned"] == 1  # aligned rows: no loss
     assert rows[400]["lines_aligned"] == rows[400]["lines_minimum"] == 4.0
@@ -53,22 +61,27 @@ def test_pcie_model_counts_and_files(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
-def test_bench_quick_writes_results_and_names_skipped_gpu_modes(tmp_path, monkeypatch):
-    from zerocopy_gcn import bench
+def test_quick_benchmarks_write_reports_and_name_skipped_gpu_modes(tmp_path):
+    import torch
 
-    monkeypatch.setattr(bench, "ROW_BYTES", [128, 512])
-    result = bench.main(["--quick", "--out", str(tmp_path / "b"),
-                         "--data-root", str(tmp_path / "data")])
-    saved = json.loads((tmp_path / "b" / "bench_results.json").read_text())
-    assert saved["gather"] and saved["sampler"][0]["edges_per_s"] > 0
-    assert {r["variant"] for r in saved["end_to_end"]} >= {"conventional",
-                                                           "conventional+prefetch"}
-    assert (tmp_path / "b" / "gather_bandwidth.png").is_file()
-    hit = {(r["ranking"], r["cache_fraction"]): r["hit_rate"] for r in saved["cache"]}
+    out, data = tmp_path / "b", str(tmp_path / "data")
+    gather = _script("gather_bandwidth").main(["--quick", "--out", str(out)])
+    saved = json.loads((out / "gather_bandwidth.json").read_text())
+    assert saved["measurements"] and saved["rows"][0]["mode"] == "memcpy"
+    assert saved["command"].startswith("python ") and "--quick" in saved["command"]
+    assert saved["machine"]["cores"] >= 1
+    assert (out / "gather_bandwidth.png").is_file()
+    sampler = _script("sampler_rates").main(["--quick", "--out", str(out), "--data-root", data])
+    assert sampler["rows"][0]["edges_per_s"] > 0
+    assert "| compiled | cpu |" in (out / "sampler_rates.md").read_text()
+    cache = _script("cache_hit_rate").main(["--quick", "--out", str(out), "--data-root", data])
+    hit = {(r["ranking"], r["cache_fraction"]): r["hit_rate"] for r in cache}
     assert hit[("degree", 0.0)] == 0 and hit[("degree", 0.5)] > 0.5  # hubs are hot
-    if not result["machine"]["cuda"]:
-        assert any("no CUDA device" in s for s in saved["skipped"])
-        assert "GPU modes skipped" in (tmp_path / "b" / "bench_results.md").read_text()
+    multi = _script("multi_gpu").main(["--quick", "--out", str(out), "--data-root", data])
+    if not torch.cuda.is_available():
+        assert any("no CUDA device" in s for s in gather["skipped"])
+        assert "Not runnable on this machine" in (out / "gather_bandwidth.md").read_text()
+        assert not multi["rows"] and "GPU(s) on this machine" in multi["skipped"][0]
 
 
 def test_generated_folder_is_reused(tmp_path):
@@ -82,24 +95,46 @@ def test_generated_folder_is_reused(tmp_path):
     assert load_graph(folder).num_nodes == 200
 
 
-def test_bench_sections_fixed_minibatches_and_cold_first_epoch(tmp_path):
-    from zerocopy_gcn import bench
-
-    result = bench.main(["--sections", "gather", "epochs", "--out", str(tmp_path / "b"),
-                         "--data-root", str(tmp_path / "data"), "--table-mb", "2",
-                         "--gather-mb", "1", "--repeats", "1", "--row-bytes", "512",
-                         "--dtypes", "float32", "--base-offsets", "0", "16",
-                         "--graph", "products_like:1500:8", "--split", "0.5", "0.1", "0.1",
-                         "--epochs", "2", "--max-batches", "2", "--fanouts", "4", "4",
-                         "--variants", "conventional", "--override", "sample_on=device"])
-    gather = {(r["mode"], r["base_offset"]): r for r in result["gather"]}
+def test_gather_base_offsets_measured_against_memcpy(tmp_path):
+    result = _script("gather_bandwidth").main([
+        "--out", str(tmp_path), "--table-mb", "2", "--gather-mb", "1", "--repeats", "1",
+        "--row-bytes", "512", "--dtypes", "float32", "--base-offsets", "0", "16"])
+    gather = {(r["mode"], r["base_offset"]): r for r in result["measurements"]}
     assert {("memcpy", 0), ("conventional", 16), ("index_select-out", 0)} <= set(gather)
     assert gather[("memcpy", 0)]["fraction_of_memcpy"] == 1.0
-    assert all(r["gbps"] > 0 for r in result["gather"])
-    assert not result["sampler"] and not result["cache"]  # sections not asked for
-    (row,) = result["end_to_end"]
+    assert all(r["gbps"] > 0 for r in result["measurements"])
+    markdown = (tmp_path / "gather_bandwidth.md").read_text()
+    assert "| conventional | float32 | random | 16 |" in markdown
+
+
+def test_epoch_variants_multirun_fixed_minibatches_and_cold_first_epoch(tmp_path):
+    """The variants run as one Hydra multirun of train.py; the summary reads each job's
+    metrics.json and the page-cache record the callback wrote before the job."""
+    epochs = _script("epoch_variants")
+    sweep = tmp_path / "sweep"
+    result = epochs.main([
+        "--out", str(tmp_path / "b"), "--sweep-dir", str(sweep),
+        "--data-root", str(tmp_path / "data"), "--graph", "products_like:1500:8",
+        "--split", "0.5", "0.1", "0.1", "--epochs", "2", "--max-batches", "2",
+        "--fanouts", "4", "4", "--variants", "conventional", "conventional-prefetch", "gpu",
+        "--override", "sample_on=device"])
+    (multirun,) = result["multiruns"]
+    assert "train.py -m +experiment=bench_epochs" in multirun
+    rows = {r["variant"]: r for r in result["rows"]}
+    import torch
+
+    if not torch.cuda.is_available():
+        assert set(rows) == {"conventional", "conventional-prefetch"}
+        assert result["skipped"] == ["epoch gpu: no CUDA device"]
+    row = rows["conventional"]
     assert row["max_batches"] == 2 and "sample_on=device" in row["overrides"]
     assert row["cold"]["epoch_s"] > 0 and row["epoch_s"] > 0
     assert row["page_cache_evicted"] and 0 <= row["cold_feat_resident_fraction"] <= 1
-    markdown = (tmp_path / "b" / "bench_results.md").read_text()
+    assert row["speedup_vs_conventional"] == 1.0
+    saved = json.loads((tmp_path / "b" / "epoch_variants.json").read_text())
+    assert saved["multiruns"] == [multirun] and len(saved["rows"]) == len(rows)
+    markdown = (tmp_path / "b" / "epoch_variants.md").read_text()
     assert "2 minibatches per epoch" in markdown and "cold epoch s" in markdown
+    # summarising the multirun again, on its own, gives the same table
+    again = epochs.main(["--summarise", *result["sweeps"], "--out", str(tmp_path / "c")])
+    assert [r["variant"] for r in again["rows"]] == [r["variant"] for r in result["rows"]]

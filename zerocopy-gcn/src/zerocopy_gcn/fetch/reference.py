@@ -3,7 +3,7 @@
 The CUDA kernels cannot run on a CPU machine, so their index arithmetic is written here a
 second time, line for line, and tested: every element copied exactly once, and (aligned
 kernel) each warp's host reads inside whole aligned 128-byte lines.  The PCIe traffic model
-(:mod:`zerocopy_gcn.pcie_model`) counts line requests with the same functions.
+(``benchmarks/pcie_model.py``) counts line requests with the same functions.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Sampled edges per second of the CPU samplers, alone and beside other work on the CPU.
 
-Part of ``bench.py`` (``python bench.py --sections sampler --graph products_like:2000000:26
---sampler-threads 2 1 --out benchmarks/sampler``).  Every run samples the same minibatches
+    python benchmarks/sampler_rates.py --graph products_like:2000000:26 --threads 2 1 \
+        --loads idle busy training --out benchmarks/sampler      (make bench-sampler)
+
+Writes ``sampler_rates.{json,md}``.  Every run samples the same minibatches
 (the first ``batches`` of epoch 0's shuffled training seeds, steps 0, 1, ...); runs are
 interleaved, every repeat taking each (sampler, threads) in turn under each load, and the
 median over repeats is reported.  Loads:
@@ -19,6 +21,7 @@ that collapses under load still finishes; the rate is over the batches it comple
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import statistics
@@ -27,15 +30,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from zerocopy_gcn.graph import CSRGraph
+from trilab.bench import Column, command_line, load_script, machine, write_report
+from zerocopy_gcn.graph import CSRGraph, load_graph
 from zerocopy_gcn.sampling import (
     NeighborSampler,
     compiled_sampler_available,
+    default_num_threads,
     make_sampler,
     seed_batches,
 )
@@ -187,30 +193,91 @@ def bench_gpu_sampler(graph: CSRGraph, fanouts: list[int], batch_size: int,
              "sampled_edges": edges, "seconds": seconds, "edges_per_s": edges / seconds}]
 
 
-def sampler_markdown(rows: list[dict[str, Any]]) -> list[str]:
+def _spread(r: dict[str, Any]) -> str | None:
+    if "min_edges_per_s" not in r:
+        return None
+    return f"{r['min_edges_per_s'] / 1e6:.2f} - {r['max_edges_per_s'] / 1e6:.2f} M"
+
+
+def _load_avg(r: dict[str, Any]) -> str | None:
+    values = [run["load_avg_1min_before"] for run in r.get("runs", [])]
+    return f"{min(values):.2f} - {max(values):.2f}" if values else None
+
+
+COLUMNS = [
+    Column("sampler", "sampler"), Column("device", "device"),
+    Column("threads", "threads", missing="-"), Column("load", "load"),
+    Column("sampled edges/s", "edges_per_s", lambda v: f"{v / 1e6:.2f} M"),
+    Column("min - max", value=_spread, missing="-"),
+    Column("runs", value=lambda r: len(r.get("runs", [])) or 1),
+    Column("vs reference", "speedup_vs_reference", "{:.1f}x", missing="-"),
+    Column("machine load avg", value=_load_avg, missing="-"),
+]
+LOADS_NOTE = ("Loads: idle = nothing added; busy = a child process spinning on one CPU for the "
+              "runs; training = torch matrix products in a thread of the same process (as beside "
+              "the prefetch thread). Machine load avg: the 1-minute load average before each run "
+              "(other jobs on the machine are not controlled; 'idle' means nothing added by the "
+              "benchmark).")
+
+
+def ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (r["device"], r["load"] != "idle", r["load"],
+                                       -(r["threads"] or 0), r["sampler"]))
+
+
+def heading(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return []
+        return "No sampler ran."
     first = rows[0]
-    lines = ["", f"## Neighbour sampler ({first['graph']}, {first['num_nodes']:,} nodes, "
-             f"{first['num_edges']:,} edges; fanouts {first['fanouts']} from the seeds out; "
-             f"{first['batches']} batches of {first['batch_size']} seeds per run; median of "
-             "interleaved runs)", "",
-             "| sampler | device | threads | load | sampled edges/s | min - max | runs | "
-             "vs reference | machine load avg |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["device"], r["load"] != "idle", r["load"],
-                                         -(r["threads"] or 0), r["sampler"])):
-        spread = (f"{r['min_edges_per_s'] / 1e6:.2f} - {r['max_edges_per_s'] / 1e6:.2f} M"
-                  if "min_edges_per_s" in r else "-")
-        runs = len(r.get("runs", [])) or 1
-        speedup = r.get("speedup_vs_reference")
-        load_avg = [run["load_avg_1min_before"] for run in r.get("runs", [])]
-        lines.append(f"| {r['sampler']} | {r['device']} | {r['threads'] or '-'} | {r['load']} | "
-                     f"{r['edges_per_s'] / 1e6:.2f} M | {spread} | {runs} | "
-                     f"{'-' if speedup is None else f'{speedup:.1f}x'} | "
-                     f"{f'{min(load_avg):.2f} - {max(load_avg):.2f}' if load_avg else '-'} |")
-    lines += ["", "Loads: idle = nothing added; busy = a child process spinning on one CPU "
-              "for the runs; training = torch matrix products in a thread of the same process "
-              "(as beside the prefetch thread). Machine load avg: the 1-minute load average "
-              "before each run (other jobs on the machine are not controlled; 'idle' means "
-              "nothing added by the benchmark)."]
-    return lines
+    return (f"{first['graph']}, {first['num_nodes']:,} nodes, {first['num_edges']:,} edges; "
+            f"fanouts {first['fanouts']} from the seeds out; {first['batches']} batches of "
+            f"{first['batch_size']} seeds per run; median of interleaved runs.")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
+    parser.add_argument("--graph", type=graphs.graph_arg, default=None,
+                        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)")
+    parser.add_argument("--fanouts", type=int, nargs="+", default=None)
+    parser.add_argument("--batches", type=int, default=20,
+                        help="minibatches of 1000 seeds per run")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread counts of the CPU samplers (default: this process's CPUs)")
+    parser.add_argument("--loads", nargs="+", choices=SAMPLER_LOADS, default=["idle", "busy"],
+                        help="what else runs on the CPU meanwhile")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved runs per sampler, threads and load (median reported)")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="a run stops after the batch that passes this many seconds")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.repeats = 3, 1
+        args.graph = args.graph or {"preset": "products_like", "num_nodes": 2_000,
+                                    "avg_degree": 10}
+    data = args.graph or {"preset": "products_like", "num_nodes": 60_000, "avg_degree": 25}
+    fanouts = args.fanouts or ([5, 5] if args.quick else [15, 10, 5])
+    info = machine()
+    graph = load_graph(graphs.graph_folder(args.data_root, data), validate="none")
+    threads = args.threads or [default_num_threads()]
+    rows, skipped = bench_cpu_samplers(graph, fanouts, 1000, args.batches, threads, args.loads,
+                                       args.repeats, args.seconds)
+    rows = ordered(rows + bench_gpu_sampler(graph, fanouts, 1000, args.batches))
+    if not torch.cuda.is_available():
+        skipped.append("sampler reference on the GPU: no CUDA device")
+    notes = [heading(rows), LOADS_NOTE]
+    if skipped:
+        notes.append("**Not runnable on this machine:** " + "; ".join(skipped) + ".")
+    _, md_path = write_report(args.out / "sampler_rates", rows, COLUMNS,
+                              "zerocopy-gcn neighbour sampler", command_line(argv, __file__),
+                              info, notes, {"skipped": skipped})
+    print(md_path.read_text())
+    return {"rows": rows, "skipped": skipped}
+
+
+if __name__ == "__main__":
+    main()

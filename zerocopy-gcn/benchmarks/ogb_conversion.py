@@ -1,6 +1,6 @@
 """Time and peak memory of converting papers100M-shaped OGB binary folders, and a projection.
 
-    python -m zerocopy_gcn.convert_bench --nodes 1000000 4000000 --out benchmarks
+    python benchmarks/ogb_conversion.py --nodes 1000000 4000000 --out benchmarks
 
 For each size a synthetic ``raw/data.npz`` folder with papers100M's shape (14.5 one-way edges
 per node, 128 fp16 features, 1.4 % labelled) is generated, then converted in a fresh child
@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from trilab.bench import Column, command_line, machine, write_report
 from zerocopy_gcn.graph.ogb_synthetic import (
     PAPERS100M_DEGREE,
     PAPERS100M_EDGES,
@@ -88,33 +87,36 @@ def _fit(nodes: list[int], values: list[float], at: int) -> float:
     return float(slope * at + intercept)
 
 
-def _markdown(result: dict[str, Any]) -> str:
-    gib = 2**30
-    lines = ["# Converting OGB binary folders (papers100M layout)", "",
-             f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
-             "Input: synthetic `raw/data.npz` + `raw/node-label.npz` + `split/time/*.csv.gz` "
+GIB = 2**30
+COLUMNS = [
+    Column("nodes", "num_nodes", "{:,}"), Column("edges (one-way)", "num_edges", "{:,}"),
+    Column("input GB", "input_bytes", lambda v: f"{v / 1e9:.2f}"),
+    Column("output GB", "output_bytes", lambda v: f"{v / 1e9:.2f}"),
+    Column("seconds", "seconds", "{:.1f}"),
+    Column("peak anonymous (heap) GiB", "peak_anon_bytes", lambda v: f"{v / GIB:.2f}"),
+    Column("of which the interpreter before converting", "baseline_anon_bytes",
+           lambda v: f"{v / GIB:.2f}"),
+    Column("peak RSS incl. mapped output pages GiB", "peak_rss_bytes",
+           lambda v: f"{v / GIB:.2f}"),
+]
+
+
+def notes(projection: dict[str, float] | None) -> list[str]:
+    lines = ["Input: synthetic `raw/data.npz` + `raw/node-label.npz` + `split/time/*.csv.gz` "
              f"with papers100M's shape ({PAPERS100M_DEGREE:.2f} one-way edges per node, "
              "128 float16 features, 1.4 % labelled), converted with reverse edges added. "
-             "Each conversion runs in a fresh process.", "",
-             "| nodes | edges (one-way) | input GB | output GB | seconds | peak anonymous "
-             "(heap) GiB | of which the interpreter before converting | peak RSS incl. mapped "
-             "output pages GiB |", "|---|---|---|---|---|---|---|---|"]
-    for r in result["runs"]:
-        lines.append(f"| {r['num_nodes']:,} | {r['num_edges']:,} | {r['input_bytes'] / 1e9:.2f} "
-                     f"| {r['output_bytes'] / 1e9:.2f} | {r['seconds']:.1f} | "
-                     f"{r['peak_anon_bytes'] / gib:.2f} | {r['baseline_anon_bytes'] / gib:.2f} | "
-                     f"{r['peak_rss_bytes'] / gib:.2f} |")
-    p = result.get("projection")
-    if p:
-        lines += ["", f"Projection for ogbn-papers100M ({PAPERS100M_NODES:,} nodes, "
-                  f"{PAPERS100M_EDGES:,} edges; linear fit in the node count over the rows "
-                  f"above): about {p['seconds'] / 3600:.1f} h on this machine, peak anonymous "
-                  f"memory about {p['peak_anon_bytes'] / gib:.1f} GiB, input "
-                  f"{p['input_bytes'] / 1e9:.0f} GB, output {p['output_bytes'] / 1e9:.0f} GB. "
-                  "The resident set also holds pages of the memory-mapped `indices.npy` "
-                  "while it is filled; they are page cache the kernel reclaims under "
-                  "pressure, so the anonymous peak is what must fit in RAM."]
-    return "\n".join(lines) + "\n"
+             "Each conversion runs in a fresh process."]
+    if projection:
+        p = projection
+        lines.append(f"Projection for ogbn-papers100M ({PAPERS100M_NODES:,} nodes, "
+                     f"{PAPERS100M_EDGES:,} edges; linear fit in the node count over the rows "
+                     f"above): about {p['seconds'] / 3600:.1f} h on this machine, peak anonymous "
+                     f"memory about {p['peak_anon_bytes'] / GIB:.1f} GiB, input "
+                     f"{p['input_bytes'] / 1e9:.0f} GB, output {p['output_bytes'] / 1e9:.0f} GB. "
+                     "The resident set also holds pages of the memory-mapped `indices.npy` "
+                     "while it is filled; they are page cache the kernel reclaims under "
+                     "pressure, so the anonymous peak is what must fit in RAM.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--work", type=Path, default=Path("data/convert_bench"),
+    parser.add_argument("--work", type=Path, default=Path("data/ogb_conversion"),
                         help="where the synthetic inputs and outputs go (removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     parser.add_argument("--measure-one", nargs=2, type=Path, metavar=("ROOT", "OUT"),
@@ -131,8 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if args.measure_one:
         print(json.dumps(measure_one(*args.measure_one)))
         return None
-    command = "python -m zerocopy_gcn.convert_bench " + shlex.join(
-        argv if argv is not None else sys.argv[1:])
+    command = command_line(argv, __file__)
+    info = machine()
     runs = []
     for num_nodes in args.nodes:
         root = args.work / f"ogbn_synthetic_{num_nodes}"
@@ -143,8 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         write_ogb_binary_folder(root, num_nodes, progress=False)
         generated = time.perf_counter() - start
         child = subprocess.run(
-            [sys.executable, "-m", "zerocopy_gcn.convert_bench", "--measure-one", str(root),
-             str(out)], check=True, capture_output=True, text=True,
+            [sys.executable, __file__, "--measure-one", str(root), str(out)], check=True,
+            capture_output=True, text=True,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
         measured = json.loads(child.stdout.strip().splitlines()[-1])
         meta = json.loads((out / "meta.json").read_text())
@@ -163,13 +165,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         projection = {key: _fit(nodes, [r[key] for r in runs], PAPERS100M_NODES)
                       for key in ("seconds", "peak_anon_bytes", "peak_rss_bytes",
                                   "input_bytes", "output_bytes")}
-    result = {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores "
-              "(shared with other jobs)", "runs": runs, "projection": projection,
-              "papers100M": {"num_nodes": PAPERS100M_NODES, "num_edges": PAPERS100M_EDGES}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{OUTPUT}.json").write_text(json.dumps(result, indent=2))
-    (args.out / f"{OUTPUT}.md").write_text(_markdown(result))
-    print(_markdown(result))
+    extra = {"projection": projection,
+             "papers100M": {"num_nodes": PAPERS100M_NODES, "num_edges": PAPERS100M_EDGES}}
+    _, md_path = write_report(args.out / OUTPUT, runs, COLUMNS,
+                              "Converting OGB binary folders (papers100M layout)", command, info,
+                              notes(projection), extra)
+    print(md_path.read_text())
+    result = {"command": command, "runs": runs, **extra}
     return result
 
 

@@ -5,17 +5,25 @@ run right after it reads memory, not disk.  ``evict`` asks the kernel to drop th
 pages of each file (``posix_fadvise(DONTNEED)``: no root needed; pages mapped by a live process
 stay), and ``resident_fraction`` says with ``mincore`` how much of a file is cached, so a report
 can state what its "cold" epoch really started from.
+
+``EvictGraphFiles`` is a Hydra callback doing both before every job of a run or multirun over
+a graph folder (``data=folder``): ``epoch_variants.py`` adds it with
+``+hydra.callbacks.page_cache._target_=pagecache.EvictGraphFiles`` and this folder on
+``PYTHONPATH``; it writes what it did to ``page_cache.json`` in the job's folder.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import mmap
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from hydra.experimental.callback import Callback
 
 _PAGE = mmap.PAGESIZE
 
@@ -75,3 +83,29 @@ def resident_fraction(path: Path) -> float | None:
             libc.munmap(address, size)
     finally:
         os.close(fd)
+
+
+def graph_files(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("*.npy"))
+
+
+class EvictGraphFiles(Callback):
+    """Before each job: the files of its graph folder evicted, the features' residency noted.
+
+    A generated preset (``data.kind=preset``) is left alone: training generates or validates
+    it after this hook, which reads it back into the cache anyway."""
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        from hydra.utils import to_absolute_path
+
+        record: dict[str, Any] = {"evicted": False, "feat_resident_fraction": None}
+        if config.data.kind == "folder":
+            folder = Path(to_absolute_path(str(config.data.path)))
+            files = graph_files(folder)
+            feat = folder / "feat.npy"
+            record = {"folder": str(folder), "files": len(files), "evicted": evict(files),
+                      "feat_resident_fraction": resident_fraction(feat) if feat.is_file()
+                      else None}
+        out = Path(config.hydra.runtime.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "page_cache.json").write_text(json.dumps(record, indent=2))

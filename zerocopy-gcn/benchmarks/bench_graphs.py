@@ -1,0 +1,34 @@
+"""Graphs the benchmark scripts share: ``PRESET:NODES:AVG_DEGREE`` on the command line, generated
+once into the benchmarks' data root with the folder name training gives the same spec."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from zerocopy_gcn.graph import ensure_rmat, preset_spec
+from zerocopy_gcn.training import preset_folder
+
+
+def graph_arg(text: str) -> dict[str, Any]:
+    """``PRESET:NODES:AVG_DEGREE`` -> graph settings (the keys of a ``data`` config)."""
+    try:
+        preset, nodes, degree = text.split(":")
+        return {"preset": preset, "num_nodes": int(nodes), "avg_degree": float(degree)}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected PRESET:NODES:AVG_DEGREE, e.g. products_like:60000:25, got {text!r}"
+        ) from error
+
+
+def graph_folder(data_root: Path, data: Mapping[str, Any]) -> Path:
+    """The folder of the preset graph ``data`` describes, generated where missing."""
+    spec = preset_spec(data["preset"], num_nodes=data.get("num_nodes"),
+                       avg_degree=data.get("avg_degree"), feat_dim=data.get("feat_dim"),
+                       num_classes=data.get("num_classes"), feat_dtype=data.get("feat_dtype"),
+                       split=data.get("split"), seed=data.get("seed", 0))
+    return ensure_rmat(preset_folder(Path(data_root).resolve(), data["preset"], spec), spec,
+                       name=data["preset"], progress=False)
+
