@@ -20,8 +20,8 @@ from glagcn.keypoints import (
     prepare_h36m,
     read_detections,
     to_h36m,
+    to_h36m_sequence,
 )
-from glagcn.keypoints_io import load_keypoints, to_h36m_sequence
 from trilab.errors import UserError
 
 WIDTH, HEIGHT = 1280, 720
@@ -30,6 +30,11 @@ COCO_POSE = np.array([
     [640, 200], [650, 190], [630, 190], [660, 195], [620, 195], [680, 250], [600, 250],
     [700, 310], [580, 310], [710, 370], [570, 370], [665, 380], [615, 380], [668, 450],
     [612, 450], [670, 520], [610, 520]], dtype=np.float64)
+
+
+def sequence_of(path, person=None, **options):
+    """The chosen person's sequence, as ``predict`` reads it (``options``: ReadOptions fields)."""
+    return load_track(path, options=ReadOptions(**options), person=person)[0]
 
 
 def coco_track(frames=12, shift=(0.0, 0.0), scale=1.0, seed=0):
@@ -101,7 +106,7 @@ def test_videopose3d_custom_file(tmp_path):
     detections = read_detections(path)
     assert detections.format == "videopose3d" and detections.layout == "coco17"
     assert detections.image_size == (WIDTH, HEIGHT)
-    sequence = load_keypoints(path)
+    sequence = sequence_of(path)
     np.testing.assert_allclose(sequence.keypoints, keypoints, rtol=1e-5)
     np.testing.assert_array_equal(sequence.frame_indices, np.arange(20))
     # VideoPose3D's files carry no scores: nothing is "missing", every frame lifts
@@ -114,10 +119,10 @@ def test_videopose3d_file_with_several_videos_asks_which(tmp_path):
     write_data_2d_custom(path, {"walk": coco_track(5)[0], "jump": coco_track(7)[0]})
     with pytest.raises(KeypointInputError, match=r"2 videos: \['jump', 'walk'\].*video_name="):
         read_detections(path)
-    sequence = load_keypoints(path, video_name="jump")
+    sequence = sequence_of(path, video_name="jump")
     assert len(sequence.keypoints) == 7
     with pytest.raises(KeypointInputError, match="no video_name='run'"):
-        load_keypoints(path, video_name="run")
+        sequence_of(path, video_name="run")
 
 
 def test_videopose3d_wrong_joint_count_and_dataset_file(tmp_path):
@@ -243,14 +248,14 @@ def test_alphapose_halpe26_with_tracking_ids(tmp_path):
     assert detections.layout == "halpe26"
     tracks = build_tracks(detections)
     assert sorted(t.track_id for t in tracks) == [7, 9] and all(t.from_file for t in tracks)
-    sequence = load_keypoints(path, person=9)
+    sequence = sequence_of(path, person=9)
     np.testing.assert_allclose(sequence.keypoints[:3], b[:3], rtol=1e-5)
     np.testing.assert_allclose(sequence.keypoints[3:], a[3:], rtol=1e-5)
     h36m, _ = to_h36m(get_layout("halpe26"), a, a_scores)
     np.testing.assert_allclose(h36m[:, 10], a[:, 17])  # head = Halpe's Head
     np.testing.assert_allclose(h36m[:, 0], a[:, 19])  # pelvis = Halpe's Hip
     with pytest.raises(KeypointInputError, match="no person 3; the people found are 7, 9"):
-        load_keypoints(path, person=3)
+        sequence_of(path, person=3)
 
 
 def test_image_ids_as_file_names_counted_from_one(tmp_path):
@@ -259,10 +264,10 @@ def test_image_ids_as_file_names_counted_from_one(tmp_path):
                for i in range(5)]
     path = tmp_path / "alphapose-results.json"
     path.write_text(json.dumps(entries))
-    assert load_keypoints(path).frame_indices.tolist() == [1, 2, 3, 4, 5]
-    assert load_keypoints(path, first_frame_id=1).frame_indices.tolist() == [0, 1, 2, 3, 4]
+    assert sequence_of(path).frame_indices.tolist() == [1, 2, 3, 4, 5]
+    assert sequence_of(path, first_frame_id=1).frame_indices.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(KeypointInputError, match="comes before first_frame_id=2"):
-        load_keypoints(path, first_frame_id=2)
+        sequence_of(path, first_frame_id=2)
 
 
 # --- OpenPose ----------------------------------------------------------------------------------
@@ -290,7 +295,7 @@ def test_openpose_folder(tmp_path, joints):
     assert detections.format == "openpose"
     assert detections.layout == ("body25" if joints == 25 else "coco18")
     assert detections.frames[5] == []
-    sequence = load_keypoints(tmp_path / "json")
+    sequence = sequence_of(tmp_path / "json")
     assert np.isnan(sequence.keypoints[2, 4]).all() and len(sequence.keypoints) == 5
     h36m, filled = to_h36m_sequence(sequence)
     assert filled[2, 16] and not filled[1, 16]  # H36M right wrist interpolated in frame 2
@@ -298,7 +303,7 @@ def test_openpose_folder(tmp_path, joints):
     pelvis = person[3, 8, :2] if joints == 25 else person[3, [8, 11], :2].mean(0)
     np.testing.assert_allclose(h36m[3, 0], pelvis, rtol=1e-5)
     # one frame file given: its video's frames are read
-    assert len(load_keypoints(tmp_path / "json" / "clip_000000000001_keypoints.json")
+    assert len(sequence_of(tmp_path / "json" / "clip_000000000001_keypoints.json")
                .keypoints) == 5
 
 
@@ -308,7 +313,7 @@ def test_openpose_folder_of_two_videos_and_normalised_coordinates(tmp_path):
     write_openpose_folder(tmp_path / "json", "b", [[p] for p in person])
     with pytest.raises(KeypointInputError, match=r"several videos: \['a', 'b'\]"):
         read_detections(tmp_path / "json")
-    assert len(load_keypoints(tmp_path / "json", video_name="b").keypoints) == 3
+    assert len(sequence_of(tmp_path / "json", video_name="b").keypoints) == 3
     scaled = person.copy()
     scaled[..., :2] /= 2000.0  # --keypoint_scale 3: [0, 1]
     write_openpose_folder(tmp_path / "norm", "c", [[p] for p in scaled])
@@ -352,7 +357,7 @@ def test_mmpose_video_predictions(tmp_path, nested_bbox):
     path.write_text(json.dumps(predictions, indent=2))  # mmengine.dump(..., indent='  ')
     detections = read_detections(path)
     assert detections.format == "mmpose" and detections.frames[2] == []
-    sequence = load_keypoints(path)
+    sequence = sequence_of(path)
     np.testing.assert_allclose(sequence.keypoints[0], main[0], rtol=1e-5)
     assert sequence.present.tolist() == [True, True, False, True, True, True]
 
@@ -388,3 +393,66 @@ def test_empty_alphapose_file_says_nobody_was_found(tmp_path):
     with pytest.raises(KeypointInputError, match="alphapose-results.json: the file lists no "
                                                  "detections"):
         read_detections(path)
+
+
+def _write_coco_results(path, keypoints, scores, weaker_second_person=False):
+    entries = []
+    for frame, (points, score) in enumerate(zip(keypoints, scores, strict=True)):
+        flat = np.concatenate([points, score[:, None]], axis=1).ravel().tolist()
+        entries.append({"image_id": frame, "category_id": 1, "keypoints": flat, "score": 0.9})
+        if weaker_second_person:
+            entries.append({"image_id": frame, "keypoints": [0.0] * 51, "score": 0.1})
+    path.write_text(json.dumps(entries))
+
+
+def test_coco_results_list_keeps_the_best_person_per_frame(tmp_path):
+    keypoints, _ = coco_track(frames=6)
+    path = tmp_path / "track.json"
+    _write_coco_results(path, keypoints, np.full((6, 17), 0.8), weaker_second_person=True)
+    sequence = sequence_of(path)
+    assert sequence.layout == "coco17"
+    np.testing.assert_allclose(sequence.keypoints, keypoints, rtol=1e-5)
+    np.testing.assert_array_equal(sequence.frame_indices, np.arange(6))
+
+
+def test_coco_layout_maps_onto_h36m_with_derived_joints():
+    coco = COCO_POSE.astype(np.float32)
+    scores = np.linspace(0.5, 1.0, 17).astype(np.float32)
+    h36m, h36m_scores = to_h36m(get_layout("coco17"), coco, scores)
+    pelvis, thorax = (coco[11] + coco[12]) / 2, (coco[5] + coco[6]) / 2
+    np.testing.assert_allclose(h36m[0], pelvis)
+    np.testing.assert_allclose(h36m[8], thorax)
+    np.testing.assert_allclose(h36m[7], (pelvis + thorax) / 2)
+    np.testing.assert_allclose(h36m[10], (coco[1] + coco[2]) / 2)
+    np.testing.assert_allclose(h36m[9], coco[0])
+    # H36M's right side (1, 2, 3 / 14, 15, 16) from COCO's right joints (12, 14, 16 / 6, 8, 10)
+    np.testing.assert_allclose(h36m[[1, 2, 3, 14, 15, 16]], coco[[12, 14, 16, 6, 8, 10]])
+    np.testing.assert_allclose(h36m[[4, 5, 6, 11, 12, 13]], coco[[11, 13, 15, 5, 7, 9]])
+    assert h36m_scores[0] == pytest.approx(scores[[11, 12]].min())  # weakest source
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ([{"no_keypoints": []}], "entry 0 has no 'keypoints'"),
+        ([{"keypoints": [1.0] * 50}], "50 keypoint values"),
+        ({"something": 1}, "expected a list"),
+    ],
+)
+def test_malformed_coco_json_is_named(tmp_path, content, message):
+    path = tmp_path / "k.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(KeypointInputError, match=message):
+        sequence_of(path)
+
+
+def test_malformed_native_npz_and_missing_file(tmp_path):
+    with pytest.raises(KeypointInputError, match="not found"):
+        sequence_of(tmp_path / "none.npz")
+    path = tmp_path / "k.npz"
+    np.savez(path, points=np.zeros((3, 17, 2)))
+    with pytest.raises(KeypointInputError, match="missing key 'keypoints'"):
+        sequence_of(path)
+    np.savez(path, keypoints=np.zeros((3, 15, 2)))
+    with pytest.raises(KeypointInputError, match=r"shape \(T, 17, 2\|3\)"):
+        sequence_of(path)

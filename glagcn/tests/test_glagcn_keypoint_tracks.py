@@ -14,7 +14,9 @@ from glagcn.keypoints import (
     build_tracks,
     choose_track,
     describe_tracks,
+    load_track,
     prepare_h36m,
+    to_h36m_sequence,
     track_sequence,
 )
 from glagcn.keypoints.tracking import box_iou
@@ -102,6 +104,28 @@ def test_only_the_joints_the_mapping_uses_can_refuse_a_track():
         prepare_h36m(sequence)
 
 
+def test_a_missing_joint_is_interpolated_on_its_line_and_held_at_the_edges():
+    keypoints = np.stack([person(f).keypoints for f in range(5)])
+    scores = np.full((5, 17), 0.9, dtype=np.float32)
+    scores[2, 13] = 0.0  # left knee (H36M 5) weak in the middle frame
+    keypoints[0, 16] = np.nan  # right ankle (H36M 3) without coordinates in the first frame
+    prepared = prepare_h36m(KeypointSequence(keypoints, scores, np.arange(5), "coco17"))
+    # the person moves 3 px a frame: the filled knee lies on that line, the ankle is held
+    np.testing.assert_allclose(prepared.keypoints[2, 5], person(2).keypoints[13], atol=1e-4)
+    np.testing.assert_allclose(prepared.keypoints[0, 3], person(1).keypoints[16], atol=1e-4)
+    assert set(zip(*np.nonzero(prepared.filled), strict=True)) == {(2, 5), (0, 3)}
+
+
+def test_filled_mask_follows_the_joints_derived_from_a_missing_one():
+    keypoints = np.stack([person(f).keypoints for f in range(6)])
+    scores = np.full((6, 17), 0.9, dtype=np.float32)
+    scores[3, 11] = 0.0  # left hip: H36M pelvis and spine are made from it too
+    h36m, filled = to_h36m_sequence(KeypointSequence(keypoints, scores, np.arange(6), "coco17"))
+    assert h36m.shape == (6, 17, 2) and np.isfinite(h36m).all()
+    assert set(np.flatnonzero(filled[3])) == {0, 4, 7}
+    assert not filled[[0, 1, 2, 4, 5]].any()
+
+
 def test_relative_rule_scales_with_the_track():
     keypoints = np.stack([person(f).keypoints for f in range(6)])
     scores = np.full((6, 17), 0.05, dtype=np.float32)  # softmax-like: small but fine
@@ -137,13 +161,11 @@ def test_image_size_from_metadata_then_video_then_user(capsys):
 
 
 def test_coco_json_tracks_keep_frame_numbers(tmp_path):
-    from glagcn.keypoints_io import load_keypoints
-
     entries = [{"image_id": f, "category_id": 1, "score": 0.9,
                 "keypoints": np.concatenate([person(f).keypoints, np.full((17, 1), 0.9)],
                                             1).ravel().tolist()} for f in (5, 6, 8)]
     path = tmp_path / "k.json"
     path.write_text(json.dumps(entries))
-    sequence = load_keypoints(path)
+    sequence, _, _ = load_track(path)
     assert sequence.frame_indices.tolist() == [5, 6, 7, 8]
     assert sequence.present.tolist() == [True, True, False, True]

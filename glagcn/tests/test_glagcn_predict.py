@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from glagcn.data.synthesize import synthesize
-from glagcn.keypoints_io import KeypointInputError
+from glagcn.keypoints import KeypointInputError
 from glagcn.lift import lift
 from glagcn.model import build_model
 from glagcn.skeleton import H36M_17
