@@ -5,8 +5,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_emulation import build_emulator, compiler, emulate_gather
 
-from zerocopy_gcn.fetch.emulation import build_emulator, compiler, emulate_gather
 from zerocopy_gcn.fetch.reference import LINE_BYTES, WARP
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")

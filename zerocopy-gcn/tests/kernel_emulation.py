@@ -1,4 +1,4 @@
-"""Run the real CUDA gather kernels on the CPU (tests and debugging, no GPU needed).
+"""Run the real CUDA gather kernels on the CPU, so the tests check them without a GPU.
 
 ``kernels/cpu_emulation.cpp`` includes ``gather.cu`` with CUDA's built-ins replaced by plain
 C++ and executes every simulated thread in turn (valid because the kernels never synchronise or
