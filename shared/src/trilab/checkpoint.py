@@ -40,7 +40,6 @@ class WriteError(UserError, OSError):
     at its path before is unchanged."""
 
 
-UPGRADE_COMMAND = "python -m trilab.upgrade_checkpoint"
 # the disk or the folder refuses the write: the user can free space or fix permissions
 WRITE_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 # ".<target name>.<8 random characters>.tmp", ours and tempfile.mkstemp's of earlier versions
@@ -226,7 +225,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Loaded with ``torch.load(weights_only=True)``: a file that asks for anything beyond tensors
     and plain data is refused.  Checkpoints of earlier versions of this repository stored
-    NumPy's RNG state as a NumPy array; for those the error says how to convert them.
+    NumPy's RNG state as a NumPy array; they are not supported, and the error says so.
     """
     path = Path(path)
     if not path.is_file():
@@ -236,8 +235,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except UnsafeFileError as error:
         if "numpy" in str(error):
             raise CheckpointError(
-                f"{error}.\nIf {path} was written by an earlier version of this repository and "
-                f"you trust it, convert it once with: {UPGRADE_COMMAND} {path}") from None
+                f"{path}: refused to load checkpoint: it holds NumPy objects, as checkpoints of "
+                "earlier versions of this repository did, which are not supported (start a new "
+                "run)") from None
         raise
     except DataFileError as error:
         raise CheckpointError(str(error)) from None
