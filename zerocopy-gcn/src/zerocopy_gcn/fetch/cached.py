@@ -1,4 +1,4 @@
-"""Hot-row cache in front of any fetch mode (data tiering, issue 7).
+"""Hot-row cache in front of any fetch mode (data tiering).
 
 The hottest ``cache_fraction`` of rows (by in-degree or reverse PageRank, see
 :mod:`zerocopy_gcn.cache`) are copied to the device once; every fetch reads hits from there and
