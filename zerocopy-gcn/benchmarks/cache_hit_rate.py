@@ -9,7 +9,6 @@ and extrapolated to a whole epoch; independent of the device.  Writes
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,8 @@ def bench_cache(graph_dir: Path, fanouts: list[int], batch_size: int, max_batche
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
-    parser.add_argument("--graph", type=graphs.graph_arg, default=None,
-                        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)")
+    parser = graphs.graph_parser(__doc__)
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
     parser.add_argument("--batches", type=int, default=20, help="minibatches of 1000 seeds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")

@@ -8,7 +8,6 @@ with fewer than two GPUs the report has no rows and says why.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -54,13 +53,8 @@ def bench_multi_gpu(data: dict, data_root: Path, epochs: int, fanouts: list[int]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
-    parser.add_argument("--graph", type=graphs.graph_arg, default=None,
-                        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)")
+    parser = graphs.graph_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")

@@ -21,7 +21,6 @@ that collapses under load still finishes; the rate is over the batches it comple
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import statistics
@@ -235,13 +234,8 @@ def heading(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
-    parser.add_argument("--graph", type=graphs.graph_arg, default=None,
-                        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)")
+    parser = graphs.graph_parser(__doc__)
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
     parser.add_argument("--batches", type=int, default=20,
                         help="minibatches of 1000 seeds per run")
