@@ -179,10 +179,8 @@ def validate_arrays(
         if repeated is not None:
             _fail(f"{where}/{name}_idx.npy", f"lists node {repeated} more than once; each node "
                   f"belongs to the {name} split at most once")
-    train = splits.get("train")
-    if train is not None and train.size == 0:
-        _fail(f"{where}/train_idx.npy", "the train split is empty; training needs at least one "
-              "labelled node in it")
+    if "train" in splits:
+        refuse_empty_train_split(splits["train"], f"{where}/train_idx.npy")
     if not full:
         return
     previous = 0
@@ -205,6 +203,11 @@ def validate_arrays(
             pos = start + int(np.argmax((chunk < 0) | (chunk >= num_nodes)))
             _fail(f"{where}/indices.npy", f"node id {int(indices[pos])} at position {pos} is out "
                   f"of range [0, {num_nodes})")
+
+
+def refuse_empty_train_split(train_ids: np.ndarray, source: str) -> None:
+    if train_ids.size == 0:
+        _fail(source, "the train split is empty; training needs at least one labelled node in it")
 
 
 def first_repeat(ids: np.ndarray) -> int | None:
@@ -391,9 +394,8 @@ def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") ->
     )
     if validate != "none":
         graph.validate(full=validate == "full")
-    elif graph.splits["train"].size == 0:  # costs nothing, and "loss is nan" later says less
-        raise GraphFormatError(f"{folder / 'train_idx.npy'}: the train split is empty; "
-                               "training needs at least one labelled node in it")
+    else:  # costs nothing, and "loss is nan" later says less
+        refuse_empty_train_split(graph.splits["train"], str(folder / "train_idx.npy"))
     _check_meta_matches(meta, graph, meta_path)
     if graph.num_classes <= int(graph.label.max(initial=-1)):
         raise GraphFormatError(f"{meta_path}: num_classes = {graph.num_classes} but label.npy "

@@ -41,6 +41,7 @@ from zerocopy_gcn.graph.csr import (
     check_feature_values,
     first_repeat,
     load_graph,
+    refuse_empty_train_split,
     write_meta,
 )
 from zerocopy_gcn.graph.npz_stream import NpyWriter, NpzArrays
@@ -298,9 +299,8 @@ def _write_splits(out: Path, splits: dict[str, tuple[np.ndarray, str, bool]],
     """``splits``: name -> (ids or mask, the file or key it came from, named as a mask)."""
     for name, (values, source, mask_key) in splits.items():
         ids = _split_ids(name, values, num_nodes, source, mask_key)
-        if name == "train" and ids.size == 0:
-            raise GraphFormatError(f"{source}: the train split is empty; training needs at "
-                                   "least one labelled node in it")
+        if name == "train":
+            refuse_empty_train_split(ids, source)
         np.save(out / f"{name}_idx.npy", ids)
 
 
