@@ -1,16 +1,20 @@
-"""The GPU benchmarks of the three projects, called through their command lines, in two parts
-that each get a fixed time budget (8 minutes on one H100: sizes below are chosen for that).
+"""The GPU benchmarks of the three projects, called through their own benchmark scripts, in two
+parts that each get a fixed time budget (8 minutes on one H100: sizes below are chosen for that).
 
-Part 1 is zerocopy-gcn (gather bandwidth, GPU vs CPU sampler, GraphSAGE epochs); part 2 is
-GLA-GCN (fp32 eager and bf16 compiled training, inference; the training step against the frozen
-form of the authors' model) and DRAG (images/s, head overhead).
-Each step writes its usual JSON into its own folder; a step whose dependencies are missing is
-skipped with the reason, and a step is not started when its part has too little time left.
+Part 1 is zerocopy-gcn (gather bandwidth, GPU vs CPU sampler, GraphSAGE epochs over the
+variants its epoch script picks for a GPU machine); part 2 is GLA-GCN (fp32 eager and bf16
+compiled training, inference; the training step against the frozen form of the authors' model)
+and DRAG (images/s, head overhead).  Each step writes its project's own report (JSON + Markdown)
+into a folder of its own beside the GPU report, which links to it; generated graphs and the
+steps' logs stay in the scratch folder.  A step whose dependencies are missing is skipped with
+the reason, and a step is not started when its part has too little time left.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,8 +29,6 @@ ZEROCOPY_NEEDS = ("numpy", "hydra", "omegaconf", "yaml", "torch_geometric", "tqd
 GLAGCN_NEEDS = ("numpy",)
 GLAGCN_SPEED_STEP = "glagcn step vs the authors' form"
 EPOCH_GRAPH = "products_like:400000:50"  # 20M stored edges, 100 fp32 features (160 MB)
-EPOCH_VARIANTS = ("conventional", "conventional+prefetch", "gpu", "gpu+prefetch", "zerocopy",
-                  "zerocopy+prefetch", "zerocopy+cache", "zerocopy+cache+prefetch")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Step:
     args: list[str]
     needs: tuple[str, ...]
     min_seconds: float = 30.0  # not started with less time left in its part
+    log: Path | None = None  # where its output goes (default: log.txt in its --out folder)
 
 
 @dataclass
@@ -47,41 +50,49 @@ class StepResult:
     seconds: float = 0.0
     reason: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    reports: list[str] = field(default_factory=list)  # the Markdown reports the step wrote
 
 
-def steps(work: Path) -> list[Step]:
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+
+
+def steps(work: Path, reports: Path) -> list[Step]:
+    """The plan: each step's report goes to ``reports/<step>/``, its log and data to ``work``."""
     py = sys.executable
-    zc = [py, "zerocopy-gcn/bench.py", "--data-root", str(work / "data")]
-    epoch_graph = ["--graph", EPOCH_GRAPH, "--split", "0.6", "0.02", "0.02"]
+    data = ["--data-root", str(work / "data")]
+    graph = ["--graph", EPOCH_GRAPH]
+    split = ["--split", "0.6", "0.02", "0.02"]  # epochs of 40 batches need few evaluation nodes
+    zc = "zerocopy-gcn/benchmarks/"
     plan = [
-        Step("zerocopy gather", 1, zc + [
-            "--sections", "gather", "--table-mb", "1024", "--gather-mb", "64", "--repeats", "10",
-            "--base-offsets", "0", "16", "--out", str(work / "zerocopy_gather")], ZEROCOPY_NEEDS),
-        Step("zerocopy sampler", 1, zc + [
-            "--sections", "sampler", *epoch_graph, "--sampler-batches", "40",
-            "--out", str(work / "zerocopy_sampler")], ZEROCOPY_NEEDS),
-        Step("zerocopy epochs", 1, zc + [
-            "--sections", "epochs", *epoch_graph, "--epochs", "3", "--max-batches", "40",
-            "--override", "sample_on=device", "--variants", *EPOCH_VARIANTS,
-            "--out", str(work / "zerocopy_epochs")], ZEROCOPY_NEEDS, min_seconds=120),
+        Step("zerocopy gather", 1, [
+            py, zc + "gather_bandwidth.py", "--table-mb", "1024", "--gather-mb", "64",
+            "--repeats", "10", "--base-offsets", "0", "16"], ZEROCOPY_NEEDS),
+        Step("zerocopy sampler", 1, [
+            py, zc + "sampler_rates.py", *graph, *data, "--batches", "40"], ZEROCOPY_NEEDS),
+        Step("zerocopy epochs", 1, [
+            py, zc + "epoch_variants.py", *graph, *split, *data, "--epochs", "3", "--max-batches", "40",
+            "--override", "sample_on=device", "--sweep-dir", str(work / "bench_epochs")],
+            ZEROCOPY_NEEDS, min_seconds=120),
         Step("glagcn fp32 eager", 2, [
-            py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20",
-            "--out", str(work / "glagcn_fp32_eager")], GLAGCN_NEEDS),
+            py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20"],
+            GLAGCN_NEEDS),
         Step(GLAGCN_SPEED_STEP, 2, [
-            py, "glagcn/benchmarks/bench_speed.py", "--device", "cuda", "--rounds", "10",
-            "--out", str(work / "glagcn_speed")], GLAGCN_NEEDS, min_seconds=60),
+            py, "glagcn/benchmarks/bench_speed.py", "--device", "cuda", "--rounds", "10"],
+            GLAGCN_NEEDS, min_seconds=60),
     ]
     for receptive_field in (27, 81, 243):
         plan.append(Step(f"glagcn bf16 compiled {receptive_field}", 2, [
             py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20", "--amp",
-            "--compile",
-            "--receptive-fields", str(receptive_field),
-            "--out", str(work / f"glagcn_bf16_compiled_{receptive_field}")], GLAGCN_NEEDS,
+            "--compile", "--receptive-fields", str(receptive_field)], GLAGCN_NEEDS,
             min_seconds=90))
     plan.append(Step("drag", 2, [
-        py, "drag/bench.py", "--device", "cuda", "--archs", "resnet101", "resnet50", "resnet18",
-        "--warmup", "3", "--iters", "20", "--out", str(work / "drag")],
+        py, "drag/benchmarks/throughput.py", "--device", "cuda", "--archs", "resnet101",
+        "resnet50", "resnet18", "--warmup", "3", "--iters", "20"],
         ("numpy", "torchvision", "sklearn", "scipy")))
+    for step in plan:
+        step.args += ["--out", str(reports / slug(step.name))]
+        step.log = work / "logs" / f"{slug(step.name)}.txt"
     return plan
 
 
@@ -90,9 +101,14 @@ def _out_dir(step: Step) -> Path:
 
 
 def read_json(folder: Path) -> dict[str, Any]:
-    """The JSON file a benchmark wrote into its folder (each writes exactly one)."""
+    """The JSON report a benchmark wrote into its folder (each writes exactly one)."""
     found = sorted(folder.glob("*.json")) if folder.is_dir() else []
     return json.loads(found[0].read_text()) if found else {}
+
+
+def read_reports(folder: Path) -> list[str]:
+    """The Markdown reports a benchmark wrote into its folder."""
+    return [str(p) for p in sorted(folder.glob("*.md"))] if folder.is_dir() else []
 
 
 def run_steps(plan: list[Step], root: Path, env: dict[str, str], missing: dict[str, str],
@@ -124,22 +140,25 @@ def run_steps(plan: list[Step], root: Path, env: dict[str, str], missing: dict[s
 def _run(step: Step, root: Path, env: dict[str, str], timeout: float,
          missing: dict[str, str]) -> StepResult:
     out = _out_dir(step)
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # no report of an earlier run may pass for this one
+    out.mkdir(parents=True)
+    log = step.log or out / "log.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     command = " ".join(step.args[1:])
     try:
         done = subprocess.run(step.args, cwd=root, env=env, capture_output=True, text=True,
                               timeout=timeout)
-        (out / "log.txt").write_text(done.stdout + done.stderr)
+        log.write_text(done.stdout + done.stderr)
         status = "ok" if done.returncode == 0 else "failed"
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
         reason = "" if status == "ok" else f"exit {done.returncode}: " + " | ".join(tail)
     except subprocess.TimeoutExpired as expired:
-        (out / "log.txt").write_text(str(expired.stdout or "") + str(expired.stderr or ""))
+        log.write_text(str(expired.stdout or "") + str(expired.stderr or ""))
         status, reason = "timeout", f"stopped after {timeout:.0f} s (part budget)"
     data = read_json(out)
     absent = [m for m in MODULE_IN_MESSAGE.findall(reason) if m.split(".")[0] in missing]
     if status == "failed" and data and absent:  # e.g. the figures written, then no matplotlib
         status, reason = "ok", f"figures written; then stopped: {absent[0]} missing"
     return StepResult(step.name, step.part, status, command, time.monotonic() - start, reason,
-                      data)
+                      data, read_reports(out))

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             pytest_gate.judge(outcomes, found.missing)
         results = []
         if not args.skip_benchmarks:
-            results = benches.run_steps(benches.steps(work), ROOT, env, found.missing,
+            results = benches.run_steps(benches.steps(work, args.out), ROOT, env, found.missing,
                                         tuple(args.parts), args.part_budget)
         md_path, json_path, targets = report.write_report(args.out, found, outcomes, note,
                                                           results, command)

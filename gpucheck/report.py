@@ -1,15 +1,17 @@
-"""Figures beside their targets, written as one markdown + JSON report named after the GPU.
+"""Figures beside their targets, in one Markdown + JSON report named after the GPU, linking to
+the reports the projects' own benchmark scripts wrote (their tables are not rendered again).
 
-Targets (issue 14): aligned zero-copy gather >= 85 % of a pinned host-to-device memcpy of the
-same bytes for rows >= 256 B, and >= 2x the conventional path; GraphSAGE epoch with zero-copy
-within 1.3x of all-in-GPU; DRAG's head <= 10 % over the backbone alone (ResNet-101, the
-paper's backbone); GLA-GCN's fp32 training step >= 1.5x the frozen form of the authors' model
-with the same outputs.  Everything else is reported without a target.
+Targets: aligned zero-copy gather >= 85 % of a pinned host-to-device memcpy of the same bytes
+for rows >= 256 B, and >= 2x the conventional path; GraphSAGE epoch with zero-copy within 1.3x
+of all-in-GPU; DRAG's head <= 10 % over the backbone alone (ResNet-101, the paper's backbone);
+GLA-GCN's fp32 training step >= 1.5x the frozen form of the authors' model with the same
+outputs.  Everything else is in the linked reports, without a target.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -61,8 +63,8 @@ def _why_missing(results: list[StepResult], name: str) -> str:
     return "not run"
 
 
-def gather_table(gather: list[dict]) -> list[dict[str, Any]]:
-    """One row per (dtype, row size): each mode's GB/s, random ids."""
+def gather_cells(gather: list[dict]) -> list[dict[str, Any]]:
+    """One cell per (dtype, row size): each mode's GB/s, random ids."""
     cells: dict[tuple[str, int], dict[str, Any]] = {}
     for r in gather:
         if r["order"] != "random":
@@ -74,12 +76,11 @@ def gather_table(gather: list[dict]) -> list[dict[str, Any]]:
     return [cells[k] for k in sorted(cells, key=lambda k: (k[0], k[1]))]
 
 
-def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
+def evaluate(results: list[StepResult]) -> list[Target]:
+    """The targets, judged from the JSON reports the steps wrote."""
     targets: list[Target] = []
-    tables: dict[str, Any] = {}
-    gather = _data(results, "zerocopy gather").get("gather", [])
-    tables["gather"] = gather_table(gather)
-    big = [r for r in tables["gather"] if r["row_bytes"] >= TARGET_ROW_BYTES]
+    gather = _data(results, "zerocopy gather").get("measurements", [])
+    big = [r for r in gather_cells(gather) if r["row_bytes"] >= TARGET_ROW_BYTES]
     measured = [r for r in big if "zerocopy-aligned" in r and "memcpy" in r]
     why = ("CuPy missing or zero-copy not run: " + _why_missing(results, "zerocopy gather")
            if not measured else "")
@@ -99,11 +100,10 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
         shown = f"{worst:.0%}" if threshold < 1 else f"{worst:.2f}x"
         targets.append(Target(label, f"worst {shown} ({row['dtype']}, {row['row_bytes']} B); "
                               f"{held}/{len(values)} cells hold", text, held == len(values)))
-    epochs = {r["variant"]: r for r in _data(results, "zerocopy epochs").get("end_to_end", [])}
-    tables["epochs"] = list(epochs.values())
-    for zero_copy, gpu in (("zerocopy", "gpu"), ("zerocopy+prefetch", "gpu+prefetch"),
-                           ("zerocopy+cache", "gpu"), ("zerocopy+cache+prefetch",
-                                                       "gpu+prefetch")):
+    epochs = {r["variant"]: r for r in _data(results, "zerocopy epochs").get("rows", [])}
+    for zero_copy, gpu in (("zerocopy", "gpu"), ("zerocopy-prefetch", "gpu-prefetch"),
+                           ("zerocopy-cache", "gpu"), ("zerocopy-cache-prefetch",
+                                                       "gpu-prefetch")):
         label = f"epoch {zero_copy} / {gpu} (all in GPU)"
         if zero_copy in epochs and gpu in epochs:
             ratio = epochs[zero_copy]["epoch_s"] / epochs[gpu]["epoch_s"]
@@ -113,8 +113,7 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
         else:
             targets.append(Target(label, "-", "<= 1.3x", None,
                                   _why_missing(results, "zerocopy epochs")))
-    drag = _data(results, "drag").get("results", [])
-    tables["drag"] = drag
+    drag = _data(results, "drag").get("rows", [])
     target_rows = [r for r in drag if r["arch"] == DRAG_TARGET_ARCH]
     if target_rows:
         overhead = target_rows[0]["drag_overhead_pct"]
@@ -125,7 +124,6 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
         targets.append(Target(f"DRAG head overhead ({DRAG_TARGET_ARCH}, 448x448)", "-",
                               "<= 10 %", None, _why_missing(results, "drag")))
     speed = _data(results, GLAGCN_SPEED_STEP).get("rows", [])
-    tables["glagcn_speed"] = speed
     label = "GLA-GCN fp32 training step / the authors' form (27-243 frames, batch 64 and 512)"
     if speed:
         worst = min(speed, key=lambda r: r["speedup"])
@@ -140,31 +138,18 @@ def evaluate(results: list[StepResult]) -> tuple[list[Target], dict[str, Any]]:
     else:
         targets.append(Target(label, "-", ">= 1.5x in every cell, same outputs", None,
                               _why_missing(results, GLAGCN_SPEED_STEP)))
-    tables["sampler"] = _data(results, "zerocopy sampler").get("sampler", [])
-    tables["glagcn"] = _glagcn_rows(results)
-    return targets, tables
+    return targets
 
 
-def _glagcn_rows(results: list[StepResult]) -> list[dict[str, Any]]:
-    rows: dict[int, dict[str, Any]] = {}
-    for result in results:
-        if not result.name.startswith("glagcn") or result.name == GLAGCN_SPEED_STEP:
-            continue
-        variant = "fp32_eager" if "fp32" in result.name else "bf16_compiled"
-        for r in result.data.get("rows", []):
-            row = rows.setdefault(r["receptive_field"], {"receptive_field": r["receptive_field"]})
-            row[f"{variant}_train_frames_per_s"] = r.get("train_frames_per_s")
-            row[f"{variant}_infer_frames_per_s"] = r.get("infer_frames_per_s")
-    return [rows[k] for k in sorted(rows)]
-
-
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
+def links(result: StepResult, base: Path) -> list[str]:
+    """Markdown links, relative to ``base`` (the report's folder), to the step's own reports."""
+    return [f"[{Path(r).name}]({Path(os.path.relpath(r, base)).as_posix()})"
+            for r in result.reports]
 
 
 def markdown(found: Probe, outcomes: list[Outcome], tests_note: str,
-             results: list[StepResult], targets: list[Target], tables: dict[str, Any],
-             command: str, created: str) -> str:
+             results: list[StepResult], targets: list[Target], base: Path, command: str,
+             created: str) -> str:
     counts = summary(outcomes)
     lines = [f"# GPU check: {found.gpu_name or 'no GPU'}", "",
              f"Command: `{command}` ({created})", ""]
@@ -182,77 +167,31 @@ def markdown(found: Probe, outcomes: list[Outcome], tests_note: str,
         if o.verdict != "ok":
             lines.append(f"- {o.verdict}: `{o.test}` {o.outcome}: {o.message[:200]}")
     lines += ["", "## Benchmark steps (two parts, 8 minutes each)", "",
-              "| part | step | status | seconds | note |", "|---|---|---|---|---|"]
+              "Each step is a project's own benchmark script; its report (tables, the command "
+              "and the machine) is linked.", "",
+              "| part | step | status | seconds | report | note |", "|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.part} | {r.name} | {r.status} | {r.seconds:.0f} | {r.reason} |")
-    if tables.get("gather"):
-        modes = ["memcpy", "conventional", "zerocopy-aligned", "zerocopy-aligned@+16",
-                 "zerocopy-naive", "zerocopy-naive@+16", "gpu"]
-        lines += ["", "## Gather GB/s (random ids; memcpy = pinned host-to-device copy of the "
-                  "same bytes; @+16 = table starting 16 B after a 128-B line)", "",
-                  "| dtype | row B | " + " | ".join(modes) + " | zero-copy % of memcpy | "
-                  "zero-copy / conventional |", "|---|---|" + "---|" * (len(modes) + 2)]
-        for r in tables["gather"]:
-            fraction = r.get("zerocopy-aligned", 0) / r["memcpy"] if r.get("memcpy") else None
-            ratio = (r["zerocopy-aligned"] / r["conventional"]
-                     if r.get("zerocopy-aligned") and r.get("conventional") else None)
-            lines.append(f"| {r['dtype']} | {r['row_bytes']} | " +
-                         " | ".join(_fmt(r.get(m)) for m in modes) +
-                         f" | {_fmt(fraction, '.0%') if fraction else '-'} | {_fmt(ratio)} |")
-    if tables.get("epochs"):
-        lines += ["", "## GraphSAGE epochs (seconds; warm = mean after the first epoch)", "",
-                  "| variant | warm epoch | sample | fetch | train | stall | cold epoch | "
-                  "cache hit rate |", "|---|---|---|---|---|---|---|---|"]
-        for r in tables["epochs"]:
-            lines.append(f"| {r['variant']} | {r['epoch_s']:.2f} | {r['sample_s']:.2f} | "
-                         f"{r['fetch_s']:.2f} | {r['train_s']:.2f} | {r['stall_s']:.2f} | "
-                         f"{r['cold']['epoch_s']:.2f} | {_fmt(r.get('cache_hit_rate'), '.1%')} |")
-    if tables.get("sampler"):
-        lines += ["", "## Neighbour sampler", "", "| device | sampled edges/s |", "|---|---|"]
-        lines += [f"| {r['device']} | {r['edges_per_s']:.3g} |" for r in tables["sampler"]]
-    if tables.get("glagcn"):
-        lines += ["", "## GLA-GCN frames/s", "", "| receptive field | train fp32 eager | train "
-                  "bf16 compiled | inference fp32 eager | inference bf16 compiled |",
-                  "|---|---|---|---|---|"]
-        for r in tables["glagcn"]:
-            lines.append(f"| {r['receptive_field']} | "
-                         f"{_fmt(r.get('fp32_eager_train_frames_per_s'), '.0f')} | "
-                         f"{_fmt(r.get('bf16_compiled_train_frames_per_s'), '.0f')} | "
-                         f"{_fmt(r.get('fp32_eager_infer_frames_per_s'), '.0f')} | "
-                         f"{_fmt(r.get('bf16_compiled_infer_frames_per_s'), '.0f')} |")
-    if tables.get("glagcn_speed"):
-        lines += ["", "## GLA-GCN training step against the authors' form (fp32 eager, same "
-                  "weights; `glagcn/benchmarks/bench_speed.py`)", "",
-                  "| frames | batch | authors' form ms/step | this ms/step | speed-up | max rel. "
-                  "difference of outputs |", "|---|---|---|---|---|---|"]
-        for r in tables["glagcn_speed"]:
-            lines.append(f"| {r['receptive_field']} | {r['batch']} | "
-                         f"{r['reference_step_ms']:.1f} | {r['this_step_ms']:.1f} | "
-                         f"{r['speedup']:.2f}x | "
-                         f"{r['max_relative_difference']['eval_output']:.1e} |")
-    if tables.get("drag"):
-        lines += ["", "## DRAG at 448x448", "", "| backbone | backbone img/s | DRAG img/s | "
-                  "head overhead |", "|---|---|---|---|"]
-        for r in tables["drag"]:
-            lines.append(f"| {r['arch']} | {r['backbone_images_per_s']:.1f} | "
-                         f"{r['drag_images_per_s']:.1f} | {r['drag_overhead_pct']:.1f} % |")
+        lines.append(f"| {r.part} | {r.name} | {r.status} | {r.seconds:.0f} | "
+                     f"{', '.join(links(r, base)) or '-'} | {r.reason} |")
     return "\n".join(lines) + "\n"
 
 
 def write_report(out: Path, found: Probe, outcomes: list[Outcome], tests_note: str,
                  results: list[StepResult], command: str) -> tuple[Path, Path, list[Target]]:
-    targets, tables = evaluate(results)
+    targets = evaluate(results)
     created = time.strftime("%Y-%m-%d %H:%M %Z")
     out.mkdir(parents=True, exist_ok=True)
     name = report_name(found.gpu_name)
     md_path, json_path = out / f"{name}.md", out / f"{name}.json"
-    md_path.write_text(markdown(found, outcomes, tests_note, results, targets, tables, command,
+    md_path.write_text(markdown(found, outcomes, tests_note, results, targets, out, command,
                                 created))
+    steps = [{**{k: v for k, v in asdict(r).items() if k not in ("data", "reports")},
+              "reports": [Path(os.path.relpath(p, out)).as_posix() for p in r.reports]}
+             for r in results]
     payload = {"command": command, "created": created, "probe": found.to_dict(),
                "tests": {"summary": summary(outcomes), "note": tests_note,
                          "outcomes": [asdict(o) for o in outcomes]},
-               "steps": [asdict(r) for r in results],
-               "targets": [{**asdict(t), "result": t.mark} for t in targets],
-               "tables": tables}
+               "steps": steps,
+               "targets": [{**asdict(t), "result": t.mark} for t in targets]}
     json_path.write_text(json.dumps(payload, indent=2, default=str))
     return md_path, json_path, targets

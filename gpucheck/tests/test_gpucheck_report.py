@@ -16,7 +16,7 @@ def test_probe_and_report_on_a_machine_without_gpu(tmp_path):
     assert found.no_gpu_line().startswith("no CUDA GPU found (")
     assert {d.module for d in found.dependencies} == set(DEPENDENCIES)
     skipped = [StepResult(s.name, s.part, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
-               for s in benches.steps(tmp_path / "work")]
+               for s in benches.steps(tmp_path / "work", tmp_path)]
     md, js, targets = report.write_report(tmp_path, found, [], "not run", skipped,
                                           "make gpu-check")
     assert md.name == "no_gpu.md" and js.name == "no_gpu.json"
@@ -41,12 +41,13 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
                    _gather("zerocopy-aligned", "float32", row_bytes, zero_copy)]
     epochs = [{"variant": v, "epoch_s": s, "sample_s": 0, "fetch_s": 0, "train_s": 0,
                "stall_s": 0, "cold": {"epoch_s": s}}
-              for v, s in (("gpu", 1.0), ("zerocopy", 1.2), ("gpu+prefetch", 1.0),
-                           ("zerocopy+prefetch", 1.5))]
+              for v, s in (("gpu", 1.0), ("zerocopy", 1.2), ("gpu-prefetch", 1.0),
+                           ("zerocopy-prefetch", 1.5))]
+    speed_report = tmp_path / "glagcn_step_vs_the_authors_form" / "speed_cuda.md"
     results = [
-        StepResult("zerocopy gather", 1, "ok", "", data={"gather": gather}),
-        StepResult("zerocopy epochs", 1, "ok", "", data={"end_to_end": epochs}),
-        StepResult("drag", 2, "ok", "", data={"results": [
+        StepResult("zerocopy gather", 1, "ok", "", data={"measurements": gather}),
+        StepResult("zerocopy epochs", 1, "ok", "", data={"rows": epochs}),
+        StepResult("drag", 2, "ok", "", data={"rows": [
             {"arch": "resnet101", "drag_overhead_pct": 4.0, "backbone_images_per_s": 100.0,
              "drag_images_per_s": 96.0}]}),
         StepResult("glagcn fp32 eager", 2, "ok", "", data={"rows": [
@@ -57,9 +58,10 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
              "this_step_ms": 10.0, "speedup": ratio,
              "max_relative_difference": {"eval_output": 3e-7, "train_output": 4e-7,
                                          "gradients_float64": 1e-15}}
-            for frames, batch, ratio in ((27, 64, 1.8), (243, 512, 1.4))]}),
+            for frames, batch, ratio in ((27, 64, 1.8), (243, 512, 1.4))]},
+                   reports=[str(speed_report)]),
     ]
-    targets = {t.figure: t for t in report.evaluate(results)[0]}
+    targets = {t.figure: t for t in report.evaluate(results)}
     speed = [t for t in targets.values() if t.figure.startswith("GLA-GCN fp32 training step")]
     assert [t.ok for t in speed] == [False]
     assert "worst 1.40x (243 frames, batch 512); 1/2 cells hold" in speed[0].value
@@ -67,16 +69,21 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
     assert memcpy.ok is False and "worst 80%" in memcpy.value and "1/2" in memcpy.value
     assert targets["aligned zero-copy / conventional path, rows >= 256 B"].ok is True
     assert targets["epoch zerocopy / gpu (all in GPU)"].ok is True
-    assert targets["epoch zerocopy+prefetch / gpu+prefetch (all in GPU)"].ok is False
-    assert targets["epoch zerocopy+cache / gpu (all in GPU)"].ok is None
+    assert targets["epoch zerocopy-prefetch / gpu-prefetch (all in GPU)"].ok is False
+    assert targets["epoch zerocopy-cache / gpu (all in GPU)"].ok is None
     assert [t.ok for t in targets.values() if t.figure.startswith("DRAG")] == [True]
     found = probe(smi_query=lambda: ([], "nvidia-smi not found"))
     found.gpu_name = "NVIDIA H100 80GB HBM3"
-    md, _, _ = report.write_report(tmp_path, found, [Outcome("t", "passed")], "", results,
-                                   "make gpu-check")
+    md, js, _ = report.write_report(tmp_path, found, [Outcome("t", "passed")], "", results,
+                                    "make gpu-check")
     assert md.name == "NVIDIA_H100_80GB_HBM3.md"
-    assert "| float32 | 256 | 50.00 | 20.00 | 45.00 |" in md.read_text()
-    assert "| 243 | 512 | 14.0 | 10.0 | 1.40x | 3.0e-07 |" in md.read_text()
+    # the projects' own tables are linked, not rendered again
+    assert "[speed_cuda.md](glagcn_step_vs_the_authors_form/speed_cuda.md)" in md.read_text()
+    assert "| 45.00 |" not in md.read_text()
+    saved = json.loads(js.read_text())
+    assert "tables" not in saved
+    step = next(s for s in saved["steps"] if s["name"] == benches.GLAGCN_SPEED_STEP)
+    assert step["reports"] == ["glagcn_step_vs_the_authors_form/speed_cuda.md"]
 
 
 def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
@@ -117,3 +124,15 @@ def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
     pins = wheels.pinned_versions()
     assert pins["hydra-core"] == "1.3.8" and pins["torch-geometric"] == "2.8.1"
     assert wheels.wanted(pins, installed=lambda d: "0.0")["antlr4-python3-runtime"] == "0.0"
+
+
+def test_every_step_names_a_script_and_options_it_declares(tmp_path):
+    root = benches.Path(__file__).resolve().parents[2]
+    for step in benches.steps(tmp_path / "work", tmp_path):
+        script = root / step.args[1]
+        assert script.is_file(), step.name
+        declared = script.read_text()
+        if "graph_parser" in declared:
+            declared += (script.parent / "bench_graphs.py").read_text()
+        for option in (a for a in step.args[2:] if a.startswith("--")):
+            assert f'"{option}"' in declared, f"{step.name}: {script.name} has no {option}"
