@@ -18,7 +18,7 @@ help:
 	@echo "make train-glagcn    GLA-GCN training   (ARGS='+experiment=h36m_gt_243 ...')"
 	@echo "make train-drag      DRAG: all stages   (ARGS='...')"
 	@echo "make bench-zerocopy  zero-copy gather and training benchmarks"
-	@echo "make bench           all benchmarks; make lint; make clean"
+	@echo "make bench           all benchmarks; make lint (ruff check + format --check); make clean"
 	@echo "make gpu-check       on a CUDA machine, offline: GPU tests + benchmarks -> benchmarks/gpu/"
 	@echo "make gpu-wheels      where PyPI is reachable: wheels for gpu-check into gpu-wheels/"
 
@@ -46,11 +46,13 @@ demo: $(STAMP)
 	$(call project,drag,demo)
 	$(call project,zerocopy-gcn,demo)
 
-test: $(STAMP)
+# Lint first: a formatting slip fails in a second, not after the whole suite.
+test: lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 train-glagcn: $(STAMP)
 	$(call project,glagcn,train)

@@ -65,31 +65,107 @@ def steps(work: Path, reports: Path) -> list[Step]:
     split = ["--split", "0.6", "0.02", "0.02"]  # epochs of 40 batches need few evaluation nodes
     zc = "zerocopy-gcn/benchmarks/"
     plan = [
-        Step("zerocopy gather", 1, [
-            py, zc + "gather_bandwidth.py", "--table-mb", "1024", "--gather-mb", "64",
-            "--repeats", "10", "--base-offsets", "0", "16"], ZEROCOPY_NEEDS),
-        Step("zerocopy sampler", 1, [
-            py, zc + "sampler_rates.py", *graph, *data, "--batches", "40"], ZEROCOPY_NEEDS),
-        Step("zerocopy epochs", 1, [
-            py, zc + "epoch_variants.py", *graph, *split, *data, "--epochs", "3", "--max-batches", "40",
-            "--override", "sample_on=device", "--sweep-dir", str(work / "bench_epochs")],
-            ZEROCOPY_NEEDS, min_seconds=120),
-        Step("glagcn fp32 eager", 2, [
-            py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20"],
-            GLAGCN_NEEDS),
-        Step(GLAGCN_SPEED_STEP, 2, [
-            py, "glagcn/benchmarks/bench_speed.py", "--device", "cuda", "--rounds", "10"],
-            GLAGCN_NEEDS, min_seconds=60),
+        Step(
+            "zerocopy gather",
+            1,
+            [
+                py,
+                zc + "gather_bandwidth.py",
+                "--table-mb",
+                "1024",
+                "--gather-mb",
+                "64",
+                "--repeats",
+                "10",
+                "--base-offsets",
+                "0",
+                "16",
+            ],
+            ZEROCOPY_NEEDS,
+        ),
+        Step(
+            "zerocopy sampler",
+            1,
+            [py, zc + "sampler_rates.py", *graph, *data, "--batches", "40"],
+            ZEROCOPY_NEEDS,
+        ),
+        Step(
+            "zerocopy epochs",
+            1,
+            [
+                py,
+                zc + "epoch_variants.py",
+                *graph,
+                *split,
+                *data,
+                "--epochs",
+                "3",
+                "--max-batches",
+                "40",
+                "--override",
+                "sample_on=device",
+                "--sweep-dir",
+                str(work / "bench_epochs"),
+            ],
+            ZEROCOPY_NEEDS,
+            min_seconds=120,
+        ),
+        Step(
+            "glagcn fp32 eager",
+            2,
+            [py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20"],
+            GLAGCN_NEEDS,
+        ),
+        Step(
+            GLAGCN_SPEED_STEP,
+            2,
+            [py, "glagcn/benchmarks/bench_speed.py", "--device", "cuda", "--rounds", "10"],
+            GLAGCN_NEEDS,
+            min_seconds=60,
+        ),
     ]
     for receptive_field in (27, 81, 243):
-        plan.append(Step(f"glagcn bf16 compiled {receptive_field}", 2, [
-            py, "glagcn/benchmarks/bench.py", "--device", "cuda", "--steps", "20", "--amp",
-            "--compile", "--receptive-fields", str(receptive_field)], GLAGCN_NEEDS,
-            min_seconds=90))
-    plan.append(Step("drag", 2, [
-        py, "drag/benchmarks/throughput.py", "--device", "cuda", "--archs", "resnet101",
-        "resnet50", "resnet18", "--warmup", "3", "--iters", "20"],
-        ("numpy", "torchvision", "sklearn", "scipy")))
+        plan.append(
+            Step(
+                f"glagcn bf16 compiled {receptive_field}",
+                2,
+                [
+                    py,
+                    "glagcn/benchmarks/bench.py",
+                    "--device",
+                    "cuda",
+                    "--steps",
+                    "20",
+                    "--amp",
+                    "--compile",
+                    "--receptive-fields",
+                    str(receptive_field),
+                ],
+                GLAGCN_NEEDS,
+                min_seconds=90,
+            )
+        )
+    plan.append(
+        Step(
+            "drag",
+            2,
+            [
+                py,
+                "drag/benchmarks/throughput.py",
+                "--device",
+                "cuda",
+                "--archs",
+                "resnet101",
+                "resnet50",
+                "resnet18",
+                "--warmup",
+                "3",
+                "--iters",
+                "20",
+            ],
+            ("numpy", "torchvision", "sklearn", "scipy"),
+        )
+    )
     for step in plan:
         step.args += ["--out", str(reports / slug(step.name))]
         step.log = work / "logs" / f"{slug(step.name)}.txt"
@@ -111,9 +187,15 @@ def read_reports(folder: Path) -> list[str]:
     return [str(p) for p in sorted(folder.glob("*.md"))] if folder.is_dir() else []
 
 
-def run_steps(plan: list[Step], root: Path, env: dict[str, str], missing: dict[str, str],
-              parts: tuple[int, ...] = (1, 2), budget_s: float = PART_BUDGET_S,
-              log=print) -> list[StepResult]:
+def run_steps(
+    plan: list[Step],
+    root: Path,
+    env: dict[str, str],
+    missing: dict[str, str],
+    parts: tuple[int, ...] = (1, 2),
+    budget_s: float = PART_BUDGET_S,
+    log=print,
+) -> list[StepResult]:
     results = []
     for part in parts:
         deadline = time.monotonic() + budget_s
@@ -122,23 +204,35 @@ def run_steps(plan: list[Step], root: Path, env: dict[str, str], missing: dict[s
             lacking = [m for m in step.needs if m in missing]
             left = deadline - time.monotonic()
             if lacking:
-                results.append(StepResult(step.name, part, "skipped", command,
-                                          reason="missing " + ", ".join(lacking)))
+                results.append(
+                    StepResult(
+                        step.name, part, "skipped", command, reason="missing " + ", ".join(lacking)
+                    )
+                )
             elif left < step.min_seconds:
-                results.append(StepResult(step.name, part, "skipped", command,
-                                          reason=f"part {part} time budget spent "
-                                                 f"({left:.0f} s left)"))
+                results.append(
+                    StepResult(
+                        step.name,
+                        part,
+                        "skipped",
+                        command,
+                        reason=f"part {part} time budget spent ({left:.0f} s left)",
+                    )
+                )
             else:
                 log(f"[part {part}] {step.name} ({left:.0f} s left in this part)")
                 results.append(_run(step, root, env, left, missing))
                 done = results[-1]
-                log(f"[part {part}] {step.name}: {done.status} ({done.seconds:.0f} s) "
-                    f"{done.reason}".rstrip())
+                log(
+                    f"[part {part}] {step.name}: {done.status} ({done.seconds:.0f} s) "
+                    f"{done.reason}".rstrip()
+                )
     return results
 
 
-def _run(step: Step, root: Path, env: dict[str, str], timeout: float,
-         missing: dict[str, str]) -> StepResult:
+def _run(
+    step: Step, root: Path, env: dict[str, str], timeout: float, missing: dict[str, str]
+) -> StepResult:
     out = _out_dir(step)
     shutil.rmtree(out, ignore_errors=True)  # no report of an earlier run may pass for this one
     out.mkdir(parents=True)
@@ -147,8 +241,9 @@ def _run(step: Step, root: Path, env: dict[str, str], timeout: float,
     start = time.monotonic()
     command = " ".join(step.args[1:])
     try:
-        done = subprocess.run(step.args, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            step.args, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        )
         log.write_text(done.stdout + done.stderr)
         status = "ok" if done.returncode == 0 else "failed"
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
@@ -160,5 +255,13 @@ def _run(step: Step, root: Path, env: dict[str, str], timeout: float,
     absent = [m for m in MODULE_IN_MESSAGE.findall(reason) if m.split(".")[0] in missing]
     if status == "failed" and data and absent:  # e.g. the figures written, then no matplotlib
         status, reason = "ok", f"figures written; then stopped: {absent[0]} missing"
-    return StepResult(step.name, step.part, status, command, time.monotonic() - start, reason,
-                      data, read_reports(out))
+    return StepResult(
+        step.name,
+        step.part,
+        status,
+        command,
+        time.monotonic() - start,
+        reason,
+        data,
+        read_reports(out),
+    )

@@ -14,8 +14,16 @@ import shutil
 import subprocess
 from typing import Any
 
-FIELDS = ("index", "name", "memory.total", "driver_version", "pcie.link.gen.current",
-          "pcie.link.gen.max", "pcie.link.width.current", "pcie.link.width.max")
+FIELDS = (
+    "index",
+    "name",
+    "memory.total",
+    "driver_version",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
+)
 UNAVAILABLE = ("[N/A]", "[Not Supported]", "N/A", "[Unknown Error]", "[Insufficient Permissions]")
 
 
@@ -43,8 +51,9 @@ def parse_csv(text: str) -> list[dict[str, Any]]:
     rows = []
     for values in reader:
         if len(values) != len(header):
-            raise ValueError(f"nvidia-smi line has {len(values)} fields, header has "
-                             f"{len(header)}: {values}")
+            raise ValueError(
+                f"nvidia-smi line has {len(values)} fields, header has {len(header)}: {values}"
+            )
         rows.append({name: _value(value) for name, value in zip(header, values, strict=True)})
     return rows
 
@@ -55,8 +64,12 @@ def query(run=subprocess.run) -> tuple[list[dict[str, Any]], str | None]:
     if executable is None:
         return [], "nvidia-smi not found"
     try:
-        done = run([executable, f"--query-gpu={','.join(FIELDS)}", "--format=csv"],
-                   capture_output=True, text=True, timeout=30)
+        done = run(
+            [executable, f"--query-gpu={','.join(FIELDS)}", "--format=csv"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return [], f"nvidia-smi failed: {error}"
     if done.returncode != 0:
@@ -69,9 +82,12 @@ def query(run=subprocess.run) -> tuple[list[dict[str, Any]], str | None]:
 
 def pcie_text(row: dict[str, Any]) -> str:
     """e.g. 'PCIe Gen5 x16 (max Gen5 x16)'."""
+
     def show(value: Any) -> str:
         return "?" if value is None else str(value)
 
-    return (f"PCIe Gen{show(row.get('pcie.link.gen.current'))} "
-            f"x{show(row.get('pcie.link.width.current'))} (max Gen"
-            f"{show(row.get('pcie.link.gen.max'))} x{show(row.get('pcie.link.width.max'))})")
+    return (
+        f"PCIe Gen{show(row.get('pcie.link.gen.current'))} "
+        f"x{show(row.get('pcie.link.width.current'))} (max Gen"
+        f"{show(row.get('pcie.link.gen.max'))} x{show(row.get('pcie.link.width.max'))})"
+    )

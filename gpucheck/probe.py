@@ -76,8 +76,9 @@ class Probe:
         elif self.torch_cuda_build is None:
             why = f"torch {self.torch} is a CPU-only build"
         else:
-            why = (f"torch {self.torch} (CUDA {self.torch_cuda_build}) sees no device"
-                   + (f": {self.cuda_error}" if self.cuda_error else ""))
+            why = f"torch {self.torch} (CUDA {self.torch_cuda_build}) sees no device" + (
+                f": {self.cuda_error}" if self.cuda_error else ""
+            )
         smi = self.nvidia_smi_error or f"nvidia-smi lists {len(self.nvidia_smi)} GPU(s)"
         return f"no CUDA GPU found ({why}; {smi}); run `make gpu-check` on a machine with one"
 
@@ -97,20 +98,28 @@ def check_dependencies(find_spec=importlib.util.find_spec) -> list[Dependency]:
             present = find_spec(module) is not None
         except (ImportError, ValueError):
             present = False
-        found.append(Dependency(module, distribution, present,
-                                _version(distribution, module) if present else None,
-                                consequence))
+        found.append(
+            Dependency(
+                module,
+                distribution,
+                present,
+                _version(distribution, module) if present else None,
+                consequence,
+            )
+        )
     return found
 
 
 def probe(smi_query=nvsmi.query, find_spec=importlib.util.find_spec) -> Probe:
-    result = Probe(python=platform.python_version(),
-                   platform=f"{platform.system()} {platform.machine()}")
+    result = Probe(
+        python=platform.python_version(), platform=f"{platform.system()} {platform.machine()}"
+    )
     result.nvidia_smi, result.nvidia_smi_error = smi_query()
     if result.nvidia_smi:
         first = result.nvidia_smi[0]
-        result.driver = None if first.get("driver_version") is None else \
-            str(first["driver_version"])
+        result.driver = (
+            None if first.get("driver_version") is None else str(first["driver_version"])
+        )
         result.pcie = nvsmi.pcie_text(first)
     result.dependencies = check_dependencies(find_spec)
     try:
@@ -146,11 +155,13 @@ def probe(smi_query=nvsmi.query, find_spec=importlib.util.find_spec) -> Probe:
 
 def describe(found: Probe) -> list[str]:
     """The lines printed before anything runs."""
-    lines = [f"GPU: {found.gpu_name} ({found.gpu_memory_gib:.1f} GiB, compute capability "
-             f"{found.gpu_capability}; {found.gpu_count} device(s))",
-             f"driver {found.driver or '?'}, CUDA (torch build) {found.torch_cuda_build}, "
-             f"torch {found.torch}, CuPy {found.cupy or 'missing'}, Python {found.python}",
-             f"link: {found.pcie or found.nvidia_smi_error or 'unknown'}"]
+    lines = [
+        f"GPU: {found.gpu_name} ({found.gpu_memory_gib:.1f} GiB, compute capability "
+        f"{found.gpu_capability}; {found.gpu_count} device(s))",
+        f"driver {found.driver or '?'}, CUDA (torch build) {found.torch_cuda_build}, "
+        f"torch {found.torch}, CuPy {found.cupy or 'missing'}, Python {found.python}",
+        f"link: {found.pcie or found.nvidia_smi_error or 'unknown'}",
+    ]
     missing = [d for d in found.dependencies if not d.present]
     for dependency in missing:
         lines.append(f"{dependency.distribution} missing: {dependency.consequence}")

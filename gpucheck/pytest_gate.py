@@ -48,8 +48,9 @@ def parse_junit(path: Path) -> list[Outcome]:
                 outcome = {"failure": "failed"}.get(tag, tag)
                 # a collection error's message is just "collection failure"; the import
                 # error it hides is in the element's text
-                message = "\n".join(filter(None, [element.get("message"),
-                                                   (element.text or "").strip()]))
+                message = "\n".join(
+                    filter(None, [element.get("message"), (element.text or "").strip()])
+                )
                 break
         outcomes.append(Outcome(name, outcome, message))
     return outcomes
@@ -62,24 +63,35 @@ def judge(outcomes: list[Outcome], missing: dict[str, str]) -> list[Outcome]:
             outcome.verdict = "ok"
             continue
         modules = {m.split(".")[0] for m in MODULE_IN_MESSAGE.findall(outcome.message)}
-        explained = outcome.outcome in ("skipped", "error") and modules and \
-            modules <= set(missing)
+        explained = outcome.outcome in ("skipped", "error") and modules and modules <= set(missing)
         outcome.verdict = "explained" if explained else "failure"
     return outcomes
 
 
-def run_gpu_tests(root: Path, testpaths: list[str], junit: Path, env: dict[str, str],
-                  timeout: float) -> tuple[list[Outcome], str]:
+def run_gpu_tests(
+    root: Path, testpaths: list[str], junit: Path, env: dict[str, str], timeout: float
+) -> tuple[list[Outcome], str]:
     """Run ``pytest -m gpu`` over the GPU test files; (outcomes, pytest's last lines)."""
     files = gpu_test_files(root, testpaths)
     if not files:
         return [], "no GPU test files found"
-    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-               "--continue-on-collection-errors",
-               f"--junitxml={junit}", *[str(f.relative_to(root)) for f in files]]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        f"--junitxml={junit}",
+        *[str(f.relative_to(root)) for f in files],
+    ]
     try:
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        )
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
     except subprocess.TimeoutExpired:
         tail = f"pytest did not finish within {timeout:.0f} s"
@@ -89,8 +101,7 @@ def run_gpu_tests(root: Path, testpaths: list[str], junit: Path, env: dict[str, 
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, int]:
-    counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "failures": 0,
-              "explained": 0}
+    counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "failures": 0, "explained": 0}
     for outcome in outcomes:
         counts[outcome.outcome] += 1
         if outcome.verdict in ("failure", "explained"):

@@ -82,47 +82,89 @@ def evaluate(results: list[StepResult]) -> list[Target]:
     gather = _data(results, "zerocopy gather").get("measurements", [])
     big = [r for r in gather_cells(gather) if r["row_bytes"] >= TARGET_ROW_BYTES]
     measured = [r for r in big if "zerocopy-aligned" in r and "memcpy" in r]
-    why = ("CuPy missing or zero-copy not run: " + _why_missing(results, "zerocopy gather")
-           if not measured else "")
+    why = (
+        "CuPy missing or zero-copy not run: " + _why_missing(results, "zerocopy gather")
+        if not measured
+        else ""
+    )
     fractions = [(r["zerocopy-aligned"] / r["memcpy"], r) for r in measured]
-    ratios = [(r["zerocopy-aligned"] / r["conventional"], r) for r in measured
-              if r.get("conventional")]
+    ratios = [
+        (r["zerocopy-aligned"] / r["conventional"], r) for r in measured if r.get("conventional")
+    ]
     for label, values, threshold, text in (
-            ("aligned zero-copy / pinned H2D memcpy, rows >= 256 B", fractions, MEMCPY_FRACTION,
-             ">= 85 % in every cell"),
-            ("aligned zero-copy / conventional path, rows >= 256 B", ratios, CONVENTIONAL_RATIO,
-             ">= 2x in every cell")):
+        (
+            "aligned zero-copy / pinned H2D memcpy, rows >= 256 B",
+            fractions,
+            MEMCPY_FRACTION,
+            ">= 85 % in every cell",
+        ),
+        (
+            "aligned zero-copy / conventional path, rows >= 256 B",
+            ratios,
+            CONVENTIONAL_RATIO,
+            ">= 2x in every cell",
+        ),
+    ):
         if not values:
             targets.append(Target(label, "-", text, None, why))
             continue
         worst, row = min(values, key=lambda item: item[0])
         held = sum(v >= threshold for v, _ in values)
         shown = f"{worst:.0%}" if threshold < 1 else f"{worst:.2f}x"
-        targets.append(Target(label, f"worst {shown} ({row['dtype']}, {row['row_bytes']} B); "
-                              f"{held}/{len(values)} cells hold", text, held == len(values)))
+        targets.append(
+            Target(
+                label,
+                f"worst {shown} ({row['dtype']}, {row['row_bytes']} B); "
+                f"{held}/{len(values)} cells hold",
+                text,
+                held == len(values),
+            )
+        )
     epochs = {r["variant"]: r for r in _data(results, "zerocopy epochs").get("rows", [])}
-    for zero_copy, gpu in (("zerocopy", "gpu"), ("zerocopy-prefetch", "gpu-prefetch"),
-                           ("zerocopy-cache", "gpu"), ("zerocopy-cache-prefetch",
-                                                       "gpu-prefetch")):
+    for zero_copy, gpu in (
+        ("zerocopy", "gpu"),
+        ("zerocopy-prefetch", "gpu-prefetch"),
+        ("zerocopy-cache", "gpu"),
+        ("zerocopy-cache-prefetch", "gpu-prefetch"),
+    ):
         label = f"epoch {zero_copy} / {gpu} (all in GPU)"
         if zero_copy in epochs and gpu in epochs:
             ratio = epochs[zero_copy]["epoch_s"] / epochs[gpu]["epoch_s"]
-            targets.append(Target(label, f"{ratio:.2f}x ({epochs[zero_copy]['epoch_s']:.2f} s vs "
-                                  f"{epochs[gpu]['epoch_s']:.2f} s)", "<= 1.3x",
-                                  ratio <= EPOCH_RATIO))
+            targets.append(
+                Target(
+                    label,
+                    f"{ratio:.2f}x ({epochs[zero_copy]['epoch_s']:.2f} s vs "
+                    f"{epochs[gpu]['epoch_s']:.2f} s)",
+                    "<= 1.3x",
+                    ratio <= EPOCH_RATIO,
+                )
+            )
         else:
-            targets.append(Target(label, "-", "<= 1.3x", None,
-                                  _why_missing(results, "zerocopy epochs")))
+            targets.append(
+                Target(label, "-", "<= 1.3x", None, _why_missing(results, "zerocopy epochs"))
+            )
     drag = _data(results, "drag").get("rows", [])
     target_rows = [r for r in drag if r["arch"] == DRAG_TARGET_ARCH]
     if target_rows:
         overhead = target_rows[0]["drag_overhead_pct"]
-        targets.append(Target(f"DRAG head overhead over the backbone ({DRAG_TARGET_ARCH}, "
-                              "448x448)", f"{overhead:.1f} %", "<= 10 %",
-                              overhead <= DRAG_OVERHEAD_PCT))
+        targets.append(
+            Target(
+                f"DRAG head overhead over the backbone ({DRAG_TARGET_ARCH}, 448x448)",
+                f"{overhead:.1f} %",
+                "<= 10 %",
+                overhead <= DRAG_OVERHEAD_PCT,
+            )
+        )
     else:
-        targets.append(Target(f"DRAG head overhead ({DRAG_TARGET_ARCH}, 448x448)", "-",
-                              "<= 10 %", None, _why_missing(results, "drag")))
+        targets.append(
+            Target(
+                f"DRAG head overhead ({DRAG_TARGET_ARCH}, 448x448)",
+                "-",
+                "<= 10 %",
+                None,
+                _why_missing(results, "drag"),
+            )
+        )
     speed = _data(results, GLAGCN_SPEED_STEP).get("rows", [])
     label = "GLA-GCN fp32 training step / the authors' form (27-243 frames, batch 64 and 512)"
     if speed:
@@ -130,68 +172,128 @@ def evaluate(results: list[StepResult]) -> list[Target]:
         held = sum(r["speedup"] >= GLAGCN_SPEEDUP for r in speed)
         difference = max(r["max_relative_difference"]["eval_output"] for r in speed)
         same = difference <= SAME_OUTPUT_TOLERANCE
-        targets.append(Target(label, f"worst {worst['speedup']:.2f}x ({worst['receptive_field']} "
-                              f"frames, batch {worst['batch']}); {held}/{len(speed)} cells hold; "
-                              f"outputs differ by {difference:.1e} (relative)",
-                              ">= 1.5x in every cell, same outputs",
-                              held == len(speed) and same))
+        targets.append(
+            Target(
+                label,
+                f"worst {worst['speedup']:.2f}x ({worst['receptive_field']} "
+                f"frames, batch {worst['batch']}); {held}/{len(speed)} cells hold; "
+                f"outputs differ by {difference:.1e} (relative)",
+                ">= 1.5x in every cell, same outputs",
+                held == len(speed) and same,
+            )
+        )
     else:
-        targets.append(Target(label, "-", ">= 1.5x in every cell, same outputs", None,
-                              _why_missing(results, GLAGCN_SPEED_STEP)))
+        targets.append(
+            Target(
+                label,
+                "-",
+                ">= 1.5x in every cell, same outputs",
+                None,
+                _why_missing(results, GLAGCN_SPEED_STEP),
+            )
+        )
     return targets
 
 
 def links(result: StepResult, base: Path) -> list[str]:
     """Markdown links, relative to ``base`` (the report's folder), to the step's own reports."""
-    return [f"[{Path(r).name}]({Path(os.path.relpath(r, base)).as_posix()})"
-            for r in result.reports]
+    return [
+        f"[{Path(r).name}]({Path(os.path.relpath(r, base)).as_posix()})" for r in result.reports
+    ]
 
 
-def markdown(found: Probe, outcomes: list[Outcome], tests_note: str,
-             results: list[StepResult], targets: list[Target], base: Path, command: str,
-             created: str) -> str:
+def markdown(
+    found: Probe,
+    outcomes: list[Outcome],
+    tests_note: str,
+    results: list[StepResult],
+    targets: list[Target],
+    base: Path,
+    command: str,
+    created: str,
+) -> str:
     counts = summary(outcomes)
-    lines = [f"# GPU check: {found.gpu_name or 'no GPU'}", "",
-             f"Command: `{command}` ({created})", ""]
-    lines += [f"- {line}" for line in describe(found)] if found.cuda_available else \
-        [f"- {found.no_gpu_line()}"]
+    lines = [
+        f"# GPU check: {found.gpu_name or 'no GPU'}",
+        "",
+        f"Command: `{command}` ({created})",
+        "",
+    ]
+    lines += (
+        [f"- {line}" for line in describe(found)]
+        if found.cuda_available
+        else [f"- {found.no_gpu_line()}"]
+    )
     lines += ["", "## Targets", "", "| figure | measured | target | result |", "|---|---|---|---|"]
     for t in targets:
-        lines.append(f"| {t.figure} | {t.value}{' (' + t.note + ')' if t.note else ''} | "
-                     f"{t.target} | {t.mark} |")
-    lines += ["", "## GPU tests", "",
-              f"{counts['passed']} passed, {counts['failures']} failures (failed, errors, or "
-              f"skipped without a missing dependency to explain it), {counts['explained']} not "
-              f"run for a missing dependency. {tests_note}", ""]
+        lines.append(
+            f"| {t.figure} | {t.value}{' (' + t.note + ')' if t.note else ''} | "
+            f"{t.target} | {t.mark} |"
+        )
+    lines += [
+        "",
+        "## GPU tests",
+        "",
+        f"{counts['passed']} passed, {counts['failures']} failures (failed, errors, or "
+        f"skipped without a missing dependency to explain it), {counts['explained']} not "
+        f"run for a missing dependency. {tests_note}",
+        "",
+    ]
     for o in outcomes:
         if o.verdict != "ok":
             lines.append(f"- {o.verdict}: `{o.test}` {o.outcome}: {o.message[:200]}")
-    lines += ["", "## Benchmark steps (two parts, 8 minutes each)", "",
-              "Each step is a project's own benchmark script; its report (tables, the command "
-              "and the machine) is linked.", "",
-              "| part | step | status | seconds | report | note |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Benchmark steps (two parts, 8 minutes each)",
+        "",
+        "Each step is a project's own benchmark script; its report (tables, the command "
+        "and the machine) is linked.",
+        "",
+        "| part | step | status | seconds | report | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r.part} | {r.name} | {r.status} | {r.seconds:.0f} | "
-                     f"{', '.join(links(r, base)) or '-'} | {r.reason} |")
+        lines.append(
+            f"| {r.part} | {r.name} | {r.status} | {r.seconds:.0f} | "
+            f"{', '.join(links(r, base)) or '-'} | {r.reason} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, found: Probe, outcomes: list[Outcome], tests_note: str,
-                 results: list[StepResult], command: str) -> tuple[Path, Path, list[Target]]:
+def write_report(
+    out: Path,
+    found: Probe,
+    outcomes: list[Outcome],
+    tests_note: str,
+    results: list[StepResult],
+    command: str,
+) -> tuple[Path, Path, list[Target]]:
     targets = evaluate(results)
     created = time.strftime("%Y-%m-%d %H:%M %Z")
     out.mkdir(parents=True, exist_ok=True)
     name = report_name(found.gpu_name)
     md_path, json_path = out / f"{name}.md", out / f"{name}.json"
-    md_path.write_text(markdown(found, outcomes, tests_note, results, targets, out, command,
-                                created))
-    steps = [{**{k: v for k, v in asdict(r).items() if k not in ("data", "reports")},
-              "reports": [Path(os.path.relpath(p, out)).as_posix() for p in r.reports]}
-             for r in results]
-    payload = {"command": command, "created": created, "probe": found.to_dict(),
-               "tests": {"summary": summary(outcomes), "note": tests_note,
-                         "outcomes": [asdict(o) for o in outcomes]},
-               "steps": steps,
-               "targets": [{**asdict(t), "result": t.mark} for t in targets]}
+    md_path.write_text(
+        markdown(found, outcomes, tests_note, results, targets, out, command, created)
+    )
+    steps = [
+        {
+            **{k: v for k, v in asdict(r).items() if k not in ("data", "reports")},
+            "reports": [Path(os.path.relpath(p, out)).as_posix() for p in r.reports],
+        }
+        for r in results
+    ]
+    payload = {
+        "command": command,
+        "created": created,
+        "probe": found.to_dict(),
+        "tests": {
+            "summary": summary(outcomes),
+            "note": tests_note,
+            "outcomes": [asdict(o) for o in outcomes],
+        },
+        "steps": steps,
+        "targets": [{**asdict(t), "result": t.mark} for t in targets],
+    }
     json_path.write_text(json.dumps(payload, indent=2, default=str))
     return md_path, json_path, targets

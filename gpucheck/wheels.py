@@ -85,8 +85,10 @@ def wanted(pins: dict[str, str], installed=importlib.metadata.version) -> dict[s
             try:
                 version = installed(distribution)
             except importlib.metadata.PackageNotFoundError as error:
-                raise SystemExit(f"{distribution}: not pinned in requirements.txt and not "
-                                 "installed here; run `make setup` first") from error
+                raise SystemExit(
+                    f"{distribution}: not pinned in requirements.txt and not "
+                    "installed here; run `make setup` first"
+                ) from error
         versions[distribution] = version
     return versions
 
@@ -122,45 +124,87 @@ def to_install(folder: Path, present=importlib.metadata.version) -> list[Path]:
 
 
 def folder_report(folder: Path) -> tuple[int, list[tuple[str, int]]]:
-    sizes = sorted(((w.name, w.stat().st_size) for w in folder.glob("*.whl")),
-                   key=lambda item: -item[1])
+    sizes = sorted(
+        ((w.name, w.stat().st_size) for w in folder.glob("*.whl")), key=lambda item: -item[1]
+    )
     return sum(size for _, size in sizes), sizes
 
 
 def download(folder: Path, python_version: str, platforms: list[str]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     versions = wanted(pinned_versions())
-    target = ["--python-version", python_version, "--implementation", "cp",
-              *[arg for p in platforms for arg in ("--platform", p)]]
+    target = [
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        *[arg for p in platforms for arg in ("--platform", p)],
+    ]
     for distribution, version in versions.items():
         spec = f"{distribution}=={version}"
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                               "--only-binary=:all:", *target, "-d", str(folder), spec],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                *target,
+                "-d",
+                str(folder),
+                spec,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:  # no wheel on the index: build a pure-Python one
-            built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet",
-                                    "--no-deps", "-w", str(folder), spec],
-                                   capture_output=True, text=True)
+            built = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--quiet",
+                    "--no-deps",
+                    "-w",
+                    str(folder),
+                    spec,
+                ],
+                capture_output=True,
+                text=True,
+            )
             if built.returncode != 0:
-                print(f"{spec}: no wheel for Python {python_version} on {platforms} and "
-                      f"building one failed:\n{done.stderr}{built.stderr}")
+                print(
+                    f"{spec}: no wheel for Python {python_version} on {platforms} and "
+                    f"building one failed:\n{done.stderr}{built.stderr}"
+                )
                 return 1
-            made = [w for w in folder.glob("*.whl")
-                    if wheel_distribution(w.name) == normalise(distribution)]
+            made = [
+                w
+                for w in folder.glob("*.whl")
+                if wheel_distribution(w.name) == normalise(distribution)
+            ]
             if not made or not any(w.name.endswith("-none-any.whl") for w in made):
-                print(f"{spec}: the built wheel is not pure Python; it would not fit another "
-                      "machine")
+                print(
+                    f"{spec}: the built wheel is not pure Python; it would not fit another machine"
+                )
                 return 1
     total, sizes = folder_report(folder)
     requirements = "\n".join(f"{d}=={v}" for d, v in versions.items()) + "\n"
     (folder / "requirements.txt").write_text(requirements)
-    print(f"{folder}: {len(sizes)} wheels, {total / 1e6:.1f} MB (limit {LIMIT_BYTES / 1e6:.0f} MB)"
-          f"; largest: " + ", ".join(f"{n} {s / 1e6:.1f} MB" for n, s in sizes[:3]))
+    print(
+        f"{folder}: {len(sizes)} wheels, {total / 1e6:.1f} MB (limit {LIMIT_BYTES / 1e6:.0f} MB)"
+        f"; largest: " + ", ".join(f"{n} {s / 1e6:.1f} MB" for n, s in sizes[:3])
+    )
     if total > LIMIT_BYTES:
         print("over the limit: drop the largest optional wheels or raise the limit knowingly")
         return 1
-    print(f"copy {folder}/ next to the repository on the GPU machine; `make gpu-check` installs "
-          "what that machine lacks from it, offline")
+    print(
+        f"copy {folder}/ next to the repository on the GPU machine; `make gpu-check` installs "
+        "what that machine lacks from it, offline"
+    )
     return 0
 
 
@@ -172,15 +216,31 @@ def install(folder: Path, target: Path) -> int:
         print(f"{folder}: nothing to install (every distribution present)")
         return 0
     print(f"installing offline into {target}: " + ", ".join(w.name for w in chosen))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
-                           "--no-deps", "--find-links", str(folder), "--target", str(target),
-                           *map(str, chosen)])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--find-links",
+            str(folder),
+            "--target",
+            str(target),
+            *map(str, chosen),
+        ]
+    )
     return done.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gpucheck.wheels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gpucheck.wheels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     get = sub.add_parser("download")
     get.add_argument("folder", type=Path)

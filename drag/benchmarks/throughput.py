@@ -32,15 +32,28 @@ COLUMNS = [
     Column("DRAG img/s", "drag_images_per_s", "{:.2f}"),
     Column("DRAG overhead", "drag_overhead_pct", "{:.1f}%"),
     Column("DRAG extra params (M)", "drag_extra_params_M", "{:.2f}"),
-    Column("clustering s / 1,000 images (peaks + k-means)",
-           value=lambda r: (r["cluster_total_s_per_1000"], r["cluster_peak_extraction_s_per_1000"],
-                            r["cluster_kmeans_s_per_1000"]),
-           fmt=lambda v: f"{v[0]:.1f} ({v[1]:.1f} + {v[2]:.1f})"),
+    Column(
+        "clustering s / 1,000 images (peaks + k-means)",
+        value=lambda r: (
+            r["cluster_total_s_per_1000"],
+            r["cluster_peak_extraction_s_per_1000"],
+            r["cluster_kmeans_s_per_1000"],
+        ),
+        fmt=lambda v: f"{v[0]:.1f} ({v[1]:.1f} + {v[2]:.1f})",
+    ),
 ]
 
 
-def bench_arch(arch: str, device: torch.device, size: int, batch: int, groups: int, warmup: int,
-               iters: int, cluster_images: int = 1000) -> dict[str, Any]:
+def bench_arch(
+    arch: str,
+    device: torch.device,
+    size: int,
+    batch: int,
+    groups: int,
+    warmup: int,
+    iters: int,
+    cluster_images: int = 1000,
+) -> dict[str, Any]:
     torch.manual_seed(0)
     backbone = Backbone(arch).to(device).eval()
     images = torch.randn(batch, 3, size, size, device=device)
@@ -51,11 +64,15 @@ def bench_arch(arch: str, device: torch.device, size: int, batch: int, groups: i
         return peak_positions(backbone.features(images)).cpu()
 
     with torch.no_grad():
-        timings = interleaved({"backbone": lambda: backbone(images), "drag": lambda: model(images),
-                               "peaks": peaks}, repeats=iters, warmup=warmup,
-                              sync=cuda_sync(device))
-    backbone_rate, drag_rate, peak_rate = (batch / timings[name].median
-                                           for name in ("backbone", "drag", "peaks"))
+        timings = interleaved(
+            {"backbone": lambda: backbone(images), "drag": lambda: model(images), "peaks": peaks},
+            repeats=iters,
+            warmup=warmup,
+            sync=cuda_sync(device),
+        )
+    backbone_rate, drag_rate, peak_rate = (
+        batch / timings[name].median for name in ("backbone", "drag", "peaks")
+    )
     rng = np.random.default_rng(0)
     descriptors = rng.random((backbone.channels, 2 * cluster_images), dtype=np.float32)
     start = time.perf_counter()
@@ -82,15 +99,31 @@ def bench_arch(arch: str, device: torch.device, size: int, batch: int, groups: i
     }
 
 
-def write_outputs(results: list[dict], out: Path, device_kind: str, warmup: int, iters: int,
-                  command: str, info: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def write_outputs(
+    results: list[dict],
+    out: Path,
+    device_kind: str,
+    warmup: int,
+    iters: int,
+    command: str,
+    info: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
     info = info if info is not None else machine()
-    note = (f"{warmup} warm-up + median of {iters} interleaved timed batches per model, eval "
-            "mode. Within one row the backbone vs DRAG comparison is the meaningful part: on a "
-            "shared machine absolute rates drift between runs.")
-    paths = write_json_markdown(out / f"bench_{device_kind}", results, COLUMNS,
-                                "DRAG throughput", command, info, [note],
-                                {"warmup": warmup, "iters": iters})
+    note = (
+        f"{warmup} warm-up + median of {iters} interleaved timed batches per model, eval "
+        "mode. Within one row the backbone vs DRAG comparison is the meaningful part: on a "
+        "shared machine absolute rates drift between runs."
+    )
+    paths = write_json_markdown(
+        out / f"bench_{device_kind}",
+        results,
+        COLUMNS,
+        "DRAG throughput",
+        command,
+        info,
+        [note],
+        {"warmup": warmup, "iters": iters},
+    )
     try:
         import matplotlib
     except ImportError:  # the numbers are in the JSON; a GPU machine may lack matplotlib
@@ -105,8 +138,7 @@ def write_outputs(results: list[dict], out: Path, device_kind: str, warmup: int,
     ax.set_xticks(x, [r["arch"] for r in results])
     ax.set_ylabel("images / s")
     first = results[0] if results else {"image_size": "-", "batch": "-"}
-    ax.set_title(f"{first['image_size']}px, batch {first['batch']}, {describe(info)}",
-                 fontsize=7)
+    ax.set_title(f"{first['image_size']}px, batch {first['batch']}, {describe(info)}", fontsize=7)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / f"bench_{device_kind}.png", dpi=100)
@@ -133,8 +165,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             bench_arch(arch, device, args.size, args.batch, args.groups, args.warmup, args.iters)
         )
         print(f"{arch}: {time.perf_counter() - start:.1f}s", flush=True)
-    _, md_path = write_outputs(results, args.out, device.type, args.warmup, args.iters,
-                               command_line(argv, __file__))
+    _, md_path = write_outputs(
+        results, args.out, device.type, args.warmup, args.iters, command_line(argv, __file__)
+    )
     print(md_path.read_text())
     return results
 

@@ -28,8 +28,26 @@ def test_bench_writes_json_markdown_and_plot(tmp_path):
 
 
 def test_command_line_records_the_script_and_its_arguments(tmp_path):
-    main(["--out", str(tmp_path), "--archs", "resnet18", "--size", "64", "--batch", "1",
-          "--groups", "2", "--warmup", "0", "--iters", "1", "--device", "cpu"])
+    main(
+        [
+            "--out",
+            str(tmp_path),
+            "--archs",
+            "resnet18",
+            "--size",
+            "64",
+            "--batch",
+            "1",
+            "--groups",
+            "2",
+            "--warmup",
+            "0",
+            "--iters",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     saved = json.loads((tmp_path / "bench_cpu.json").read_text())
     assert saved["command"].startswith("python drag/benchmarks/throughput.py --out ")
     assert "--archs resnet18" in saved["command"]

@@ -141,8 +141,7 @@ def test_converted_model_reproduces_the_authors_forward(layout):
     with torch.no_grad():
         # the authors' backbone returns the flattened layer4 map (empty avgpool/fc)
         theirs = backbone(images).view(2, 512, 2, 2)
-        torch.testing.assert_close(model.backbone.features(images), theirs, rtol=1e-10,
-                                   atol=1e-12)
+        torch.testing.assert_close(model.backbone.features(images), theirs, rtol=1e-10, atol=1e-12)
         features = torch.rand(2, 512, 2, 2, dtype=torch.float64) * 3
         expected = reference_forward(features, _double(cgl_sd), _double(head_sd), groups)
         got = model.forward_features(features)["logits"]

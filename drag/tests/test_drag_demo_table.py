@@ -15,8 +15,10 @@ METRICS = json.loads((PROJECT / "benchmarks" / "demo_cpu_metrics.json").read_tex
 
 def test_committed_table_and_readme_block_are_the_committed_metrics():
     generated = demo_table.table(METRICS)
-    fix = ("python benchmarks/demo_table.py benchmarks/demo_cpu_metrics.json "
-           "--out benchmarks/demo_cpu.md --readme README.md")
+    fix = (
+        "python benchmarks/demo_table.py benchmarks/demo_cpu_metrics.json "
+        "--out benchmarks/demo_cpu.md --readme README.md"
+    )
     assert (PROJECT / "benchmarks" / "demo_cpu.md").read_text() == generated, f"run: {fix}"
     readme = (PROJECT / "README.md").read_text()
     assert demo_table.readme_block(readme) == generated, f"run (in drag/): {fix}"

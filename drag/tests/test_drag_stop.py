@@ -46,8 +46,9 @@ def test_stop_mid_epoch_then_resume_equals_the_uninterrupted_run(
     with pytest.raises(RunStopped, match="finetune_backbone, epoch 1 after step 2") as info:
         train(compose_cfg(tiny_overrides(tiny_synthetic)))
     assert info.value.exit_code == 143
-    saved = torch.load(tmp_path / "finetune_backbone" / "checkpoints" / "last.pt",
-                       weights_only=True)
+    saved = torch.load(
+        tmp_path / "finetune_backbone" / "checkpoints" / "last.pt", weights_only=True
+    )
     assert (saved["epoch"], saved["steps_into_next_epoch"]) == (0, 2)
     assert "stopped in stage finetune_backbone" in (tmp_path / "run.log").read_text()
 
@@ -141,13 +142,17 @@ def test_resuming_with_region_losses_from_a_checkpoint_without_their_optimizer_i
     with monkeypatch.context() as patch:
         _stop_at(patch, step=1, occurrence=1)
         with pytest.raises(RunStopped):
-            train(compose_cfg(_drag_stage_overrides(tiny_synthetic, trained_run,
-                                                    tiny_overrides, 0.0)))
+            train(
+                compose_cfg(_drag_stage_overrides(tiny_synthetic, trained_run, tiny_overrides, 0.0))
+            )
     last = tmp_path / "drag" / "checkpoints" / "last.pt"
     before = last.read_bytes()
     on = _drag_stage_overrides(tiny_synthetic, trained_run, tiny_overrides, 0.1)
-    with pytest.raises(CheckpointError, match=r"last\.pt was trained with the optimizer Adam\(.*"
-                       r"region_losses=Adam\(.*drag\.distance_weight=0\.1"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"last\.pt was trained with the optimizer Adam\(.*"
+        r"region_losses=Adam\(.*drag\.distance_weight=0\.1",
+    ):
         train(compose_cfg(on + ["resume=true"]))
     assert last.read_bytes() == before
 
@@ -173,19 +178,29 @@ def _sigterm_once_logged(process: subprocess.Popen, log: Path, text: str) -> Non
 
 
 @pytest.mark.slow
-def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(tiny_synthetic,
-                                                                               tiny_overrides,
-                                                                               tmp_path):
+def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(
+    tiny_synthetic, tiny_overrides, tmp_path
+):
     """torchrun passes a SIGTERM to both workers: they stop at one place, rank 0 writes, and the
     resumed two-process run continues from there to the end.
     (That a resumed two-process run equals the uninterrupted one is shown for GLA-GCN and
     zerocopy-gcn, whose loops share this stop logic; here it would cost a third launch.)"""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "train.py", *tiny_overrides(tiny_synthetic),
-               "finetune.epochs=6", "stages=[finetune_backbone]", f"hydra.run.dir={tmp_path}"]
-    process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+        *tiny_overrides(tiny_synthetic),
+        "finetune.epochs=6",
+        "stages=[finetune_backbone]",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    process = subprocess.Popen(
+        command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     log = tmp_path / "run.log"
     _sigterm_once_logged(process, log, "stage finetune_backbone epoch 0:")
     _, stderr = process.communicate(timeout=180)
@@ -195,25 +210,34 @@ def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(ti
     last = tmp_path / "finetune_backbone" / "checkpoints" / "last.pt"
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] < 5 and len(saved["rng_per_rank"]) == 2
-    resumed = subprocess.run([*command, "resume=true"], cwd=PROJECT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*command, "resume=true"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in log.read_text()
     assert torch.load(last, weights_only=True)["epoch"] == 5
 
 
-@pytest.mark.parametrize(("script", "overrides", "expected"), [
-    ("predict.py", ["images={images}", "checkpoint={tmp}/none.pt"], "none.pt"),
-    ("train.py", ["data.format=bogus"], "bogus"),
-    ("train.py", ["stages=[nonsense]"], "nonsense"),
-])
-def test_user_errors_print_one_line_and_exit_2(tiny_synthetic, tmp_path, script, overrides,
-                                               expected):
+@pytest.mark.parametrize(
+    ("script", "overrides", "expected"),
+    [
+        ("predict.py", ["images={images}", "checkpoint={tmp}/none.pt"], "none.pt"),
+        ("train.py", ["data.format=bogus"], "bogus"),
+        ("train.py", ["stages=[nonsense]"], "nonsense"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(
+    tiny_synthetic, tmp_path, script, overrides, expected
+):
     overrides = [o.format(tmp=tmp_path, images=tiny_synthetic / "images") for o in overrides]
-    done = subprocess.run([sys.executable, script, *overrides, "device=cpu",
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        [sys.executable, script, *overrides, "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2, done.stderr

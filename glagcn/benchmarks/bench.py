@@ -32,9 +32,15 @@ def _measure(step, repeats: int, sync) -> tuple[float, float]:
     return first["step"].median, later["step"].median
 
 
-def benchmark(device: torch.device, steps: int, train_batch: int, infer_batch: int,
-              amp: bool = False, compile_model: bool = False,
-              receptive_fields: tuple[int, ...] = tuple(sorted(ARCHITECTURES))) -> list[dict]:
+def benchmark(
+    device: torch.device,
+    steps: int,
+    train_batch: int,
+    infer_batch: int,
+    amp: bool = False,
+    compile_model: bool = False,
+    receptive_fields: tuple[int, ...] = tuple(sorted(ARCHITECTURES)),
+) -> list[dict]:
     rows = []
     sync = cuda_sync(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
@@ -52,8 +58,7 @@ def benchmark(device: torch.device, steps: int, train_batch: int, infer_batch: i
         def train_step(model=runnable, optimizer=optimizer, x=x, y=y, pad=pad):
             with autocast:
                 centre, sequence = model(x, return_sequence=True)
-                loss = (mpjpe(centre.float(), y[:, pad:pad + 1])
-                        + mpjpe(sequence.float(), y))
+                loss = mpjpe(centre.float(), y[:, pad : pad + 1]) + mpjpe(sequence.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -70,19 +75,21 @@ def benchmark(device: torch.device, steps: int, train_batch: int, infer_batch: i
 
         infer_first, infer_seconds = _measure(infer_step, steps, sync)
         train_rate = train_batch / train_seconds
-        rows.append({
-            "receptive_field": receptive_field,
-            "parameters": count_parameters(model),
-            "gmacs_per_frame": macs_per_frame(model.cpu()) / 1e9,
-            "train_batch": train_batch,
-            "train_frames_per_s": train_rate,
-            "infer_batch": infer_batch,
-            "infer_frames_per_s": infer_batch / infer_seconds,
-            "projected_h36m_epoch_h": H36M_TRAINING_FRAMES / train_rate / 3600,
-            "amp_bf16": amp,
-            "compiled": compile_model,
-            "first_call_s": {"train": train_first, "inference": infer_first},
-        })
+        rows.append(
+            {
+                "receptive_field": receptive_field,
+                "parameters": count_parameters(model),
+                "gmacs_per_frame": macs_per_frame(model.cpu()) / 1e9,
+                "train_batch": train_batch,
+                "train_frames_per_s": train_rate,
+                "infer_batch": infer_batch,
+                "infer_frames_per_s": infer_batch / infer_seconds,
+                "projected_h36m_epoch_h": H36M_TRAINING_FRAMES / train_rate / 3600,
+                "amp_bf16": amp,
+                "compiled": compile_model,
+                "first_call_s": {"train": train_first, "inference": infer_first},
+            }
+        )
         print(json.dumps(rows[-1]))
     return rows
 
@@ -91,28 +98,39 @@ COLUMNS = (
     Column("receptive field", "receptive_field"),
     Column("parameters", "parameters", "{:,}"),
     Column("GMACs/frame", "gmacs_per_frame", "{:.3f}"),
-    Column("train frames/s (batch)",
-           value=lambda r: f"{r['train_frames_per_s']:.1f} ({r['train_batch']})"),
-    Column("inference frames/s (batch)",
-           value=lambda r: f"{r['infer_frames_per_s']:.1f} ({r['infer_batch']})"),
+    Column(
+        "train frames/s (batch)",
+        value=lambda r: f"{r['train_frames_per_s']:.1f} ({r['train_batch']})",
+    ),
+    Column(
+        "inference frames/s (batch)",
+        value=lambda r: f"{r['infer_frames_per_s']:.1f} ({r['infer_batch']})",
+    ),
     Column("projected H36M epoch (h)", "projected_h36m_epoch_h", "{:.1f}"),
 )
 
 
-def report(rows: list[dict], out: Path, device: torch.device, command: str,
-           variant: str = "") -> Path:
+def report(
+    rows: list[dict], out: Path, device: torch.device, command: str, variant: str = ""
+) -> Path:
     name = ("cuda" if device.type == "cuda" else "cpu") + variant
-    first_calls = ", ".join(f"{r['receptive_field']}: {r['first_call_s']['train']:.0f} s train / "
-                            f"{r['first_call_s']['inference']:.0f} s inference" for r in rows)
-    notes = ["Model: C = 96, per-joint output layer, sequence branch (the paper's default); "
-             "one frame = one receptive-field window. Projected epoch = 1.56 M H36M training "
-             "frames / training rate (model only: the data pipeline is measured by "
-             "`benchmarks/bench_pipeline.py`).",
-             f"bf16 autocast: {'on' if rows[0]['amp_bf16'] else 'off'}; torch.compile: "
-             f"{'on' if rows[0]['compiled'] else 'off'}; first call (incl. compilation) "
-             f"{first_calls}."]
-    _, md = write_report(out / f"bench_{name}", rows, COLUMNS, "GLA-GCN throughput", command,
-                         notes=notes)
+    first_calls = ", ".join(
+        f"{r['receptive_field']}: {r['first_call_s']['train']:.0f} s train / "
+        f"{r['first_call_s']['inference']:.0f} s inference"
+        for r in rows
+    )
+    notes = [
+        "Model: C = 96, per-joint output layer, sequence branch (the paper's default); "
+        "one frame = one receptive-field window. Projected epoch = 1.56 M H36M training "
+        "frames / training rate (model only: the data pipeline is measured by "
+        "`benchmarks/bench_pipeline.py`).",
+        f"bf16 autocast: {'on' if rows[0]['amp_bf16'] else 'off'}; torch.compile: "
+        f"{'on' if rows[0]['compiled'] else 'off'}; first call (incl. compilation) "
+        f"{first_calls}.",
+    ]
+    _, md = write_report(
+        out / f"bench_{name}", rows, COLUMNS, "GLA-GCN throughput", command, notes=notes
+    )
     return md
 
 
@@ -125,15 +143,27 @@ def main(argv=None) -> None:
     parser.add_argument("--infer-batch", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--receptive-fields", type=int, nargs="+",
-                        default=sorted(ARCHITECTURES), choices=sorted(ARCHITECTURES))
+    parser.add_argument(
+        "--receptive-fields",
+        type=int,
+        nargs="+",
+        default=sorted(ARCHITECTURES),
+        choices=sorted(ARCHITECTURES),
+    )
     args = parser.parse_args(argv)
     device = select_device(args.device)
     on_gpu = device.type == "cuda"
     train_batch = args.train_batch or (512 if on_gpu else 8)
     infer_batch = args.infer_batch or (1024 if on_gpu else 16)
-    rows = benchmark(device, args.steps, train_batch, infer_batch, args.amp, args.compile,
-                     tuple(args.receptive_fields))
+    rows = benchmark(
+        device,
+        args.steps,
+        train_batch,
+        infer_batch,
+        args.amp,
+        args.compile,
+        tuple(args.receptive_fields),
+    )
     variant = "_amp" * args.amp + "_compile" * args.compile
     command = command_line(argv, script=__file__)
     print(f"written {report(rows, args.out, device, command, variant)}")

@@ -49,21 +49,27 @@ RECEPTIVE_FIELD = 243
 H36M_TRAINING_FRAMES = 1_559_752
 
 
-def synthetic_sequences(total_frames: int, frames_per_sequence: int, seed: int = 0
-                        ) -> list[PoseSequence]:
+def synthetic_sequences(
+    total_frames: int, frames_per_sequence: int, seed: int = 0
+) -> list[PoseSequence]:
     """Random H36M-shaped sequences: the pipeline's cost does not depend on the values."""
     rng = np.random.default_rng(seed)
     count = max(total_frames // frames_per_sequence, 1)
-    return [PoseSequence(subject="S1", action=f"action{i}", camera=i % 4,
-                         keypoints_2d=rng.standard_normal((frames_per_sequence, 17, 2),
-                                                          dtype=np.float32),
-                         poses_3d=0.2 * rng.standard_normal((frames_per_sequence, 17, 3),
-                                                            dtype=np.float32))
-            for i in range(count)]
+    return [
+        PoseSequence(
+            subject="S1",
+            action=f"action{i}",
+            camera=i % 4,
+            keypoints_2d=rng.standard_normal((frames_per_sequence, 17, 2), dtype=np.float32),
+            poses_3d=0.2 * rng.standard_normal((frames_per_sequence, 17, 3), dtype=np.float32),
+        )
+        for i in range(count)
+    ]
 
 
-def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
-                 repeats: int) -> float:
+def time_batches(
+    windows: WindowedPoses, batch_size: int, device: torch.device, repeats: int
+) -> float:
     """Median milliseconds from asking for a batch to having it on ``device``."""
     generator = np.random.default_rng(0)
 
@@ -78,23 +84,27 @@ def time_batches(windows: WindowedPoses, batch_size: int, device: torch.device,
         keypoints.to(device, non_blocking=True)
         poses.to(device, non_blocking=True)
 
-    timing = interleaved({"batch": next_batch}, repeats=repeats, warmup=1,
-                         sync=cuda_sync(device), cpu_clock=None)["batch"]
+    timing = interleaved(
+        {"batch": next_batch}, repeats=repeats, warmup=1, sync=cuda_sync(device), cpu_clock=None
+    )["batch"]
     return 1000 * timing.median
 
 
-def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
-                  steps: int) -> float:
+def time_training(
+    windows: WindowedPoses, device: torch.device, batch_size: int, steps: int
+) -> float:
     """Frames per second of the median training step over ``steps`` batches, after one
     warm-up step."""
     torch.manual_seed(0)
     model = GLAGCN(H36M_17, ARCHITECTURES[windows.receptive_field], channels=96).to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    cfg = OmegaConf.create({
-        "model": {"sequence_branch": True},
-        "train": {"sequence_loss_weight": 1.0, "amp": device.type == "cuda"},
-    })
+    cfg = OmegaConf.create(
+        {
+            "model": {"sequence_branch": True},
+            "train": {"sequence_loss_weight": 1.0, "amp": device.type == "cuda"},
+        }
+    )
     step = training_step(model, optimizer, cfg, device)
     generator = np.random.default_rng(0)
 
@@ -107,13 +117,15 @@ def time_training(windows: WindowedPoses, device: torch.device, batch_size: int,
     def one_step() -> None:
         frames.append(step(next(batches)).sums["frames"])
 
-    timing = interleaved({"step": one_step}, repeats=steps, warmup=1, sync=cuda_sync(device),
-                         cpu_clock=None)["step"]
+    timing = interleaved(
+        {"step": one_step}, repeats=steps, warmup=1, sync=cuda_sync(device), cpu_clock=None
+    )["step"]
     return float(np.mean(frames[1:])) / timing.median
 
 
-def time_evaluation(device: torch.device, frames: int, repeats: int,
-                    receptive_field: int = RECEPTIVE_FIELD) -> float:
+def time_evaluation(
+    device: torch.device, frames: int, repeats: int, receptive_field: int = RECEPTIVE_FIELD
+) -> float:
     """Frames per second of whole-sequence prediction with test-time flip (median call)."""
     torch.manual_seed(0)
     model = GLAGCN(H36M_17, ARCHITECTURES[receptive_field], channels=96).to(device).eval()
@@ -121,21 +133,37 @@ def time_evaluation(device: torch.device, frames: int, repeats: int,
     predict_sequence(model, keypoints[:16], H36M_17, device, flip_test=True)  # warm-up
     timing = interleaved(
         {"predict": lambda: predict_sequence(model, keypoints, H36M_17, device, flip_test=True)},
-        repeats=repeats, warmup=0, sync=cuda_sync(device), cpu_clock=None)["predict"]
+        repeats=repeats,
+        warmup=0,
+        sync=cuda_sync(device),
+        cpu_clock=None,
+    )["predict"]
     return frames / timing.median
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def measure(device: torch.device, total_frames: int, train_batch: int, train_steps: int,
-            eval_frames: int, eval_repeats: int, data_batch: int = 512,
-            receptive_field: int = RECEPTIVE_FIELD) -> dict:
+def measure(
+    device: torch.device,
+    total_frames: int,
+    train_batch: int,
+    train_steps: int,
+    eval_frames: int,
+    eval_repeats: int,
+    data_batch: int = 512,
+    receptive_field: int = RECEPTIVE_FIELD,
+) -> dict:
     sequences = synthetic_sequences(total_frames, min(3000, total_frames))
     started = time.perf_counter()
     windows = WindowedPoses(sequences, receptive_field, H36M_17, flip_augment=True)
@@ -153,8 +181,7 @@ def measure(device: torch.device, total_frames: int, train_batch: int, train_ste
         "train_steps": train_steps,
         "train_frames_per_s": time_training(windows, device, train_batch, train_steps),
         "eval_sequence_frames": eval_frames,
-        "eval_frames_per_s": time_evaluation(device, eval_frames, eval_repeats,
-                                             receptive_field),
+        "eval_frames_per_s": time_evaluation(device, eval_frames, eval_repeats, receptive_field),
     }
     print(json.dumps(row))
     return row
@@ -183,14 +210,21 @@ def earlier_runs(stem: Path) -> list[dict]:
 
 def report(rows: list[dict], stem: Path) -> Path:
     frames = rows[0].get("receptive_field", RECEPTIVE_FIELD)
-    notes = ["Data: random H36M-shaped sequences (3,000 frames each), edge-padded windows as in "
-             "training. Data time per H36M epoch = batch time x 3,047 batches of 512 (1.56 M "
-             "training frames): host time during which, without overlap, the GPU would wait.",
-             "Run once per tag, on the commit named in each row; each row's JSON keeps its "
-             "machine and command; the machine above is that of the last run."]
-    _, md = write_report(stem, rows, COLUMNS, f"GLA-GCN pipeline, {frames}-frame model",
-                         "python benchmarks/bench_pipeline.py --out benchmarks --tag TAG",
-                         notes=notes)
+    notes = [
+        "Data: random H36M-shaped sequences (3,000 frames each), edge-padded windows as in "
+        "training. Data time per H36M epoch = batch time x 3,047 batches of 512 (1.56 M "
+        "training frames): host time during which, without overlap, the GPU would wait.",
+        "Run once per tag, on the commit named in each row; each row's JSON keeps its "
+        "machine and command; the machine above is that of the last run.",
+    ]
+    _, md = write_report(
+        stem,
+        rows,
+        COLUMNS,
+        f"GLA-GCN pipeline, {frames}-frame model",
+        "python benchmarks/bench_pipeline.py --out benchmarks --tag TAG",
+        notes=notes,
+    )
     return md
 
 
@@ -203,19 +237,28 @@ def main(argv=None) -> None:
     parser.add_argument("--train-batch", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--eval-frames", type=int, default=None)
-    parser.add_argument("--receptive-field", type=int, default=RECEPTIVE_FIELD,
-                        choices=sorted(ARCHITECTURES))
+    parser.add_argument(
+        "--receptive-field", type=int, default=RECEPTIVE_FIELD, choices=sorted(ARCHITECTURES)
+    )
     args = parser.parse_args(argv)
     device = select_device(args.device)
     on_gpu = device.type == "cuda"
-    row = measure(device, args.frames,
-                  train_batch=args.train_batch or (512 if on_gpu else 8),
-                  train_steps=args.train_steps or (20 if on_gpu else 3),
-                  eval_frames=args.eval_frames or (5000 if on_gpu else 256),
-                  eval_repeats=3 if on_gpu else 1, receptive_field=args.receptive_field)
+    row = measure(
+        device,
+        args.frames,
+        train_batch=args.train_batch or (512 if on_gpu else 8),
+        train_steps=args.train_steps or (20 if on_gpu else 3),
+        eval_frames=args.eval_frames or (5000 if on_gpu else 256),
+        eval_repeats=3 if on_gpu else 1,
+        receptive_field=args.receptive_field,
+    )
     info = machine()
-    row = {"tag": args.tag, **row, "machine": describe(info),
-           "command": command_line(argv, script=__file__)}
+    row = {
+        "tag": args.tag,
+        **row,
+        "machine": describe(info),
+        "command": command_line(argv, script=__file__),
+    }
     stem = args.out / f"pipeline_{'cuda' if on_gpu else 'cpu'}"
     rows = earlier_runs(stem)
     tags = [r.get("tag") for r in rows]
@@ -224,6 +267,7 @@ def main(argv=None) -> None:
     else:
         rows.append(row)
     print(f"written {report(rows, stem)}")
+
 
 if __name__ == "__main__":
     main()

@@ -8,11 +8,17 @@ import json
 import platform
 from pathlib import Path
 
-COLUMNS = (("MPJPE mm", "mpjpe_mm"), ("P-MPJPE mm", "p_mpjpe_mm"), ("N-MPJPE mm", "n_mpjpe_mm"),
-           ("MPJVE mm", "mpjve_mm"))
-ROWS = (("mean training pose", ("baselines", "mean_pose")),
-        ("per-frame linear regression 2D -> 3D", ("baselines", "linear_regression")),
-        ("GLA-GCN, small demo model ({selection})", ()))
+COLUMNS = (
+    ("MPJPE mm", "mpjpe_mm"),
+    ("P-MPJPE mm", "p_mpjpe_mm"),
+    ("N-MPJPE mm", "n_mpjpe_mm"),
+    ("MPJVE mm", "mpjve_mm"),
+)
+ROWS = (
+    ("mean training pose", ("baselines", "mean_pose")),
+    ("per-frame linear regression 2D -> 3D", ("baselines", "linear_regression")),
+    ("GLA-GCN, small demo model ({selection})", ()),
+)
 
 
 def _at(metrics: dict, path: tuple[str, ...]) -> dict:
@@ -29,14 +35,19 @@ def table(metrics: dict, command: str) -> str:
         label = label.format(selection=metrics.get("selection", ""))
         lines.append(f"| {label} | " + " | ".join(f"{values[k]:.1f}" for _, k in COLUMNS) + " |")
     actions = metrics["per_action"]
-    lines += ["", "| action (takes grouped) | " + " | ".join(actions) + " |",
-              "|" + " --- |" * (len(actions) + 1),
-              "| MPJPE mm | " + " | ".join(f"{a['mpjpe_mm']:.1f}" for a in actions.values())
-              + " |"]
-    lines += ["", f"{metrics['frames']} test frames in {len(metrics['per_take'])} takes "
-              f"({len(actions)} actions); MPJPE with the prediction's own root moved to the "
-              f"origin (not the authors' score): {metrics['mpjpe_root_centred_mm']:.1f} mm.",
-              f"Made by `{command}` on {platform.machine()} / {platform.processor() or 'cpu'}."]
+    lines += [
+        "",
+        "| action (takes grouped) | " + " | ".join(actions) + " |",
+        "|" + " --- |" * (len(actions) + 1),
+        "| MPJPE mm | " + " | ".join(f"{a['mpjpe_mm']:.1f}" for a in actions.values()) + " |",
+    ]
+    lines += [
+        "",
+        f"{metrics['frames']} test frames in {len(metrics['per_take'])} takes "
+        f"({len(actions)} actions); MPJPE with the prediction's own root moved to the "
+        f"origin (not the authors' score): {metrics['mpjpe_root_centred_mm']:.1f} mm.",
+        f"Made by `{command}` on {platform.machine()} / {platform.processor() or 'cpu'}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -32,8 +32,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return label, overrides.split(",")
 
 
-def run_variant(name: str, label: str, overrides: list[str], python: str = sys.executable
-                ) -> dict:
+def run_variant(name: str, label: str, overrides: list[str], python: str = sys.executable) -> dict:
     run_dir = PROJECT / "outputs" / "variants" / f"{name}_{label}"
     # a re-measurement replaces the variant's previous run
     command = [python, "train.py", *overrides, f"hydra.run.dir={run_dir}", "overwrite=true"]
@@ -41,27 +40,39 @@ def run_variant(name: str, label: str, overrides: list[str], python: str = sys.e
     subprocess.run(command, cwd=PROJECT, check=True)
     seconds = time.perf_counter() - started
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"label": label, "overrides": overrides, "seconds": seconds,
-            "selection": metrics.get("selection"), "epochs": metrics.get("epochs"),
-            **{key: metrics[key] for key in KEYS if key in metrics},
-            "baselines": metrics.get("baselines", {})}
+    return {
+        "label": label,
+        "overrides": overrides,
+        "seconds": seconds,
+        "selection": metrics.get("selection"),
+        "epochs": metrics.get("epochs"),
+        **{key: metrics[key] for key in KEYS if key in metrics},
+        "baselines": metrics.get("baselines", {}),
+    }
 
 
 COLUMNS = (
     Column("variant", "label"),
     Column("overrides", "overrides", lambda o: f"`{' '.join(o)}`"),
-    *(Column(title, key, "{:.2f}", missing="nan") for title, key in zip(
-        ("MPJPE mm", "P-MPJPE mm", "N-MPJPE mm", "MPJVE mm"), KEYS, strict=True)),
+    *(
+        Column(title, key, "{:.2f}", missing="nan")
+        for title, key in zip(
+            ("MPJPE mm", "P-MPJPE mm", "N-MPJPE mm", "MPJVE mm"), KEYS, strict=True
+        )
+    ),
     Column("model selected", "selection"),
     Column("training + test time", "seconds", lambda s: f"{s / 60:.1f} min"),
 )
 
 
 def report(name: str, rows: list[dict], out: Path, command: str) -> Path:
-    notes = ["Test subjects of the synthetic set, mean over actions; same seed and epochs for "
-             "every variant."]
-    _, md = write_report(out / f"variants_{name}", rows, COLUMNS, f"Variants: {name}", command,
-                         notes=notes)
+    notes = [
+        "Test subjects of the synthetic set, mean over actions; same seed and epochs for "
+        "every variant."
+    ]
+    _, md = write_report(
+        out / f"variants_{name}", rows, COLUMNS, f"Variants: {name}", command, notes=notes
+    )
     return md
 
 
@@ -73,12 +84,15 @@ def main(argv=None) -> None:
     parser.add_argument("variants", nargs="+", help="LABEL:OVERRIDE[,OVERRIDE...]")
     args = parser.parse_args(argv)
     variants = [parse_variant(text) for text in args.variants]
-    rows = [run_variant(args.name, label, [*args.common, *overrides])
-            for label, overrides in variants]
+    rows = [
+        run_variant(args.name, label, [*args.common, *overrides]) for label, overrides in variants
+    ]
     threads = os.environ.get("OMP_NUM_THREADS")
-    command = ((f"OMP_NUM_THREADS={threads} " if threads else "")
-               + command_line(argv, script=__file__))
+    command = (f"OMP_NUM_THREADS={threads} " if threads else "") + command_line(
+        argv, script=__file__
+    )
     print(f"written {report(args.name, rows, args.out, command)}")
+
 
 if __name__ == "__main__":
     main()

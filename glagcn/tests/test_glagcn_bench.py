@@ -11,8 +11,9 @@ bench_pipeline = load_script(BENCHMARKS / "bench_pipeline.py")
 
 
 def test_model_bench_writes_figures_for_the_chosen_models(tmp_path):
-    rows = bench.benchmark(torch.device("cpu"), steps=1, train_batch=2, infer_batch=2,
-                           receptive_fields=(27,))
+    rows = bench.benchmark(
+        torch.device("cpu"), steps=1, train_batch=2, infer_batch=2, receptive_fields=(27,)
+    )
     assert [row["receptive_field"] for row in rows] == [27]
     assert rows[0]["train_frames_per_s"] > 0 and rows[0]["infer_frames_per_s"] > 0
     path = bench.report(rows, tmp_path, torch.device("cpu"), "cmd", "_amp")
@@ -24,12 +25,42 @@ def test_model_bench_writes_figures_for_the_chosen_models(tmp_path):
 
 
 def test_pipeline_bench_keeps_earlier_tags(tmp_path):
-    bench_pipeline.main(["--out", str(tmp_path), "--tag", "one", "--frames", "600",
-                         "--train-batch", "2", "--train-steps", "1", "--eval-frames", "30",
-                         "--receptive-field", "27"])
-    bench_pipeline.main(["--out", str(tmp_path), "--tag", "two", "--frames", "600",
-                         "--train-batch", "2", "--train-steps", "1", "--eval-frames", "30",
-                         "--receptive-field", "27"])
+    bench_pipeline.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--tag",
+            "one",
+            "--frames",
+            "600",
+            "--train-batch",
+            "2",
+            "--train-steps",
+            "1",
+            "--eval-frames",
+            "30",
+            "--receptive-field",
+            "27",
+        ]
+    )
+    bench_pipeline.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--tag",
+            "two",
+            "--frames",
+            "600",
+            "--train-batch",
+            "2",
+            "--train-steps",
+            "1",
+            "--eval-frames",
+            "30",
+            "--receptive-field",
+            "27",
+        ]
+    )
     rows = json.loads((tmp_path / "pipeline_cpu.json").read_text())["rows"]
     assert [row["tag"] for row in rows] == ["one", "two"]
     assert rows[1]["batch_ms"] > 0 and rows[1]["eval_frames_per_s"] > 0
@@ -40,7 +71,9 @@ def test_pipeline_bench_keeps_earlier_tags(tmp_path):
 
 def test_pipeline_bench_reads_tags_filed_in_the_earlier_layout(tmp_path):
     stem = tmp_path / "pipeline_cpu"
-    (tmp_path / "pipeline_cpu.json").write_text(json.dumps(
-        {"device": "cpu", "runs": {"before": {"commit": "abc", "batch_ms": 1.0}}}))
-    assert bench_pipeline.earlier_runs(stem) == [{"tag": "before", "commit": "abc",
-                                                  "batch_ms": 1.0}]
+    (tmp_path / "pipeline_cpu.json").write_text(
+        json.dumps({"device": "cpu", "runs": {"before": {"commit": "abc", "batch_ms": 1.0}}})
+    )
+    assert bench_pipeline.earlier_runs(stem) == [
+        {"tag": "before", "commit": "abc", "batch_ms": 1.0}
+    ]

@@ -23,16 +23,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize(("frames", "output_layer", "sequence_branch", "padding"), [
-    (9, "shared", False, "authors"),
-    (27, "per_joint", True, "authors"),
-    (27, "shared", False, "centred"),
-])
+@pytest.mark.parametrize(
+    ("frames", "output_layer", "sequence_branch", "padding"),
+    [
+        (9, "shared", False, "authors"),
+        (27, "per_joint", True, "authors"),
+        (27, "shared", False, "centred"),
+    ],
+)
 def test_fast_model_equals_the_frozen_reference_for_the_same_weights(
-        frames, output_layer, sequence_branch, padding):
-    fast, reference = model_pair(frames, channels=16, output_layer=output_layer,
-                                 sequence_branch=sequence_branch, dropout=0.0,
-                                 temporal_padding=padding)
+    frames, output_layer, sequence_branch, padding
+):
+    fast, reference = model_pair(
+        frames,
+        channels=16,
+        output_layer=output_layer,
+        sequence_branch=sequence_branch,
+        dropout=0.0,
+        temporal_padding=padding,
+    )
     torch.manual_seed(3)
     windows = torch.randn(3, frames, 17, 2)
     differences = compare_outputs(fast, reference, windows, sequence=sequence_branch)
@@ -44,8 +53,10 @@ def test_fast_model_equals_the_frozen_reference_for_the_same_weights(
     # the check can fail: other weights give other outputs
     with torch.no_grad():
         reference.levels[0][0].gcn.project[1].weight.mul_(1.5)
-    assert compare_outputs(fast, reference, windows,
-                           sequence=sequence_branch)["eval_output_float64"] > 1e-3
+    assert (
+        compare_outputs(fast, reference, windows, sequence=sequence_branch)["eval_output_float64"]
+        > 1e-3
+    )
 
 
 @pytest.mark.parametrize("frames", [3, 27])  # one batched GEMM / one GEMM per sample
@@ -63,9 +74,13 @@ def test_graph_unit_forms_agree_with_the_straightforward_one(frames):
     for name, run in {
         "reference": lambda: reference(x),
         "fused": lambda: unit(x),
-        "operations": lambda: torch.relu(unit.bn(fused._project_then_mix_ops(
-            x, *_fused_arguments(unit))
-            + sum(conv.bias for conv in unit.project).view(1, -1, 1, 1)) + x),
+        "operations": lambda: torch.relu(
+            unit.bn(
+                fused._project_then_mix_ops(x, *_fused_arguments(unit))
+                + sum(conv.bias for conv in unit.project).view(1, -1, 1, 1)
+            )
+            + x
+        ),
     }.items():
         x.grad = None
         unit.zero_grad()
@@ -73,25 +88,44 @@ def test_graph_unit_forms_agree_with_the_straightforward_one(frames):
         out = run()
         out.backward(gradient)
         module = reference if name == "reference" else unit
-        outputs[name] = (out.detach(), x.grad.clone(),
-                         {k: p.grad.clone() for k, p in module.named_parameters()})
+        outputs[name] = (
+            out.detach(),
+            x.grad.clone(),
+            {k: p.grad.clone() for k, p in module.named_parameters()},
+        )
     for name in ("fused", "operations"):  # float64: equal computations agree to ~1e-12
-        torch.testing.assert_close(outputs[name][0], outputs["reference"][0],
-                                   rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(outputs[name][1], outputs["reference"][1],
-                                   rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(
+            outputs[name][0], outputs["reference"][0], rtol=1e-10, atol=1e-12
+        )
+        torch.testing.assert_close(
+            outputs[name][1], outputs["reference"][1], rtol=1e-10, atol=1e-12
+        )
         for key, grad in outputs["reference"][2].items():
-            torch.testing.assert_close(outputs[name][2][key], grad, rtol=1e-10, atol=1e-12,
-                                       msg=lambda m, key=key, name=name: f"{name} {key}: {m}")
+            torch.testing.assert_close(
+                outputs[name][2][key],
+                grad,
+                rtol=1e-10,
+                atol=1e-12,
+                msg=lambda m, key=key, name=name: f"{name} {key}: {m}",
+            )
 
 
 def _fused_arguments(unit: AdaptiveGraphConv):
     c = unit.theta[0].in_channels
-    weight = torch.cat([w.view(-1, c) for parts in zip(unit.theta, unit.phi, unit.project,
-                                                         strict=True)
-                        for w in (parts[0].weight, parts[1].weight, parts[2].weight)])
-    bias = torch.cat([b for parts in zip(unit.theta, unit.phi, strict=True)
-                      for b in (parts[0].bias, parts[1].bias)])
+    weight = torch.cat(
+        [
+            w.view(-1, c)
+            for parts in zip(unit.theta, unit.phi, unit.project, strict=True)
+            for w in (parts[0].weight, parts[1].weight, parts[2].weight)
+        ]
+    )
+    bias = torch.cat(
+        [
+            b
+            for parts in zip(unit.theta, unit.phi, strict=True)
+            for b in (parts[0].bias, parts[1].bias)
+        ]
+    )
     adjacency = unit.skeleton_adjacency + unit.learned_adjacency
     return weight, bias, adjacency, unit.theta[0].out_channels, unit.project[0].out_channels
 
@@ -105,8 +139,7 @@ def test_dropout_keeps_each_value_with_probability_one_minus_p_and_rescales():
 
 
 def test_speed_report_is_written(tmp_path):
-    rows = bench_speed.benchmark(torch.device("cpu"), receptive_fields=[9], batches=[2],
-                                 rounds=1)
+    rows = bench_speed.benchmark(torch.device("cpu"), receptive_fields=[9], batches=[2], rounds=1)
     assert rows[0]["speedup"] > 0
     assert rows[0]["max_relative_difference"]["gradients_float64"] < 1e-10
     path = bench_speed.report(rows, tmp_path, torch.device("cpu"), "cmd")

@@ -10,8 +10,13 @@ bench_wild = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "b
 bench_detector, bench_lift = bench_wild.bench_detector, bench_wild.bench_lift
 write_detector, write_lift = bench_wild.write_detector, bench_wild.write_lift
 
-SMALL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3,
-         "output_layer": "per_joint", "sequence_branch": False}
+SMALL = {
+    "filter_widths": [3, 3],
+    "channels": 8,
+    "temporal_kernel": 3,
+    "output_layer": "per_joint",
+    "sequence_branch": False,
+}
 
 
 def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
@@ -22,8 +27,7 @@ def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
     saved = json.loads((tmp_path / "lift_cpu.json").read_text())
     assert saved["flip_test"] is True and saved["command"] == "cmd"
     assert [stage["stage"] for stage in saved["rows"]][-1] == "end to end"
-    assert saved["rows"][-1]["seconds"] == (row["read_track_s"] + row["prepare_s"]
-                                            + row["lift_s"])
+    assert saved["rows"][-1]["seconds"] == (row["read_track_s"] + row["prepare_s"] + row["lift_s"])
     assert "| lift | " in (tmp_path / "lift_cpu.md").read_text()
     assert "the 9-frame model" in (tmp_path / "lift_cpu.md").read_text()
     assert row["lift_cpu_s"] > 0 and "CPU-s per frame" in (tmp_path / "lift_cpu.md").read_text()
@@ -37,13 +41,18 @@ def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
 
         def detect(images):  # keeps max_people boxes, as the untrained model does at threshold 0
             return [{"boxes": torch.zeros(max_people, 4)} for _ in images]
+
         return detect
 
     monkeypatch.setattr(glagcn.detect, "build_detector", fake_detector)
     rows = bench_detector([(64, 48)], people=[1, 3], batches=[1, 2], rounds=2, min_size=64)
     assert built == [("random", 0.0, 1, 64, 1000), ("random", 0.0, 3, 64, 1000)]
     assert [(r["boxes_kept"], r["batch"], r["frames_timed"]) for r in rows] == [
-        (1, 1, 2), (1, 2, 4), (3, 1, 2), (3, 2, 4)]
+        (1, 1, 2),
+        (1, 2, 4),
+        (3, 1, 2),
+        (3, 2, 4),
+    ]
     write_detector(tmp_path, rows, "cmd")
     assert len(json.loads((tmp_path / "detector_cpu.json").read_text())["rows"]) == 4
     assert "| 64x48 | 64 | 3 | 2 |" in (tmp_path / "detector_cpu.md").read_text()

@@ -46,8 +46,9 @@ def _authors_names(model: GLAGCN) -> dict[str, torch.Tensor]:
 
 def test_converted_authors_checkpoint_gives_the_same_outputs(tmp_path):
     torch.manual_seed(0)
-    reference = GLAGCN(H36M_17, (3, 3), channels=16, output_layer="shared",
-                       sequence_branch=False).eval()
+    reference = GLAGCN(
+        H36M_17, (3, 3), channels=16, output_layer="shared", sequence_branch=False
+    ).eval()
     for name, tensor in reference.state_dict().items():  # non-trivial BN statistics
         if "running" in name:
             tensor.uniform_(0.5, 1.5)
@@ -60,8 +61,7 @@ def test_converted_authors_checkpoint_gives_the_same_outputs(tmp_path):
     assert extra["model_config"]["output_layer"] == "shared"
     assert extra["model_config"]["receptive_field"] == 9
     x = torch.randn(3, 9, 17, 2, dtype=torch.float64)
-    torch.testing.assert_close(converted.double()(x), reference.double()(x), rtol=1e-10,
-                               atol=1e-12)
+    torch.testing.assert_close(converted.double()(x), reference.double()(x), rtol=1e-10, atol=1e-12)
 
 
 def test_unexpected_keys_and_shapes_are_refused(tmp_path):
@@ -84,8 +84,24 @@ def test_unexpected_keys_and_shapes_are_refused(tmp_path):
 # ---- proof against a hand-written reference of the authors' computation --------------------
 
 # The authors' H36M graph: 0-based (child, parent) inward pairs, A[j, i] = 1 per pair (i, j).
-H36M_INWARD = [(1, 0), (2, 1), (3, 2), (4, 0), (5, 4), (6, 5), (7, 0), (8, 7), (9, 8), (10, 9),
-               (11, 8), (12, 11), (13, 12), (14, 8), (15, 14), (16, 15)]
+H36M_INWARD = [
+    (1, 0),
+    (2, 1),
+    (3, 2),
+    (4, 0),
+    (5, 4),
+    (6, 5),
+    (7, 0),
+    (8, 7),
+    (9, 8),
+    (10, 9),
+    (11, 8),
+    (12, 11),
+    (13, 12),
+    (14, 8),
+    (15, 14),
+    (16, 15),
+]
 
 
 def _authors_adjacency() -> torch.Tensor:
@@ -93,8 +109,9 @@ def _authors_adjacency() -> torch.Tensor:
     for i, j in H36M_INWARD:
         inward[j, i] = 1.0
     outward = inward.T.clone()
-    return torch.stack([torch.eye(17), inward / inward.sum(0).clamp(min=1),
-                        outward / outward.sum(0).clamp(min=1)])
+    return torch.stack(
+        [torch.eye(17), inward / inward.sum(0).clamp(min=1), outward / outward.sum(0).clamp(min=1)]
+    )
 
 
 def _authors_layout_state_dict(channels: int, levels: int, seed: int = 0) -> dict:
@@ -145,8 +162,15 @@ def _authors_layout_state_dict(channels: int, levels: int, seed: int = 0) -> dic
 
 
 def _bn(x, p, name):
-    return F.batch_norm(x, p[f"{name}.running_mean"], p[f"{name}.running_var"],
-                        p[f"{name}.weight"], p[f"{name}.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        p[f"{name}.running_mean"],
+        p[f"{name}.running_var"],
+        p[f"{name}.weight"],
+        p[f"{name}.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def _conv(x, p, name, stride=1, padding=0):
@@ -163,24 +187,38 @@ def _reference_graph_unit(x, p, name, adjacency):
         a = a.permute(0, 3, 1, 2).reshape(n, v, inter * t)
         b = _conv(x, p, f"{name}.conv_b.{i}").reshape(n, inter * t, v)
         mix = torch.softmax(a @ b / (inter * t), dim=-2) + adjacency[i]
-        out = out + _conv((x.reshape(n, c * t, v) @ mix).reshape(n, c, t, v), p,
-                          f"{name}.conv_d.{i}")
+        out = out + _conv(
+            (x.reshape(n, c * t, v) @ mix).reshape(n, c, t, v), p, f"{name}.conv_d.{i}"
+        )
     out = _bn(out, p, f"{name}.bn")
-    down = x if f"{name}.down.0.weight" not in p else _bn(_conv(x, p, f"{name}.down.0"), p,
-                                                          f"{name}.down.1")
+    down = (
+        x
+        if f"{name}.down.0.weight" not in p
+        else _bn(_conv(x, p, f"{name}.down.0"), p, f"{name}.down.1")
+    )
     return torch.relu(out + down)
 
 
 def _reference_block(x, p, name, adjacency, stride, residual):
     """Their TCN_GCN_unit: graph unit, then the temporal unit: kernel 9, padding 4 on each
     side whatever the stride, BN; residual identity (stride 1), kernel-1 unit, or none."""
-    out = _bn(_conv(_reference_graph_unit(x, p, f"{name}.gcn1", adjacency), p,
-                    f"{name}.tcn1.conv", stride=stride, padding=4), p, f"{name}.tcn1.bn")
+    out = _bn(
+        _conv(
+            _reference_graph_unit(x, p, f"{name}.gcn1", adjacency),
+            p,
+            f"{name}.tcn1.conv",
+            stride=stride,
+            padding=4,
+        ),
+        p,
+        f"{name}.tcn1.bn",
+    )
     if residual == "identity":
         out = out + x
     elif residual == "unit":
-        out = out + _bn(_conv(x, p, f"{name}.residual.conv", stride=stride), p,
-                        f"{name}.residual.bn")
+        out = out + _bn(
+            _conv(x, p, f"{name}.residual.conv", stride=stride), p, f"{name}.residual.bn"
+        )
     return torch.relu(out)
 
 
@@ -197,8 +235,10 @@ def _reference_model(window, p, levels):
         x = _reference_block(x, p, f"layers_tcngcn.{2 * level + 1}", adjacency, 3, "none")
         x = x + skip
     joints = x.mean(dim=2)  # N, C, V
-    out = torch.stack([F.conv1d(joints[:, :, j:j + 1], p["fc.weight"], p["fc.bias"])[..., 0]
-                       for j in range(v)], dim=-1)  # N, 3, V
+    out = torch.stack(
+        [F.conv1d(joints[:, :, j : j + 1], p["fc.weight"], p["fc.bias"])[..., 0] for j in range(v)],
+        dim=-1,
+    )  # N, 3, V
     return out.permute(0, 2, 1).unsqueeze(1)
 
 
@@ -211,12 +251,28 @@ def _authors_payload(theirs: dict) -> dict:
         "lr": 1e-05,
         "random_state": np.random.RandomState(1234),
         "optimizer": {
-            "state": {0: {"step": 12, "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3),
-                          "slow_buffer": torch.zeros(3)}},
-            "param_groups": [{"lr": 1e-05, "alpha": 0.5, "k": 6, "step_counter": 0,
-                              "betas": (0.95, 0.999), "N_sma_threshhold": 5, "eps": 1e-05,
-                              "weight_decay": 0, "amsgrad": True,
-                              "params": list(range(len(parameters)))}],
+            "state": {
+                0: {
+                    "step": 12,
+                    "exp_avg": torch.zeros(3),
+                    "exp_avg_sq": torch.zeros(3),
+                    "slow_buffer": torch.zeros(3),
+                }
+            },
+            "param_groups": [
+                {
+                    "lr": 1e-05,
+                    "alpha": 0.5,
+                    "k": 6,
+                    "step_counter": 0,
+                    "betas": (0.95, 0.999),
+                    "N_sma_threshhold": 5,
+                    "eps": 1e-05,
+                    "weight_decay": 0,
+                    "amsgrad": True,
+                    "params": list(range(len(parameters))),
+                }
+            ],
         },
         "model_pos": OrderedDict(theirs),
     }
@@ -230,7 +286,7 @@ def _fp32_tolerance(expected: torch.Tensor, depth: int, reduction: int = 8 * 9 *
     """Rounding bound for a float32 forward pass: per block, a reduction of ``reduction`` terms
     (channels x kernel x joints) loses about sqrt(reduction) ulps of the output's scale; 8x
     margin.  A different computation (another padding) is off by far more (checked below)."""
-    per_block = reduction ** 0.5 * torch.finfo(torch.float32).eps
+    per_block = reduction**0.5 * torch.finfo(torch.float32).eps
     return 8 * depth * per_block * float(expected.abs().max())
 
 
@@ -238,8 +294,9 @@ def test_converted_checkpoint_computes_what_the_authors_model_computes(tmp_path)
     theirs = _authors_layout_state_dict(channels=8, levels=3)
     source = tmp_path / "96_gt_27_supervised_epoch_80.bin"
     torch.save(_authors_payload(theirs), source)
-    converted, extra = model_from_checkpoint(convert_file(source, tmp_path / "ours.pt"),
-                                             torch.device("cpu"))
+    converted, extra = model_from_checkpoint(
+        convert_file(source, tmp_path / "ours.pt"), torch.device("cpu")
+    )
     assert extra["model_config"]["temporal_padding"] == "authors"
     assert converted.receptive_field == 27
     window = torch.randn(2, 27, 17, 2, generator=torch.Generator().manual_seed(1))
@@ -249,14 +306,22 @@ def test_converted_checkpoint_computes_what_the_authors_model_computes(tmp_path)
         # the CPU picks; float32 results of a 7-block stack differ by CPU (AVX-512 vs AVX2
         # reduction orders), so the float32 check below only bounds that rounding.
         expected64 = _reference_model(window.double(), _as(plain, torch.float64), levels=3)
-        torch.testing.assert_close(copy.deepcopy(converted).double()(window.double()),
-                                   expected64, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(
+            copy.deepcopy(converted).double()(window.double()), expected64, rtol=1e-10, atol=1e-12
+        )
         expected = _reference_model(window, plain, levels=3)
-        torch.testing.assert_close(converted(window), expected, rtol=0,
-                                   atol=_fp32_tolerance(expected, depth=7))
+        torch.testing.assert_close(
+            converted(window), expected, rtol=0, atol=_fp32_tolerance(expected, depth=7)
+        )
         # the (k - s) / 2 padding sees other frames in every strided block: other outputs
-        centred = GLAGCN(H36M_17, (3, 3, 3), channels=8, output_layer="shared",
-                         sequence_branch=False, temporal_padding="centred").eval()
+        centred = GLAGCN(
+            H36M_17,
+            (3, 3, 3),
+            channels=8,
+            output_layer="shared",
+            sequence_branch=False,
+            temporal_padding="centred",
+        ).eval()
         centred.load_state_dict(converted.state_dict())
         assert (centred(window) - expected).abs().max() > 1e-2
 

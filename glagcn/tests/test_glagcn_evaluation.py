@@ -22,8 +22,12 @@ from glagcn.data.sequences import PoseSequence
 from glagcn.evaluation import evaluate_predictions
 from glagcn.skeleton import H36M_17, MPI_INF_3DHP_17
 
-TAKES = {"Walking": (10, 10.0, 20.0), "Walking 1": (30, 30.0, 40.0),
-         "Sitting 1": (20, 40.0, 50.0), "Sitting 2": (10, 60.0, 70.0)}
+TAKES = {
+    "Walking": (10, 10.0, 20.0),
+    "Walking 1": (30, 30.0, 40.0),
+    "Sitting 1": (20, 40.0, 50.0),
+    "Sitting 2": (10, 60.0, 70.0),
+}
 SITTING = (20 * 40 + 20 * 50 + 10 * 60 + 10 * 70) / 60
 
 
@@ -33,7 +37,7 @@ def _toy(skeleton, root_offset_only=False):
     for take, (frames, *errors_mm) in TAKES.items():
         for camera, error_mm in enumerate(errors_mm):
             target = rng.normal(0, 0.2, size=(frames, skeleton.num_joints, 3))
-            target -= target[:, skeleton.root:skeleton.root + 1]
+            target -= target[:, skeleton.root : skeleton.root + 1]
             predicted = target.copy()
             if root_offset_only:
                 predicted[:, skeleton.root, 0] += error_mm / 1000.0

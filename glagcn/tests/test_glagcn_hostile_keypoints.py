@@ -20,8 +20,14 @@ def _coco_entries(frames=6, x=300.0):
     entries = []
     for frame in range(frames):
         points = np.concatenate([rng.uniform(x, x + 200, (17, 2)), np.ones((17, 1))], axis=1)
-        entries.append({"image_id": frame, "category_id": 1, "score": 0.9,
-                        "keypoints": points.round(2).ravel().tolist()})
+        entries.append(
+            {
+                "image_id": frame,
+                "category_id": 1,
+                "score": 0.9,
+                "keypoints": points.round(2).ravel().tolist(),
+            }
+        )
     return entries
 
 
@@ -42,11 +48,14 @@ def test_deeply_nested_json_is_refused(tmp_path):
         read_detections(path)
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (lambda e: e[2].update(keypoints=["12.5"] * 51), r"entry 2 'keypoints' holds <U"),
-    (lambda e: e[1].update(keypoints=[True] * 51), "entry 1 'keypoints' holds bool"),
-    (lambda e: e[3].update(keypoints=[1.0] * 50 + [{"x": 1}]), "entry 3"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda e: e[2].update(keypoints=["12.5"] * 51), r"entry 2 'keypoints' holds <U"),
+        (lambda e: e[1].update(keypoints=[True] * 51), "entry 1 'keypoints' holds bool"),
+        (lambda e: e[3].update(keypoints=[1.0] * 50 + [{"x": 1}]), "entry 3"),
+    ],
+)
 def test_wrong_types_in_coco_json_name_the_entry(tmp_path, change, expected):
     entries = _coco_entries()
     change(entries)
@@ -90,14 +99,22 @@ def test_booleans_or_complex_numbers_in_an_npz_are_refused(tmp_path):
 
 def test_wrong_types_in_videopose3d_metadata_are_one_line(tmp_path):
     positions = {"clip.mp4": {"custom": [np.ones((5, 17, 2), dtype=np.float32) * 100]}}
-    for metadata in ({"layout_name": ["coco"], "num_joints": 17},
-                     {"layout_name": "coco", "num_joints": "seventeen"},
-                     {"layout_name": "coco", "num_joints": 17,
-                      "video_metadata": {"clip.mp4": {"w": float("nan"), "h": 10}}},
-                     ["not", "a", "dict"]):
+    for metadata in (
+        {"layout_name": ["coco"], "num_joints": 17},
+        {"layout_name": "coco", "num_joints": "seventeen"},
+        {
+            "layout_name": "coco",
+            "num_joints": 17,
+            "video_metadata": {"clip.mp4": {"w": float("nan"), "h": 10}},
+        },
+        ["not", "a", "dict"],
+    ):
         path = tmp_path / "data_2d_custom_clip.npz"
-        np.savez(path, positions_2d=np.array(positions, dtype=object),
-                 metadata=np.array(metadata, dtype=object))
+        np.savez(
+            path,
+            positions_2d=np.array(positions, dtype=object),
+            metadata=np.array(metadata, dtype=object),
+        )
         with pytest.raises(KeypointInputError, match="data_2d_custom_clip.npz"):
             read_detections(path)
 
@@ -107,7 +124,8 @@ def test_non_numeric_openpose_values_are_one_line(tmp_path):
     folder.mkdir()
     person = {"pose_keypoints_2d": ["a"] * 75}
     (folder / "clip_000000000000_keypoints.json").write_text(
-        json.dumps({"version": 1.3, "people": [person]}))
+        json.dumps({"version": 1.3, "people": [person]})
+    )
     with pytest.raises(KeypointInputError, match="openpose"):
         read_detections(folder)
 
@@ -116,10 +134,20 @@ def test_predict_py_prints_one_line_and_exits_2(tmp_path, checkpoint):
     entries = _coco_entries()
     entries[0]["keypoints"][3] = 1e30  # x of joint 1
     path = _write(tmp_path / "huge.json", entries)
-    done = subprocess.run([sys.executable, "predict.py", f"input={path}",
-                           f"checkpoint={checkpoint}", f"output={tmp_path / 'out'}",
-                           "image_width=1000", "image_height=1000"],
-                          cwd=PROJECT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "predict.py",
+            f"input={path}",
+            f"checkpoint={checkpoint}",
+            f"output={tmp_path / 'out'}",
+            "image_width=1000",
+            "image_height=1000",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "huge.json" in done.stderr
     assert not (tmp_path / "out" / "poses_3d.json").exists()

@@ -26,10 +26,28 @@ from trilab.errors import UserError
 
 WIDTH, HEIGHT = 1280, 720
 # A standing person in COCO-17 order, pixels (x, y), about 300 px tall.
-COCO_POSE = np.array([
-    [640, 200], [650, 190], [630, 190], [660, 195], [620, 195], [680, 250], [600, 250],
-    [700, 310], [580, 310], [710, 370], [570, 370], [665, 380], [615, 380], [668, 450],
-    [612, 450], [670, 520], [610, 520]], dtype=np.float64)
+COCO_POSE = np.array(
+    [
+        [640, 200],
+        [650, 190],
+        [630, 190],
+        [660, 195],
+        [620, 195],
+        [680, 250],
+        [600, 250],
+        [700, 310],
+        [580, 310],
+        [710, 370],
+        [570, 370],
+        [665, 380],
+        [615, 380],
+        [668, 450],
+        [612, 450],
+        [670, 520],
+        [610, 520],
+    ],
+    dtype=np.float64,
+)
 
 
 def sequence_of(path, person=None, **options):
@@ -63,10 +81,44 @@ def coco_to_halpe(keypoints, scores):
 
 
 # OpenPose BODY_25 joint -> COCO-17 joint it copies (neck 1 and mid-hip 8 are midpoints).
-BODY25_FROM_COCO = {0: 0, 2: 6, 3: 8, 4: 10, 5: 5, 6: 7, 7: 9, 9: 12, 10: 14, 11: 16, 12: 11,
-                    13: 13, 14: 15, 15: 2, 16: 1, 17: 4, 18: 3}
-COCO18_FROM_COCO = {0: 0, 2: 6, 3: 8, 4: 10, 5: 5, 6: 7, 7: 9, 8: 12, 9: 14, 10: 16, 11: 11,
-                    12: 13, 13: 15, 14: 2, 15: 1, 16: 4, 17: 3}
+BODY25_FROM_COCO = {
+    0: 0,
+    2: 6,
+    3: 8,
+    4: 10,
+    5: 5,
+    6: 7,
+    7: 9,
+    9: 12,
+    10: 14,
+    11: 16,
+    12: 11,
+    13: 13,
+    14: 15,
+    15: 2,
+    16: 1,
+    17: 4,
+    18: 3,
+}
+COCO18_FROM_COCO = {
+    0: 0,
+    2: 6,
+    3: 8,
+    4: 10,
+    5: 5,
+    6: 7,
+    7: 9,
+    8: 12,
+    9: 14,
+    10: 16,
+    11: 11,
+    12: 13,
+    13: 15,
+    14: 2,
+    15: 1,
+    16: 4,
+    17: 3,
+}
 
 
 def coco_to_openpose(keypoints, scores, joints):
@@ -86,12 +138,16 @@ def coco_to_openpose(keypoints, scores, joints):
 
 # --- VideoPose3D data_2d_custom ---------------------------------------------------------------
 
+
 def write_data_2d_custom(path, videos):
     """As prepare_data_2d_custom.py: suggest_metadata('coco') + video_metadata, savez_compressed
     of two dicts (numpy stores them as pickled 0-d object arrays)."""
-    metadata = {"layout_name": "coco", "num_joints": 17,
-                "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]],
-                "video_metadata": {}}
+    metadata = {
+        "layout_name": "coco",
+        "num_joints": 17,
+        "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]],
+        "video_metadata": {},
+    }
     output = {}
     for name, keypoints in videos.items():
         output[name] = {"custom": [keypoints.astype("float32")]}
@@ -131,13 +187,17 @@ def test_videopose3d_wrong_joint_count_and_dataset_file(tmp_path):
     with pytest.raises(KeypointInputError, match=r"data_2d_custom_bad.npz.*\(4, 15, 2\)"):
         read_detections(path)
     dataset = tmp_path / "data_2d_h36m_gt.npz"  # subject -> action -> cameras: not in the wild
-    np.savez_compressed(dataset, positions_2d={"S1": {"Walking": [np.zeros((3, 17, 2))]}},
-                        metadata={"layout_name": "h36m", "num_joints": 17})
+    np.savez_compressed(
+        dataset,
+        positions_2d={"S1": {"Walking": [np.zeros((3, 17, 2))]}},
+        metadata={"layout_name": "h36m", "num_joints": 17},
+    )
     with pytest.raises(KeypointInputError, match="no 'custom' entry"):
         read_detections(dataset)
 
 
 # --- VideoPose3D's detectron2 per-video npz ----------------------------------------------------
+
 
 def write_detectron_npz(path, frames):
     """As infer_video_d2.py: per frame cls_boxes = [[], (N, 5)] and cls_keyps = [[], (N, 4, 17)]
@@ -152,10 +212,16 @@ def write_detectron_npz(path, frames):
             boxes[i, 1], keyps[i, 1] = [], []
             continue
         boxes[i, 1] = np.stack([np.append(box_xyxy(kp), score) for kp, _, score in people])
-        keyps[i, 1] = np.stack([np.stack([kp[:, 0], kp[:, 1], np.zeros(17), prob])
-                                for kp, prob, _ in people]).astype(np.float32)
-    np.savez_compressed(path, boxes=boxes, segments=np.array([None] * len(frames), dtype=object),
-                        keypoints=keyps, metadata={"w": WIDTH, "h": HEIGHT})
+        keyps[i, 1] = np.stack(
+            [np.stack([kp[:, 0], kp[:, 1], np.zeros(17), prob]) for kp, prob, _ in people]
+        ).astype(np.float32)
+    np.savez_compressed(
+        path,
+        boxes=boxes,
+        segments=np.array([None] * len(frames), dtype=object),
+        keypoints=keyps,
+        metadata={"w": WIDTH, "h": HEIGHT},
+    )
 
 
 def test_detectron2_npz_several_people_empty_frames_and_softmax_scores(tmp_path):
@@ -199,16 +265,20 @@ def test_detectron2_npz_bad_layout(tmp_path):
 
 # --- AlphaPose ---------------------------------------------------------------------------------
 
+
 def alphapose_entry(frame, keypoints, scores, idx, name_pattern="{}.jpg"):
     """As write_json: image_id = the frame's file name, keypoints flat [x, y, score] * J,
     score = proposal score (mean + detector score + 1.25 max, often > 1), box [x, y, w, h],
     idx = the track id with --pose_track, else a placeholder list."""
     box = box_xyxy(keypoints)
-    return {"image_id": name_pattern.format(frame), "category_id": 1,
-            "keypoints": np.concatenate([keypoints, scores[:, None]], 1).ravel().tolist(),
-            "score": float(scores.mean() + 0.95 + 1.25 * scores.max()),
-            "box": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-            "idx": idx}
+    return {
+        "image_id": name_pattern.format(frame),
+        "category_id": 1,
+        "keypoints": np.concatenate([keypoints, scores[:, None]], 1).ravel().tolist(),
+        "score": float(scores.mean() + 0.95 + 1.25 * scores.max()),
+        "box": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+        "idx": idx,
+    }
 
 
 def test_alphapose_coco17_without_tracking(tmp_path):
@@ -219,7 +289,7 @@ def test_alphapose_coco17_without_tracking(tmp_path):
         if i == 3:
             continue  # AlphaPose lists only frames with people
         people = [(small, small_scores), (main, main_scores)]
-        for keypoints, scores in (people if i % 2 else people[::-1]):
+        for keypoints, scores in people if i % 2 else people[::-1]:
             entries.append(alphapose_entry(i, keypoints[i], scores[i], [0.0]))
     path = tmp_path / "alphapose-results.json"
     path.write_text(json.dumps(entries))
@@ -228,8 +298,9 @@ def test_alphapose_coco17_without_tracking(tmp_path):
     tracks = build_tracks(detections)
     assert len(tracks) == 2 and not tracks[0].from_file  # [0.0] is no track id
     sequence, _, _ = load_track(path)
-    np.testing.assert_allclose(sequence.keypoints[sequence.present], np.delete(main, 3, 0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        sequence.keypoints[sequence.present], np.delete(main, 3, 0), rtol=1e-5
+    )
     assert not sequence.present[3]
 
 
@@ -260,8 +331,9 @@ def test_alphapose_halpe26_with_tracking_ids(tmp_path):
 
 def test_image_ids_as_file_names_counted_from_one(tmp_path):
     keypoints, scores = coco_track(5)
-    entries = [alphapose_entry(i + 1, keypoints[i], scores[i], [0.0], "frame_{:04d}.jpg")
-               for i in range(5)]
+    entries = [
+        alphapose_entry(i + 1, keypoints[i], scores[i], [0.0], "frame_{:04d}.jpg") for i in range(5)
+    ]
     path = tmp_path / "alphapose-results.json"
     path.write_text(json.dumps(entries))
     assert sequence_of(path).frame_indices.tolist() == [1, 2, 3, 4, 5]
@@ -272,15 +344,28 @@ def test_image_ids_as_file_names_counted_from_one(tmp_path):
 
 # --- OpenPose ----------------------------------------------------------------------------------
 
+
 def write_openpose_folder(folder, video, people_per_frame, joints=25):
     """As --write_json: <video>_<frame:012d>_keypoints.json per frame, counted from 0."""
     folder.mkdir(exist_ok=True)
     for frame, people in enumerate(people_per_frame):
-        content = {"version": 1.3, "people": [
-            {"person_id": [-1], "pose_keypoints_2d": person.ravel().tolist(),
-             "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
-             "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
-             "hand_right_keypoints_3d": []} for person in people]}
+        content = {
+            "version": 1.3,
+            "people": [
+                {
+                    "person_id": [-1],
+                    "pose_keypoints_2d": person.ravel().tolist(),
+                    "face_keypoints_2d": [],
+                    "hand_left_keypoints_2d": [],
+                    "hand_right_keypoints_2d": [],
+                    "pose_keypoints_3d": [],
+                    "face_keypoints_3d": [],
+                    "hand_left_keypoints_3d": [],
+                    "hand_right_keypoints_3d": [],
+                }
+                for person in people
+            ],
+        }
         (folder / f"{video}_{frame:012d}_keypoints.json").write_text(json.dumps(content))
 
 
@@ -303,8 +388,7 @@ def test_openpose_folder(tmp_path, joints):
     pelvis = person[3, 8, :2] if joints == 25 else person[3, [8, 11], :2].mean(0)
     np.testing.assert_allclose(h36m[3, 0], pelvis, rtol=1e-5)
     # one frame file given: its video's frames are read
-    assert len(sequence_of(tmp_path / "json" / "clip_000000000001_keypoints.json")
-               .keypoints) == 5
+    assert len(sequence_of(tmp_path / "json" / "clip_000000000001_keypoints.json").keypoints) == 5
 
 
 def test_openpose_folder_of_two_videos_and_normalised_coordinates(tmp_path):
@@ -327,9 +411,13 @@ def test_openpose_folder_of_two_videos_and_normalised_coordinates(tmp_path):
 
 def test_alphapose_open_format_single_file(tmp_path):
     person = coco_to_openpose(*coco_track(4), 18)
-    content = {f"{i}.jpg": {"version": "AlphaPose v0.3",
-                            "people": [{"pose_keypoints_2d": person[i].ravel().tolist()}]}
-               for i in range(4)}
+    content = {
+        f"{i}.jpg": {
+            "version": "AlphaPose v0.3",
+            "people": [{"pose_keypoints_2d": person[i].ravel().tolist()}],
+        }
+        for i in range(4)
+    }
     path = tmp_path / "alphapose-results.json"
     path.write_text(json.dumps(content))
     detections = read_detections(path)
@@ -339,19 +427,31 @@ def test_alphapose_open_format_single_file(tmp_path):
 
 # --- MMPose ------------------------------------------------------------------------------------
 
+
 def mmpose_instance(keypoints, scores, nested_bbox=True):
     box = box_xyxy(keypoints).tolist()
-    return {"keypoints": keypoints.tolist(), "keypoint_scores": scores.tolist(),
-            "bbox": [box] if nested_bbox else box, "bbox_score": 0.97}
+    return {
+        "keypoints": keypoints.tolist(),
+        "keypoint_scores": scores.tolist(),
+        "bbox": [box] if nested_bbox else box,
+        "bbox_score": 0.97,
+    }
 
 
 @pytest.mark.parametrize("nested_bbox", [True, False])
 def test_mmpose_video_predictions(tmp_path, nested_bbox):
     main, scores = coco_track(6)
     small, small_scores = coco_track(6, shift=(-400, 50), scale=0.5, seed=1)
-    predictions = [{"frame_id": i, "instances": [
-        mmpose_instance(small[i], small_scores[i], nested_bbox),
-        mmpose_instance(main[i], scores[i], nested_bbox)]} for i in range(6)]
+    predictions = [
+        {
+            "frame_id": i,
+            "instances": [
+                mmpose_instance(small[i], small_scores[i], nested_bbox),
+                mmpose_instance(main[i], scores[i], nested_bbox),
+            ],
+        }
+        for i in range(6)
+    ]
     predictions[2]["instances"] = []
     path = tmp_path / "clip.json"
     path.write_text(json.dumps(predictions, indent=2))  # mmengine.dump(..., indent='  ')
@@ -364,13 +464,22 @@ def test_mmpose_video_predictions(tmp_path, nested_bbox):
 
 def test_mmpose_wrong_keypoint_count(tmp_path):
     path = tmp_path / "hand.json"
-    path.write_text(json.dumps([{"frame_id": 0, "instances": [
-        {"keypoints": [[1.0, 2.0]] * 21, "keypoint_scores": [0.9] * 21}]}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "frame_id": 0,
+                    "instances": [{"keypoints": [[1.0, 2.0]] * 21, "keypoint_scores": [0.9] * 21}],
+                }
+            ]
+        )
+    )
     with pytest.raises(KeypointInputError, match=r"hand.json: frame_id 0 instance 0: 21 keypoints"):
         read_detections(path)
 
 
 # --- format detection and override -------------------------------------------------------------
+
 
 def test_format_override_and_unknown_format(tmp_path):
     keypoints, scores = coco_track(3)
@@ -390,8 +499,9 @@ def test_format_override_and_unknown_format(tmp_path):
 def test_empty_alphapose_file_says_nobody_was_found(tmp_path):
     path = tmp_path / "alphapose-results.json"
     path.write_text("[]")
-    with pytest.raises(KeypointInputError, match="alphapose-results.json: the file lists no "
-                                                 "detections"):
+    with pytest.raises(
+        KeypointInputError, match="alphapose-results.json: the file lists no detections"
+    ):
         read_detections(path)
 
 

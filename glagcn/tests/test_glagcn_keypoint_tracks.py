@@ -24,21 +24,47 @@ from glagcn.predict import resolve_image_size
 from glagcn.video_io import VideoInfo
 from trilab.errors import UserError
 
-POSE = np.array([
-    [640, 200], [650, 190], [630, 190], [660, 195], [620, 195], [680, 250], [600, 250],
-    [700, 310], [580, 310], [710, 370], [570, 370], [665, 380], [615, 380], [668, 450],
-    [612, 450], [670, 520], [610, 520]], dtype=np.float32)
+POSE = np.array(
+    [
+        [640, 200],
+        [650, 190],
+        [630, 190],
+        [660, 195],
+        [620, 195],
+        [680, 250],
+        [600, 250],
+        [700, 310],
+        [580, 310],
+        [710, 370],
+        [570, 370],
+        [665, 380],
+        [615, 380],
+        [668, 450],
+        [612, 450],
+        [670, 520],
+        [610, 520],
+    ],
+    dtype=np.float32,
+)
 
 
 def person(frame, dx=0.0, scale=1.0, score=0.9, track_id=None):
     keypoints = (POSE - POSE.mean(0)) * scale + POSE.mean(0) + np.array([dx + 3 * frame, 0])
-    return Detection(keypoints.astype(np.float32), np.full(17, score, np.float32),
-                     track_id=track_id)
+    return Detection(
+        keypoints.astype(np.float32), np.full(17, score, np.float32), track_id=track_id
+    )
 
 
 def detection_set(frames, **kwargs):
-    return DetectionSet("clip.json", "coco_json", "coco17", frames, ScoreRule("absolute", 0.3),
-                        "test scores", **kwargs)
+    return DetectionSet(
+        "clip.json",
+        "coco_json",
+        "coco17",
+        frames,
+        ScoreRule("absolute", 0.3),
+        "test scores",
+        **kwargs,
+    )
 
 
 def test_box_iou_known_values():
@@ -99,8 +125,9 @@ def test_only_the_joints_the_mapping_uses_can_refuse_a_track():
     assert prepare_h36m(sequence).valid.all()
     scores[:8, 10] = 0.0  # right wrist in 80 % of the frames
     sequence = KeypointSequence(keypoints, scores, np.arange(10), "coco17", "wrist.npz")
-    with pytest.raises(KeypointInputError, match="wrist.npz: right_wrist is missing .* 80% of "
-                                                 "the 10 frames"):
+    with pytest.raises(
+        KeypointInputError, match="wrist.npz: right_wrist is missing .* 80% of the 10 frames"
+    ):
         prepare_h36m(sequence)
 
 
@@ -134,8 +161,9 @@ def test_relative_rule_scales_with_the_track():
     prepared = prepare_h36m(sequence, ScoreRule("relative", 0.2))
     assert prepared.filled[2, 13] and prepared.filled.sum() == 1
     with pytest.raises(KeypointInputError, match="relative needs positive scores"):
-        prepare_h36m(KeypointSequence(keypoints, -scores, np.arange(6), "coco17"),
-                     ScoreRule("relative", 0.2))
+        prepare_h36m(
+            KeypointSequence(keypoints, -scores, np.arange(6), "coco17"), ScoreRule("relative", 0.2)
+        )
 
 
 def test_empty_track_is_refused():
@@ -145,25 +173,36 @@ def test_empty_track_is_refused():
 
 
 def test_image_size_from_metadata_then_video_then_user(capsys):
-    video = VideoInfo(path=__import__("pathlib").Path("clip.mp4"), width=640, height=360,
-                      fps=30.0, frame_count=10)
+    video = VideoInfo(
+        path=__import__("pathlib").Path("clip.mp4"), width=640, height=360, fps=30.0, frame_count=10
+    )
     with_size = detection_set({0: [person(0)]}, image_size=(1920, 1080))
     without = detection_set({0: [person(0)]})
     assert resolve_image_size(with_size, video, 800, 600)[0] == (1920, 1080)
     assert "ignored" in capsys.readouterr().out
     assert resolve_image_size(without, video, None, None) == ((640, 360), "the video clip.mp4")
     assert resolve_image_size(without, None, 800, 600)[0] == (800, 600)
-    with pytest.raises(KeypointInputError, match="clip.json: the image size is unknown.*video="
-                                                 "VIDEO.*image_width=W image_height=H"):
+    with pytest.raises(
+        KeypointInputError,
+        match="clip.json: the image size is unknown.*video=VIDEO.*image_width=W image_height=H",
+    ):
         resolve_image_size(without, None, None, None)
     with pytest.raises(UserError, match="both image_width and image_height"):
         resolve_image_size(without, None, 800, None)
 
 
 def test_coco_json_tracks_keep_frame_numbers(tmp_path):
-    entries = [{"image_id": f, "category_id": 1, "score": 0.9,
-                "keypoints": np.concatenate([person(f).keypoints, np.full((17, 1), 0.9)],
-                                            1).ravel().tolist()} for f in (5, 6, 8)]
+    entries = [
+        {
+            "image_id": f,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": np.concatenate([person(f).keypoints, np.full((17, 1), 0.9)], 1)
+            .ravel()
+            .tolist(),
+        }
+        for f in (5, 6, 8)
+    ]
     path = tmp_path / "k.json"
     path.write_text(json.dumps(entries))
     sequence, _, _ = load_track(path)

@@ -66,10 +66,12 @@ def test_n_mpjpe_undoes_a_global_scale_only():
 
 
 def test_n_mpjpe_scales_each_frame_on_its_own_worked_by_hand():
-    predicted = np.array([[[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-                          [[1, 0, 0], [1, 0, 0], [0, 0, 0]]], dtype=float)
-    target = np.array([[[2, 0, 0], [0, 2, 0], [0, 0, 2]],
-                       [[1, 0, 0], [0, 1, 0], [0, 0, 0]]], dtype=float)
+    predicted = np.array(
+        [[[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [1, 0, 0], [0, 0, 0]]], dtype=float
+    )
+    target = np.array(
+        [[[2, 0, 0], [0, 2, 0], [0, 0, 2]], [[1, 0, 0], [0, 1, 0], [0, 0, 0]]], dtype=float
+    )
     # frame 0: s = (2 + 2 + 2) / (1 + 1 + 1) = 2, so s * pred = target: errors 0, 0, 0
     # frame 1: s = (1 + 0 + 0) / (1 + 1 + 0) = 0.5, s * pred = (.5,0,0), (.5,0,0), (0,0,0):
     #          errors |(-.5, 0, 0)| = 0.5, |(.5, -1, 0)| = sqrt(1.25), 0

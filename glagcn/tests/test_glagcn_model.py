@@ -15,8 +15,9 @@ AUTHORS_PARAMETERS = {(3, 3, 3): 844_076, (3, 3, 3, 3): 1_096_466, (3, 3, 3, 3, 
 def test_parameter_count_matches_the_authors_configuration(widths, expected):
     shared = GLAGCN(H36M_17, widths, channels=96, output_layer="shared", sequence_branch=False)
     assert count_parameters(shared) == expected
-    per_joint = GLAGCN(H36M_17, widths, channels=96, output_layer="per_joint",
-                       sequence_branch=False)
+    per_joint = GLAGCN(
+        H36M_17, widths, channels=96, output_layer="per_joint", sequence_branch=False
+    )
     assert count_parameters(per_joint) - expected == 16 * (96 * 3 + 3)
 
 
@@ -58,8 +59,9 @@ def test_strided_temporal_output_i_is_centred_on_input_frame_3i_plus_offset(padd
         middle = 3 * i + centre
         assert _frames_seen(conv, 27, i) == list(range(max(middle - 4, 0), min(middle + 5, 27)))
     projection = StridedProjection(4, 4, stride=3, temporal_padding=padding).eval()
-    assert [_frames_seen(projection, 27, i) for i in range(9)] == [[3 * i + centre]
-                                                                   for i in range(9)]
+    assert [_frames_seen(projection, 27, i) for i in range(9)] == [
+        [3 * i + centre] for i in range(9)
+    ]
 
 
 def test_the_two_paddings_give_different_outputs_for_the_same_weights():
@@ -86,7 +88,7 @@ def test_sliding_form_equals_the_strided_form_on_edge_padded_windows(padding):
     assert dense.shape == (6, 17, 3)
     padded = torch.cat([sequence[:1].repeat(4, 1, 1), sequence, sequence[-1:].repeat(4, 1, 1)])
     for frame in range(6):
-        expected = model(padded[frame:frame + 9].unsqueeze(0))[0, 0]
+        expected = model(padded[frame : frame + 9].unsqueeze(0))[0, 0]
         torch.testing.assert_close(dense[frame], expected, rtol=1e-10, atol=1e-12)
     batched = SlidingLifter(model)(sequence.unsqueeze(0).repeat(2, 1, 1, 1))
     torch.testing.assert_close(batched[1], dense, rtol=1e-10, atol=1e-12)
@@ -105,8 +107,9 @@ def test_sliding_form_gives_the_same_poses_for_any_call_size_and_several_sequenc
     sequences = torch.randn(2, 13, 17, 2, dtype=torch.float64)
     reference = torch.stack([SlidingLifter(model, max_windows=1)(s) for s in sequences])
     for max_windows in (2, 5, 26, 1000, None):
-        torch.testing.assert_close(SlidingLifter(model, max_windows)(sequences), reference,
-                                   rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(
+            SlidingLifter(model, max_windows)(sequences), reference, rtol=1e-10, atol=1e-12
+        )
 
 
 def test_flip_test_averages_the_mirrored_prediction_mirrored_back():
@@ -117,8 +120,9 @@ def test_flip_test_averages_the_mirrored_prediction_mirrored_back():
         plain = SlidingLifter(model)(keypoints)
         mirrored = flip_poses(SlidingLifter(model)(flip_poses(keypoints, H36M_17)), H36M_17)
     expected = 0.5 * (plain + mirrored)  # the root stays where the model puts it
-    predicted = predict_sequence(model, keypoints.numpy(), H36M_17, torch.device("cpu"),
-                                 flip_test=True, max_windows=3)
+    predicted = predict_sequence(
+        model, keypoints.numpy(), H36M_17, torch.device("cpu"), flip_test=True, max_windows=3
+    )
     np.testing.assert_allclose(predicted, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -127,8 +131,9 @@ def test_jointwise_linear_is_one_linear_map_per_joint():
     x = torch.randn(2, 5, 4)
     out = layer(x)
     for joint in range(5):
-        torch.testing.assert_close(out[:, joint], x[:, joint] @ layer.weight[joint]
-                                   + layer.bias[joint])
+        torch.testing.assert_close(
+            out[:, joint], x[:, joint] @ layer.weight[joint] + layer.bias[joint]
+        )
 
 
 def test_every_parameter_gets_a_finite_gradient():
@@ -166,8 +171,9 @@ def test_authors_initialisation_starts_each_graph_unit_at_its_residual():
     for conv in (*gcn.theta, *gcn.phi, *gcn.project, model.levels[0][1].tcn.conv):
         assert torch.all(conv.bias == 0)
     # He normal over fan-out for the temporal conv: std sqrt(2 / (16 * 9))
-    assert model.levels[0][0].tcn.conv.weight.std().item() == pytest.approx((2 / 144) ** 0.5,
-                                                                            rel=0.1)
+    assert model.levels[0][0].tcn.conv.weight.std().item() == pytest.approx(
+        (2 / 144) ** 0.5, rel=0.1
+    )
     # each subset's projection: std sqrt(2 / (16 * 16 * 3))
     assert gcn.project[0].weight.std().item() == pytest.approx((2 / 768) ** 0.5, rel=0.25)
     default = GLAGCN(H36M_17, (3, 3), channels=16, init="pytorch")

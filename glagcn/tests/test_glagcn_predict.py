@@ -15,16 +15,20 @@ from glagcn.skeleton import H36M_17
 from trilab.checkpoint import save_checkpoint
 
 PROJECT = Path(__file__).resolve().parents[1]
-MODEL = {"filter_widths": [3, 3], "channels": 8, "temporal_kernel": 3, "output_layer": "per_joint",
-         "sequence_branch": False}
+MODEL = {
+    "filter_widths": [3, 3],
+    "channels": 8,
+    "temporal_kernel": 3,
+    "output_layer": "per_joint",
+    "sequence_branch": False,
+}
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     model = build_model(MODEL, H36M_17)
-    save_checkpoint(path, model=model, epoch=0, extra={"model_config": MODEL,
-                                                      "skeleton": "h36m17"})
+    save_checkpoint(path, model=model, epoch=0, extra={"model_config": MODEL, "skeleton": "h36m17"})
     return path
 
 
@@ -38,16 +42,31 @@ def test_lift_returns_one_root_relative_pose_per_frame(checkpoint):
 
 
 def test_predict_py_on_a_generated_coco_json(tmp_path, checkpoint):
-    synthesize(tmp_path / "synthetic", frames=30, subjects=("S9",), actions=("Walking 1",),
-               vary_lengths=False)
+    synthesize(
+        tmp_path / "synthetic",
+        frames=30,
+        subjects=("S9",),
+        actions=("Walking 1",),
+        vary_lengths=False,
+    )
     keypoints = tmp_path / "synthetic" / "demo_keypoints.json"
     entries = json.loads(keypoints.read_text())
     assert len(entries) == 30 and len(entries[0]["keypoints"]) == 51
     out = tmp_path / "lifted"
     subprocess.run(
-        [sys.executable, "predict.py", f"input={keypoints}", f"checkpoint={checkpoint}",
-         f"output={out}", "image_width=1000", "image_height=1002", "render=true"],
-        cwd=PROJECT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "predict.py",
+            f"input={keypoints}",
+            f"checkpoint={checkpoint}",
+            f"output={out}",
+            "image_width=1000",
+            "image_height=1002",
+            "render=true",
+        ],
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
     )
     result = np.load(out / "poses_3d.npz")
     assert result["poses_3d"].shape == (30, 17, 3)
@@ -62,8 +81,12 @@ def test_checkpoint_of_another_skeleton_is_refused(tmp_path):
     path = tmp_path / "he.pt"
     from glagcn.skeleton import HUMANEVA_15
 
-    save_checkpoint(path, model=build_model(config, HUMANEVA_15), epoch=0,
-                    extra={"model_config": config, "skeleton": "humaneva15"})
+    save_checkpoint(
+        path,
+        model=build_model(config, HUMANEVA_15),
+        epoch=0,
+        extra={"model_config": config, "skeleton": "humaneva15"},
+    )
     with pytest.raises(ValueError, match="humaneva15 skeleton"):
         lift(np.zeros((4, 17, 2)) + 500, (1000, 1000), path)
 

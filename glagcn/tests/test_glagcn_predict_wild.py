@@ -15,9 +15,28 @@ from glagcn.predict import predict
 from trilab.safe_load import UnsafeFileError
 
 PROJECT = Path(__file__).resolve().parents[1]
-POSE = np.array([
-    [32, 10], [33, 9], [31, 9], [34, 10], [30, 10], [36, 16], [28, 16], [38, 22], [26, 22],
-    [39, 28], [25, 28], [34, 30], [30, 30], [35, 38], [29, 38], [35, 45], [29, 45]], dtype=float)
+POSE = np.array(
+    [
+        [32, 10],
+        [33, 9],
+        [31, 9],
+        [34, 10],
+        [30, 10],
+        [36, 16],
+        [28, 16],
+        [38, 22],
+        [26, 22],
+        [39, 28],
+        [25, 28],
+        [34, 30],
+        [30, 30],
+        [35, 38],
+        [29, 38],
+        [35, 45],
+        [29, 45],
+    ],
+    dtype=float,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +65,25 @@ def test_video_in_3d_out_with_an_untrained_detector(tmp_path, checkpoint, capsys
     video = write_video(tmp_path / "clip.mp4")
     out = tmp_path / "out"
     # Untrained weights, every box kept: the whole path runs without a download.
-    detector = {"detector_weights": "random", "detector_score_threshold": 0.0,
-                "detector_max_people": 2, "detector_min_size": 64, "detector_batch_size": 3,
-                "detector_proposals": 10}
-    written = predict(config(video=str(video), checkpoint=str(checkpoint), output=str(out),
-                             **detector))
-    for name in ("detections_clip.npz", "data_2d_custom_clip.npz", "poses_3d.npz",
-                 "poses_3d.json", "lift.mp4", "lift_frames.png"):
+    detector = {
+        "detector_weights": "random",
+        "detector_score_threshold": 0.0,
+        "detector_max_people": 2,
+        "detector_min_size": 64,
+        "detector_batch_size": 3,
+        "detector_proposals": 10,
+    }
+    written = predict(
+        config(video=str(video), checkpoint=str(checkpoint), output=str(out), **detector)
+    )
+    for name in (
+        "detections_clip.npz",
+        "data_2d_custom_clip.npz",
+        "poses_3d.npz",
+        "poses_3d.json",
+        "lift.mp4",
+        "lift_frames.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert written["keypoints_2d"].endswith("data_2d_custom_clip.npz")
     # the detections and the 2D track read back through the same readers as users' files
@@ -69,8 +100,14 @@ def test_video_in_3d_out_with_an_untrained_detector(tmp_path, checkpoint, capsys
     movie.release()
     # reuse without detecting again: list the people of the saved detections
     capsys.readouterr()
-    people = predict(config(input=str(out / "detections_clip.npz"), checkpoint=str(checkpoint),
-                            output=str(out / "again"), list_people=True))
+    people = predict(
+        config(
+            input=str(out / "detections_clip.npz"),
+            checkpoint=str(checkpoint),
+            output=str(out / "again"),
+            list_people=True,
+        )
+    )
     assert people["people"] and "person=ID" in capsys.readouterr().out
 
 
@@ -81,15 +118,24 @@ def test_video_where_nobody_is_detected(tmp_path, checkpoint, monkeypatch):
 
     def finds_nobody(*args, **kwargs):
         def detector(images):
-            return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0),
-                     "keypoints": torch.zeros(0, 17, 3), "keypoints_scores": torch.zeros(0, 17)}
-                    for _ in images]
+            return [
+                {
+                    "boxes": torch.zeros(0, 4),
+                    "scores": torch.zeros(0),
+                    "keypoints": torch.zeros(0, 17, 3),
+                    "keypoints_scores": torch.zeros(0, 17),
+                }
+                for _ in images
+            ]
+
         return detector
 
     monkeypatch.setattr(glagcn.detect, "build_detector", finds_nobody)
     video = write_video(tmp_path / "empty.mp4", frames=3)
-    with pytest.raises(KeypointInputError, match="nobody was detected in .*empty.mp4.*lower "
-                                                 "detector_score_threshold"):
+    with pytest.raises(
+        KeypointInputError,
+        match="nobody was detected in .*empty.mp4.*lower detector_score_threshold",
+    ):
         predict(config(video=str(video), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
     assert read_detections(tmp_path / "o" / "detections_empty.npz").num_detections == 0
 
@@ -100,15 +146,31 @@ def openpose_folder(folder, frames, absent=()):
         people = []
         if frame not in absent:
             body = np.zeros((25, 3))
-            coco_to_body25 = {0: 0, 2: 6, 3: 8, 4: 10, 5: 5, 6: 7, 7: 9, 9: 12, 10: 14, 11: 16,
-                              12: 11, 13: 13, 14: 15, 15: 2, 16: 1}
+            coco_to_body25 = {
+                0: 0,
+                2: 6,
+                3: 8,
+                4: 10,
+                5: 5,
+                6: 7,
+                7: 9,
+                9: 12,
+                10: 14,
+                11: 16,
+                12: 11,
+                13: 13,
+                14: 15,
+                15: 2,
+                16: 1,
+            }
             for target, source in coco_to_body25.items():
                 body[target] = [*(POSE[source] + [0.5 * frame, 0]), 0.8]
             body[1] = [*POSE[[5, 6]].mean(0), 0.8]
             body[8] = [*POSE[[11, 12]].mean(0), 0.8]
             people = [{"person_id": [-1], "pose_keypoints_2d": body.ravel().tolist()}]
         (folder / f"clip_{frame:012d}_keypoints.json").write_text(
-            json.dumps({"version": 1.3, "people": people}))
+            json.dumps({"version": 1.3, "people": people})
+        )
     return folder
 
 
@@ -116,8 +178,15 @@ def test_openpose_folder_with_video_long_gap_is_nan(tmp_path, checkpoint):
     video = write_video(tmp_path / "clip.mp4", frames=30)
     folder = openpose_folder(tmp_path / "json", 30, absent=range(5, 25))
     out = tmp_path / "out"
-    predict(config(input=str(folder), video=str(video), checkpoint=str(checkpoint),
-                   output=str(out), render_format="gif"))
+    predict(
+        config(
+            input=str(folder),
+            video=str(video),
+            checkpoint=str(checkpoint),
+            output=str(out),
+            render_format="gif",
+        )
+    )
     payload = json.loads((out / "poses_3d.json").read_text())
     assert payload["format"] == "openpose" and payload["image_size"] == [64, 48]
     valid = [frame["valid"] for frame in payload["frames"]]
@@ -133,13 +202,31 @@ def test_keypoint_file_errors_name_the_file_and_the_fix(tmp_path, checkpoint):
     with pytest.raises(KeypointInputError, match="json: the image size is unknown"):
         predict(config(input=str(folder), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
     short = write_video(tmp_path / "short.mp4", frames=3)
-    with pytest.raises(KeypointInputError, match=r"frame 3 is beyond the end of .*short.mp4 "
-                                                 r"\(3 frames\).*first_frame_id=1"):
-        predict(config(input=str(folder), video=str(short), checkpoint=str(checkpoint),
-                       output=str(tmp_path / "o"), render=False))
+    with pytest.raises(
+        KeypointInputError,
+        match=r"frame 3 is beyond the end of .*short.mp4 "
+        r"\(3 frames\).*first_frame_id=1",
+    ):
+        predict(
+            config(
+                input=str(folder),
+                video=str(short),
+                checkpoint=str(checkpoint),
+                output=str(tmp_path / "o"),
+                render=False,
+            )
+        )
     with pytest.raises(KeypointInputError, match="there is no person 5"):
-        predict(config(input=str(folder), checkpoint=str(checkpoint), output=str(tmp_path / "o"),
-                       image_width=64, image_height=48, person=5))
+        predict(
+            config(
+                input=str(folder),
+                checkpoint=str(checkpoint),
+                output=str(tmp_path / "o"),
+                image_width=64,
+                image_height=48,
+                person=5,
+            )
+        )
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, points=np.zeros((3, 17, 2)))
     with pytest.raises(KeypointInputError, match="wrong.npz: not a keypoint npz .*'keypoints'"):
@@ -180,8 +267,17 @@ def test_crafted_detector_npz_is_refused_without_running_code(tmp_path, checkpoi
 def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path, checkpoint):
     path, marker = crafted_npz(tmp_path)
     done = subprocess.run(
-        [sys.executable, "predict.py", f"input={path}", f"checkpoint={checkpoint}",
-         f"output={tmp_path / 'o'}"], cwd=PROJECT, capture_output=True, text=True)
+        [
+            sys.executable,
+            "predict.py",
+            f"input={path}",
+            f"checkpoint={checkpoint}",
+            f"output={tmp_path / 'o'}",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2, done.stderr
     assert str(path) in done.stderr and "refused" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

@@ -40,13 +40,25 @@ def test_video_background(tmp_path):
     for value in range(6):
         writer.write(np.full((48, 64, 3), value * 40, dtype=np.uint8))
     writer.release()
-    out = render_sequence(keypoints / 1000 * 64, poses, H36M, tmp_path / "over.mp4",
-                          image_size=(64, 48), frame_indices=np.array([0, 2, 3, 5]),
-                          video_path=video)
+    out = render_sequence(
+        keypoints / 1000 * 64,
+        poses,
+        H36M,
+        tmp_path / "over.mp4",
+        image_size=(64, 48),
+        frame_indices=np.array([0, 2, 3, 5]),
+        video_path=video,
+    )
     assert out.stat().st_size > 0
     with pytest.raises(RenderError, match="ends before frame 9"):
-        render_sequence(keypoints, poses, H36M, tmp_path / "x.mp4",
-                        frame_indices=np.array([0, 1, 2, 9]), video_path=video)
+        render_sequence(
+            keypoints,
+            poses,
+            H36M,
+            tmp_path / "x.mp4",
+            frame_indices=np.array([0, 1, 2, 9]),
+            video_path=video,
+        )
 
 
 def test_png_of_selected_frames(tmp_path):
@@ -66,8 +78,10 @@ def test_mismatched_inputs_are_refused(tmp_path):
 
 
 def test_training_curves_png(tmp_path):
-    lines = [json.dumps({"step": e, "train/loss_mm": 100 - e, "val/mpjpe_mm": 120 - 2 * e})
-             for e in range(5)]
+    lines = [
+        json.dumps({"step": e, "train/loss_mm": 100 - e, "val/mpjpe_mm": 120 - 2 * e})
+        for e in range(5)
+    ]
     (tmp_path / "scalars.jsonl").write_text("\n".join(lines))
     png = plot_training_curves(tmp_path, tmp_path / "curves.png")
     assert Image.open(png).size[0] == 1000

@@ -18,8 +18,22 @@ def _subsets_from_pairs(pairs_1based, joints):
 
 
 def test_humaneva_graph_is_the_authors_directed_pairs():
-    authors = [(15, 2), (2, 3), (3, 4), (4, 5), (2, 6), (6, 7), (7, 8), (2, 1), (1, 12),
-               (12, 13), (13, 14), (1, 9), (9, 10), (10, 11)]
+    authors = [
+        (15, 2),
+        (2, 3),
+        (3, 4),
+        (4, 5),
+        (2, 6),
+        (6, 7),
+        (7, 8),
+        (2, 1),
+        (1, 12),
+        (12, 13),
+        (13, 14),
+        (1, 9),
+        (9, 10),
+        (10, 11),
+    ]
     subsets = HUMANEVA_15.adjacency_subsets()
     np.testing.assert_array_equal(subsets, _subsets_from_pairs(authors, 15).astype(np.float32))
     # e.g. thorax (1-based 2) -> left shoulder (3): A_in[3-1, 2-1] = 1 / (links into column 2)
@@ -31,8 +45,24 @@ def test_humaneva_graph_is_the_authors_directed_pairs():
 
 
 def test_h36m_graph_is_the_authors_child_to_parent_pairs():
-    authors = [(1, 0), (2, 1), (3, 2), (4, 0), (5, 4), (6, 5), (7, 0), (8, 7), (9, 8), (10, 9),
-               (11, 8), (12, 11), (13, 12), (14, 8), (15, 14), (16, 15)]  # 0-based
+    authors = [
+        (1, 0),
+        (2, 1),
+        (3, 2),
+        (4, 0),
+        (5, 4),
+        (6, 5),
+        (7, 0),
+        (8, 7),
+        (9, 8),
+        (10, 9),
+        (11, 8),
+        (12, 11),
+        (13, 12),
+        (14, 8),
+        (15, 14),
+        (16, 15),
+    ]  # 0-based
     expected = _subsets_from_pairs([(i + 1, j + 1) for i, j in authors], 17)
     np.testing.assert_array_equal(H36M_17.adjacency_subsets(), expected.astype(np.float32))
 

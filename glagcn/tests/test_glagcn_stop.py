@@ -33,16 +33,27 @@ CONFIGS = PROJECT / "configs"
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    synthesize(root, seed=2, frames=40, noise_px=2.0, subjects=("S1", "S8", "S9"),
-               actions=("Walking 1",))
+    synthesize(
+        root, seed=2, frames=40, noise_px=2.0, subjects=("S1", "S8", "S9"), actions=("Walking 1",)
+    )
     return root
 
 
 def _overrides(root, *extra):
-    return [f"data.root={root}", "data.train_subjects=[S1]", "data.val_subjects=[S8]",
-            "data.test_subjects=[S9]", "data.actions=[Walking]", "model.channels=8",
-            "model.receptive_field=9", "model.temporal_kernel=3", "batch_size=8",
-            "train.max_batches_per_epoch=5", "device=cpu", *extra]
+    return [
+        f"data.root={root}",
+        "data.train_subjects=[S1]",
+        "data.val_subjects=[S8]",
+        "data.test_subjects=[S9]",
+        "data.actions=[Walking]",
+        "model.channels=8",
+        "model.receptive_field=9",
+        "model.temporal_kernel=3",
+        "batch_size=8",
+        "train.max_batches_per_epoch=5",
+        "device=cpu",
+        *extra,
+    ]
 
 
 def _compose(overrides):
@@ -67,7 +78,8 @@ def _assert_same(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
 
 
 def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
-        synthetic, tmp_path, monkeypatch):
+    synthetic, tmp_path, monkeypatch
+):
     reference = tmp_path / "reference"
     reference.mkdir()
     monkeypatch.chdir(reference)
@@ -121,16 +133,23 @@ def test_crafted_dataset_file_runs_no_code(synthetic, tmp_path, monkeypatch):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("script", "overrides", "expected"), [
-    ("train.py", ["data=h36m", "data.root={tmp}/missing"], "missing"),
-    ("train.py", ["data=h36m"], "data.root"),
-    ("evaluate.py", ["checkpoint={tmp}/none.pt"], "none.pt"),
-])
+@pytest.mark.parametrize(
+    ("script", "overrides", "expected"),
+    [
+        ("train.py", ["data=h36m", "data.root={tmp}/missing"], "missing"),
+        ("train.py", ["data=h36m"], "data.root"),
+        ("evaluate.py", ["checkpoint={tmp}/none.pt"], "none.pt"),
+    ],
+)
 def test_user_errors_print_one_line_and_exit_2(tmp_path, script, overrides, expected):
     overrides = [o.format(tmp=tmp_path) for o in overrides]
     done = subprocess.run(
         [sys.executable, script, *overrides, "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=120)
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
@@ -146,8 +165,7 @@ def _crafted_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
-def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path,
-                                                                monkeypatch):
+def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path, monkeypatch):
     from glagcn.evaluate import evaluate
 
     marker = tmp_path / "marker"
@@ -178,27 +196,45 @@ def _subprocess_command(synthetic) -> tuple[list[str], dict]:
 
 
 def _torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node=2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        *args,
+    ]
 
 
 @pytest.mark.slow
 def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
-        synthetic, tmp_path):
+    synthetic, tmp_path
+):
     """A scheduler's SIGTERM reaches torchrun, which passes it to both workers at slightly
     different moments: the ranks agree on one step, rank 0 alone writes the checkpoint, and
     the resumed two-process run ends with the uninterrupted two-process run's result."""
     command, env = _subprocess_command(synthetic)
     train_args = command[1:]  # without the interpreter: torchrun runs train.py itself
     reference = tmp_path / "reference"
-    done = subprocess.run(_torchrun(*train_args, f"hydra.run.dir={reference}"), cwd=PROJECT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _torchrun(*train_args, f"hydra.run.dir={reference}"),
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     run = tmp_path / "run"
-    process = subprocess.Popen(_torchrun(*train_args, f"hydra.run.dir={run}"), cwd=PROJECT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        _torchrun(*train_args, f"hydra.run.dir={run}"),
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(run / "run.log", "epoch 0:", process, timeout=300)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -216,7 +252,13 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
     if position.startswith("in epoch"):
         steps = int(position.rsplit(" ", 1)[1])
         assert payload["steps_into_next_epoch"] == steps and steps % 10 == 0
-    resumed = subprocess.run(_torchrun(*train_args, f"hydra.run.dir={run}", "resume=true"),
-                             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _torchrun(*train_args, f"hydra.run.dir={run}", "resume=true"),
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same(_final_state(reference), _final_state(run))

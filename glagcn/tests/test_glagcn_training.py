@@ -16,8 +16,14 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    synthesize(root, seed=2, frames=40, noise_px=2.0, subjects=("S1", "S8", "S9"),
-               actions=("Walking 1", "Sitting 1"))
+    synthesize(
+        root,
+        seed=2,
+        frames=40,
+        noise_px=2.0,
+        subjects=("S1", "S8", "S9"),
+        actions=("Walking 1", "Sitting 1"),
+    )
     return root
 
 
@@ -28,9 +34,17 @@ def _compose(overrides):
 
 
 def _small(root, *extra):
-    return [f"data.root={root}", "data.train_subjects=[S1]", "data.val_subjects=[S8]",
-            "data.test_subjects=[S9]", "model.channels=8", "batch_size=16",
-            "train.max_batches_per_epoch=3", "device=cpu", *extra]
+    return [
+        f"data.root={root}",
+        "data.train_subjects=[S1]",
+        "data.val_subjects=[S8]",
+        "data.test_subjects=[S9]",
+        "model.channels=8",
+        "batch_size=16",
+        "train.max_batches_per_epoch=3",
+        "device=cpu",
+        *extra,
+    ]
 
 
 def test_train_resume_and_evaluate(synthetic, tmp_path, monkeypatch):
@@ -38,8 +52,7 @@ def test_train_resume_and_evaluate(synthetic, tmp_path, monkeypatch):
     run.mkdir()
     monkeypatch.chdir(run)  # outside a Hydra app the run directory is the working directory
     metrics = train(_compose(_small(synthetic, "epochs=2")))
-    for key in ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "per_action",
-                "per_subject"):
+    for key in ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "per_action", "per_subject"):
         assert key in metrics
     assert set(metrics["per_action"]) == {"Sitting", "Walking"}  # takes grouped by action
     assert set(metrics["per_take"]) == {"Sitting 1", "Walking 1"}
@@ -61,24 +74,39 @@ def test_train_resume_and_evaluate(synthetic, tmp_path, monkeypatch):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_one_step(experiment, synthetic, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    overrides = [f"+experiment={experiment}", f"data.root={synthetic}", "model.channels=8",
-                 "epochs=1", "batch_size=4", "train.max_batches_per_epoch=1", "device=cpu"]
+    overrides = [
+        f"+experiment={experiment}",
+        f"data.root={synthetic}",
+        "model.channels=8",
+        "epochs=1",
+        "batch_size=4",
+        "train.max_batches_per_epoch=1",
+        "device=cpu",
+    ]
     if experiment.startswith("h36m"):
-        overrides += ["data.train_subjects=[S1]", "data.test_subjects=[S9]",
-                      "data.actions=[Walking]"]
+        overrides += [
+            "data.train_subjects=[S1]",
+            "data.test_subjects=[S9]",
+            "data.actions=[Walking]",
+        ]
     if "cpn" in experiment:  # detected 2D: the synthetic set's noisy keypoints stand in for CPN
         overrides.append("data.keypoints=detections")
     if experiment.startswith("humaneva"):
-        overrides += ["data.train_subjects=[Train/S1]", "data.test_subjects=[Validate/S1]",
-                      "data.actions=[Walk]"]
+        overrides += [
+            "data.train_subjects=[Train/S1]",
+            "data.test_subjects=[Validate/S1]",
+            "data.actions=[Walk]",
+        ]
     metrics = train(_compose(overrides))
     assert metrics["mpjpe_mm"] > 0
     if experiment.startswith("3dhp"):
         assert 0 <= metrics["pck150"] <= 100 and 0 <= metrics["auc"] <= 100
 
 
-@pytest.mark.parametrize(("world_size", "max_batches", "expected"),
-                         [(1, None, 8), (1, 5, 5), (2, None, 6), (3, 5, 3), (2, 1, 0)])
+@pytest.mark.parametrize(
+    ("world_size", "max_batches", "expected"),
+    [(1, None, 8), (1, 5, 5), (2, None, 6), (3, 5, 3), (2, 1, 0)],
+)
 def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expected):
     from omegaconf import OmegaConf
 
@@ -95,11 +123,22 @@ def test_every_rank_runs_the_same_number_of_steps(world_size, max_batches, expec
 
 @pytest.mark.slow
 def test_compiled_training_runs_and_keeps_the_data_off_the_device_when_asked(
-        synthetic, tmp_path, monkeypatch):
+    synthetic, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    metrics = train(_compose(_small(synthetic, "epochs=1", "train.compile=true",
-                                    "train.data_on_device=false", "train.amp=true",
-                                    "model.receptive_field=9", "model.temporal_kernel=3")))
+    metrics = train(
+        _compose(
+            _small(
+                synthetic,
+                "epochs=1",
+                "train.compile=true",
+                "train.data_on_device=false",
+                "train.amp=true",
+                "model.receptive_field=9",
+                "model.temporal_kernel=3",
+            )
+        )
+    )
     assert metrics["mpjpe_mm"] > 0
 
 
@@ -107,8 +146,9 @@ def test_lifting_and_evaluating_import_no_training_code():
     import subprocess
     import sys
 
-    code = ("import sys, glagcn.lift, glagcn.predict, glagcn.evaluate; "
-            "print(sorted(m for m in sys.modules if m in ('glagcn.training', 'trilab.loop')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys, glagcn.lift, glagcn.predict, glagcn.evaluate; "
+        "print(sorted(m for m in sys.modules if m in ('glagcn.training', 'trilab.loop')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

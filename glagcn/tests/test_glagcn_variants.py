@@ -10,7 +10,9 @@ variants = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "var
 
 def test_variant_text_is_a_label_and_overrides():
     assert variants.parse_variant("centred:model.temporal_padding=centred,epochs=2") == (
-        "centred", ["model.temporal_padding=centred", "epochs=2"])
+        "centred",
+        ["model.temporal_padding=centred", "epochs=2"],
+    )
     with pytest.raises(ValueError, match="LABEL:OVERRIDE"):
         variants.parse_variant("centred")
 
@@ -24,9 +26,12 @@ def test_runs_train_with_the_overrides_and_summarises_its_metrics(tmp_path, monk
         "out = pathlib.Path(args['hydra.run.dir']); out.mkdir(parents=True)\n"
         "error = 40.0 if args.get('model.temporal_padding') == 'authors' else 41.0\n"
         "(out / 'metrics.json').write_text(json.dumps({'mpjpe_mm': error, 'p_mpjpe_mm': 1.0,"
-        " 'n_mpjpe_mm': 2.0, 'mpjve_mm': 3.0, 'selection': 'last_epoch', 'epochs': 2}))\n")
-    rows = [variants.run_variant("padding", label, [f"model.temporal_padding={label}"])
-            for label in ("authors", "centred")]
+        " 'n_mpjpe_mm': 2.0, 'mpjve_mm': 3.0, 'selection': 'last_epoch', 'epochs': 2}))\n"
+    )
+    rows = [
+        variants.run_variant("padding", label, [f"model.temporal_padding={label}"])
+        for label in ("authors", "centred")
+    ]
     assert [row["mpjpe_mm"] for row in rows] == [40.0, 41.0]
     path = variants.report("padding", rows, tmp_path / "bench", "cmd")
     assert "| authors | `model.temporal_padding=authors` | 40.00 |" in path.read_text()

@@ -41,8 +41,9 @@ def test_query_reports_why_it_has_nothing(monkeypatch):
 
     def refuses(command, **kwargs):
         assert command[1].startswith("--query-gpu=index,name,") and command[2] == "--format=csv"
-        return subprocess.CompletedProcess(command, 6, "", "Field 'pcie.link.gen.max' is "
-                                           "not a valid field to query.")
+        return subprocess.CompletedProcess(
+            command, 6, "", "Field 'pcie.link.gen.max' is not a valid field to query."
+        )
 
     rows, why = nvsmi.query(run=refuses)
     assert rows == [] and "not a valid field" in why

@@ -15,10 +15,11 @@ def test_probe_and_report_on_a_machine_without_gpu(tmp_path):
     assert not found.cuda_available and found.torch
     assert found.no_gpu_line().startswith("no CUDA GPU found (")
     assert {d.module for d in found.dependencies} == set(DEPENDENCIES)
-    skipped = [StepResult(s.name, s.part, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
-               for s in benches.steps(tmp_path / "work", tmp_path)]
-    md, js, targets = report.write_report(tmp_path, found, [], "not run", skipped,
-                                          "make gpu-check")
+    skipped = [
+        StepResult(s.name, s.part, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
+        for s in benches.steps(tmp_path / "work", tmp_path)
+    ]
+    md, js, targets = report.write_report(tmp_path, found, [], "not run", skipped, "make gpu-check")
     assert md.name == "no_gpu.md" and js.name == "no_gpu.json"
     assert targets and all(t.ok is None for t in targets)
     text = md.read_text()
@@ -29,37 +30,100 @@ def test_probe_and_report_on_a_machine_without_gpu(tmp_path):
 
 
 def _gather(mode, dtype, row_bytes, gbps, offset=0):
-    return {"mode": mode, "dtype": dtype, "row_bytes": row_bytes, "order": "random",
-            "base_offset": offset, "gbps": gbps}
+    return {
+        "mode": mode,
+        "dtype": dtype,
+        "row_bytes": row_bytes,
+        "order": "random",
+        "base_offset": offset,
+        "gbps": gbps,
+    }
 
 
 def test_targets_are_judged_from_the_benchmark_json(tmp_path):
     gather = []
     for row_bytes, zero_copy in ((128, 10.0), (256, 45.0), (512, 40.0)):
-        gather += [_gather("memcpy", "float32", row_bytes, 50.0),
-                   _gather("conventional", "float32", row_bytes, 20.0),
-                   _gather("zerocopy-aligned", "float32", row_bytes, zero_copy)]
-    epochs = [{"variant": v, "epoch_s": s, "sample_s": 0, "fetch_s": 0, "train_s": 0,
-               "stall_s": 0, "cold": {"epoch_s": s}}
-              for v, s in (("gpu", 1.0), ("zerocopy", 1.2), ("gpu-prefetch", 1.0),
-                           ("zerocopy-prefetch", 1.5))]
+        gather += [
+            _gather("memcpy", "float32", row_bytes, 50.0),
+            _gather("conventional", "float32", row_bytes, 20.0),
+            _gather("zerocopy-aligned", "float32", row_bytes, zero_copy),
+        ]
+    epochs = [
+        {
+            "variant": v,
+            "epoch_s": s,
+            "sample_s": 0,
+            "fetch_s": 0,
+            "train_s": 0,
+            "stall_s": 0,
+            "cold": {"epoch_s": s},
+        }
+        for v, s in (
+            ("gpu", 1.0),
+            ("zerocopy", 1.2),
+            ("gpu-prefetch", 1.0),
+            ("zerocopy-prefetch", 1.5),
+        )
+    ]
     speed_report = tmp_path / "glagcn_step_vs_the_authors_form" / "speed_cuda.md"
     results = [
         StepResult("zerocopy gather", 1, "ok", "", data={"measurements": gather}),
         StepResult("zerocopy epochs", 1, "ok", "", data={"rows": epochs}),
-        StepResult("drag", 2, "ok", "", data={"rows": [
-            {"arch": "resnet101", "drag_overhead_pct": 4.0, "backbone_images_per_s": 100.0,
-             "drag_images_per_s": 96.0}]}),
-        StepResult("glagcn fp32 eager", 2, "ok", "", data={"rows": [
-            {"receptive_field": 243, "train_frames_per_s": 1000.0,
-             "infer_frames_per_s": 9000.0}]}),
-        StepResult(benches.GLAGCN_SPEED_STEP, 2, "ok", "", data={"rows": [
-            {"receptive_field": frames, "batch": batch, "reference_step_ms": 10.0 * ratio,
-             "this_step_ms": 10.0, "speedup": ratio,
-             "max_relative_difference": {"eval_output": 3e-7, "train_output": 4e-7,
-                                         "gradients_float64": 1e-15}}
-            for frames, batch, ratio in ((27, 64, 1.8), (243, 512, 1.4))]},
-                   reports=[str(speed_report)]),
+        StepResult(
+            "drag",
+            2,
+            "ok",
+            "",
+            data={
+                "rows": [
+                    {
+                        "arch": "resnet101",
+                        "drag_overhead_pct": 4.0,
+                        "backbone_images_per_s": 100.0,
+                        "drag_images_per_s": 96.0,
+                    }
+                ]
+            },
+        ),
+        StepResult(
+            "glagcn fp32 eager",
+            2,
+            "ok",
+            "",
+            data={
+                "rows": [
+                    {
+                        "receptive_field": 243,
+                        "train_frames_per_s": 1000.0,
+                        "infer_frames_per_s": 9000.0,
+                    }
+                ]
+            },
+        ),
+        StepResult(
+            benches.GLAGCN_SPEED_STEP,
+            2,
+            "ok",
+            "",
+            data={
+                "rows": [
+                    {
+                        "receptive_field": frames,
+                        "batch": batch,
+                        "reference_step_ms": 10.0 * ratio,
+                        "this_step_ms": 10.0,
+                        "speedup": ratio,
+                        "max_relative_difference": {
+                            "eval_output": 3e-7,
+                            "train_output": 4e-7,
+                            "gradients_float64": 1e-15,
+                        },
+                    }
+                    for frames, batch, ratio in ((27, 64, 1.8), (243, 512, 1.4))
+                ]
+            },
+            reports=[str(speed_report)],
+        ),
     ]
     targets = {t.figure: t for t in report.evaluate(results)}
     speed = [t for t in targets.values() if t.figure.startswith("GLA-GCN fp32 training step")]
@@ -74,8 +138,9 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
     assert [t.ok for t in targets.values() if t.figure.startswith("DRAG")] == [True]
     found = probe(smi_query=lambda: ([], "nvidia-smi not found"))
     found.gpu_name = "NVIDIA H100 80GB HBM3"
-    md, js, _ = report.write_report(tmp_path, found, [Outcome("t", "passed")], "", results,
-                                    "make gpu-check")
+    md, js, _ = report.write_report(
+        tmp_path, found, [Outcome("t", "passed")], "", results, "make gpu-check"
+    )
     assert md.name == "NVIDIA_H100_80GB_HBM3.md"
     # the projects' own tables are linked, not rendered again
     assert "[speed_cuda.md](glagcn_step_vs_the_authors_form/speed_cuda.md)" in md.read_text()
@@ -87,19 +152,41 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
 
 
 def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
-    script = ("import json, pathlib, sys; out = pathlib.Path(sys.argv[sys.argv.index('--out')"
-              " + 1]); out.mkdir(parents=True, exist_ok=True); "
-              "(out / 'r.json').write_text(json.dumps({'value': 7}))")
-    plan = [Step("writes json", 1, [sys.executable, "-c", script, "--out", str(tmp_path / "a")],
-                 ("numpy",), min_seconds=0),
-            Step("needs cupy", 1, [sys.executable, "-c", "pass", "--out", str(tmp_path / "b")],
-                 ("cupy",)),
-            Step("too late", 2, [sys.executable, "-c", "pass", "--out", str(tmp_path / "c")],
-                 (), min_seconds=1e6),
-            Step("fails", 1, [sys.executable, "-c", "raise SystemExit(3)", "--out",
-                              str(tmp_path / "d")], (), min_seconds=0)]
-    results = {r.name: r for r in benches.run_steps(plan, tmp_path, {}, {"cupy": "..."},
-                                                    log=lambda line: None)}
+    script = (
+        "import json, pathlib, sys; out = pathlib.Path(sys.argv[sys.argv.index('--out')"
+        " + 1]); out.mkdir(parents=True, exist_ok=True); "
+        "(out / 'r.json').write_text(json.dumps({'value': 7}))"
+    )
+    plan = [
+        Step(
+            "writes json",
+            1,
+            [sys.executable, "-c", script, "--out", str(tmp_path / "a")],
+            ("numpy",),
+            min_seconds=0,
+        ),
+        Step(
+            "needs cupy", 1, [sys.executable, "-c", "pass", "--out", str(tmp_path / "b")], ("cupy",)
+        ),
+        Step(
+            "too late",
+            2,
+            [sys.executable, "-c", "pass", "--out", str(tmp_path / "c")],
+            (),
+            min_seconds=1e6,
+        ),
+        Step(
+            "fails",
+            1,
+            [sys.executable, "-c", "raise SystemExit(3)", "--out", str(tmp_path / "d")],
+            (),
+            min_seconds=0,
+        ),
+    ]
+    results = {
+        r.name: r
+        for r in benches.run_steps(plan, tmp_path, {}, {"cupy": "..."}, log=lambda line: None)
+    }
     assert results["writes json"].status == "ok" and results["writes json"].data == {"value": 7}
     assert results["needs cupy"].status == "skipped" and "cupy" in results["needs cupy"].reason
     assert results["too late"].status == "skipped" and "budget" in results["too late"].reason
@@ -107,10 +194,12 @@ def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
 
 
 def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
-    for name in ("omegaconf-2.3.1-py3-none-any.whl",
-                 "antlr4_python3_runtime-4.9.3-py3-none-any.whl",
-                 "scipy-1.17.1-cp311-cp311-manylinux_2_28_x86_64.whl",
-                 "tqdm-4.70.1-py3-none-any.whl"):
+    for name in (
+        "omegaconf-2.3.1-py3-none-any.whl",
+        "antlr4_python3_runtime-4.9.3-py3-none-any.whl",
+        "scipy-1.17.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "tqdm-4.70.1-py3-none-any.whl",
+    ):
         (tmp_path / name).write_bytes(b"")
     machine = {"antlr4-python3-runtime": "4.13.2", "scipy": "1.10.0", "tqdm": "4.70.1"}
 

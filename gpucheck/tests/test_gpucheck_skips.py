@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gpucheck import pytest_gate
 
-GPU_TESTS = '''
+GPU_TESTS = """
 import pytest
 
 pytestmark = pytest.mark.gpu
@@ -27,7 +27,7 @@ def test_skips_for_no_reason_a_gpu_machine_accepts():
 
 def test_fails():
     assert 1 == 2
-'''
+"""
 
 
 def _run(tmp_path: Path) -> list[pytest_gate.Outcome]:
@@ -36,22 +36,25 @@ def _run(tmp_path: Path) -> list[pytest_gate.Outcome]:
     (tests / "test_gpu_paths.py").write_text(GPU_TESTS)
     (tests / "test_cpu_only.py").write_text("def test_cpu():\n    assert True\n")
     (tests / "test_broken_import.py").write_text(
-        "import pytest\nimport torchvision_not_here\n\n@pytest.mark.gpu\ndef test_x():\n"
-        "    pass\n")
+        "import pytest\nimport torchvision_not_here\n\n@pytest.mark.gpu\ndef test_x():\n    pass\n"
+    )
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
     files = pytest_gate.gpu_test_files(tmp_path, ["proj/tests"])
     assert [f.name for f in files] == ["test_broken_import.py", "test_gpu_paths.py"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    outcomes, tail = pytest_gate.run_gpu_tests(tmp_path, ["proj/tests"],
-                                               tmp_path / "junit.xml", env, timeout=120)
+    outcomes, tail = pytest_gate.run_gpu_tests(
+        tmp_path, ["proj/tests"], tmp_path / "junit.xml", env, timeout=120
+    )
     assert (tmp_path / "junit.xml").is_file(), tail
     return outcomes
 
 
 def test_skips_are_failures_unless_a_missing_dependency_explains_them(tmp_path):
     outcomes = _run(tmp_path)
-    missing = {"cupy_not_installed_here": "zero-copy figures skipped",
-               "torchvision_not_here": "DRAG figures skipped"}
+    missing = {
+        "cupy_not_installed_here": "zero-copy figures skipped",
+        "torchvision_not_here": "DRAG figures skipped",
+    }
     judged = {o.test.split(".")[-1]: o for o in pytest_gate.judge(outcomes, missing)}
     assert judged["test_passes"].verdict == "ok"
     assert judged["test_needs_missing_cupy"].outcome == "skipped"
@@ -71,19 +74,26 @@ def test_an_unreported_dependency_does_not_excuse_a_skip(tmp_path):
 
 def test_no_junit_file_is_a_failure(tmp_path):
     (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "test_a.py").write_text("import pytest\n@pytest.mark.gpu\ndef test_a():\n"
-                                              "    pass\n")
+    (tmp_path / "t" / "test_a.py").write_text(
+        "import pytest\n@pytest.mark.gpu\ndef test_a():\n    pass\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    outcomes, _ = pytest_gate.run_gpu_tests(tmp_path, ["t"], tmp_path / "nowhere" / "j.xml",
-                                            env, timeout=0.001)
+    outcomes, _ = pytest_gate.run_gpu_tests(
+        tmp_path, ["t"], tmp_path / "nowhere" / "j.xml", env, timeout=0.001
+    )
     assert outcomes[0].verdict == "failure"
 
 
 def test_cli_without_gpu_says_so_in_one_line_and_fails(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "gpucheck", "--out", str(tmp_path)],
-                          cwd=Path(__file__).resolve().parents[2], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "gpucheck", "--out", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode == 2
     assert len(lines) == 1 and lines[0].startswith("no CUDA GPU found (")

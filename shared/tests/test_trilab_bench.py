@@ -30,6 +30,7 @@ class FakeClock:
     def advance(self, seconds: float):
         def run() -> None:
             self.now += seconds
+
         return run
 
 
@@ -41,21 +42,28 @@ def test_interleaved_takes_turns_and_reports_medians():
         def run():
             calls.append(name)
             clock.now += next(durations[name])
+
         return run
 
-    timings = interleaved({"slow": candidate("slow"), "fast": candidate("fast")}, repeats=3,
-                          warmup=2, sync=lambda: syncs.append(clock.now), clock=clock,
-                          cpu_clock=None)
+    timings = interleaved(
+        {"slow": candidate("slow"), "fast": candidate("fast")},
+        repeats=3,
+        warmup=2,
+        sync=lambda: syncs.append(clock.now),
+        clock=clock,
+        cpu_clock=None,
+    )
     # warm-up rounds are not counted; the order is reversed every other round
-    assert calls == ["slow", "fast", "fast", "slow", "slow", "fast", "fast", "slow",
-                     "slow", "fast"]
+    assert calls == ["slow", "fast", "fast", "slow", "slow", "fast", "fast", "slow", "slow", "fast"]
     assert timings["slow"].samples == [3.0, 4.0, 5.0]
     assert timings["fast"].samples == [1.0, 1.0, 2.0]
     assert timings["slow"].median == 4.0 and timings["fast"].median == 1.0
     assert timings["slow"].spread == pytest.approx(0.5)
     assert len(syncs) == 2 * len(calls)  # before the start and before the stop of each call
     assert ratios({k: t.median for k, t in timings.items()}, peer="slow") == {
-        "slow": 1.0, "fast": 4.0}
+        "slow": 1.0,
+        "fast": 4.0,
+    }
 
 
 def test_sync_is_inside_the_timed_span():
@@ -69,8 +77,9 @@ def test_sync_is_inside_the_timed_span():
         while pending:
             clock.now += pending.pop()
 
-    timing = interleaved({"kernel": queue_work}, repeats=2, warmup=0, sync=sync, clock=clock,
-                         cpu_clock=None)["kernel"]
+    timing = interleaved(
+        {"kernel": queue_work}, repeats=2, warmup=0, sync=sync, clock=clock, cpu_clock=None
+    )["kernel"]
     assert timing.samples == [2.0, 2.0]
 
 
@@ -89,26 +98,42 @@ def test_cpu_clock_recorded_and_bad_repeats_refused():
 
 
 def test_add_ratio_within_groups():
-    rows = [{"size": 1, "mode": "memcpy", "s": 1.0}, {"size": 1, "mode": "gather", "s": 4.0},
-            {"size": 2, "mode": "memcpy", "s": 3.0}, {"size": 2, "mode": "gather", "s": 6.0},
-            {"size": 3, "mode": "gather", "s": 1.0}]
+    rows = [
+        {"size": 1, "mode": "memcpy", "s": 1.0},
+        {"size": 1, "mode": "gather", "s": 4.0},
+        {"size": 2, "mode": "memcpy", "s": 3.0},
+        {"size": 2, "mode": "gather", "s": 6.0},
+        {"size": 3, "mode": "gather", "s": 1.0},
+    ]
     add_ratio(rows, "s", peer="memcpy", by="mode", out="of_memcpy", group=("size",))
     assert [r["of_memcpy"] for r in rows] == [1.0, 0.25, 1.0, 0.5, None]
-    add_ratio(rows, "s", peer="memcpy", by="mode", out="rate_ratio", group=("size",),
-              higher_is_better=True)
+    add_ratio(
+        rows,
+        "s",
+        peer="memcpy",
+        by="mode",
+        out="rate_ratio",
+        group=("size",),
+        higher_is_better=True,
+    )
     assert rows[1]["rate_ratio"] == 4.0
     zero = [{"mode": "memcpy", "s": 1.0}, {"mode": "gather", "s": 0.0}]
     assert add_ratio(zero, "s", peer="memcpy", by="mode", out="r")[1]["r"] is None
 
 
-COLUMNS = [Column("size", "size"), Column("time at batch {batch} (ms)", "ms", "{:.1f}"),
-           Column("both", value=lambda r: f"{r['ms']:.0f} ({r['batch']})"),
-           Column("speed-up", "speedup", lambda v: f"**{v:.2f}x**")]
+COLUMNS = [
+    Column("size", "size"),
+    Column("time at batch {batch} (ms)", "ms", "{:.1f}"),
+    Column("both", value=lambda r: f"{r['ms']:.0f} ({r['batch']})"),
+    Column("speed-up", "speedup", lambda v: f"**{v:.2f}x**"),
+]
 
 
 def test_markdown_from_the_column_spec():
-    rows = [{"size": 27, "batch": 8, "ms": 12.345, "speedup": 2.0},
-            {"size": 81, "batch": 8, "ms": 3.0, "speedup": None}]
+    rows = [
+        {"size": 27, "batch": 8, "ms": 12.345, "speedup": 2.0},
+        {"size": 81, "batch": 8, "ms": 3.0, "speedup": None},
+    ]
     assert markdown_table(rows, COLUMNS) == [
         "| size | time at batch 8 (ms) | both | speed-up |",
         "|---|---|---|---|",
@@ -119,11 +144,23 @@ def test_markdown_from_the_column_spec():
 
 def test_write_report_json_round_trip_and_markdown(tmp_path):
     rows = [{"size": 27, "batch": 8, "ms": 12.345, "speedup": 2.0, "nested": {"a": [1, 2]}}]
-    info = {"cpu": "Test CPU", "cores": 4, "usable_cores": 2, "torch_threads": 2,
-            "load_average_1_5_15min": [1.0, 1.5, 2.25]}
-    json_path, md_path = write_report(tmp_path / "sub" / "speed_cpu", rows, COLUMNS, "Speed",
-                                      command="python bench.py --quick", info=info,
-                                      notes=["A note."], extra={"rounds": 3})
+    info = {
+        "cpu": "Test CPU",
+        "cores": 4,
+        "usable_cores": 2,
+        "torch_threads": 2,
+        "load_average_1_5_15min": [1.0, 1.5, 2.25],
+    }
+    json_path, md_path = write_report(
+        tmp_path / "sub" / "speed_cpu",
+        rows,
+        COLUMNS,
+        "Speed",
+        command="python bench.py --quick",
+        info=info,
+        notes=["A note."],
+        extra={"rounds": 3},
+    )
     assert json_path.name == "speed_cpu.json" and md_path.name == "speed_cpu.md"
     payload = read_report(tmp_path / "sub" / "speed_cpu")
     assert payload == json.loads(json_path.read_text())
@@ -147,8 +184,9 @@ def test_machine_and_command_line():
 def test_load_script_by_path(tmp_path):
     script = tmp_path / "proj" / "benchmarks" / "speed.py"
     script.parent.mkdir(parents=True)
-    script.write_text("from dataclasses import dataclass\n@dataclass\nclass Row:\n    x: int\n"
-                      "VALUE = Row(3).x\n")
+    script.write_text(
+        "from dataclasses import dataclass\n@dataclass\nclass Row:\n    x: int\nVALUE = Row(3).x\n"
+    )
     module = load_script(script)
     assert module.__name__ == "proj_benchmarks_speed" and module.VALUE == 3
     assert load_script(script) is module

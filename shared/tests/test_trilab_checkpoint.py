@@ -34,8 +34,14 @@ def test_round_trip_restores_model_optimizer_scheduler(tmp_path):
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     scheduler.step()
-    path = save_checkpoint(tmp_path / "checkpoints" / "last.pt", model=model, optimizer=optimizer,
-                           scheduler=scheduler, epoch=3, extra={"best": 1.5})
+    path = save_checkpoint(
+        tmp_path / "checkpoints" / "last.pt",
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epoch=3,
+        extra={"best": 1.5},
+    )
     assert latest_checkpoint(tmp_path) == path
 
     other, other_opt, other_sched = _model_and_optim(1)
@@ -50,8 +56,9 @@ def test_round_trip_restores_model_optimizer_scheduler(tmp_path):
 def test_checkpoint_survives_a_kill_in_the_middle_of_writing(tmp_path):
     path = tmp_path / "last.pt"
     script = tmp_path / "writer.py"
-    script.write_text(textwrap.dedent(
-        f"""
+    script.write_text(
+        textwrap.dedent(
+            f"""
         import os, signal, torch
         from trilab.checkpoint import save_checkpoint
         model = torch.nn.Linear(4, 4)
@@ -67,7 +74,8 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(tmp_path):
         torch.nn.init.constant_(model.weight, 2.0)
         save_checkpoint({str(path)!r}, model=model, epoch=2)
         """
-    ))
+        )
+    )
     result = subprocess.run([sys.executable, str(script)], capture_output=True)
     assert result.returncode == -signal.SIGKILL
     model = torch.nn.Linear(4, 4)
@@ -107,15 +115,21 @@ def test_resume_continues_with_the_same_batches_and_random_draws(tmp_path):
     loader = DataLoader(data, batch_size=4, shuffle=True, generator=generator)
     resumed: dict = {}
     _train(model, optimizer, loader, range(1), resumed)
-    path = save_checkpoint(tmp_path / "last.pt", model=model, optimizer=optimizer, epoch=0,
-                           generators={"loader": generator})
+    path = save_checkpoint(
+        tmp_path / "last.pt",
+        model=model,
+        optimizer=optimizer,
+        epoch=0,
+        generators={"loader": generator},
+    )
     # a fresh process would start from other states: scramble them before resuming
     seed_everything(12345)
     generator = torch.Generator().manual_seed(999)
     model, optimizer, _ = _model_and_optim(5)
     loader = DataLoader(data, batch_size=4, shuffle=True, generator=generator)
-    state = load_checkpoint(path, model=model, optimizer=optimizer,
-                            generators={"loader": generator})
+    state = load_checkpoint(
+        path, model=model, optimizer=optimizer, generators={"loader": generator}
+    )
     _train(model, optimizer, loader, range(state["epoch"] + 1, 3), resumed)
 
     assert resumed == uninterrupted

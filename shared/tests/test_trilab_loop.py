@@ -47,8 +47,7 @@ def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
 
 
 @pytest.mark.parametrize("signal_at", [(1, 2), (0, STEPS_PER_EPOCH - 1), (2, 0), (0, -1)])
-def test_a_stop_at_any_step_resumes_to_the_uninterrupted_run(uninterrupted, tmp_path,
-                                                             signal_at):
+def test_a_stop_at_any_step_resumes_to_the_uninterrupted_run(uninterrupted, tmp_path, signal_at):
     """Mid-epoch, after an epoch's last step, at its first, and during its evaluation (the
     stop then comes at the epoch's end)."""
     reference, reference_run = uninterrupted
@@ -69,8 +68,9 @@ def test_a_stop_at_any_step_resumes_to_the_uninterrupted_run(uninterrupted, tmp_
     for ours, theirs in zip(records, expected, strict=True):
         for key in ("train/loss", "val/loss", "train/items"):  # sums carried over the stop
             assert ours[key] == theirs[key], key
-    _same_weights(_checkpoint(tmp_path, "best.pt")["model"],
-                  _checkpoint(reference_run, "best.pt")["model"])
+    _same_weights(
+        _checkpoint(tmp_path, "best.pt")["model"], _checkpoint(reference_run, "best.pt")["model"]
+    )
     assert "resumed from" in (tmp_path / "run.log").read_text()
 
 
@@ -90,8 +90,9 @@ def test_a_nan_loss_stops_the_run_without_overwriting_the_last_good_checkpoint(t
     _same_weights(after["model"], good["model"])
 
 
-def _sigterm_once_logged(process: subprocess.Popen, log: Path, text: str,
-                         signum: int = signal.SIGTERM) -> None:
+def _sigterm_once_logged(
+    process: subprocess.Popen, log: Path, text: str, signum: int = signal.SIGTERM
+) -> None:
     deadline = time.monotonic() + 120
     while not (log.is_file() and text in log.read_text()):
         assert process.poll() is None, process.communicate()[1]
@@ -102,27 +103,32 @@ def _sigterm_once_logged(process: subprocess.Popen, log: Path, text: str,
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
-        uninterrupted, tmp_path, signum):
+    uninterrupted, tmp_path, signum
+):
     reference, _ = uninterrupted
     command = [sys.executable, str(TOY), str(tmp_path), "step_seconds=0.02"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _sigterm_once_logged(process, tmp_path / "run.log", "epoch 0:", signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr
     last_line = stderr.strip().splitlines()[-1]  # after the log lines and progress bars
     assert "Traceback" not in stderr and last_line.startswith("toy_train.py: stopped by ")
     assert f"stopped by {signal.Signals(signum).name}" in last_line and "resume=true" in last_line
-    resumed = subprocess.run([*command, "resume=true"], capture_output=True, text=True,
-                             timeout=120)
+    resumed = subprocess.run([*command, "resume=true"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     weights = json.loads((tmp_path / "weights_rank0.json").read_text())
     _same_weights({k: torch.tensor(v) for k, v in weights.items()}, reference)
 
 
 def _torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node=2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        *args,
+    ]
 
 
 @pytest.mark.slow
@@ -132,14 +138,20 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     two-process run ends with the uninterrupted two-process run's weights on both ranks."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
-    done = subprocess.run(_torchrun(str(TOY), str(reference), "epochs=4"), env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        _torchrun(str(TOY), str(reference), "epochs=4"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     run = tmp_path / "run"
     command = _torchrun(str(TOY), str(run), "epochs=4", "step_seconds=0.05")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _sigterm_once_logged(process, run / "run.log", "epoch 0:")
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
@@ -150,8 +162,13 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     assert len(saved["rng_per_rank"]) == 2
     if stops[0].startswith("in epoch"):
         assert saved["steps_into_next_epoch"] % 10 == 0  # the ranks agree every 10 steps
-    resumed = subprocess.run(_torchrun(str(TOY), str(run), "epochs=4", "resume=true"), env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _torchrun(str(TOY), str(run), "epochs=4", "resume=true"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for rank in (0, 1):
         name = f"weights_rank{rank}.json"
@@ -172,6 +189,7 @@ def test_epoch_order_is_a_function_of_seed_and_epoch_shared_out_to_ranks():
 
 
 # A run folder is never silently replaced, shared by two runs or left with debris.
+
 
 def test_rerunning_into_a_folder_that_holds_a_run_is_refused_in_one_line(tmp_path):
     train(tmp_path, epochs=1)
@@ -212,15 +230,23 @@ def test_a_second_run_in_the_same_folder_at_once_is_refused(tmp_path):
 
 
 def test_a_second_process_is_refused_while_the_first_trains(tmp_path):
-    first = subprocess.Popen([sys.executable, str(TOY), str(tmp_path), "step_seconds=0.5"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(TOY), str(tmp_path), "step_seconds=0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "run.log").is_file():
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
-        second = subprocess.run([sys.executable, str(TOY), str(tmp_path), "resume=true"],
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, str(TOY), str(tmp_path), "resume=true"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         first.kill()
         first.communicate()
@@ -231,8 +257,10 @@ def test_a_second_process_is_refused_while_the_first_trains(tmp_path):
 
 def test_stale_temporary_files_are_removed_on_start(tmp_path):
     train(tmp_path, epochs=1)
-    orphans = [tmp_path / "checkpoints" / ".last.pt.k3x_9q2a.tmp",
-               tmp_path / ".metrics.json.0f3a9c1b.tmp"]
+    orphans = [
+        tmp_path / "checkpoints" / ".last.pt.k3x_9q2a.tmp",
+        tmp_path / ".metrics.json.0f3a9c1b.tmp",
+    ]
     for orphan in orphans:
         orphan.write_bytes(b"half a checkpoint")
     unrelated = tmp_path / "checkpoints" / ".notes.tmp"
@@ -256,11 +284,13 @@ def _only_checkpoints(run: Path) -> list[str]:
     return sorted(p.name for p in (run / "checkpoints").iterdir())
 
 
-@pytest.mark.parametrize(("target", "code"), [("torch.save", errno.ENOSPC),
-                                               ("os.replace", errno.EROFS),
-                                               ("os.open", errno.EACCES)])
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("torch.save", errno.ENOSPC), ("os.replace", errno.EROFS), ("os.open", errno.EACCES)],
+)
 def test_a_refused_checkpoint_write_is_one_line_and_keeps_the_previous_checkpoint(
-        tmp_path, monkeypatch, target, code):
+    tmp_path, monkeypatch, target, code
+):
     train(tmp_path, epochs=1)
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
     module, name = target.split(".")
@@ -295,7 +325,11 @@ def test_resuming_with_another_optimizer_names_both(tmp_path):
 
 def test_user_errors_of_a_run_print_one_line_and_exit_2(tmp_path):
     train(tmp_path, epochs=1)
-    done = subprocess.run([sys.executable, str(TOY), str(tmp_path), "epochs=1"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(TOY), str(tmp_path), "epochs=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "overwrite=true" in done.stderr

@@ -37,12 +37,20 @@ def test_tensorboard_file_holds_the_scalars(tmp_path):
 def test_metrics_json_converts_numpy_and_torch(tmp_path):
     with RunLogger(tmp_path, tensorboard=False) as log:
         path = log.write_metrics(
-            {"mpjpe_mm": np.float64(12.5), "per_action": {"Walk": torch.tensor(3.0)},
-             "cm": np.eye(2, dtype=int), "bad": float("nan")}
+            {
+                "mpjpe_mm": np.float64(12.5),
+                "per_action": {"Walk": torch.tensor(3.0)},
+                "cm": np.eye(2, dtype=int),
+                "bad": float("nan"),
+            }
         )
     metrics = json.loads(path.read_text())
-    assert metrics == {"mpjpe_mm": 12.5, "per_action": {"Walk": 3.0}, "cm": [[1, 0], [0, 1]],
-                       "bad": "nan"}
+    assert metrics == {
+        "mpjpe_mm": 12.5,
+        "per_action": {"Walk": 3.0},
+        "cm": [[1, 0], [0, 1]],
+        "bad": "nan",
+    }
 
 
 def test_disabled_logger_writes_nothing(tmp_path):
@@ -62,8 +70,9 @@ def test_progress_yields_every_item(tmp_path):
 
 def test_hydra_run_dir_override_decides_where_metrics_go(tmp_path):
     app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent(
-        """
+    app.write_text(
+        textwrap.dedent(
+            """
         import hydra
         from trilab.hydra_utils import run_dir
         from trilab.runlog import RunLogger
@@ -75,8 +84,13 @@ def test_hydra_run_dir_override_decides_where_metrics_go(tmp_path):
 
         main()
         """
-    ))
+        )
+    )
     target = tmp_path / "chosen_run_dir"
-    subprocess.run([sys.executable, str(app), f"hydra.run.dir={target}"], check=True,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(app), f"hydra.run.dir={target}"],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+    )
     assert json.loads((target / "metrics.json").read_text())["where"] == str(target)

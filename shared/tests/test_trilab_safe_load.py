@@ -38,11 +38,18 @@ class _CreatesMarker:
 
 def test_videopose3d_style_object_npz_loads_as_data(tmp_path):
     positions = {"S1": {"Walking 1": [np.ones((5, 17, 2), np.float32) * i for i in range(4)]}}
-    metadata = {"layout_name": "h36m", "num_joints": 17,
-                "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]}
+    metadata = {
+        "layout_name": "h36m",
+        "num_joints": 17,
+        "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+    }
     path = tmp_path / "data_2d_h36m_gt.npz"
-    np.savez_compressed(path, positions_2d=positions, metadata=metadata,
-                        plain=np.arange(6, dtype=np.int16).reshape(2, 3))
+    np.savez_compressed(
+        path,
+        positions_2d=positions,
+        metadata=metadata,
+        plain=np.arange(6, dtype=np.int16).reshape(2, 3),
+    )
     loaded = load_npz(path)
     cams = loaded["positions_2d"].item()["S1"]["Walking 1"]
     assert len(cams) == 4 and cams[3].dtype == np.float32 and float(cams[3][0, 0, 0]) == 3.0
@@ -117,11 +124,23 @@ def test_own_checkpoints_load_with_weights_only_and_restore_numpy_rng(tmp_path):
 def test_checkpoint_of_an_earlier_version_is_refused_in_one_line(tmp_path):
     model = torch.nn.Linear(2, 2)
     legacy = tmp_path / "old.pt"
-    torch.save({"format_version": 1, "epoch": 2, "model": model.state_dict(), "optimizer": None,
-                "scheduler": None, "generators": {}, "extra": {},
-                "rng": {"python": __import__("random").getstate(),
-                        "numpy": np.random.get_state(), "torch": torch.get_rng_state()}},
-               legacy)
+    torch.save(
+        {
+            "format_version": 1,
+            "epoch": 2,
+            "model": model.state_dict(),
+            "optimizer": None,
+            "scheduler": None,
+            "generators": {},
+            "extra": {},
+            "rng": {
+                "python": __import__("random").getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+        },
+        legacy,
+    )
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(legacy, model=model)
     message = str(info.value)
@@ -183,8 +202,9 @@ def test_members_are_read_only_when_used_and_bombs_are_refused(tmp_path):
     import zipfile
 
     path = tmp_path / "bomb.npz"
-    np.savez_compressed(path, positions_2d=np.arange(6.0),
-                        unused=np.zeros(200 * 2**20, dtype=np.uint8))  # 200 MiB of zeros
+    np.savez_compressed(
+        path, positions_2d=np.arange(6.0), unused=np.zeros(200 * 2**20, dtype=np.uint8)
+    )  # 200 MiB of zeros
     assert zipfile.ZipFile(path).getinfo("unused.npy").compress_size < 1 * 2**20
     archive = load_npz(path)
     assert sorted(archive) == ["positions_2d", "unused"]

@@ -38,8 +38,12 @@ def test_cuda_requested_without_cuda_is_a_clear_error():
 def test_classification_metrics_against_hand_counts():
     y_true = [1, 1, 1, 0, 0, 0, 0, 0]
     y_pred = [1, 1, 0, 0, 0, 0, 1, 1]
-    m = classification_metrics(y_true, y_pred, class_names=("public", "private"),
-                               y_score=[0.9, 0.8, 0.4, 0.1, 0.2, 0.3, 0.6, 0.7])
+    m = classification_metrics(
+        y_true,
+        y_pred,
+        class_names=("public", "private"),
+        y_score=[0.9, 0.8, 0.4, 0.1, 0.2, 0.3, 0.6, 0.7],
+    )
     assert m["accuracy"] == pytest.approx(5 / 8)
     # recall private 2/3, recall public 3/5
     assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 3 / 5) / 2)

@@ -35,10 +35,18 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, inputs.sum(1, keepdim=True) + 0.1 * torch.randn(ITEMS, 1, generator=generator)
 
 
-def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
-          overwrite: bool = False, seed: int = 0, optimizer: str = "adam",
-          signal_at: tuple[int, int] | None = None, nan_at: tuple[int, int] | None = None,
-          step_seconds: float = 0.0) -> dict[str, torch.Tensor]:
+def train(
+    run_dir: str | Path,
+    *,
+    epochs: int = 3,
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    optimizer: str = "adam",
+    signal_at: tuple[int, int] | None = None,
+    nan_at: tuple[int, int] | None = None,
+    step_seconds: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """Train into ``run_dir``; returns the final weights.
 
     ``signal_at=(epoch, step)``: the process sends itself SIGTERM during that step (step 0 is
@@ -49,8 +57,11 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
     run_dir = Path(run_dir)
     ctx = init_distributed("cpu")
     seed_everything(seed)
-    with claim_run_folder(run_dir, resume=resume, overwrite=overwrite, ctx=ctx), \
-            RunLogger(run_dir, enabled=ctx.is_main, tensorboard=False) as log, ctx:
+    with (
+        claim_run_folder(run_dir, resume=resume, overwrite=overwrite, ctx=ctx),
+        RunLogger(run_dir, enabled=ctx.is_main, tensorboard=False) as log,
+        ctx,
+    ):
         inputs, targets = _data()
         model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
         trainable = ctx.wrap_model(model)
@@ -60,17 +71,26 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
             optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optim, step_size=1, gamma=0.7)
         share = ITEMS // ctx.world_size
-        loop = TrainLoop(trainable, optim, checkpoint_dir=run_dir / "checkpoints",
-                         epochs=epochs, steps_per_epoch=-(-share // BATCH), ctx=ctx, log=log,
-                         resume=resume, scheduler=scheduler, best="min",
-                         extra={"toy": True})
+        loop = TrainLoop(
+            trainable,
+            optim,
+            checkpoint_dir=run_dir / "checkpoints",
+            epochs=epochs,
+            steps_per_epoch=-(-share // BATCH),
+            ctx=ctx,
+            log=log,
+            resume=resume,
+            scheduler=scheduler,
+            best="min",
+            extra={"toy": True},
+        )
         position = {"epoch": 0, "step": 0}
 
         def batches(epoch: int, skip: int):
             position.update(epoch=epoch, step=skip)
             order = epoch_order(ITEMS, seed, epoch, rank=ctx.rank, world_size=ctx.world_size)
             for begin in range(skip * BATCH, len(order), BATCH):
-                yield torch.from_numpy(order[begin:begin + BATCH])
+                yield torch.from_numpy(order[begin : begin + BATCH])
 
         def step(indices: torch.Tensor) -> StepResult:
             where = (position["epoch"], position["step"])
@@ -84,8 +104,7 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
-            return StepResult(loss, {"loss": loss.detach() * len(indices),
-                                     "items": len(indices)})
+            return StepResult(loss, {"loss": loss.detach() * len(indices), "items": len(indices)})
 
         def end_epoch(epoch: int, totals) -> EpochResult:
             if (epoch, -1) == signal_at:
@@ -93,15 +112,22 @@ def train(run_dir: str | Path, *, epochs: int = 3, resume: bool = False,
             model.eval()
             with torch.no_grad():
                 val = float(nn.functional.mse_loss(model(inputs[:8]), targets[:8]))
-            return EpochResult({"train/loss": totals.mean("loss", "items"), "val/loss": val,
-                                "train/items": totals.sums["items"]}, score=val)
+            return EpochResult(
+                {
+                    "train/loss": totals.mean("loss", "items"),
+                    "val/loss": val,
+                    "train/items": totals.sums["items"],
+                },
+                score=val,
+            )
 
         loop.run(batches, step, end_epoch)
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         if ctx.is_main:
             log.write_metrics({"best_epoch": loop.best_epoch})
         (run_dir / f"weights_rank{ctx.rank}.json").write_text(
-            json.dumps({k: v.tolist() for k, v in weights.items()}))
+            json.dumps({k: v.tolist() for k, v in weights.items()})
+        )
         return weights
 
 
@@ -116,5 +142,4 @@ def _options(arguments: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    report_user_errors(lambda: train(sys.argv[1], **_options(sys.argv[2:])),
-                       program="toy_train.py")
+    report_user_errors(lambda: train(sys.argv[1], **_options(sys.argv[2:])), program="toy_train.py")

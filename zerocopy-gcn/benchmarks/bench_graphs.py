@@ -25,21 +25,35 @@ def graph_arg(text: str) -> dict[str, Any]:
 
 def graph_parser(description: str | None) -> argparse.ArgumentParser:
     """A benchmark script's parser with the options every graph benchmark takes."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
-    parser.add_argument("--graph", type=graph_arg, default=None,
-                        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)")
+    parser.add_argument(
+        "--graph",
+        type=graph_arg,
+        default=None,
+        help="PRESET:NODES:AVG_DEGREE (default products_like:60000:25)",
+    )
     return parser
 
 
 def graph_folder(data_root: Path, data: Mapping[str, Any]) -> Path:
     """The folder of the preset graph ``data`` describes, generated where missing."""
-    spec = preset_spec(data["preset"], num_nodes=data.get("num_nodes"),
-                       avg_degree=data.get("avg_degree"), feat_dim=data.get("feat_dim"),
-                       num_classes=data.get("num_classes"), feat_dtype=data.get("feat_dtype"),
-                       split=data.get("split"), seed=data.get("seed", 0))
-    return ensure_rmat(preset_folder(Path(data_root).resolve(), data["preset"], spec), spec,
-                       name=data["preset"], progress=False)
-
+    spec = preset_spec(
+        data["preset"],
+        num_nodes=data.get("num_nodes"),
+        avg_degree=data.get("avg_degree"),
+        feat_dim=data.get("feat_dim"),
+        num_classes=data.get("num_classes"),
+        feat_dtype=data.get("feat_dtype"),
+        split=data.get("split"),
+        seed=data.get("seed", 0),
+    )
+    return ensure_rmat(
+        preset_folder(Path(data_root).resolve(), data["preset"], spec),
+        spec,
+        name=data["preset"],
+        progress=False,
+    )

@@ -39,20 +39,38 @@ from trilab.bench import Column, add_ratio, command_line, load_script, machine, 
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-CPU_VARIANTS = ("conventional", "conventional-prefetch", "conventional-reference-sampler",
-                "conventional-fp16", "conventional-bf16")
-GPU_VARIANTS = ("conventional", "conventional-prefetch", "gpu", "gpu-prefetch", "zerocopy",
-                "zerocopy-prefetch", "zerocopy-cache", "zerocopy-cache-prefetch")
+CPU_VARIANTS = (
+    "conventional",
+    "conventional-prefetch",
+    "conventional-reference-sampler",
+    "conventional-fp16",
+    "conventional-bf16",
+)
+GPU_VARIANTS = (
+    "conventional",
+    "conventional-prefetch",
+    "gpu",
+    "gpu-prefetch",
+    "zerocopy",
+    "zerocopy-prefetch",
+    "zerocopy-cache",
+    "zerocopy-cache-prefetch",
+)
 DEFAULT_GRAPHS = ("reddit_like:20000:50", "products_like:60000:25")
 TIMES = ("epoch_s", "sample_s", "fetch_s", "train_s", "stall_s")
 CALLBACK = "+hydra.callbacks.page_cache._target_=pagecache.EvictGraphFiles"
 
 COLUMNS = [
-    Column("graph", "graph"), Column("nodes", "num_nodes"), Column("edges", "num_edges"),
+    Column("graph", "graph"),
+    Column("nodes", "num_nodes"),
+    Column("edges", "num_edges"),
     Column("feat", value=lambda r: f"{r['feat_dim']} {r['feat_dtype']}"),
-    Column("variant", "variant"), Column("warm epoch s", "epoch_s", "{:.2f}"),
-    Column("sample s", "sample_s", "{:.2f}"), Column("fetch s", "fetch_s", "{:.2f}"),
-    Column("train s", "train_s", "{:.2f}"), Column("stall s", "stall_s", "{:.2f}"),
+    Column("variant", "variant"),
+    Column("warm epoch s", "epoch_s", "{:.2f}"),
+    Column("sample s", "sample_s", "{:.2f}"),
+    Column("fetch s", "fetch_s", "{:.2f}"),
+    Column("train s", "train_s", "{:.2f}"),
+    Column("stall s", "stall_s", "{:.2f}"),
     Column("cold epoch s", value=lambda r: r["cold"]["epoch_s"], fmt="{:.2f}"),
     Column("cold fetch s", value=lambda r: r["cold"]["fetch_s"], fmt="{:.2f}"),
     Column("cold feat resident", "cold_feat_resident_fraction", "{:.0%}", missing="-"),
@@ -69,16 +87,21 @@ def compose(variant: str, overrides: Sequence[str]):
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-            return hydra_compose("config", overrides=["+experiment=bench_epochs",
-                                                      f"+bench_variant={variant}", *overrides])
+            return hydra_compose(
+                "config",
+                overrides=["+experiment=bench_epochs", f"+bench_variant={variant}", *overrides],
+            )
     finally:
         GlobalHydra.instance().clear()
 
 
 def missing_for(cfg, cuda: bool, cupy: bool) -> str | None:
     """Why this machine cannot run the composed variant (None: it can)."""
-    wants_cuda = (cfg.fetch.mode in ("gpu", "zerocopy") or cfg.sample_on == "mapped"
-                  or str(cfg.device).startswith("cuda"))
+    wants_cuda = (
+        cfg.fetch.mode in ("gpu", "zerocopy")
+        or cfg.sample_on == "mapped"
+        or str(cfg.device).startswith("cuda")
+    )
     if wants_cuda and not cuda:
         return "no CUDA device"
     if cfg.fetch.mode == "zerocopy" and not cupy:
@@ -86,14 +109,25 @@ def missing_for(cfg, cuda: bool, cupy: bool) -> str | None:
     return None
 
 
-def multirun_command(variants: Sequence[str], folder: Path, sweep_dir: Path,
-                     overrides: Sequence[str]) -> list[str]:
+def multirun_command(
+    variants: Sequence[str], folder: Path, sweep_dir: Path, overrides: Sequence[str]
+) -> list[str]:
     """The multirun over ``variants`` on the generated ``folder``; ``data.*`` overrides made
     the folder and are left out (the folder config has no such keys)."""
     kept = [o for o in overrides if not o.lstrip("+~").startswith("data.")]
-    return ["python", "train.py", "-m", "+experiment=bench_epochs",
-            "+bench_variant=" + ",".join(variants), "data=folder", f"data.path={folder}",
-            "data.validate=none", f"hydra.sweep.dir={sweep_dir}", CALLBACK, *kept]
+    return [
+        "python",
+        "train.py",
+        "-m",
+        "+experiment=bench_epochs",
+        "+bench_variant=" + ",".join(variants),
+        "data=folder",
+        f"data.path={folder}",
+        "data.validate=none",
+        f"hydra.sweep.dir={sweep_dir}",
+        CALLBACK,
+        *kept,
+    ]
 
 
 def run_multirun(command: list[str]) -> None:
@@ -101,8 +135,9 @@ def run_multirun(command: list[str]) -> None:
     if (sweep_dir / "multirun.yaml").is_file():
         shutil.rmtree(sweep_dir)  # this script's own earlier sweep; jobs refuse a used folder
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
-        raise SystemExit(f"{sweep_dir} exists and is not a sweep of this benchmark; "
-                         "choose another --sweep-dir")
+        raise SystemExit(
+            f"{sweep_dir} exists and is not a sweep of this benchmark; choose another --sweep-dir"
+        )
     paths = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     print("$ " + shlex.join(command), flush=True)
@@ -124,18 +159,25 @@ def summarise_job(job: Path) -> dict[str, Any]:
     cache = json.loads(page_cache.read_text()) if page_cache.is_file() else {}
     history = metrics["history"]
     first, warm = history[0], history[1:] or history
-    row = {"graph": metrics["graph"]["name"], "num_nodes": metrics["graph"]["num_nodes"],
-           "num_edges": metrics["graph"]["num_edges"], "feat_dim": metrics["graph"]["feat_dim"],
-           "feat_dtype": metrics["graph"]["feat_dtype"],
-           "variant": hydra_cfg["runtime"]["choices"].get("bench_variant", "-"),
-           "fetch": metrics["fetch_mode"], "device": metrics["device"],
-           "overrides": hydra_cfg["overrides"]["task"], "epochs": metrics["epochs"],
-           "max_batches": config.get("max_batches"),
-           **{key: float(np.mean([h[key] for h in warm])) for key in TIMES},
-           "cold": {key: first[key] for key in TIMES},
-           "cold_feat_resident_fraction": cache.get("feat_resident_fraction"),
-           "page_cache_evicted": bool(cache.get("evicted")),
-           "val_acc": metrics["final_val_acc"], "run_dir": str(job)}
+    row = {
+        "graph": metrics["graph"]["name"],
+        "num_nodes": metrics["graph"]["num_nodes"],
+        "num_edges": metrics["graph"]["num_edges"],
+        "feat_dim": metrics["graph"]["feat_dim"],
+        "feat_dtype": metrics["graph"]["feat_dtype"],
+        "variant": hydra_cfg["runtime"]["choices"].get("bench_variant", "-"),
+        "fetch": metrics["fetch_mode"],
+        "device": metrics["device"],
+        "overrides": hydra_cfg["overrides"]["task"],
+        "epochs": metrics["epochs"],
+        "max_batches": config.get("max_batches"),
+        **{key: float(np.mean([h[key] for h in warm])) for key in TIMES},
+        "cold": {key: first[key] for key in TIMES},
+        "cold_feat_resident_fraction": cache.get("feat_resident_fraction"),
+        "page_cache_evicted": bool(cache.get("evicted")),
+        "val_acc": metrics["final_val_acc"],
+        "run_dir": str(job),
+    }
     for key in ("cache_hit_rate", "pcie_gb"):
         if key in first:
             row[key] = float(np.mean([h[key] for h in warm]))
@@ -183,11 +225,16 @@ def plot(out: Path, rows: list[dict[str, Any]]) -> Path | None:
 
 def notes_for(rows: list[dict[str, Any]], skipped: list[str], multiruns: list[str]) -> list[str]:
     first = rows[0] if rows else {}
-    batches = (f"{first['max_batches']} minibatches per epoch" if first.get("max_batches")
-               else "whole epochs")
-    notes = [f"{batches}; warm = mean over the epochs after the first, cold = the first epoch, "
-             "started with the graph's files evicted from the page cache (cold feat resident: "
-             "the share of the feature file still cached after eviction)."]
+    batches = (
+        f"{first['max_batches']} minibatches per epoch"
+        if first.get("max_batches")
+        else "whole epochs"
+    )
+    notes = [
+        f"{batches}; warm = mean over the epochs after the first, cold = the first epoch, "
+        "started with the graph's files evicted from the page cache (cold feat resident: "
+        "the share of the feature file still cached after eviction)."
+    ]
     if skipped:
         notes.append("**Not runnable on this machine:** " + "; ".join(skipped) + ".")
     notes += ["Multirun: `" + m + "`" for m in multiruns]
@@ -210,28 +257,55 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     graphs = load_script(HERE / "bench_graphs.py")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--variants", nargs="+", default=None,
-                        help="configs/bench_variant/ names (default: this machine's set)")
-    parser.add_argument("--graph", action="append", default=None,
-                        help="PRESET:NODES:AVG_DEGREE, repeatable (default: "
-                             + " and ".join(DEFAULT_GRAPHS) + ")")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="configs/bench_variant/ names (default: this machine's set)",
+    )
+    parser.add_argument(
+        "--graph",
+        action="append",
+        default=None,
+        help="PRESET:NODES:AVG_DEGREE, repeatable (default: " + " and ".join(DEFAULT_GRAPHS) + ")",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: the experiment's 3")
-    parser.add_argument("--max-batches", type=int, default=None,
-                        help="minibatches per epoch (default: the whole training split)")
+    parser.add_argument(
+        "--max-batches",
+        type=int,
+        default=None,
+        help="minibatches per epoch (default: the whole training split)",
+    )
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
-    parser.add_argument("--split", type=float, nargs=3, default=None,
-                        metavar=("TRAIN", "VAL", "TEST"))
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="where graphs are generated (default: the experiment's data/bench)")
-    parser.add_argument("--override", action="append", default=[],
-                        help="training override for every variant, e.g. sample_on=device")
+    parser.add_argument(
+        "--split", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST")
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="where graphs are generated (default: the experiment's data/bench)",
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="training override for every variant, e.g. sample_on=device",
+    )
     parser.add_argument("--sweep-dir", type=Path, default=Path(ROOT / "outputs" / "bench_epochs"))
-    parser.add_argument("--summarise", type=Path, nargs="+", default=None, metavar="SWEEP_DIR",
-                        help="only summarise multiruns already run")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="only summarise multiruns already run",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -261,9 +335,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sweeps = []
         for text in args.graph or DEFAULT_GRAPHS:
             graph = graphs.graph_arg(text)
-            graph_overrides = [f"data.preset={graph['preset']}",
-                               f"data.num_nodes={graph['num_nodes']}",
-                               f"data.avg_degree={graph['avg_degree']}", *base]
+            graph_overrides = [
+                f"data.preset={graph['preset']}",
+                f"data.num_nodes={graph['num_nodes']}",
+                f"data.avg_degree={graph['avg_degree']}",
+                *base,
+            ]
             folders: dict[Path, list[str]] = {}
             for name in names:
                 cfg = compose(name, graph_overrides)
@@ -284,17 +361,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         skipped = sorted(set(skipped))
     rows = summarise(sweeps)
     args.out.mkdir(parents=True, exist_ok=True)
-    _, md_path = write_report(args.out / "epoch_variants", rows, COLUMNS,
-                              "zerocopy-gcn epochs per fetch variant",
-                              command_line(argv, __file__), info,
-                              notes_for(rows, skipped, multiruns),
-                              {"skipped": skipped, "multiruns": multiruns,
-                               "sweeps": [str(s) for s in sweeps]})
+    _, md_path = write_report(
+        args.out / "epoch_variants",
+        rows,
+        COLUMNS,
+        "zerocopy-gcn epochs per fetch variant",
+        command_line(argv, __file__),
+        info,
+        notes_for(rows, skipped, multiruns),
+        {"skipped": skipped, "multiruns": multiruns, "sweeps": [str(s) for s in sweeps]},
+    )
     figure = plot(args.out, rows)
     print(md_path.read_text())
     print(f"written: {md_path}" + (f", {figure}" if figure else ""))
-    return {"rows": rows, "skipped": skipped, "multiruns": multiruns,
-            "sweeps": [str(s) for s in sweeps]}
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "multiruns": multiruns,
+        "sweeps": [str(s) for s in sweeps],
+    }
 
 
 if __name__ == "__main__":

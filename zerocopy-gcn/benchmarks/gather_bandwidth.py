@@ -63,10 +63,15 @@ def skipped_modes() -> list[str]:
     return []
 
 
-def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: list[int],
-                 dtypes: tuple[str, ...] = tuple(DTYPES),
-                 orders: tuple[str, ...] = ("random", "sorted"),
-                 base_offsets: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
+def bench_gather(
+    table_bytes: int,
+    gather_bytes: int,
+    repeats: int,
+    row_sizes: list[int],
+    dtypes: tuple[str, ...] = tuple(DTYPES),
+    orders: tuple[str, ...] = ("random", "sorted"),
+    base_offsets: tuple[int, ...] = (0,),
+) -> list[dict[str, Any]]:
     """Gather GB/s per variant beside ``memcpy`` of the same bytes (interleaved).
 
     ``base_offsets``: bytes by which the table starts after a 128-B line boundary (0 = every
@@ -97,7 +102,7 @@ def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: l
                 if row_bytes % element or offset % element:
                     continue
                 width = row_bytes // element
-                table = raw[start:start + num_rows * row_bytes].view(dtype).view(num_rows, width)
+                table = raw[start : start + num_rows * row_bytes].view(dtype).view(num_rows, width)
                 conventional = make_fetcher("conventional", table, device)
                 gpu = make_fetcher("gpu", table, device) if cuda else None
                 zc = make_fetcher("zerocopy", table, device) if zerocopy else None
@@ -110,10 +115,12 @@ def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: l
                         "conventional": lambda f=conventional, i=idx: f.fetch(i),
                     }
                     if not cuda:
-                        variants["index_select-out"] = (
-                            lambda t=table, i=idx, o=out: torch.index_select(t, 0, i, out=o))
-                        variants["conventional-new-output"] = (
-                            lambda t=table, i=idx: t.index_select(0, i))
+                        variants["index_select-out"] = lambda t=table, i=idx, o=out: (
+                            torch.index_select(t, 0, i, out=o)
+                        )
+                        variants["conventional-new-output"] = lambda t=table, i=idx: t.index_select(
+                            0, i
+                        )
                     if gpu is not None:
                         variants["gpu"] = lambda f=gpu, i=idx_dev: f.fetch(i)
                     if zc is not None:
@@ -121,16 +128,26 @@ def bench_gather(table_bytes: int, gather_bytes: int, repeats: int, row_sizes: l
                         zc.sort_indices = order == "sorted"
                         ids = random_idx.to(device)
                         for kernel in ("naive", "aligned"):
-                            variants[f"zerocopy-{kernel}"] = (
-                                lambda k=kernel, i=ids, f=zc: (f.set_kernel(k), f.fetch(i)))
+                            variants[f"zerocopy-{kernel}"] = lambda k=kernel, i=ids, f=zc: (
+                                f.set_kernel(k),
+                                f.fetch(i),
+                            )
                     seconds = _medians(variants, repeats)
                     for label, value in seconds.items():
-                        rows.append({
-                            "mode": label, "row_bytes": row_bytes, "dtype": dtype_name,
-                            "order": order, "base_offset": offset, "rows": count,
-                            "seconds": value, "gbps": nbytes / value / 1e9,
-                            "fraction_of_memcpy": seconds["memcpy"] / value,
-                            "memcpy": "pinned host-to-device" if cuda else "host"})
+                        rows.append(
+                            {
+                                "mode": label,
+                                "row_bytes": row_bytes,
+                                "dtype": dtype_name,
+                                "order": order,
+                                "base_offset": offset,
+                                "rows": count,
+                                "seconds": value,
+                                "gbps": nbytes / value / 1e9,
+                                "fraction_of_memcpy": seconds["memcpy"] / value,
+                                "memcpy": "pinned host-to-device" if cuda else "host",
+                            }
+                        )
                 for fetcher in (conventional, gpu, zc):
                     if fetcher is not None:
                         fetcher.close()
@@ -142,8 +159,16 @@ def pivot(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table: dict[tuple, dict[str, Any]] = {}
     for m in measurements:
         key = (m["mode"] != "memcpy", m["mode"], m["dtype"], m["order"], m["base_offset"])
-        row = table.setdefault(key, {"mode": m["mode"], "dtype": m["dtype"], "order": m["order"],
-                                     "base_offset": m["base_offset"], "cells": {}})
+        row = table.setdefault(
+            key,
+            {
+                "mode": m["mode"],
+                "dtype": m["dtype"],
+                "order": m["order"],
+                "base_offset": m["base_offset"],
+                "cells": {},
+            },
+        )
         row["cells"][m["row_bytes"]] = (m["gbps"], m["fraction_of_memcpy"])
     return [table[k] for k in sorted(table)]
 
@@ -152,10 +177,21 @@ def columns(row_sizes: list[int]) -> list[Column]:
     def cell(value: tuple[float, float], memcpy: bool) -> str:
         return f"{value[0]:.2f}" if memcpy else f"{value[0]:.2f} ({value[1]:.0%})"
 
-    sized = [Column(f"{b} B", value=lambda r, b=b: (r["cells"].get(b), r["mode"] == "memcpy"),
-                    fmt=lambda v: "-" if v[0] is None else cell(*v)) for b in row_sizes]
-    return [Column("mode", "mode"), Column("dtype", "dtype"), Column("order", "order"),
-            Column("base offset", "base_offset"), *sized]
+    sized = [
+        Column(
+            f"{b} B",
+            value=lambda r, b=b: (r["cells"].get(b), r["mode"] == "memcpy"),
+            fmt=lambda v: "-" if v[0] is None else cell(*v),
+        )
+        for b in row_sizes
+    ]
+    return [
+        Column("mode", "mode"),
+        Column("dtype", "dtype"),
+        Column("order", "order"),
+        Column("base offset", "base_offset"),
+        *sized,
+    ]
 
 
 def plot(out: Path, measurements: list[dict[str, Any]], ceiling: dict[str, float]) -> Path | None:
@@ -174,11 +210,18 @@ def plot(out: Path, measurements: list[dict[str, Any]], ceiling: dict[str, float
     for ax, order in zip(axes, ("random", "sorted"), strict=True):
         for mode in sorted({r["mode"] for r in aligned}):
             for dtype, style in (("float32", "o-"), ("float16", "s--"), ("bfloat16", "^:")):
-                pts = [r for r in aligned if r["mode"] == mode and r["order"] == order
-                       and r["dtype"] == dtype]
+                pts = [
+                    r
+                    for r in aligned
+                    if r["mode"] == mode and r["order"] == order and r["dtype"] == dtype
+                ]
                 if pts:
-                    ax.plot([p["row_bytes"] for p in pts], [p["gbps"] for p in pts], style,
-                            label=f"{mode} {dtype}")
+                    ax.plot(
+                        [p["row_bytes"] for p in pts],
+                        [p["gbps"] for p in pts],
+                        style,
+                        label=f"{mode} {dtype}",
+                    )
         for key, value in ceiling.items():
             ax.axhline(value, color="grey", lw=0.8, ls="-.")
             ax.text(64, value, key, fontsize=7, va="bottom")
@@ -196,18 +239,25 @@ def plot(out: Path, measurements: list[dict[str, Any]], ceiling: dict[str, float
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--table-mb", type=int, default=256)
     parser.add_argument("--gather-mb", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--row-bytes", type=int, nargs="+", default=None)
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
-    parser.add_argument("--orders", nargs="+", choices=["random", "sorted"],
-                        default=["random", "sorted"])
-    parser.add_argument("--base-offsets", type=int, nargs="+", default=[0],
-                        help="table start in bytes after a 128-B line (e.g. 0 16)")
+    parser.add_argument(
+        "--orders", nargs="+", choices=["random", "sorted"], default=["random", "sorted"]
+    )
+    parser.add_argument(
+        "--base-offsets",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="table start in bytes after a 128-B line (e.g. 0 16)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     args = parser.parse_args(argv)
     row_sizes = args.row_bytes or ([128, 512] if args.quick else list(ROW_BYTES))
@@ -215,27 +265,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.table_mb, args.gather_mb, args.repeats = 4, 1, 1
     info = machine()
     ceiling = ceiling_gbps(args.table_mb << 20, args.repeats)
-    measurements = bench_gather(args.table_mb << 20, args.gather_mb << 20, args.repeats,
-                                row_sizes, tuple(args.dtypes), tuple(args.orders),
-                                tuple(args.base_offsets))
+    measurements = bench_gather(
+        args.table_mb << 20,
+        args.gather_mb << 20,
+        args.repeats,
+        row_sizes,
+        tuple(args.dtypes),
+        tuple(args.orders),
+        tuple(args.base_offsets),
+    )
     skipped = skipped_modes()
     memcpy = "pinned host-to-device" if torch.cuda.is_available() else "host"
-    notes = [f"GB/s of useful bytes; in brackets: fraction of a {memcpy} memcpy of the same "
-             "bytes, measured interleaved (median of "
-             f"{args.repeats}). Ceiling (one large contiguous copy): " +
-             ", ".join(f"{k} {v:.2f} GB/s" for k, v in ceiling.items()) + "."]
+    notes = [
+        f"GB/s of useful bytes; in brackets: fraction of a {memcpy} memcpy of the same "
+        "bytes, measured interleaved (median of "
+        f"{args.repeats}). Ceiling (one large contiguous copy): "
+        + ", ".join(f"{k} {v:.2f} GB/s" for k, v in ceiling.items())
+        + "."
+    ]
     if skipped:
         notes.append("**Not runnable on this machine:** " + "; ".join(skipped) + ".")
     args.out.mkdir(parents=True, exist_ok=True)
-    _, md_path = write_report(args.out / "gather_bandwidth", pivot(measurements),
-                              columns(row_sizes), "zerocopy-gcn gather bandwidth",
-                              command_line(argv, __file__), info, notes,
-                              {"ceiling": ceiling, "skipped": skipped,
-                               "measurements": measurements})
+    _, md_path = write_report(
+        args.out / "gather_bandwidth",
+        pivot(measurements),
+        columns(row_sizes),
+        "zerocopy-gcn gather bandwidth",
+        command_line(argv, __file__),
+        info,
+        notes,
+        {"ceiling": ceiling, "skipped": skipped, "measurements": measurements},
+    )
     figure = plot(args.out, measurements, ceiling)
     print(md_path.read_text())
-    print(f"written: {md_path}, {md_path.with_suffix('.json')}"
-          + (f", {figure}" if figure else ""))
+    print(f"written: {md_path}, {md_path.with_suffix('.json')}" + (f", {figure}" if figure else ""))
     return {"ceiling": ceiling, "measurements": measurements, "skipped": skipped}
 
 

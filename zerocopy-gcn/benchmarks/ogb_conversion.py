@@ -77,9 +77,12 @@ def measure_one(root: Path, out: Path) -> dict[str, Any]:
     done.set()
     sampler.join()
     peak[0] = max(peak[0], _anon_bytes())
-    return {"seconds": seconds, "peak_rss_bytes": resource.getrusage(
-        resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_anon_bytes": peak[0],
-            "baseline_anon_bytes": baseline}
+    return {
+        "seconds": seconds,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_anon_bytes": peak[0],
+        "baseline_anon_bytes": baseline,
+    }
 
 
 def _fit(nodes: list[int], values: list[float], at: int) -> float:
@@ -89,46 +92,59 @@ def _fit(nodes: list[int], values: list[float], at: int) -> float:
 
 GIB = 2**30
 COLUMNS = [
-    Column("nodes", "num_nodes", "{:,}"), Column("edges (one-way)", "num_edges", "{:,}"),
+    Column("nodes", "num_nodes", "{:,}"),
+    Column("edges (one-way)", "num_edges", "{:,}"),
     Column("input GB", "input_bytes", lambda v: f"{v / 1e9:.2f}"),
     Column("output GB", "output_bytes", lambda v: f"{v / 1e9:.2f}"),
     Column("seconds", "seconds", "{:.1f}"),
     Column("peak anonymous (heap) GiB", "peak_anon_bytes", lambda v: f"{v / GIB:.2f}"),
-    Column("of which the interpreter before converting", "baseline_anon_bytes",
-           lambda v: f"{v / GIB:.2f}"),
-    Column("peak RSS incl. mapped output pages GiB", "peak_rss_bytes",
-           lambda v: f"{v / GIB:.2f}"),
+    Column(
+        "of which the interpreter before converting",
+        "baseline_anon_bytes",
+        lambda v: f"{v / GIB:.2f}",
+    ),
+    Column("peak RSS incl. mapped output pages GiB", "peak_rss_bytes", lambda v: f"{v / GIB:.2f}"),
 ]
 
 
 def notes(projection: dict[str, float] | None) -> list[str]:
-    lines = ["Input: synthetic `raw/data.npz` + `raw/node-label.npz` + `split/time/*.csv.gz` "
-             f"with papers100M's shape ({PAPERS100M_DEGREE:.2f} one-way edges per node, "
-             "128 float16 features, 1.4 % labelled), converted with reverse edges added. "
-             "Each conversion runs in a fresh process."]
+    lines = [
+        "Input: synthetic `raw/data.npz` + `raw/node-label.npz` + `split/time/*.csv.gz` "
+        f"with papers100M's shape ({PAPERS100M_DEGREE:.2f} one-way edges per node, "
+        "128 float16 features, 1.4 % labelled), converted with reverse edges added. "
+        "Each conversion runs in a fresh process."
+    ]
     if projection:
         p = projection
-        lines.append(f"Projection for ogbn-papers100M ({PAPERS100M_NODES:,} nodes, "
-                     f"{PAPERS100M_EDGES:,} edges; linear fit in the node count over the rows "
-                     f"above): about {p['seconds'] / 3600:.1f} h on this machine, peak anonymous "
-                     f"memory about {p['peak_anon_bytes'] / GIB:.1f} GiB, input "
-                     f"{p['input_bytes'] / 1e9:.0f} GB, output {p['output_bytes'] / 1e9:.0f} GB. "
-                     "The resident set also holds pages of the memory-mapped `indices.npy` "
-                     "while it is filled; they are page cache the kernel reclaims under "
-                     "pressure, so the anonymous peak is what must fit in RAM.")
+        lines.append(
+            f"Projection for ogbn-papers100M ({PAPERS100M_NODES:,} nodes, "
+            f"{PAPERS100M_EDGES:,} edges; linear fit in the node count over the rows "
+            f"above): about {p['seconds'] / 3600:.1f} h on this machine, peak anonymous "
+            f"memory about {p['peak_anon_bytes'] / GIB:.1f} GiB, input "
+            f"{p['input_bytes'] / 1e9:.0f} GB, output {p['output_bytes'] / 1e9:.0f} GB. "
+            "The resident set also holds pages of the memory-mapped `indices.npy` "
+            "while it is filled; they are page cache the kernel reclaims under "
+            "pressure, so the anonymous peak is what must fit in RAM."
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--work", type=Path, default=Path("data/ogb_conversion"),
-                        help="where the synthetic inputs and outputs go (removed afterwards)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("data/ogb_conversion"),
+        help="where the synthetic inputs and outputs go (removed afterwards)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
-    parser.add_argument("--measure-one", nargs=2, type=Path, metavar=("ROOT", "OUT"),
-                        help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument(
+        "--measure-one", nargs=2, type=Path, metavar=("ROOT", "OUT"), help=argparse.SUPPRESS
+    )  # child process mode
     args = parser.parse_args(argv)
     if args.measure_one:
         print(json.dumps(measure_one(*args.measure_one)))
@@ -145,16 +161,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         write_ogb_binary_folder(root, num_nodes, progress=False)
         generated = time.perf_counter() - start
         child = subprocess.run(
-            [sys.executable, __file__, "--measure-one", str(root), str(out)], check=True,
-            capture_output=True, text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+            [sys.executable, __file__, "--measure-one", str(root), str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
         measured = json.loads(child.stdout.strip().splitlines()[-1])
         meta = json.loads((out / "meta.json").read_text())
-        runs.append({"num_nodes": num_nodes, "num_edges": int(round(num_nodes *
-                                                                    PAPERS100M_DEGREE)),
-                     "stored_edges": meta["num_edges"], "generate_seconds": generated,
-                     "input_bytes": _folder_bytes(root), "output_bytes": _folder_bytes(out),
-                     **measured})
+        runs.append(
+            {
+                "num_nodes": num_nodes,
+                "num_edges": int(round(num_nodes * PAPERS100M_DEGREE)),
+                "stored_edges": meta["num_edges"],
+                "generate_seconds": generated,
+                "input_bytes": _folder_bytes(root),
+                "output_bytes": _folder_bytes(out),
+                **measured,
+            }
+        )
         print(json.dumps(runs[-1]), flush=True)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -162,14 +187,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     nodes = [r["num_nodes"] for r in runs]
     projection = None
     if len(runs) >= 2:
-        projection = {key: _fit(nodes, [r[key] for r in runs], PAPERS100M_NODES)
-                      for key in ("seconds", "peak_anon_bytes", "peak_rss_bytes",
-                                  "input_bytes", "output_bytes")}
-    extra = {"projection": projection,
-             "papers100M": {"num_nodes": PAPERS100M_NODES, "num_edges": PAPERS100M_EDGES}}
-    _, md_path = write_report(args.out / OUTPUT, runs, COLUMNS,
-                              "Converting OGB binary folders (papers100M layout)", command, info,
-                              notes(projection), extra)
+        projection = {
+            key: _fit(nodes, [r[key] for r in runs], PAPERS100M_NODES)
+            for key in (
+                "seconds",
+                "peak_anon_bytes",
+                "peak_rss_bytes",
+                "input_bytes",
+                "output_bytes",
+            )
+        }
+    extra = {
+        "projection": projection,
+        "papers100M": {"num_nodes": PAPERS100M_NODES, "num_edges": PAPERS100M_EDGES},
+    }
+    _, md_path = write_report(
+        args.out / OUTPUT,
+        runs,
+        COLUMNS,
+        "Converting OGB binary folders (papers100M layout)",
+        command,
+        info,
+        notes(projection),
+        extra,
+    )
     print(md_path.read_text())
     result = {"command": command, "runs": runs, **extra}
     return result

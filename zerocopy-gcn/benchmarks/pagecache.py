@@ -53,8 +53,14 @@ def _libc():
     libc = ctypes.CDLL(name, use_errno=True)
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
     libc.mincore.restype = ctypes.c_int
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
     libc.mmap.restype = ctypes.c_void_p
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     return libc
@@ -103,9 +109,12 @@ class EvictGraphFiles(Callback):
             folder = Path(to_absolute_path(str(config.data.path)))
             files = graph_files(folder)
             feat = folder / "feat.npy"
-            record = {"folder": str(folder), "files": len(files), "evicted": evict(files),
-                      "feat_resident_fraction": resident_fraction(feat) if feat.is_file()
-                      else None}
+            record = {
+                "folder": str(folder),
+                "files": len(files),
+                "evicted": evict(files),
+                "feat_resident_fraction": resident_fraction(feat) if feat.is_file() else None,
+            }
         out = Path(config.hydra.runtime.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "page_cache.json").write_text(json.dumps(record, indent=2))

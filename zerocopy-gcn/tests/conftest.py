@@ -8,8 +8,16 @@ from zerocopy_gcn.graph import generate_rmat, load_graph, preset_spec
 def small_graph_dir(tmp_path_factory):
     """A small R-MAT graph folder shared by the tests that only read it."""
     folder = tmp_path_factory.mktemp("graphs") / "small"
-    spec = preset_spec("products_like", num_nodes=600, avg_degree=12, feat_dim=24,
-                       num_classes=5, split=(0.6, 0.2, 0.2), chunk_pairs=1000, seed=3)
+    spec = preset_spec(
+        "products_like",
+        num_nodes=600,
+        avg_degree=12,
+        feat_dim=24,
+        num_classes=5,
+        split=(0.6, 0.2, 0.2),
+        chunk_pairs=1000,
+        seed=3,
+    )
     generate_rmat(folder, spec, name="small", progress=False)
     return folder
 
@@ -25,8 +33,11 @@ def _tiny_arrays():
     indices = np.array([1, 2, 0, 0, 1, 3], dtype=np.int32)
     feat = np.arange(32, dtype=np.float32).reshape(4, 8)
     label = np.array([0, 1, 0, 1], dtype=np.int64)
-    splits = {"train": np.array([0, 1], np.int64), "val": np.array([2], np.int64),
-              "test": np.array([3], np.int64)}
+    splits = {
+        "train": np.array([0, 1], np.int64),
+        "val": np.array([2], np.int64),
+        "test": np.array([3], np.int64),
+    }
     return indptr, indices, feat, label, splits
 
 

@@ -21,8 +21,14 @@ import torch
 
 from zerocopy_gcn.fetch.reference import choose_word_bytes, launch_geometry
 
-KERNEL_INDEX = {("naive", 2): 0, ("naive", 4): 1, ("naive", 16): 2,
-                ("aligned", 2): 3, ("aligned", 4): 4, ("aligned", 16): 5}
+KERNEL_INDEX = {
+    ("naive", 2): 0,
+    ("naive", 4): 1,
+    ("naive", 16): 2,
+    ("aligned", 2): 3,
+    ("aligned", 4): 4,
+    ("aligned", 16): 5,
+}
 ULLONG_MAX_AS_INT64 = -1
 
 
@@ -38,16 +44,40 @@ def build_emulator(build_dir: str | Path) -> ctypes.CDLL:
     kernels = resources.files("zerocopy_gcn.kernels")
     library = Path(build_dir) / "libgather_emu.so"
     result = subprocess.run(
-        [cxx, "-O1", "-shared", "-fPIC", "-I", str(kernels), "-o", str(library),
-         str(kernels.joinpath("cpu_emulation.cpp"))], capture_output=True, text=True)
+        [
+            cxx,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-I",
+            str(kernels),
+            "-o",
+            str(library),
+            str(kernels.joinpath("cpu_emulation.cpp")),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"building the kernel emulator failed:\n{result.stderr}")
     lib = ctypes.CDLL(str(library))
     lib.emulate_gather.restype = ctypes.c_longlong
     lib.emulate_gather.argtypes = [
-        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-        ctypes.c_longlong, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_void_p,
-        ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_longlong]
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_longlong,
+        ctypes.c_longlong,
+        ctypes.c_longlong,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_longlong,
+    ]
     return lib
 
 
@@ -62,9 +92,15 @@ class EmulatedGather:
     grid: int
 
 
-def emulate_gather(lib: ctypes.CDLL, table: torch.Tensor, idx: torch.Tensor,
-                   kernel: str = "aligned", vector_loads: bool = True,
-                   sort_indices: bool = False, max_threads: int = 0) -> EmulatedGather:
+def emulate_gather(
+    lib: ctypes.CDLL,
+    table: torch.Tensor,
+    idx: torch.Tensor,
+    kernel: str = "aligned",
+    vector_loads: bool = True,
+    sort_indices: bool = False,
+    max_threads: int = 0,
+) -> EmulatedGather:
     """``ZeroCopyFetcher._fetch`` with the kernel run by the emulator instead of a GPU."""
     table = table.contiguous()
     n_rows, width = table.shape
@@ -83,11 +119,30 @@ def emulate_gather(lib: ctypes.CDLL, table: torch.Tensor, idx: torch.Tensor,
     capacity = max(1, n * row_words + 16)
     log = np.zeros((capacity, 5), dtype=np.int64)
     count = lib.emulate_gather(
-        KERNEL_INDEX[(kernel, word)], table.data_ptr(), idx.data_ptr(),
-        None if out_rows is None else out_rows.data_ptr(), out.data_ptr(), n, n_rows,
-        row_words, bad.data_ptr(), grid, threads, rows_per_block, log.ctypes.data, capacity)
+        KERNEL_INDEX[(kernel, word)],
+        table.data_ptr(),
+        idx.data_ptr(),
+        None if out_rows is None else out_rows.data_ptr(),
+        out.data_ptr(),
+        n,
+        n_rows,
+        row_words,
+        bad.data_ptr(),
+        grid,
+        threads,
+        rows_per_block,
+        log.ctypes.data,
+        capacity,
+    )
     if count > capacity:
         raise AssertionError(f"kernel issued {count} loads for {n * row_words} words")
     position = int(bad.item())
-    return EmulatedGather(out, None if position == ULLONG_MAX_AS_INT64 else position,
-                          log[:count], word, threads, rows_per_block, grid)
+    return EmulatedGather(
+        out,
+        None if position == ULLONG_MAX_AS_INT64 else position,
+        log[:count],
+        word,
+        threads,
+        rows_per_block,
+        grid,
+    )

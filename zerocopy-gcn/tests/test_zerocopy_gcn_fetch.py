@@ -47,8 +47,9 @@ def test_out_of_range_ids_raise_clear_error(mode):
 
 
 def test_memmapped_table_fetch(tmp_path):
-    array = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32,
-                                      shape=(300, 8))
+    array = np.lib.format.open_memmap(
+        tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(300, 8)
+    )
     array[:] = np.arange(2400, dtype=np.float32).reshape(300, 8)
     array.flush()
     table = torch.from_numpy(np.load(tmp_path / "f.npy", mmap_mode="c"))
@@ -64,6 +65,7 @@ def test_unknown_mode_and_zerocopy_needs_cuda():
 
 
 # --- the kernel's thread -> element mapping, checked on the CPU --------------------------------
+
 
 @pytest.mark.parametrize("word", [2, 4, 16])
 @pytest.mark.parametrize("row_bytes", [32, 64, 100 * 4 - 16 + 16, 400, 512, 1000, 4096])
@@ -92,7 +94,8 @@ def test_naive_mapping_straddles_lines_when_misaligned():
     assert np.array_equal(np.sort(cols[cols >= 0]), np.arange(100))
     assert max(len(lines) for lines in warp_lines(1024 + 16, cols, 4)) == 2
     assert line_requests(1024 + 16, 400, 4, aligned=False) > line_requests(
-        1024 + 16, 400, 4, aligned=True)
+        1024 + 16, 400, 4, aligned=True
+    )
 
 
 def test_word_choice():
@@ -102,11 +105,20 @@ def test_word_choice():
 
 
 @settings(max_examples=25, deadline=None)
-@given(rows=st.integers(1, 40), width=st.integers(1, 70), n=st.integers(0, 30),
-       dtype=st.sampled_from(DTYPES), aligned=st.booleans(), vector=st.booleans(),
-       base=st.sampled_from([0, 16, 64, 96]), sort=st.booleans(), seed=st.integers(0, 99))
-def test_reference_gather_equals_index_select(rows, width, n, dtype, aligned, vector, base,
-                                             sort, seed):
+@given(
+    rows=st.integers(1, 40),
+    width=st.integers(1, 70),
+    n=st.integers(0, 30),
+    dtype=st.sampled_from(DTYPES),
+    aligned=st.booleans(),
+    vector=st.booleans(),
+    base=st.sampled_from([0, 16, 64, 96]),
+    sort=st.booleans(),
+    seed=st.integers(0, 99),
+)
+def test_reference_gather_equals_index_select(
+    rows, width, n, dtype, aligned, vector, base, sort, seed
+):
     gen = torch.Generator().manual_seed(seed)
     table = torch.randn(rows, width, generator=gen).to(dtype)
     idx = torch.randint(0, rows, (n,), generator=gen)
@@ -114,8 +126,14 @@ def test_reference_gather_equals_index_select(rows, width, n, dtype, aligned, ve
     gather_idx = idx
     if sort:
         gather_idx, out_rows = torch.sort(idx)
-    got = reference_gather(table, gather_idx, aligned=aligned, vector_loads=vector,
-                           base_address=base, out_rows=out_rows)
+    got = reference_gather(
+        table,
+        gather_idx,
+        aligned=aligned,
+        vector_loads=vector,
+        base_address=base,
+        out_rows=out_rows,
+    )
     assert torch.equal(got.view(torch.uint8), table.index_select(0, idx).view(torch.uint8))
 
 
@@ -126,10 +144,15 @@ def test_reference_gather_bounds():
 
 # --- CUDA sources compile ----------------------------------------------------------------------
 
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_kernels_compile_with_nvcc(tmp_path):
-    result = subprocess.run(["nvcc", "--ptx", "-o", str(tmp_path / "gather.ptx"), kernel_path()],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["nvcc", "--ptx", "-o", str(tmp_path / "gather.ptx"), kernel_path()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     ptx = (tmp_path / "gather.ptx").read_text()
     for kernel in ("naive", "aligned"):
@@ -139,6 +162,7 @@ def test_kernels_compile_with_nvcc(tmp_path):
 
 
 # --- host registration bookkeeping (fake CUDA runtime on CPU) -----------------------------------
+
 
 class FakeRuntime:
     def __init__(self):
@@ -177,13 +201,15 @@ def test_read_only_mapping_registers_read_only(tmp_path):
     from zerocopy_gcn.graph.csr import numpy_to_tensor
 
     runtime = FakeRuntime()
-    with HostRegistration(numpy_to_tensor(array), runtime=runtime,
-                          read_only=not array.flags.writeable) as registration:
+    with HostRegistration(
+        numpy_to_tensor(array), runtime=runtime, read_only=not array.flags.writeable
+    ) as registration:
         assert registration.flags & 0x08
     assert runtime.registered == {}
 
 
 # --- prefetcher ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("enabled", [False, True])
 def test_prefetcher_yields_same_batches_in_order(small_graph, enabled):
@@ -191,8 +217,10 @@ def test_prefetcher_yields_same_batches_in_order(small_graph, enabled):
     fetcher = make_fetcher("conventional", small_graph.feat_tensor(), "cpu")
     batches = seed_batches(small_graph.splits["train"], 50, epoch=0, seed=0)
     device = torch.device("cpu")
-    make = lambda step, seeds: prepare_batch(sampler, fetcher, seeds, 0, step, device,  # noqa
-                                             sync=False)
+
+    def make(step, seeds):
+        return prepare_batch(sampler, fetcher, seeds, 0, step, device, sync=False)
+
     got = list(Prefetcher(make, batches, device, enabled=enabled))
     assert len(got) == len(batches)
     for prepared, seeds in zip(got, batches, strict=True):
@@ -224,8 +252,9 @@ def test_zerocopy_kernel_equals_index_select(dtype, kernel, width, sort):
     pytest.importorskip("cupy")
     table = torch.randn(3000, width).to(dtype)
     idx = torch.randint(0, 3000, (5000,), device="cuda")
-    fetcher = make_fetcher("zerocopy", table, "cuda", kernel=kernel, sort_indices=sort,
-                           max_threads=4096)
+    fetcher = make_fetcher(
+        "zerocopy", table, "cuda", kernel=kernel, sort_indices=sort, max_threads=4096
+    )
     out = fetcher.fetch(idx)
     assert torch.equal(out.cpu(), table.index_select(0, idx.cpu()))
     with pytest.raises(IndexError, match="out of range"):
@@ -267,6 +296,7 @@ def test_cached_fetcher_equals_index_select(small_graph, fraction):
 
 # --- reused output buffers of the conventional path --------------------------------------------
 
+
 def test_conventional_fetch_cycles_a_ring_of_reused_buffers():
     table = torch.randn(4000, 16)
     fetcher = ConventionalFetcher(table, "cpu", ring=3)
@@ -299,8 +329,10 @@ def test_prefetch_depth_sizes_the_ring_and_keeps_batches_intact(small_graph, dep
     fetcher = ConventionalFetcher(table, "cpu")
     batches = seed_batches(small_graph.splits["train"], 20, epoch=0, seed=0)
     device = torch.device("cpu")
-    make = lambda step, seeds: prepare_batch(sampler, fetcher, seeds, 0, step, device,  # noqa
-                                             sync=False)
+
+    def make(step, seeds):
+        return prepare_batch(sampler, fetcher, seeds, 0, step, device, sync=False)
+
     prefetcher = Prefetcher(make, batches, device, enabled=True, depth=depth, fetcher=fetcher)
     assert fetcher.ring_size == depth + 3
     for prepared in prefetcher:

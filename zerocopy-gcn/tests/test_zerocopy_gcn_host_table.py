@@ -32,8 +32,11 @@ def test_shared_memory_is_really_shared_memory(small_graph_dir):
         pytest.skip("no /dev/shm on this system")
     shared, identity = share_graph_arrays(load_graph(small_graph_dir), DistContext())
     maps = open("/proc/self/maps").read()
-    names = [line.split()[-2] for line in maps.splitlines()
-             if "/dev/shm/zerocopy-gcn-" in line and line.endswith("(deleted)")]
+    names = [
+        line.split()[-2]
+        for line in maps.splitlines()
+        if "/dev/shm/zerocopy-gcn-" in line and line.endswith("(deleted)")
+    ]
     assert any(name.endswith("-feat.bin") for name in names)
     assert shared.feat.shape == load_graph(small_graph_dir).feat.shape
 
@@ -45,5 +48,4 @@ def test_too_little_shared_memory_is_a_clear_error(small_graph_dir, tmp_path, mo
         share_graph_arrays(load_graph(small_graph_dir), DistContext(), root=tmp_path)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(HostTableError, match="does not exist"):
-        share_graph_arrays(load_graph(small_graph_dir), DistContext(),
-                           root=tmp_path / "missing")
+        share_graph_arrays(load_graph(small_graph_dir), DistContext(), root=tmp_path / "missing")

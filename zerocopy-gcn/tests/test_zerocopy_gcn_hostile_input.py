@@ -25,12 +25,21 @@ def _write_gz(path, text):
         handle.write(text)
 
 
-def _ogb_folder(root, edges="0,1\n0,2\n1,2\n3,2\n", labels="0\n1\nnan\n1\n",
-                train="0\n1\n", valid="3\n", test="1\n", feat=None):
+def _ogb_folder(
+    root,
+    edges="0,1\n0,2\n1,2\n3,2\n",
+    labels="0\n1\nnan\n1\n",
+    train="0\n1\n",
+    valid="3\n",
+    test="1\n",
+    feat=None,
+):
     raw = root / "raw"
     _write_gz(raw / "edge.csv.gz", edges)
-    _write_gz(raw / "node-feat.csv.gz", feat if feat is not None else
-              "".join(f"{r}.0,{r}.5,1.0\n" for r in range(4)))
+    _write_gz(
+        raw / "node-feat.csv.gz",
+        feat if feat is not None else "".join(f"{r}.0,{r}.5,1.0\n" for r in range(4)),
+    )
     _write_gz(raw / "node-label.csv.gz", labels)
     _write_gz(raw / "num-node-list.csv.gz", "4\n")
     for name, ids in (("train", train), ("valid", valid), ("test", test)):
@@ -39,10 +48,14 @@ def _ogb_folder(root, edges="0,1\n0,2\n1,2\n3,2\n", labels="0\n1\nnan\n1\n",
 
 
 def _npz(path, **overrides):
-    arrays = {"edge_index": np.array([[0, 1, 1, 3], [1, 2, 0, 2]]),
-              "feat": np.ones((4, 3), np.float32), "label": np.array([0, 1, 1, 0]),
-              "train_idx": np.array([0, 1]), "val_idx": np.array([2]),
-              "test_idx": np.array([3])}
+    arrays = {
+        "edge_index": np.array([[0, 1, 1, 3], [1, 2, 0, 2]]),
+        "feat": np.ones((4, 3), np.float32),
+        "label": np.array([0, 1, 1, 0]),
+        "train_idx": np.array([0, 1]),
+        "val_idx": np.array([2]),
+        "test_idx": np.array([3]),
+    }
     arrays.update(overrides)
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
     return path
@@ -53,8 +66,13 @@ def _left_behind(folder):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "zerocopy_gcn.graph.convert", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "zerocopy_gcn.graph.convert", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def _assert_user_error(result, *names):
@@ -62,15 +80,17 @@ def _assert_user_error(result, *names):
     assert "Traceback" not in result.stderr, result.stderr
     # progress bars may come first; the message itself is one or two lines at the end
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    starts = [i for i, line in enumerate(lines) if line.startswith("zerocopy_gcn.graph.convert: "
-                                                                   "error: ")]
+    starts = [
+        i for i, line in enumerate(lines) if line.startswith("zerocopy_gcn.graph.convert: error: ")
+    ]
     assert len(starts) == 1 and len(lines) - starts[0] <= 2, result.stderr
-    message = "\n".join(lines[starts[0]:])
+    message = "\n".join(lines[starts[0] :])
     for name in names:
         assert str(name) in message, result.stderr
 
 
 # 1. the converter's command line reports user errors in one line with status 2
+
 
 def test_cli_missing_input_existing_output_and_bad_ids_are_one_line_errors(tmp_path):
     _assert_user_error(_cli("npz", tmp_path / "nothere.npz", tmp_path / "o1"), "nothere.npz")
@@ -89,6 +109,7 @@ def test_cli_missing_input_existing_output_and_bad_ids_are_one_line_errors(tmp_p
 
 
 # 2. OGB CSV files and npz files that are not what they claim
+
 
 @pytest.mark.parametrize(
     "overrides,file,message",
@@ -116,8 +137,9 @@ def test_integral_float_ids_are_still_ids(tmp_path):
 
 
 def test_truncated_and_fake_gzip_files_are_named(tmp_path):
-    root = _ogb_folder(tmp_path / "ogbn_toy", edges="".join(f"{i % 4},{(i + 1) % 4}\n"
-                                                            for i in range(5000)))
+    root = _ogb_folder(
+        tmp_path / "ogbn_toy", edges="".join(f"{i % 4},{(i + 1) % 4}\n" for i in range(5000))
+    )
     edge = root / "raw" / "edge.csv.gz"
     edge.write_bytes(edge.read_bytes()[:-40])  # a cut-off download
     with pytest.raises(GraphFormatError, match="edge.csv.gz: unreadable: truncated"):
@@ -130,9 +152,15 @@ def test_truncated_and_fake_gzip_files_are_named(tmp_path):
 
 def test_npz_with_object_arrays_or_garbage_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "objects.npz"
-    np.savez(path, edge_index=np.array([[0], [1]]), feat=np.ones((2, 2), np.float32),
-             label=np.array([0, 1]), train_idx=np.array([0, {"x": 1}], dtype=object),
-             val_idx=np.array([1]), test_idx=np.array([1]))
+    np.savez(
+        path,
+        edge_index=np.array([[0], [1]]),
+        feat=np.ones((2, 2), np.float32),
+        label=np.array([0, 1]),
+        train_idx=np.array([0, {"x": 1}], dtype=object),
+        val_idx=np.array([1]),
+        test_idx=np.array([1]),
+    )
     with pytest.raises(GraphFormatError, match="objects.npz:train_idx: object arrays"):
         convert_npz(path, tmp_path / "out", progress=False)
     (tmp_path / "text.npz").write_text("edge_index,feat\n")
@@ -143,11 +171,18 @@ def test_npz_with_object_arrays_or_garbage_is_refused_naming_the_file(tmp_path):
 
 # 3. input that used to convert into silent garbage
 
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64])
 def test_integer_masks_are_read_as_masks_not_as_ids(tmp_path, dtype):
-    path = _npz(tmp_path / "g.npz", train_idx=None, val_idx=None, test_idx=None,
-                train_mask=np.array([1, 1, 0, 0], dtype),
-                valid_idx=np.array([0, 0, 1, 0], dtype), test_mask=np.array([0, 0, 0, 1], dtype))
+    path = _npz(
+        tmp_path / "g.npz",
+        train_idx=None,
+        val_idx=None,
+        test_idx=None,
+        train_mask=np.array([1, 1, 0, 0], dtype),
+        valid_idx=np.array([0, 0, 1, 0], dtype),
+        test_mask=np.array([0, 0, 0, 1], dtype),
+    )
     graph = load_graph(convert_npz(path, tmp_path / "out", progress=False))
     assert graph.splits["train"].tolist() == [0, 1]
     assert graph.splits["val"].tolist() == [2] and graph.splits["test"].tolist() == [3]
@@ -210,6 +245,7 @@ def test_an_empty_train_split_is_refused_at_load(tmp_path, tiny_arrays):
 
 # 4. meta.json of the wrong shape
 
+
 @pytest.mark.parametrize(
     "mutate,message",
     [
@@ -237,13 +273,15 @@ def test_npy_header_declaring_more_than_the_file_holds(tmp_path, tiny_arrays):
     folder = save_graph(tmp_path / "g", *tiny_arrays())
     with open(folder / "label.npy", "wb") as handle:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": "<i8", "fortran_order": False, "shape": (10**11,)})
+            handle, {"descr": "<i8", "fortran_order": False, "shape": (10**11,)}
+        )
         handle.write(np.zeros(4, np.int64).tobytes())
     with pytest.raises(GraphFormatError, match=r"label.npy: truncated: its header declares"):
         load_graph(folder)
 
 
 # 5. full disk and read-only output
+
 
 def _run_main(argv, capsys):
     from zerocopy_gcn.graph.convert import main
@@ -257,8 +295,9 @@ def _run_main(argv, capsys):
     return lines[0]
 
 
-def test_full_disk_while_writing_features_is_one_line_and_leaves_nothing(tmp_path, monkeypatch,
-                                                                          capsys):
+def test_full_disk_while_writing_features_is_one_line_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+):
     root = _ogb_folder(tmp_path / "ogbn_toy")
 
     def full(self, block):
@@ -297,8 +336,9 @@ def test_read_only_file_system_is_one_line(tmp_path, monkeypatch, capsys):
     assert "out: cannot write the graph folder: Read-only file system" in err
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only folders")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders"
+)
 def test_read_only_output_folder_is_one_line(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -368,12 +408,17 @@ def _deflated_zeros_member(archive, key, dtype, shape):
     """A member of zeros written block by block: a small file that expands hugely."""
     with archive.open(f"{key}.npy", "w", force_zip64=True) as handle:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                     "fortran_order": False, "shape": shape})
+            handle,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                "fortran_order": False,
+                "shape": shape,
+            },
+        )
         remaining = int(np.prod(shape)) * np.dtype(dtype).itemsize
         block = bytes(1 << 24)
         while remaining:
-            handle.write(block[:min(remaining, len(block))])
+            handle.write(block[: min(remaining, len(block))])
             remaining -= min(remaining, len(block))
 
 
@@ -387,38 +432,49 @@ def _hostile_inputs(tmp_path, tiny_arrays):
     folder = save_graph(tmp_path / "label_header_1e11", *tiny_arrays())
     with open(folder / "label.npy", "wb") as handle:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": "<i8", "fortran_order": False, "shape": (10**11,)})
+            handle, {"descr": "<i8", "fortran_order": False, "shape": (10**11,)}
+        )
     cases.append({"name": "label.npy header shape 1e11", "kind": "load", "input": folder})
 
-    root = _ogb_folder(tmp_path / "ogbn_huge_id", edges="0,1\n1,1000000000000000\n",
-                       train="0\n1000000000000000\n")
+    root = _ogb_folder(
+        tmp_path / "ogbn_huge_id", edges="0,1\n1,1000000000000000\n", train="0\n1000000000000000\n"
+    )
     cases.append({"name": "CSV edge id 10**15", "kind": "ogb", "input": root})
 
     # Complete, consistent files whose zero-filled members deflate ~1000x.  They used to be
     # read whole and then to size per-node arrays by the rows they expand to.
-    for name, rows, feat_type in (("many_nodes", 1 << 24, np.float16),
-                                  ("bomb", 1 << 26, np.float32)):
+    for name, rows, feat_type in (
+        ("many_nodes", 1 << 24, np.float16),
+        ("bomb", 1 << 26, np.float32),
+    ):
         path = tmp_path / f"{name}.npz"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             _deflated_zeros_member(archive, "feat", feat_type, (rows, 1))
             _deflated_zeros_member(archive, "label", np.int8, (rows,))
-            for key, values in (("train_idx", [0]), ("val_idx", [0]), ("test_idx", [0]),
-                                ("edge_index", [[0], [0]])):
+            for key, values in (
+                ("train_idx", [0]),
+                ("val_idx", [0]),
+                ("test_idx", [0]),
+                ("edge_index", [[0], [0]]),
+            ):
                 with archive.open(f"{key}.npy", "w") as handle:
                     np.save(handle, np.array(values))
-        cases.append({"name": f"npz of {rows:,} zero rows ({name})", "kind": "npz",
-                      "input": path})
+        cases.append({"name": f"npz of {rows:,} zero rows ({name})", "kind": "npz", "input": path})
 
-    root = _ogb_folder(tmp_path / "ogbn_gz_rows", feat="0\n" * (10 * 2**20),
-                       labels="0\n" * (10 * 2**20))
+    root = _ogb_folder(
+        tmp_path / "ogbn_gz_rows", feat="0\n" * (10 * 2**20), labels="0\n" * (10 * 2**20)
+    )
     (root / "raw" / "num-node-list.csv.gz").unlink()  # the rows alone say how many nodes
     cases.append({"name": "node-feat.csv.gz 10M rows from 20 kB", "kind": "ogb", "input": root})
 
     root = _ogb_folder(tmp_path / "ogbn_gz_edges", edges="0,1\n" * (17 * 2**20))
     cases.append({"name": "edge.csv.gz 17M edges from 70 kB", "kind": "ogb", "input": root})
     for number, case in enumerate(cases):
-        size = sum(p.stat().st_size for p in case["input"].rglob("*") if p.is_file()) \
-            if case["input"].is_dir() else case["input"].stat().st_size
+        size = (
+            sum(p.stat().st_size for p in case["input"].rglob("*") if p.is_file())
+            if case["input"].is_dir()
+            else case["input"].stat().st_size
+        )
         assert size < 10 * 2**20, (case["name"], size)
         case["input"], case["out"] = str(case["input"]), str(tmp_path / f"out{number}")
     return cases
@@ -426,8 +482,12 @@ def _hostile_inputs(tmp_path, tiny_arrays):
 
 def test_small_hostile_inputs_stay_far_below_a_gigabyte(tmp_path, tiny_arrays):
     cases = _hostile_inputs(tmp_path, tiny_arrays)
-    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(cases)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for name, record in figures.items():

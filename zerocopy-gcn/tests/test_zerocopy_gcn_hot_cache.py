@@ -65,8 +65,9 @@ def test_fused_gather_equals_index_select_for_any_budget(num_nodes, dim, cached_
     table = torch.randn(num_nodes, dim)
     hot = np.random.default_rng(num_nodes).permutation(num_nodes)
     num_cached = int(round(cached_fraction * num_nodes))
-    ids = torch.tensor(data.draw(st.lists(st.integers(0, num_nodes - 1), max_size=60)),
-                       dtype=torch.int64)
+    ids = torch.tensor(
+        data.draw(st.lists(st.integers(0, num_nodes - 1), max_size=60)), dtype=torch.int64
+    )
     cache = HotRowCache(table, hot, num_cached)
     assert torch.equal(cache.gather(ids), table.index_select(0, ids))
     expected_hits = int(np.isin(ids.numpy(), hot[:num_cached]).sum())

@@ -23,7 +23,7 @@ def _table(rows, width, dtype, base_offset, seed=0):
     itemsize = torch.empty(0, dtype=dtype).element_size()
     raw = torch.empty(rows * width * itemsize + 512, dtype=torch.uint8)
     start = (-raw.data_ptr()) % 256 + base_offset
-    table = raw[start:start + rows * width * itemsize].view(dtype).view(rows, width)
+    table = raw[start : start + rows * width * itemsize].view(dtype).view(rows, width)
     table.copy_(torch.randn(rows, width, generator=torch.Generator().manual_seed(seed)))
     return table
 
@@ -39,38 +39,49 @@ def _warp_steps(result, table, idx, kernel):
     shift = (row_start % LINE_BYTES) // result.word_bytes if kernel == "aligned" else 0
     step = (col - tx + shift) // result.threads
     lines = {}
-    for key, line in zip(zip(block, ty, tx // WARP, position, step, strict=True),
-                         address // LINE_BYTES, strict=True):
+    for key, line in zip(
+        zip(block, ty, tx // WARP, position, step, strict=True), address // LINE_BYTES, strict=True
+    ):
         lines.setdefault(key, set()).add(int(line))
     return lines, position, col
 
 
 @settings(max_examples=30, deadline=None)
-@given(rows=st.integers(1, 30), width=st.integers(1, 300), n=st.integers(1, 40),
-       dtype=st.sampled_from(DTYPES), kernel=st.sampled_from(["naive", "aligned"]),
-       vector=st.booleans(), base=st.sampled_from([0, 16, 48, 96]), sort=st.booleans(),
-       capped=st.booleans(), seed=st.integers(0, 1000))
+@given(
+    rows=st.integers(1, 30),
+    width=st.integers(1, 300),
+    n=st.integers(1, 40),
+    dtype=st.sampled_from(DTYPES),
+    kernel=st.sampled_from(["naive", "aligned"]),
+    vector=st.booleans(),
+    base=st.sampled_from([0, 16, 48, 96]),
+    sort=st.booleans(),
+    capped=st.booleans(),
+    seed=st.integers(0, 1000),
+)
 def test_kernels_equal_index_select_and_copy_each_element_once(
-        emulator, rows, width, n, dtype, kernel, vector, base, sort, capped, seed):
+    emulator, rows, width, n, dtype, kernel, vector, base, sort, capped, seed
+):
     table = _table(rows, width, dtype, base, seed)
     idx = torch.randint(0, rows, (n,), generator=torch.Generator().manual_seed(seed))
-    result = emulate_gather(emulator, table, idx, kernel, vector, sort,
-                            max_threads=256 if capped else 0)
+    result = emulate_gather(
+        emulator, table, idx, kernel, vector, sort, max_threads=256 if capped else 0
+    )
     assert result.bad_position is None
     assert torch.equal(result.out.view(torch.uint8), table.index_select(0, idx).view(torch.uint8))
     gathered = torch.sort(idx).values if sort else idx
     _, position, col = _warp_steps(result, table, gathered, kernel)
     pairs = position * 10**6 + col
     row_words = width * table.element_size() // result.word_bytes
-    assert np.array_equal(np.sort(pairs),
-                          np.sort((np.arange(n)[:, None] * 10**6 + np.arange(row_words)).ravel()))
+    assert np.array_equal(
+        np.sort(pairs), np.sort((np.arange(n)[:, None] * 10**6 + np.arange(row_words)).ravel())
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("width_bytes", [400, 600, 2408])
 @pytest.mark.parametrize("vector", [False, True])
-def test_aligned_kernel_warps_read_whole_lines_naive_does_not(emulator, dtype, width_bytes,
-                                                              vector):
+def test_aligned_kernel_warps_read_whole_lines_naive_does_not(emulator, dtype, width_bytes, vector):
     itemsize = torch.empty(0, dtype=dtype).element_size()
     table = _table(64, width_bytes // itemsize, dtype, 0)
     idx = torch.arange(1, 64, 3)  # rows start at many different offsets within a line

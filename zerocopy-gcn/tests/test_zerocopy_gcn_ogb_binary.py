@@ -22,16 +22,20 @@ from zerocopy_gcn.graph.ogb_synthetic import write_ogb_binary_folder
 
 
 def _edges_as_rows(graph):
-    return {(v, int(u)) for v in range(graph.num_nodes)
-            for u in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]}
+    return {
+        (v, int(u))
+        for v in range(graph.num_nodes)
+        for u in graph.indices[graph.indptr[v] : graph.indptr[v + 1]]
+    }
 
 
 @pytest.mark.parametrize("layout", [{}, {"compressed": True}, {"fortran_edges": True}])
 def test_binary_folder_converts_like_a_whole_np_load(tmp_path, layout, monkeypatch):
     monkeypatch.setattr(loaders, "_EDGES_PER_BLOCK", 1000)  # many blocks, both edge rows
     monkeypatch.setattr(loaders, "_BLOCK_BYTES", 4096)
-    root = write_ogb_binary_folder(tmp_path / "ogbn_papers", 700, feat_dim=8, progress=False,
-                                   **layout)
+    root = write_ogb_binary_folder(
+        tmp_path / "ogbn_papers", 700, feat_dim=8, progress=False, **layout
+    )
     graph = load_graph(convert_ogb_node_folder(root, tmp_path / "out", progress=False))
     whole = np.load(root / "raw" / "data.npz")
     src, dst = whole["edge_index"]
@@ -46,8 +50,13 @@ def test_binary_folder_converts_like_a_whole_np_load(tmp_path, layout, monkeypat
 
 
 def _peak_conversion_bytes(tmp_path, avg_degree, feat_dim):
-    root = write_ogb_binary_folder(tmp_path / f"in{avg_degree}", 2_000, avg_degree=avg_degree,
-                                   feat_dim=feat_dim, progress=False)
+    root = write_ogb_binary_folder(
+        tmp_path / f"in{avg_degree}",
+        2_000,
+        avg_degree=avg_degree,
+        feat_dim=feat_dim,
+        progress=False,
+    )
     size = sum(p.stat().st_size for p in (root / "raw").iterdir())
     convert_ogb_node_folder(root, tmp_path / f"warm{avg_degree}", progress=False)  # imports
     tracemalloc.start()
@@ -86,8 +95,7 @@ def _csv_folder(root, features=None):
     raw = root / "raw"
     _write_gz(raw / "edge.csv.gz", "0,1\n0,2\n1,2\n3,2\n")
     rows = features or [[r * 3.0, r * 3.0 + 1, r * 3.0 + 2] for r in range(4)]
-    _write_gz(raw / "node-feat.csv.gz", "\n".join(",".join(str(v) for v in r) for r in rows)
-              + "\n")
+    _write_gz(raw / "node-feat.csv.gz", "\n".join(",".join(str(v) for v in r) for r in rows) + "\n")
     _write_gz(raw / "node-label.csv.gz", "0\n1\nnan\n1\n")
     for name, ids in (("train", "0\n1\n"), ("valid", "3\n"), ("test", "1\n")):
         _write_gz(root / "split" / "sales_ranking" / f"{name}.csv.gz", ids)
@@ -148,8 +156,14 @@ def test_nan_in_csv_and_npz_features_is_refused(tmp_path, tiny_arrays):
         convert_ogb_node_folder(root, tmp_path / "out", progress=False)
     indptr, indices, feat, label, splits = tiny_arrays()
     feat[3, 1] = np.nan
-    np.savez(tmp_path / "g.npz", indptr=indptr, indices=indices, feat=feat, label=label,
-             **{f"{k}_idx": v for k, v in splits.items()})
+    np.savez(
+        tmp_path / "g.npz",
+        indptr=indptr,
+        indices=indices,
+        feat=feat,
+        label=label,
+        **{f"{k}_idx": v for k, v in splits.items()},
+    )
     with pytest.raises(GraphFormatError, match=r"g.npz:feat: row 3 "):
         convert_npz(tmp_path / "g.npz", tmp_path / "n", progress=False)
     assert not (tmp_path / "n").exists()
@@ -190,10 +204,12 @@ def test_convert_bench_writes_figures_and_projection(tmp_path):
 
     from trilab.bench import load_script
 
-    convert_bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" /
-                                "ogb_conversion.py")
-    result = convert_bench.main(["--nodes", "2000", "4000", "--out", str(tmp_path / "b"),
-                                 "--work", str(tmp_path / "w")])
+    convert_bench = load_script(
+        Path(__file__).resolve().parents[1] / "benchmarks" / "ogb_conversion.py"
+    )
+    result = convert_bench.main(
+        ["--nodes", "2000", "4000", "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w")]
+    )
     saved = json.loads((tmp_path / "b" / "ogb_binary_conversion.json").read_text())
     assert [r["num_nodes"] for r in saved["rows"]] == [2000, 4000]
     assert saved["command"].startswith("python ") and saved["machine"]["cores"] >= 1

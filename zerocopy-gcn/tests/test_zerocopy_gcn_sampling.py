@@ -47,8 +47,12 @@ def test_blocks_are_valid(small_graph):
 
 
 @settings(max_examples=15, deadline=None)
-@given(fanout_a=st.integers(1, 8), fanout_b=st.integers(1, 8), n_seeds=st.integers(1, 50),
-       seed=st.integers(0, 10_000))
+@given(
+    fanout_a=st.integers(1, 8),
+    fanout_b=st.integers(1, 8),
+    n_seeds=st.integers(1, 50),
+    seed=st.integers(0, 10_000),
+)
 def test_property_sampled_edges(small_graph_dir, fanout_a, fanout_b, n_seeds, seed):
     from zerocopy_gcn.graph import load_graph
 
@@ -66,8 +70,9 @@ def test_deterministic_per_seed_epoch_step(small_graph):
     c = NeighborSampler(small_graph, [4, 4], seed=7).sample(seeds, epoch=2, step=4)
     for x, y in zip(a.blocks, b.blocks, strict=True):
         assert torch.equal(x.edge_index, y.edge_index) and torch.equal(x.src_nodes, y.src_nodes)
-    assert any(not torch.equal(x.edge_ids, y.edge_ids) for x, y in zip(a.blocks, c.blocks,
-                                                                         strict=True))
+    assert any(
+        not torch.equal(x.edge_ids, y.edge_ids) for x, y in zip(a.blocks, c.blocks, strict=True)
+    )
 
 
 def test_without_replacement_is_uniform():
@@ -85,8 +90,9 @@ def test_without_replacement_is_uniform():
 def test_unique_keep_prefix_and_duplicate_seeds():
     nodes, local = unique_keep_prefix(torch.tensor([5, 2, 9]), torch.tensor([9, 7, 2, 7, 1]))
     assert nodes.tolist() == [5, 2, 9, 7, 1] and local.tolist() == [2, 3, 1, 3, 4]
-    sampler = NeighborSampler(None, [2], indptr=torch.tensor([0, 1, 2]),
-                              indices=torch.tensor([1, 0]))
+    sampler = NeighborSampler(
+        None, [2], indptr=torch.tensor([0, 1, 2]), indices=torch.tensor([1, 0])
+    )
     with pytest.raises(ValueError, match="distinct"):
         sampler.sample(torch.tensor([0, 0]))
 

@@ -25,9 +25,17 @@ from trilab.errors import RunStopped
 from trilab.stopping import StopSignal
 
 PROJECT = Path(__file__).resolve().parents[1]
-TINY = ["data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32", "data.num_classes=4",
-        "fanouts=[5,5]", "model.hidden=32", "batch_size=100", "tensorboard=false",
-        "device=cpu"]
+TINY = [
+    "data.num_nodes=1500",
+    "data.avg_degree=10",
+    "data.feat_dim=32",
+    "data.num_classes=4",
+    "fanouts=[5,5]",
+    "model.hidden=32",
+    "batch_size=100",
+    "tensorboard=false",
+    "device=cpu",
+]
 
 
 def _cfg(data_root: Path, *overrides: str):
@@ -39,14 +47,19 @@ def _cfg(data_root: Path, *overrides: str):
 
 
 def _result(metrics: dict) -> tuple:
-    return (metrics["weights_sha256"], metrics["final_val_acc"], metrics["final_test_acc"],
-            metrics["best"],
-            [(h["loss"], h["train_acc"], h["val_acc"]) for h in metrics["history"]])
+    return (
+        metrics["weights_sha256"],
+        metrics["final_val_acc"],
+        metrics["final_test_acc"],
+        metrics["best"],
+        [(h["loss"], h["train_acc"], h["val_acc"]) for h in metrics["history"]],
+    )
 
 
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
-        tmp_path, monkeypatch, prefetch):
+    tmp_path, monkeypatch, prefetch
+):
     data = tmp_path / "data"
     options = ("epochs=2", f"prefetch={str(prefetch).lower()}")
     (tmp_path / "reference").mkdir()
@@ -78,8 +91,14 @@ def test_stop_in_the_middle_of_an_epoch_resumes_to_the_uninterrupted_result(
 
 def _sigterm_after_first_epoch(command: list[str], run: Path, env: dict) -> tuple[int, str]:
     """Start a run in ``run``, send it SIGTERM once epoch 0 is logged; (exit status, stderr)."""
-    process = subprocess.Popen([*command, f"hydra.run.dir={run}"], cwd=PROJECT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, f"hydra.run.dir={run}"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not ((run / "run.log").is_file() and "epoch 0:" in (run / "run.log").read_text()):
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
@@ -95,15 +114,22 @@ def _assert_same_final_result(reference: Path, run: Path) -> None:
     assert metrics[0]["final_test_acc"] == metrics[1]["final_test_acc"]
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    (["data=folder", "data.path={tmp}/no_such_graph"], "no_such_graph"),
-    (["host_table=nowhere"], "host_table"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["data=folder", "data.path={tmp}/no_such_graph"], "no_such_graph"),
+        (["host_table=nowhere"], "host_table"),
+    ],
+)
 def test_user_errors_print_one_line_and_exit_2(tmp_path, overrides, expected):
     overrides = [o.format(tmp=tmp_path) for o in overrides]
-    done = subprocess.run([sys.executable, "train.py", "device=cpu", *overrides,
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "train.py", "device=cpu", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
@@ -119,8 +145,9 @@ def test_crafted_checkpoint_runs_no_code_on_resume(tmp_path, monkeypatch):
             return (os.system, (f"touch {marker}",))
 
     (tmp_path / "checkpoints").mkdir()
-    torch.save({"model": {}, "epoch": 0, "extra": CreatesMarker()},
-               tmp_path / "checkpoints" / "last.pt")
+    torch.save(
+        {"model": {}, "epoch": 0, "extra": CreatesMarker()}, tmp_path / "checkpoints" / "last.pt"
+    )
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UnsafeFileError, match="last.pt"):
         training.train(_cfg(tmp_path / "data", "epochs=1", "resume=true"))
@@ -132,10 +159,25 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     writes the checkpoint, and the resumed two-process run equals the uninterrupted one."""
     data = tmp_path / "data"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "train.py", *TINY, f"data.root={data}", "epochs=40"]
-    done = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'reference'}"], cwd=PROJECT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+        *TINY,
+        f"data.root={data}",
+        "epochs=40",
+    ]
+    done = subprocess.run(
+        [*command, f"hydra.run.dir={tmp_path / 'reference'}"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
     returncode, stderr = _sigterm_after_first_epoch(command, run, env)
@@ -144,7 +186,13 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)
     assert len(stops) == 2 and stops[0] == stops[1], stderr[-3000:]
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] < 39
-    resumed = subprocess.run([*command, f"hydra.run.dir={run}", "resume=true"], cwd=PROJECT,
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*command, f"hydra.run.dir={run}", "resume=true"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_final_result(tmp_path / "reference", run)

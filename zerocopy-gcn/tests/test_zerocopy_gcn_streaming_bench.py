@@ -18,12 +18,14 @@ def _script(name):
 
 
 def _peak_build_bytes(folder, avg_degree):
-    spec = preset_spec("papers_like_small", num_nodes=3_000, avg_degree=avg_degree,
-                       chunk_pairs=8_000)
+    spec = preset_spec(
+        "papers_like_small", num_nodes=3_000, avg_degree=avg_degree, chunk_pairs=8_000
+    )
     perm = np.random.default_rng(0).permutation(spec.num_nodes)
     tracemalloc.start()
-    num_edges, _ = build_csr(folder, spec.num_nodes, lambda: _edge_chunks(spec, perm),
-                             progress=False, block_edges=20_000)
+    num_edges, _ = build_csr(
+        folder, spec.num_nodes, lambda: _edge_chunks(spec, perm), progress=False, block_edges=20_000
+    )
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     indptr = np.load(folder / "indptr.npy")
@@ -96,9 +98,25 @@ def test_generated_folder_is_reused(tmp_path):
 
 
 def test_gather_base_offsets_measured_against_memcpy(tmp_path):
-    result = _script("gather_bandwidth").main([
-        "--out", str(tmp_path), "--table-mb", "2", "--gather-mb", "1", "--repeats", "1",
-        "--row-bytes", "512", "--dtypes", "float32", "--base-offsets", "0", "16"])
+    result = _script("gather_bandwidth").main(
+        [
+            "--out",
+            str(tmp_path),
+            "--table-mb",
+            "2",
+            "--gather-mb",
+            "1",
+            "--repeats",
+            "1",
+            "--row-bytes",
+            "512",
+            "--dtypes",
+            "float32",
+            "--base-offsets",
+            "0",
+            "16",
+        ]
+    )
     gather = {(r["mode"], r["base_offset"]): r for r in result["measurements"]}
     assert {("memcpy", 0), ("conventional", 16), ("index_select-out", 0)} <= set(gather)
     assert gather[("memcpy", 0)]["fraction_of_memcpy"] == 1.0
@@ -112,12 +130,35 @@ def test_epoch_variants_multirun_fixed_minibatches_and_cold_first_epoch(tmp_path
     metrics.json and the page-cache record the callback wrote before the job."""
     epochs = _script("epoch_variants")
     sweep = tmp_path / "sweep"
-    result = epochs.main([
-        "--out", str(tmp_path / "b"), "--sweep-dir", str(sweep),
-        "--data-root", str(tmp_path / "data"), "--graph", "products_like:1500:8",
-        "--split", "0.5", "0.1", "0.1", "--epochs", "2", "--max-batches", "2",
-        "--fanouts", "4", "4", "--variants", "conventional", "conventional-prefetch", "gpu",
-        "--override", "sample_on=device"])
+    result = epochs.main(
+        [
+            "--out",
+            str(tmp_path / "b"),
+            "--sweep-dir",
+            str(sweep),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--graph",
+            "products_like:1500:8",
+            "--split",
+            "0.5",
+            "0.1",
+            "0.1",
+            "--epochs",
+            "2",
+            "--max-batches",
+            "2",
+            "--fanouts",
+            "4",
+            "4",
+            "--variants",
+            "conventional",
+            "conventional-prefetch",
+            "gpu",
+            "--override",
+            "sample_on=device",
+        ]
+    )
     (multirun,) = result["multiruns"]
     assert "train.py -m +experiment=bench_epochs" in multirun
     rows = {r["variant"]: r for r in result["rows"]}

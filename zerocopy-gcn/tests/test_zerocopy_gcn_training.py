@@ -17,9 +17,16 @@ from zerocopy_gcn.training import train
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "configs"
-TINY = [ "data.num_nodes=1500", "data.avg_degree=10", "data.feat_dim=32",
-        "data.num_classes=4", "fanouts=[5,5]", "model.hidden=32", "batch_size=200",
-        "tensorboard=false"]
+TINY = [
+    "data.num_nodes=1500",
+    "data.avg_degree=10",
+    "data.feat_dim=32",
+    "data.num_classes=4",
+    "fanouts=[5,5]",
+    "model.hidden=32",
+    "batch_size=200",
+    "tensorboard=false",
+]
 
 
 def _cfg(tmp_path, overrides):
@@ -49,12 +56,19 @@ def test_train_learns_and_writes_metrics(tmp_path, monkeypatch):
     assert [h["epoch"] for h in resumed["history"]] == list(range(7))
 
 
-@pytest.mark.parametrize("overrides", [
-    ["model=gat", "model.hidden=32", "prefetch=true"],
-    ["data.feat_dtype=bfloat16", "fetch.cache_fraction=0.25"],
-    ["fetch=gpu", "data.feat_dtype=float16", "fetch.cache_fraction=1.0",
-     "fetch.cache_ranking=reverse_pagerank"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=gat", "model.hidden=32", "prefetch=true"],
+        ["data.feat_dtype=bfloat16", "fetch.cache_fraction=0.25"],
+        [
+            "fetch=gpu",
+            "data.feat_dtype=float16",
+            "fetch.cache_fraction=1.0",
+            "fetch.cache_ranking=reverse_pagerank",
+        ],
+    ],
+)
 def test_train_variants_run(tmp_path, monkeypatch, overrides):
     monkeypatch.chdir(tmp_path)
     metrics = train(_cfg(tmp_path, ["epochs=1"] + overrides))
@@ -76,10 +90,15 @@ def test_sample_on_options(tmp_path, monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("overrides", [["fetch=zerocopy", "sample_on=mapped", "prefetch=true"],
-                                       ["fetch=gpu", "sample_on=device"],
-                                       ["fetch=zerocopy", "fetch.cache_fraction=0.25"],
-                                       ["fetch=zerocopy", "host_table=shm", "sample_on=mapped"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["fetch=zerocopy", "sample_on=mapped", "prefetch=true"],
+        ["fetch=gpu", "sample_on=device"],
+        ["fetch=zerocopy", "fetch.cache_fraction=0.25"],
+        ["fetch=zerocopy", "host_table=shm", "sample_on=mapped"],
+    ],
+)
 def test_gpu_training_paths(tmp_path, monkeypatch, overrides):
     pytest.importorskip("cupy")
     monkeypatch.chdir(tmp_path)
@@ -106,11 +125,21 @@ def test_model_overfits_one_batch(small_graph):
 def test_two_process_gloo_training_agrees(tmp_path, host_table, port):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={port}", str(PROJECT / "train.py"), *TINY, "device=cpu", "epochs=2",
-           f"data.root={tmp_path / 'data'}", f"hydra.run.dir={run}", f"host_table={host_table}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env,
-                            cwd=tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        str(PROJECT / "train.py"),
+        *TINY,
+        "device=cpu",
+        "epochs=2",
+        f"data.root={tmp_path / 'data'}",
+        f"hydra.run.dir={run}",
+        f"host_table={host_table}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     digests = [(run / f"weights_rank{r}.txt").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
@@ -123,8 +152,9 @@ def test_two_process_gloo_training_agrees(tmp_path, host_table, port):
         assert not list(Path("/dev/shm").glob("zerocopy-gcn-*"))  # and no name was left
 
 
-@pytest.mark.parametrize("experiment",
-                         sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+)
 def test_every_experiment_runs_one_epoch(tmp_path, monkeypatch, experiment):
     monkeypatch.chdir(tmp_path)
     metrics = train(_cfg(tmp_path, [f"+experiment={experiment}", "epochs=1"] + TINY))
@@ -136,15 +166,22 @@ def test_train_from_graph_folder(tmp_path, monkeypatch, small_graph_dir):
     metrics = train(_cfg(tmp_path, ["data=folder", f"data.path={small_graph_dir}", "epochs=1"]))
     assert metrics["graph"]["num_nodes"] == 600 and metrics["graph"]["path"] == str(small_graph_dir)
     with pytest.raises(Exception, match="meta.json"):
-        train(_cfg(tmp_path, ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1",
-                          "overwrite=true"]))
+        train(
+            _cfg(
+                tmp_path,
+                ["data=folder", f"data.path={tmp_path / 'missing'}", "epochs=1", "overwrite=true"],
+            )
+        )
 
 
 def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train(_cfg(tmp_path, ["epochs=2"]))
-    records = [tmp_path / "checkpoints" / "last.pt", tmp_path / "checkpoints" / "best.pt",
-               tmp_path / "scalars.jsonl"]
+    records = [
+        tmp_path / "checkpoints" / "last.pt",
+        tmp_path / "checkpoints" / "best.pt",
+        tmp_path / "scalars.jsonl",
+    ]
     before = [path.read_bytes() for path in records]
     with pytest.raises(UserError) as refused:
         train(_cfg(tmp_path, ["epochs=1"]))

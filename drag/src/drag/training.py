@@ -180,8 +180,9 @@ class RegionLossOptimizers:
     (region losses off, or written before this state was saved) is refused, as is the reverse.
     """
 
-    def __init__(self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer,
-                 settings: str) -> None:
+    def __init__(
+        self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer, settings: str
+    ) -> None:
         self.optimizers = {"stage": stage, "region_losses": region_losses}
         # describe_optimizer reads ``defaults``: a refusal names both and the loss weights
         self.defaults = {

@@ -40,23 +40,29 @@ def h36m_cameras(subject: str) -> list[Camera]:
     """The 4 calibrated cameras of a Human3.6M subject, in the dataset's camera order."""
     calibration = _calibration()
     if subject not in calibration["extrinsics"]:
-        raise KeyError(f"no camera calibration for subject {subject!r}; "
-                       f"known: {sorted(calibration['extrinsics'])}")
+        raise KeyError(
+            f"no camera calibration for subject {subject!r}; "
+            f"known: {sorted(calibration['extrinsics'])}"
+        )
     cameras = []
-    for intrinsic, extrinsic in zip(calibration["intrinsics"], calibration["extrinsics"][subject],
-                                    strict=True):
-        cameras.append(Camera(
-            id=intrinsic["id"],
-            center=np.asarray(intrinsic["center"], dtype=np.float64),
-            focal_length=np.asarray(intrinsic["focal_length"], dtype=np.float64),
-            radial_distortion=np.asarray(intrinsic["radial_distortion"], dtype=np.float64),
-            tangential_distortion=np.asarray(intrinsic["tangential_distortion"],
-                                             dtype=np.float64),
-            res_w=int(intrinsic["res_w"]),
-            res_h=int(intrinsic["res_h"]),
-            orientation=np.asarray(extrinsic["orientation"], dtype=np.float64),
-            translation=np.asarray(extrinsic["translation"], dtype=np.float64) / 1000.0,
-        ))
+    for intrinsic, extrinsic in zip(
+        calibration["intrinsics"], calibration["extrinsics"][subject], strict=True
+    ):
+        cameras.append(
+            Camera(
+                id=intrinsic["id"],
+                center=np.asarray(intrinsic["center"], dtype=np.float64),
+                focal_length=np.asarray(intrinsic["focal_length"], dtype=np.float64),
+                radial_distortion=np.asarray(intrinsic["radial_distortion"], dtype=np.float64),
+                tangential_distortion=np.asarray(
+                    intrinsic["tangential_distortion"], dtype=np.float64
+                ),
+                res_w=int(intrinsic["res_w"]),
+                res_h=int(intrinsic["res_h"]),
+                orientation=np.asarray(extrinsic["orientation"], dtype=np.float64),
+                translation=np.asarray(extrinsic["translation"], dtype=np.float64) / 1000.0,
+            )
+        )
     return cameras
 
 
@@ -72,11 +78,17 @@ def humaneva_extrinsics(subject: str) -> list[tuple[np.ndarray, np.ndarray]]:
     calibration = _humaneva_calibration()["extrinsics"]
     name = subject.rsplit("/", 1)[-1]
     if name not in calibration:
-        raise KeyError(f"no HumanEva-I camera calibration for subject {subject!r}; "
-                       f"known: {sorted(calibration)}")
-    return [(np.asarray(c["orientation"], dtype=np.float64),
-             np.asarray(c["translation"], dtype=np.float64) / 1000.0)
-            for c in calibration[name]]
+        raise KeyError(
+            f"no HumanEva-I camera calibration for subject {subject!r}; "
+            f"known: {sorted(calibration)}"
+        )
+    return [
+        (
+            np.asarray(c["orientation"], dtype=np.float64),
+            np.asarray(c["translation"], dtype=np.float64) / 1000.0,
+        )
+        for c in calibration[name]
+    ]
 
 
 def h36m_subjects_with_cameras() -> list[str]:
@@ -95,23 +107,26 @@ def quaternion_inverse(q: np.ndarray) -> np.ndarray:
     return np.concatenate([q[:1], -np.asarray(q[1:])])
 
 
-def world_to_camera(points: np.ndarray, orientation: np.ndarray,
-                    translation: np.ndarray) -> np.ndarray:
+def world_to_camera(
+    points: np.ndarray, orientation: np.ndarray, translation: np.ndarray
+) -> np.ndarray:
     return quaternion_rotate(quaternion_inverse(orientation), points - translation)
 
 
-def camera_to_world(points: np.ndarray, orientation: np.ndarray,
-                    translation: np.ndarray) -> np.ndarray:
+def camera_to_world(
+    points: np.ndarray, orientation: np.ndarray, translation: np.ndarray
+) -> np.ndarray:
     return quaternion_rotate(orientation, points) + translation
 
 
 def root_relative(poses: np.ndarray, root: int = 0) -> np.ndarray:
     """Subtract the root joint from every joint (the root becomes the origin)."""
-    return poses - poses[..., root:root + 1, :]
+    return poses - poses[..., root : root + 1, :]
 
 
-def project_to_pixels(points_camera: np.ndarray, camera: Camera,
-                      distortion: bool = True) -> np.ndarray:
+def project_to_pixels(
+    points_camera: np.ndarray, camera: Camera, distortion: bool = True
+) -> np.ndarray:
     """Pinhole projection (+ Brown-Conrady radial/tangential distortion) to pixels."""
     xy = points_camera[..., :2] / points_camera[..., 2:3]
     if distortion:
@@ -119,11 +134,14 @@ def project_to_pixels(points_camera: np.ndarray, camera: Camera,
         p1, p2 = camera.tangential_distortion
         x, y = xy[..., 0], xy[..., 1]
         r2 = x * x + y * y
-        radial = 1.0 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
-        xy = np.stack([
-            x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
-            y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
-        ], axis=-1)
+        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+        xy = np.stack(
+            [
+                x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
+            ],
+            axis=-1,
+        )
     return xy * camera.focal_length + camera.center
 
 

@@ -83,7 +83,7 @@ def _block_key(rest: str) -> str:
         return "gcn.learned_adjacency"
     for ours, theirs in (("gcn.", "gcn1."), ("tcn.", "tcn1."), ("residual.", "residual.")):
         if rest.startswith(theirs):
-            return ours + rest[len(theirs):]
+            return ours + rest[len(theirs) :]
     raise ConversionError(f"unexpected key inside a block: {rest!r}")
 
 
@@ -97,18 +97,19 @@ def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
         if key.endswith(".A") or key == "A":
             continue  # the fixed skeleton graph: rebuilt from the skeleton definition
         if key.startswith("data_bn."):
-            ours["input_bn." + key[len("data_bn."):]] = value
+            ours["input_bn." + key[len("data_bn.") :]] = value
         elif key.startswith("expand_gcn."):
-            ours["expand." + _block_key(key[len("expand_gcn."):])] = value
+            ours["expand." + _block_key(key[len("expand_gcn.") :])] = value
         elif key.startswith("layers_tcngcn."):
-            index, rest = key[len("layers_tcngcn."):].split(".", 1)
+            index, rest = key[len("layers_tcngcn.") :].split(".", 1)
             block_ids.add(int(index))
             ours[f"levels.{int(index) // 2}.{int(index) % 2}." + _block_key(rest)] = value
         elif key.startswith("fc."):
-            fc[key[len("fc."):]] = value
+            fc[key[len("fc.") :]] = value
         else:
-            raise ConversionError(f"unexpected key {key!r} (not data_bn, expand_gcn, "
-                                  "layers_tcngcn or fc)")
+            raise ConversionError(
+                f"unexpected key {key!r} (not data_bn, expand_gcn, layers_tcngcn or fc)"
+            )
     if "expand.gcn.project.0.weight" not in ours:
         raise ConversionError("no expand_gcn.gcn1.conv_d.0.weight: not a GLA-GCN checkpoint")
     if not block_ids or sorted(block_ids) != list(range(len(block_ids))) or len(block_ids) % 2:
@@ -125,32 +126,48 @@ def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
         if not joints:
             raise ConversionError("no fc (output layer) weights")
         output_layer = "per_joint"
-        ours["head.weight"] = torch.stack([fc[f"{j}.weight"].reshape(-1, channels).T
-                                           for j in joints])
+        ours["head.weight"] = torch.stack(
+            [fc[f"{j}.weight"].reshape(-1, channels).T for j in joints]
+        )
         ours["head.bias"] = torch.stack([fc[f"{j}.bias"] for j in joints])
-    config = {"filter_widths": [3] * levels, "channels": int(channels),
-              "temporal_kernel": int(kernel), "output_layer": output_layer,
-              "sequence_branch": False, "temporal_padding": "authors"}
+    config = {
+        "filter_widths": [3] * levels,
+        "channels": int(channels),
+        "temporal_kernel": int(kernel),
+        "output_layer": output_layer,
+        "sequence_branch": False,
+        "temporal_padding": "authors",
+    }
     return ours, config
 
 
 def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[GLAGCN, dict]:
     ours, config = convert_state_dict(theirs)
-    model = GLAGCN(get_skeleton(skeleton_name), config["filter_widths"],
-                   channels=config["channels"], temporal_kernel=config["temporal_kernel"],
-                   output_layer=config["output_layer"], sequence_branch=False,
-                   temporal_padding=config["temporal_padding"])
+    model = GLAGCN(
+        get_skeleton(skeleton_name),
+        config["filter_widths"],
+        channels=config["channels"],
+        temporal_kernel=config["temporal_kernel"],
+        output_layer=config["output_layer"],
+        sequence_branch=False,
+        temporal_padding=config["temporal_padding"],
+    )
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(ours) - {k for k in expected
-                                                  if k.endswith("skeleton_adjacency")})
+    missing = sorted(
+        set(expected) - set(ours) - {k for k in expected if k.endswith("skeleton_adjacency")}
+    )
     unexpected = sorted(set(ours) - set(expected))
     if missing or unexpected:
-        raise ConversionError(f"converted names do not fit the model: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}")
+        raise ConversionError(
+            f"converted names do not fit the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
     for key, value in ours.items():
         if value.shape != expected[key].shape:
-            raise ConversionError(f"{key}: shape {tuple(value.shape)} in the file, "
-                                  f"{tuple(expected[key].shape)} expected")
+            raise ConversionError(
+                f"{key}: shape {tuple(value.shape)} in the file, "
+                f"{tuple(expected[key].shape)} expected"
+            )
     model.load_state_dict(ours, strict=False)
     return model, config
 
@@ -159,9 +176,12 @@ def convert_file(source: str | Path, target: str | Path, skeleton_name: str = "h
     payload = read_authors_file(source)
     model, config = build_converted_model(payload["model_pos"], skeleton_name)
     config["receptive_field"] = 3 ** len(config["filter_widths"])
-    return save_checkpoint(target, model=model, epoch=int(payload.get("epoch", 0)),
-                           extra={"model_config": config, "skeleton": skeleton_name,
-                                  "converted_from": str(source)})
+    return save_checkpoint(
+        target,
+        model=model,
+        epoch=int(payload.get("epoch", 0)),
+        extra={"model_config": config, "skeleton": skeleton_name, "converted_from": str(source)},
+    )
 
 
 def main(argv=None) -> None:
@@ -170,8 +190,10 @@ def main(argv=None) -> None:
     parser.add_argument("target", type=Path)
     parser.add_argument("--skeleton", default="h36m17")
     args = parser.parse_args(argv)
-    written = report_user_errors(lambda: convert_file(args.source, args.target, args.skeleton),
-                                 program="glagcn.convert_checkpoint")
+    written = report_user_errors(
+        lambda: convert_file(args.source, args.target, args.skeleton),
+        program="glagcn.convert_checkpoint",
+    )
     print(f"written {written}")
 
 

@@ -31,10 +31,16 @@ class DetectorError(UserError, RuntimeError):
     """The detector cannot be built or its weights cannot be had."""
 
 
-def build_detector(weights: str | Path | None = None, score_threshold: float = 0.7,
-                   max_people: int = 10, min_size: int = 800, max_size: int = 1333,
-                   device: str | torch.device = "cpu", proposals: int = 1000,
-                   seed: int = 0) -> torch.nn.Module:
+def build_detector(
+    weights: str | Path | None = None,
+    score_threshold: float = 0.7,
+    max_people: int = 10,
+    min_size: int = 800,
+    max_size: int = 1333,
+    device: str | torch.device = "cpu",
+    proposals: int = 1000,
+    seed: int = 0,
+) -> torch.nn.Module:
     """Keypoint R-CNN ResNet-50-FPN in eval mode.  ``score_threshold``: minimum person score
     (VideoPose3D's detectron2 script uses 0.7); ``max_people`` per frame; ``min_size`` /
     ``max_size``: torchvision's resize of each frame (800 / 1333 by default); ``proposals``:
@@ -44,18 +50,25 @@ def build_detector(weights: str | Path | None = None, score_threshold: float = 0
         keypointrcnn_resnet50_fpn,
     )
 
-    options = dict(box_score_thresh=float(score_threshold), box_detections_per_img=int(max_people),
-                   min_size=int(min_size), max_size=int(max_size),
-                   rpn_pre_nms_top_n_test=int(proposals), rpn_post_nms_top_n_test=int(proposals))
+    options = dict(
+        box_score_thresh=float(score_threshold),
+        box_detections_per_img=int(max_people),
+        min_size=int(min_size),
+        max_size=int(max_size),
+        rpn_pre_nms_top_n_test=int(proposals),
+        rpn_post_nms_top_n_test=int(proposals),
+    )
     if weights is None:
         try:
-            model = keypointrcnn_resnet50_fpn(weights=KeypointRCNN_ResNet50_FPN_Weights.COCO_V1,
-                                              **options)
+            model = keypointrcnn_resnet50_fpn(
+                weights=KeypointRCNN_ResNet50_FPN_Weights.COCO_V1, **options
+            )
         except (OSError, RuntimeError) as error:
             raise DetectorError(
                 f"cannot download torchvision's Keypoint R-CNN weights ({error}); fetch "
                 f"{WEIGHTS_FILE} from download.pytorch.org on a machine with internet access "
-                "and pass detector_weights=PATH") from None
+                "and pass detector_weights=PATH"
+            ) from None
     else:
         torch.manual_seed(seed)
         model = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None, **options)
@@ -67,8 +80,9 @@ def build_detector(weights: str | Path | None = None, score_threshold: float = 0
                 model.load_state_dict(state)
             except (RuntimeError, TypeError, AttributeError) as error:
                 first = str(error).splitlines()[:3]
-                raise DetectorError(f"{weights}: not Keypoint R-CNN ResNet-50-FPN weights "
-                                    f"({' '.join(first)})") from None
+                raise DetectorError(
+                    f"{weights}: not Keypoint R-CNN ResNet-50-FPN weights ({' '.join(first)})"
+                ) from None
     return model.eval().to(torch.device(device))
 
 
@@ -95,8 +109,10 @@ def _to_arrays(output: dict) -> tuple[np.ndarray, np.ndarray]:
     if len(boxes) == 0:
         return np.zeros((0, 5), np.float32), np.zeros((0, 4, 17), np.float32)
     rows = np.stack([points[..., 0], points[..., 1], logits, np.full_like(logits, np.nan)], 1)
-    return (np.concatenate([boxes, scores[:, None]], axis=1).astype(np.float32),
-            rows.astype(np.float32))
+    return (
+        np.concatenate([boxes, scores[:, None]], axis=1).astype(np.float32),
+        rows.astype(np.float32),
+    )
 
 
 def detector_batch_size(device: str | torch.device) -> int:
@@ -106,8 +122,13 @@ def detector_batch_size(device: str | torch.device) -> int:
 
 
 @torch.inference_mode()
-def detect_video(video_path: str | Path, detector: torch.nn.Module, batch_size: int = 4,
-                 device: str | torch.device = "cpu", progress: bool = True) -> VideoDetections:
+def detect_video(
+    video_path: str | Path,
+    detector: torch.nn.Module,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> VideoDetections:
     """Run the detector over every frame of the video, ``batch_size`` frames per call."""
     from tqdm import tqdm
 
@@ -126,8 +147,12 @@ def detect_video(video_path: str | Path, detector: torch.nn.Module, batch_size: 
         batch.clear()
 
     start = time.perf_counter()
-    with tqdm(total=info.frame_count or None, unit="frame", disable=not progress,
-              desc=f"detecting people in {info.path.name}") as bar:
+    with tqdm(
+        total=info.frame_count or None,
+        unit="frame",
+        disable=not progress,
+        desc=f"detecting people in {info.path.name}",
+    ) as bar:
         for _, frame in iter_frames(info.path):
             batch.append(torch.from_numpy(frame).permute(2, 0, 1).float().div_(255.0))
             if len(batch) == max(int(batch_size), 1):

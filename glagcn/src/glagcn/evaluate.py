@@ -13,8 +13,15 @@ from trilab.errors import UserError
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 
-SUMMARY_KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "pck150", "auc",
-                "mpjpe_root_centred_mm")
+SUMMARY_KEYS = (
+    "mpjpe_mm",
+    "p_mpjpe_mm",
+    "n_mpjpe_mm",
+    "mpjve_mm",
+    "pck150",
+    "auc",
+    "mpjpe_root_centred_mm",
+)
 
 
 def summarize(result: dict) -> dict:
@@ -24,9 +31,14 @@ def summarize(result: dict) -> dict:
 
 def evaluate_on(model: GLAGCN, sequences, splits: Splits, cfg: DictConfig, device) -> dict:
     """``model`` on ``sequences`` as the configuration asks (test-time flip, subject tables)."""
-    return evaluate_model(model, sequences, splits.skeleton, device, cfg.eval.flip_test,
-                          by_subject_last_take_only=bool(
-                              cfg.eval.get("by_subject_last_take_only", False)))
+    return evaluate_model(
+        model,
+        sequences,
+        splits.skeleton,
+        device,
+        cfg.eval.flip_test,
+        by_subject_last_take_only=bool(cfg.eval.get("by_subject_last_take_only", False)),
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -40,11 +52,12 @@ def evaluate(cfg: DictConfig) -> dict:
         for note in splits.notes:
             log.warning(note)
         if splits.skeleton.name != extra["skeleton"]:
-            raise UserError(f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
-                             f"but data.dataset={cfg.data.dataset} uses {splits.skeleton.name}")
+            raise UserError(
+                f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
+                f"but data.dataset={cfg.data.dataset} uses {splits.skeleton.name}"
+            )
         test = evaluate_on(model, splits.test, splits, cfg, ctx.device)
-        metrics = dict(test, checkpoint=str(cfg.checkpoint),
-                       receptive_field=model.receptive_field)
+        metrics = dict(test, checkpoint=str(cfg.checkpoint), receptive_field=model.receptive_field)
         log.info("test " + ", ".join(f"{k} {v:.2f}" for k, v in summarize(test).items()))
         log.write_metrics(metrics)
         return metrics

@@ -16,9 +16,14 @@ from glagcn.skeleton import PCK_JOINTS_3DHP, Skeleton
 
 
 @torch.no_grad()
-def predict_sequence(model: GLAGCN, keypoints_2d: np.ndarray, skeleton: Skeleton,
-                     device: torch.device, flip_test: bool = True,
-                     max_windows: int | None = None) -> np.ndarray:
+def predict_sequence(
+    model: GLAGCN,
+    keypoints_2d: np.ndarray,
+    skeleton: Skeleton,
+    device: torch.device,
+    flip_test: bool = True,
+    max_windows: int | None = None,
+) -> np.ndarray:
     """3D poses (T, J, 3) for every frame of a (T, J, 2) sequence, as the model outputs them
     (the root joint is *not* moved to the origin: its error is part of the authors' MPJPE).
 
@@ -59,8 +64,10 @@ PROTOCOLS = {
 
 def protocol_for(skeleton: Skeleton) -> Protocol:
     if skeleton.name not in PROTOCOLS:
-        raise ValueError(f"no evaluation protocol for the {skeleton.name!r} skeleton "
-                         f"(known: {sorted(PROTOCOLS)})")
+        raise ValueError(
+            f"no evaluation protocol for the {skeleton.name!r} skeleton "
+            f"(known: {sorted(PROTOCOLS)})"
+        )
     return PROTOCOLS[skeleton.name]
 
 
@@ -70,9 +77,12 @@ def _valid_frames(sequence: PoseSequence) -> np.ndarray:
     return np.asarray(sequence.valid, dtype=bool)
 
 
-def evaluate_predictions(sequences: Sequence[PoseSequence],
-                         predictions: Sequence[np.ndarray],
-                         skeleton: Skeleton, by_subject_last_take_only: bool = False) -> dict:
+def evaluate_predictions(
+    sequences: Sequence[PoseSequence],
+    predictions: Sequence[np.ndarray],
+    skeleton: Skeleton,
+    by_subject_last_take_only: bool = False,
+) -> dict:
     """Protocol errors as the authors' evaluation scripts compute them.
 
     Summary keys (``mpjpe_mm``, ...) follow the dataset's :class:`Protocol`; ``per_action``
@@ -90,8 +100,12 @@ def evaluate_predictions(sequences: Sequence[PoseSequence],
         predicted = np.array(predicted[valid], dtype=np.float64)
         if protocol.zero_predicted_root:
             predicted[:, skeleton.root] = 0.0
-        table.add(sequence.action, sequence.subject,
-                  sequence_errors_mm(predicted, target, root=skeleton.root), int(valid.sum()))
+        table.add(
+            sequence.action,
+            sequence.subject,
+            sequence_errors_mm(predicted, target, root=skeleton.root),
+            int(valid.sum()),
+        )
         all_predicted.append(predicted)
         all_target.append(target)
     if not all_predicted:
@@ -109,12 +123,19 @@ def evaluate_predictions(sequences: Sequence[PoseSequence],
     return result
 
 
-def evaluate_model(model: GLAGCN, sequences: Sequence[PoseSequence], skeleton: Skeleton,
-                   device: torch.device, flip_test: bool = True,
-                   max_windows: int | None = None,
-                   by_subject_last_take_only: bool = False) -> dict:
-    predictions = [predict_sequence(model, s.keypoints_2d, skeleton, device, flip_test,
-                                    max_windows) for s in sequences]
+def evaluate_model(
+    model: GLAGCN,
+    sequences: Sequence[PoseSequence],
+    skeleton: Skeleton,
+    device: torch.device,
+    flip_test: bool = True,
+    max_windows: int | None = None,
+    by_subject_last_take_only: bool = False,
+) -> dict:
+    predictions = [
+        predict_sequence(model, s.keypoints_2d, skeleton, device, flip_test, max_windows)
+        for s in sequences
+    ]
     return evaluate_predictions(sequences, predictions, skeleton, by_subject_last_take_only)
 
 
@@ -127,14 +148,20 @@ def _stack(sequences: Sequence[PoseSequence], max_frames: int, seed: int = 0):
     return keypoints.astype(np.float64), poses.astype(np.float64)
 
 
-def baselines(train: Sequence[PoseSequence], test: Sequence[PoseSequence], skeleton: Skeleton,
-              max_frames: int = 200_000, ridge: float = 1e-3) -> dict[str, dict]:
+def baselines(
+    train: Sequence[PoseSequence],
+    test: Sequence[PoseSequence],
+    skeleton: Skeleton,
+    max_frames: int = 200_000,
+    ridge: float = 1e-3,
+) -> dict[str, dict]:
     """Two references on the same split: the mean training pose for every frame, and a
     per-frame linear (ridge) regression from the flattened 2D pose to the 3D pose."""
     keypoints, poses = _stack(train, max_frames)
     mean_pose = poses.mean(axis=0)
-    features = np.concatenate([keypoints.reshape(len(keypoints), -1),
-                               np.ones((len(keypoints), 1))], axis=1)
+    features = np.concatenate(
+        [keypoints.reshape(len(keypoints), -1), np.ones((len(keypoints), 1))], axis=1
+    )
     gram = features.T @ features + ridge * np.eye(features.shape[1])
     weights = np.linalg.solve(gram, features.T @ poses.reshape(len(poses), -1))
 

@@ -45,7 +45,8 @@ def load_lifter(checkpoint: str | Path, device: str | torch.device = "cpu") -> G
     if extra["skeleton"] != H36M_17.name:
         raise CheckpointMismatchError(
             f"{checkpoint} lifts the {extra['skeleton']} skeleton; lifting user keypoints "
-            "needs a model trained on the H36M-17 layout")
+            "needs a model trained on the H36M-17 layout"
+        )
     return model
 
 
@@ -53,8 +54,13 @@ def _image_size(image_size) -> tuple[int, int]:
     return checked_image_size(image_size, "image_width/image_height")
 
 
-def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: GLAGCN,
-                  flip_test: bool = True, device: str | torch.device = "cpu") -> np.ndarray:
+def lift_prepared(
+    prepared: PreparedTrack,
+    image_size: tuple[int, int],
+    model: GLAGCN,
+    flip_test: bool = True,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Lift each valid segment of a prepared track on its own (edge-padded); NaN elsewhere."""
     width, height = _image_size(image_size)
     device = torch.device(device)
@@ -70,41 +76,68 @@ def lift_prepared(prepared: PreparedTrack, image_size: tuple[int, int], model: G
             raise KeypointInputError(
                 f"frame {start + frame}, H36M joint {joint}: {'xy'[axis]} = {value:g} px is far "
                 f"outside the {width}x{height} image: wrong image size, or coordinates that are "
-                "not pixels")
+                "not pixels"
+            )
         lifted = predict_sequence(model, normalized, H36M_17, device, flip_test)
         if not np.isfinite(lifted).all():
             raise KeypointInputError(
                 f"frames {start}-{stop - 1}: the model's output is not finite for these "
                 f"keypoints (largest |coordinate| {np.nanmax(np.abs(normalized)):.3g} image "
-                "widths from the centre): check the coordinates and the image size")
+                "widths from the centre): check the coordinates and the image size"
+            )
         poses[start:stop] = root_relative(lifted, H36M_17.root)
     return poses
 
 
-def lift_track(sequence: KeypointSequence, image_size: tuple[int, int],
-               checkpoint: str | Path | GLAGCN, score_rule: ScoreRule | None = None,
-               max_missing_fraction: float = 0.5, max_gap_frames: int = 15,
-               flip_test: bool = True, device: str | torch.device = "cpu") -> LiftResult:
+def lift_track(
+    sequence: KeypointSequence,
+    image_size: tuple[int, int],
+    checkpoint: str | Path | GLAGCN,
+    score_rule: ScoreRule | None = None,
+    max_missing_fraction: float = 0.5,
+    max_gap_frames: int = 15,
+    flip_test: bool = True,
+    device: str | torch.device = "cpu",
+) -> LiftResult:
     """Prepare (missing joints, gaps, H36M-17) and lift one person's track."""
     _image_size(image_size)
     prepared = prepare_h36m(sequence, score_rule, max_missing_fraction, max_gap_frames)
-    model = (checkpoint if isinstance(checkpoint, GLAGCN)
-             else load_lifter(checkpoint, device))
+    model = checkpoint if isinstance(checkpoint, GLAGCN) else load_lifter(checkpoint, device)
     poses = lift_prepared(prepared, image_size, model, flip_test, device)
-    return LiftResult(poses, prepared.keypoints, prepared.frame_indices, prepared.valid,
-                      prepared.filled, prepared.messages)
+    return LiftResult(
+        poses,
+        prepared.keypoints,
+        prepared.frame_indices,
+        prepared.valid,
+        prepared.filled,
+        prepared.messages,
+    )
 
 
-def lift_sequence(sequence: KeypointSequence, image_size: tuple[int, int],
-                  checkpoint: str | Path, score_threshold: float | None = None,
-                  max_missing_fraction: float = 0.5, flip_test: bool = True,
-                  device: str | torch.device = "cpu", max_gap_frames: int = 15) -> np.ndarray:
+def lift_sequence(
+    sequence: KeypointSequence,
+    image_size: tuple[int, int],
+    checkpoint: str | Path,
+    score_threshold: float | None = None,
+    max_missing_fraction: float = 0.5,
+    flip_test: bool = True,
+    device: str | torch.device = "cpu",
+    max_gap_frames: int = 15,
+) -> np.ndarray:
     """3D poses (T, 17, 3) of a :class:`KeypointSequence` (NaN in frames of long gaps)."""
     rule = sequence.score_rule
     if score_threshold is not None:
         rule = ScoreRule("absolute" if rule.kind == "none" else rule.kind, score_threshold)
-    return lift_track(sequence, image_size, checkpoint, rule, max_missing_fraction,
-                      max_gap_frames, flip_test, device).poses_3d
+    return lift_track(
+        sequence,
+        image_size,
+        checkpoint,
+        rule,
+        max_missing_fraction,
+        max_gap_frames,
+        flip_test,
+        device,
+    ).poses_3d
 
 
 def lift(
@@ -131,8 +164,20 @@ def lift(
     keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
     if scores is None:
         scores = np.ones(keypoints_2d.shape[:2], dtype=np.float32)
-    sequence = KeypointSequence(keypoints_2d, np.asarray(scores, dtype=np.float32),
-                                np.arange(len(keypoints_2d)), layout,
-                                score_rule=ScoreRule("absolute", score_threshold))
-    return lift_track(sequence, image_size, checkpoint, None, max_missing_fraction,
-                      max_gap_frames, flip_test, device).poses_3d
+    sequence = KeypointSequence(
+        keypoints_2d,
+        np.asarray(scores, dtype=np.float32),
+        np.arange(len(keypoints_2d)),
+        layout,
+        score_rule=ScoreRule("absolute", score_threshold),
+    )
+    return lift_track(
+        sequence,
+        image_size,
+        checkpoint,
+        None,
+        max_missing_fraction,
+        max_gap_frames,
+        flip_test,
+        device,
+    ).poses_3d

@@ -16,8 +16,9 @@ AUC_THRESHOLDS_MM = np.linspace(0.0, 150.0, 31)
 def mpjpe(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean per-joint position error (protocol 1); differentiable, used as the training loss."""
     if predicted.shape != target.shape:
-        raise ValueError(f"shapes differ: predicted {tuple(predicted.shape)}, "
-                         f"target {tuple(target.shape)}")
+        raise ValueError(
+            f"shapes differ: predicted {tuple(predicted.shape)}, target {tuple(target.shape)}"
+        )
     return torch.linalg.vector_norm(predicted - target, dim=-1).mean()
 
 
@@ -44,7 +45,7 @@ def procrustes_align(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
     correction = np.ones_like(singular)
     correction[..., -1] = sign
     rotation = (u * correction[..., None, :]) @ vt  # maps centred prediction onto target
-    variance = (p0 ** 2).sum(axis=(-1, -2))
+    variance = (p0**2).sum(axis=(-1, -2))
     scale = (singular * correction).sum(axis=-1) / np.maximum(variance, 1e-12)
     return scale[..., None, None] * (p0 @ rotation) + mu_t
 
@@ -60,7 +61,7 @@ def n_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
     predicted = np.asarray(predicted, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     numerator = (target * predicted).sum(axis=(-1, -2), keepdims=True)
-    denominator = np.maximum((predicted ** 2).sum(axis=(-1, -2), keepdims=True), 1e-12)
+    denominator = np.maximum((predicted**2).sum(axis=(-1, -2), keepdims=True), 1e-12)
     return float(joint_errors(numerator / denominator * predicted, target).mean())
 
 
@@ -72,8 +73,12 @@ def mpjve(predicted: np.ndarray, target: np.ndarray) -> float:
     return float(joint_errors(np.diff(predicted, axis=0), np.diff(target, axis=0)).mean())
 
 
-def pck(predicted_mm: np.ndarray, target_mm: np.ndarray, threshold_mm: float = PCK_THRESHOLD_MM,
-        joints: Iterable[int] | None = None) -> float:
+def pck(
+    predicted_mm: np.ndarray,
+    target_mm: np.ndarray,
+    threshold_mm: float = PCK_THRESHOLD_MM,
+    joints: Iterable[int] | None = None,
+) -> float:
     """Percentage of joints within ``threshold_mm`` (3DHP protocol: 14 joints, 150 mm)."""
     errors = joint_errors(predicted_mm, target_mm)
     if joints is not None:
@@ -81,8 +86,9 @@ def pck(predicted_mm: np.ndarray, target_mm: np.ndarray, threshold_mm: float = P
     return float((errors <= threshold_mm).mean() * 100.0)
 
 
-def auc(predicted_mm: np.ndarray, target_mm: np.ndarray,
-        joints: Iterable[int] | None = None) -> float:
+def auc(
+    predicted_mm: np.ndarray, target_mm: np.ndarray, joints: Iterable[int] | None = None
+) -> float:
     """Mean PCK over the thresholds 0, 5, ..., 150 mm (in percent)."""
     errors = joint_errors(predicted_mm, target_mm)
     if joints is not None:
@@ -90,8 +96,9 @@ def auc(predicted_mm: np.ndarray, target_mm: np.ndarray,
     return float(np.mean([(errors <= t).mean() for t in AUC_THRESHOLDS_MM]) * 100.0)
 
 
-def sequence_errors_mm(predicted: np.ndarray, target: np.ndarray,
-                       root: int | None = None) -> dict[str, float]:
+def sequence_errors_mm(
+    predicted: np.ndarray, target: np.ndarray, root: int | None = None
+) -> dict[str, float]:
     """All protocol errors of one sequence, inputs in metres, outputs in millimetres.
 
     ``predicted`` is scored as it is (the authors' protocol 1: only the target's root is at the
@@ -106,7 +113,7 @@ def sequence_errors_mm(predicted: np.ndarray, target: np.ndarray,
         "mpjve_mm": mpjve(predicted_mm, target_mm),
     }
     if root is not None:
-        centred = predicted_mm - predicted_mm[..., root:root + 1, :]
+        centred = predicted_mm - predicted_mm[..., root : root + 1, :]
         errors["mpjpe_root_centred_mm"] = float(joint_errors(centred, target_mm).mean())
     return errors
 
@@ -141,8 +148,10 @@ class _Sums:
 
 def _mean_of_groups(groups: dict[str, dict[str, float]]) -> dict[str, float]:
     names = sorted({name for values in groups.values() for name in values})
-    return {name: float(np.mean([values[name] for values in groups.values() if name in values]))
-            for name in names}
+    return {
+        name: float(np.mean([values[name] for values in groups.values() if name in values]))
+        for name in names
+    }
 
 
 class ErrorTable:

@@ -45,8 +45,13 @@ class Lookahead:
         return loss
 
     def state_dict(self) -> dict:
-        return {"inner": self.inner.state_dict(), "slow": [s.clone() for s in self.slow],
-                "fast_steps": self.fast_steps, "alpha": self.alpha, "k": self.k}
+        return {
+            "inner": self.inner.state_dict(),
+            "slow": [s.clone() for s in self.slow],
+            "fast_steps": self.fast_steps,
+            "alpha": self.alpha,
+            "k": self.k,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.inner.load_state_dict(state["inner"])
@@ -55,33 +60,45 @@ class Lookahead:
         self.fast_steps = int(state["fast_steps"])
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0,
-                    betas=(0.95, 0.999), eps: float = 1e-5, lookahead_alpha: float = 0.5,
-                    lookahead_k: int = 6):
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    betas=(0.95, 0.999),
+    eps: float = 1e-5,
+    lookahead_alpha: float = 0.5,
+    lookahead_k: int = 6,
+):
     """Returns (optimizer to step, optimizer the LR scheduler drives)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "ranger":
-        inner = torch.optim.RAdam(params, lr=lr, betas=tuple(betas), eps=eps,
-                                  weight_decay=weight_decay)
+        inner = torch.optim.RAdam(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay
+        )
         return Lookahead(inner, lookahead_alpha, lookahead_k), inner
     if name == "adam":
-        inner = torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps,
-                                 weight_decay=weight_decay)
+        inner = torch.optim.Adam(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay
+        )
         return inner, inner
     if name == "adamw":
-        inner = torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps,
-                                  weight_decay=weight_decay)
+        inner = torch.optim.AdamW(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay
+        )
         return inner, inner
     raise ValueError(f"unknown optimizer {name!r}: expected ranger, adam or adamw")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, lr_min: float,
-                    gamma: float = 0.95):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, name: str, epochs: int, lr_min: float, gamma: float = 0.95
+):
     """Per-epoch schedule: 'cosine' (to lr_min over the epochs, the authors' H36M runs) or
     'exponential' (x gamma each epoch, their 3DHP runs)."""
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
-                                                          eta_min=lr_min)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(epochs, 1), eta_min=lr_min
+        )
     if name == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     raise ValueError(f"unknown lr schedule {name!r}: expected cosine or exponential")

@@ -40,8 +40,9 @@ def _optional_int(value, name: str) -> int | None:
         raise UserError(f"{name} must be an integer, got {value!r}") from None
 
 
-def resolve_image_size(detections: DetectionSet, video: VideoInfo | None,
-                       width, height) -> tuple[tuple[int, int], str]:
+def resolve_image_size(
+    detections: DetectionSet, video: VideoInfo | None, width, height
+) -> tuple[tuple[int, int], str]:
     """(width, height) and where it came from: the file's metadata, else the video, else the
     user's ``image_width``/``image_height``."""
     given = None
@@ -59,10 +60,13 @@ def resolve_image_size(detections: DetectionSet, video: VideoInfo | None,
         raise KeypointInputError(
             f"{detections.source}: the image size is unknown (this {detections.format} file "
             "does not record it); give video=VIDEO (its size is read) or image_width=W "
-            "image_height=H")
+            "image_height=H"
+        )
     if given is not None and tuple(given) != tuple(size):
-        print(f"note: image_width/image_height {given[0]}x{given[1]} ignored: {origin} says "
-              f"{size[0]}x{size[1]}")
+        print(
+            f"note: image_width/image_height {given[0]}x{given[1]} ignored: {origin} says "
+            f"{size[0]}x{size[1]}"
+        )
     if size[0] <= 0 or size[1] <= 0:
         raise KeypointInputError(f"image size must be positive, got {size}")
     return (int(size[0]), int(size[1])), origin
@@ -71,35 +75,72 @@ def resolve_image_size(detections: DetectionSet, video: VideoInfo | None,
 def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
     from glagcn.detect import build_detector, detect_video, detector_batch_size
 
-    detector = build_detector(cfg.detector_weights, cfg.detector_score_threshold,
-                              cfg.detector_max_people, cfg.detector_min_size,
-                              device=cfg.detector_device, proposals=cfg.detector_proposals)
+    detector = build_detector(
+        cfg.detector_weights,
+        cfg.detector_score_threshold,
+        cfg.detector_max_people,
+        cfg.detector_min_size,
+        device=cfg.detector_device,
+        proposals=cfg.detector_proposals,
+    )
     batch_size = cfg.detector_batch_size or detector_batch_size(cfg.detector_device)
     found = detect_video(video.path, detector, batch_size, cfg.detector_device, cfg.progress)
-    path = write_detectron_npz(out / f"detections_{video.path.stem}.npz", found.boxes,
-                               found.keypoints, video.width, video.height)
+    path = write_detectron_npz(
+        out / f"detections_{video.path.stem}.npz",
+        found.boxes,
+        found.keypoints,
+        video.width,
+        video.height,
+    )
     people = sum(len(b) for b in found.boxes)
-    print(f"detected {people} people in {found.frames} frames "
-          f"({found.seconds / max(found.frames, 1):.2f} s/frame) -> {path}")
+    print(
+        f"detected {people} people in {found.frames} frames "
+        f"({found.seconds / max(found.frames, 1):.2f} s/frame) -> {path}"
+    )
     return path
 
 
-def _write_poses(out: Path, result: LiftResult, detections: DetectionSet, person: int,
-                 image_size: tuple[int, int], fps: float) -> dict:
-    np.savez(out / "poses_3d.npz", poses_3d=result.poses_3d, frame_indices=result.frame_indices,
-             valid=result.valid, keypoints_2d=result.keypoints_2d, filled_2d=result.filled,
-             layout="h36m17", joint_names=np.array(H36M_17.joint_names), person=person,
-             image_size=np.array(image_size), fps=fps)
-    frames = [{"frame_index": int(f), "valid": bool(v),
-               "joints": p.round(5).tolist() if v else None}
-              for f, v, p in zip(result.frame_indices, result.valid, result.poses_3d,
-                                 strict=True)]
-    (out / "poses_3d.json").write_text(json.dumps({
-        "layout": "h36m17", "joint_names": list(H36M_17.joint_names), "units": "metres",
-        "coordinates": "camera frame (x right, y down, z forward), root-relative",
-        "source": detections.source, "format": detections.format, "person": person,
-        "image_size": list(image_size), "fps": fps, "frames": frames,
-    }))
+def _write_poses(
+    out: Path,
+    result: LiftResult,
+    detections: DetectionSet,
+    person: int,
+    image_size: tuple[int, int],
+    fps: float,
+) -> dict:
+    np.savez(
+        out / "poses_3d.npz",
+        poses_3d=result.poses_3d,
+        frame_indices=result.frame_indices,
+        valid=result.valid,
+        keypoints_2d=result.keypoints_2d,
+        filled_2d=result.filled,
+        layout="h36m17",
+        joint_names=np.array(H36M_17.joint_names),
+        person=person,
+        image_size=np.array(image_size),
+        fps=fps,
+    )
+    frames = [
+        {"frame_index": int(f), "valid": bool(v), "joints": p.round(5).tolist() if v else None}
+        for f, v, p in zip(result.frame_indices, result.valid, result.poses_3d, strict=True)
+    ]
+    (out / "poses_3d.json").write_text(
+        json.dumps(
+            {
+                "layout": "h36m17",
+                "joint_names": list(H36M_17.joint_names),
+                "units": "metres",
+                "coordinates": "camera frame (x right, y down, z forward), root-relative",
+                "source": detections.source,
+                "format": detections.format,
+                "person": person,
+                "image_size": list(image_size),
+                "fps": fps,
+                "frames": frames,
+            }
+        )
+    )
     return {"poses_3d": str(out / "poses_3d.npz"), "poses_json": str(out / "poses_3d.json")}
 
 
@@ -110,22 +151,29 @@ def predict(cfg: DictConfig) -> dict:
     written: dict = {}
     if cfg.get("input") is None:
         if video is None:
-            raise UserError("give input=KEYPOINTS (a detector's output: file or OpenPose "
-                            "folder), or video=VIDEO to detect people with Keypoint R-CNN first")
+            raise UserError(
+                "give input=KEYPOINTS (a detector's output: file or OpenPose "
+                "folder), or video=VIDEO to detect people with Keypoint R-CNN first"
+            )
         input_path, input_format = _detect(cfg, video, out), "detectron2"
         written["detections"] = str(input_path)
     else:
         input_path, input_format = Path(str(cfg.input)), cfg.get("format")
-    options = ReadOptions(cfg.get("video_name"), _optional_int(cfg.get("first_frame_id"),
-                                                               "first_frame_id"),
-                          cfg.get("layout"))
+    options = ReadOptions(
+        cfg.get("video_name"),
+        _optional_int(cfg.get("first_frame_id"), "first_frame_id"),
+        cfg.get("layout"),
+    )
     detections = read_detections(input_path, input_format, options)
     link_max_gap = cfg.get("link_max_gap")
-    tracks = build_tracks(detections, float(cfg.link_iou),
-                          None if link_max_gap is None else int(link_max_gap))
+    tracks = build_tracks(
+        detections, float(cfg.link_iou), None if link_max_gap is None else int(link_max_gap)
+    )
     first, last = detections.frame_span()
-    print(f"{detections.source}: {detections.format}, {detections.layout}, frames "
-          f"{first}-{last}, {len(tracks)} people")
+    print(
+        f"{detections.source}: {detections.format}, {detections.layout}, frames "
+        f"{first}-{last}, {len(tracks)} people"
+    )
     for note in detections.notes:
         print(f"note: {note}")
     if cfg.get("list_people"):
@@ -135,28 +183,41 @@ def predict(cfg: DictConfig) -> dict:
         raise KeypointInputError(
             f"nobody was detected in {video.path} (Keypoint R-CNN, person score >= "
             f"{cfg.detector_score_threshold}); lower detector_score_threshold, or check that "
-            "the video shows people")
+            "the video shows people"
+        )
     track = choose_track(tracks, _optional_int(cfg.get("person"), "person"), detections.source)
     sequence = track_sequence(detections, track)
-    image_size, size_origin = resolve_image_size(detections, video, cfg.get("image_width"),
-                                                 cfg.get("image_height"))
+    image_size, size_origin = resolve_image_size(
+        detections, video, cfg.get("image_width"), cfg.get("image_height")
+    )
     if video is not None and video.frame_count and sequence.frame_indices[-1] >= video.frame_count:
         raise KeypointInputError(
             f"{detections.source}: frame {sequence.frame_indices[-1]} is beyond the end of "
             f"{video.path} ({video.frame_count} frames); if the file counts frames from 1, "
-            "give first_frame_id=1")
-    rule = resolve_score_rule(detections.score_rule, cfg.get("score_rule"),
-                              cfg.get("score_threshold"))
-    print(f"person {track.track_id}: frames {sequence.frame_indices[0]}-"
-          f"{sequence.frame_indices[-1]}, detected in {int(sequence.present.sum())}; image "
-          f"{image_size[0]}x{image_size[1]} from {size_origin}; scores: "
-          f"{detections.score_meaning}; missing joint: {rule.describe()}")
+            "give first_frame_id=1"
+        )
+    rule = resolve_score_rule(
+        detections.score_rule, cfg.get("score_rule"), cfg.get("score_threshold")
+    )
+    print(
+        f"person {track.track_id}: frames {sequence.frame_indices[0]}-"
+        f"{sequence.frame_indices[-1]}, detected in {int(sequence.present.sum())}; image "
+        f"{image_size[0]}x{image_size[1]} from {size_origin}; scores: "
+        f"{detections.score_meaning}; missing joint: {rule.describe()}"
+    )
     if cfg.get("input") is None:
         custom = _write_track_2d(out, video, sequence, last + 1)
         written["keypoints_2d"] = str(custom)
-    result = lift_track(sequence, image_size, cfg.checkpoint, rule,
-                        float(cfg.max_missing_fraction), int(cfg.max_gap_frames),
-                        bool(cfg.flip_test), cfg.device)
+    result = lift_track(
+        sequence,
+        image_size,
+        cfg.checkpoint,
+        rule,
+        float(cfg.max_missing_fraction),
+        int(cfg.max_gap_frames),
+        bool(cfg.flip_test),
+        cfg.device,
+    )
     for message in result.messages:
         print(f"note: {message}")
     fps = float(cfg.fps) if cfg.get("fps") else (video.fps if video and video.fps else 25.0)
@@ -167,17 +228,37 @@ def predict(cfg: DictConfig) -> dict:
     return written
 
 
-def _render(out: Path, result: LiftResult, image_size: tuple[int, int], fps: float,
-            video: VideoInfo | None, cfg: DictConfig) -> dict:
+def _render(
+    out: Path,
+    result: LiftResult,
+    image_size: tuple[int, int],
+    fps: float,
+    video: VideoInfo | None,
+    cfg: DictConfig,
+) -> dict:
     """The video (or a blank panel) with the 2D skeleton beside the 3D one, and a PNG."""
     movie = out / f"lift.{cfg.render_format}"
     background = video.path if video else None
-    render_sequence(result.keypoints_2d, result.poses_3d, H36M_17, movie, fps=fps,
-                    image_size=image_size, frame_indices=result.frame_indices,
-                    video_path=background, progress=bool(cfg.progress))
-    render_frames_png(result.keypoints_2d, result.poses_3d, H36M_17, out / "lift_frames.png",
-                      image_size=image_size, video_path=background,
-                      frame_indices=result.frame_indices)
+    render_sequence(
+        result.keypoints_2d,
+        result.poses_3d,
+        H36M_17,
+        movie,
+        fps=fps,
+        image_size=image_size,
+        frame_indices=result.frame_indices,
+        video_path=background,
+        progress=bool(cfg.progress),
+    )
+    render_frames_png(
+        result.keypoints_2d,
+        result.poses_3d,
+        H36M_17,
+        out / "lift_frames.png",
+        image_size=image_size,
+        video_path=background,
+        frame_indices=result.frame_indices,
+    )
     return {"video": str(movie), "frames_png": str(out / "lift_frames.png")}
 
 
@@ -190,5 +271,4 @@ def _write_track_2d(out: Path, video: VideoInfo, sequence, frames: int) -> Path:
     keypoints[present] = sequence.keypoints[sequence.present]
     scores[present] = sequence.scores[sequence.present]
     path = out / f"data_2d_custom_{video.path.stem}.npz"
-    return write_data_2d_custom(path, video.path.stem, keypoints, scores, video.width,
-                                video.height)
+    return write_data_2d_custom(path, video.path.stem, keypoints, scores, video.width, video.height)

@@ -53,16 +53,28 @@ def _display_3d(poses: np.ndarray) -> np.ndarray:
 class SkeletonFigure:
     """A figure with the 2D input on the left and the 3D pose on the right, updated per frame."""
 
-    def __init__(self, keypoints_2d, poses_3d, parents, joints_left, joints_right,
-                 image_size=None, title=None, size_px=(960, 480)):
+    def __init__(
+        self,
+        keypoints_2d,
+        poses_3d,
+        parents,
+        joints_left,
+        joints_right,
+        image_size=None,
+        title=None,
+        size_px=(960, 480),
+    ):
         keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
         poses_3d = np.asarray(poses_3d, dtype=np.float32)
         if len(keypoints_2d) != len(poses_3d):
-            raise RenderError(f"{len(keypoints_2d)} frames of 2D keypoints but "
-                              f"{len(poses_3d)} frames of 3D poses")
+            raise RenderError(
+                f"{len(keypoints_2d)} frames of 2D keypoints but {len(poses_3d)} frames of 3D poses"
+            )
         if keypoints_2d.shape[1] != len(parents) or poses_3d.shape[1] != len(parents):
-            raise RenderError(f"the skeleton has {len(parents)} joints but the inputs have "
-                              f"{keypoints_2d.shape[1]} (2D) and {poses_3d.shape[1]} (3D)")
+            raise RenderError(
+                f"the skeleton has {len(parents)} joints but the inputs have "
+                f"{keypoints_2d.shape[1]} (2D) and {poses_3d.shape[1]} (3D)"
+            )
         self.keypoints_2d = keypoints_2d
         self.poses_3d = _display_3d(poses_3d)
         self.bones = _bones(parents)
@@ -103,8 +115,9 @@ class SkeletonFigure:
             points = np.zeros((1, 3), dtype=np.float32)
         centre = points.mean(0)
         radius = float(np.abs(points - centre).max()) or 1.0
-        for setter, c in zip((self.ax3d.set_xlim, self.ax3d.set_ylim, self.ax3d.set_zlim),
-                             centre, strict=True):
+        for setter, c in zip(
+            (self.ax3d.set_xlim, self.ax3d.set_ylim, self.ax3d.set_zlim), centre, strict=True
+        ):
             setter(c - radius, c + radius)
         self.ax3d.set_box_aspect((1, 1, 1))
         self.ax3d.view_init(elev=15.0, azim=-70.0)
@@ -119,8 +132,9 @@ class SkeletonFigure:
                 # Stretched over the keypoints' image size, so a video rendered at another
                 # resolution than the detector saw still lines up with the skeleton.
                 width, height = self.image_size or background.shape[1::-1]
-                self.image_artist = self.ax2d.imshow(background, zorder=0,
-                                                     extent=(0, width, height, 0))
+                self.image_artist = self.ax2d.imshow(
+                    background, zorder=0, extent=(0, width, height, 0)
+                )
             else:
                 self.image_artist.set_data(background)
         points2d = self.keypoints_2d[index]
@@ -170,20 +184,34 @@ def render_sequence(
     suffix = out_path.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise RenderError(f"{out_path}: output must end in .mp4 or .gif")
-    frame_indices = (np.arange(len(poses_3d)) if frame_indices is None
-                     else np.asarray(frame_indices))
+    frame_indices = np.arange(len(poses_3d)) if frame_indices is None else np.asarray(frame_indices)
     if len(frame_indices) != len(poses_3d):
         raise RenderError(f"{len(frame_indices)} frame indices for {len(poses_3d)} poses")
-    figure = SkeletonFigure(keypoints_2d, poses_3d, skeleton.parents, skeleton.joints_left,
-                            skeleton.joints_right, image_size=image_size, title=title)
-    backgrounds = (_video_frames(video_path, frame_indices) if video_path is not None
-                   else iter(lambda: None, 0))
+    figure = SkeletonFigure(
+        keypoints_2d,
+        poses_3d,
+        skeleton.parents,
+        skeleton.joints_left,
+        skeleton.joints_right,
+        image_size=image_size,
+        title=title,
+    )
+    backgrounds = (
+        _video_frames(video_path, frame_indices)
+        if video_path is not None
+        else iter(lambda: None, 0)
+    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     try:
-        with tqdm(total=len(frame_indices), unit="frame", desc=f"rendering {out_path.name}",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(frame_indices),
+            unit="frame",
+            desc=f"rendering {out_path.name}",
+            disable=not progress,
+        ) as bar:
+
             def frames():
                 for i, f in enumerate(frame_indices):
                     yield figure.draw(i, f"frame {int(f)}", next(backgrounds))
@@ -206,8 +234,9 @@ def _write_mp4(frames, out_path: Path, fps: float) -> None:
         for frame in frames:
             if writer is None:
                 height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (width, height))
+                writer = cv2.VideoWriter(
+                    str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                )
                 if not writer.isOpened():
                     raise RenderError(f"OpenCV cannot write {out_path}")
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -220,8 +249,9 @@ def _write_gif(frames, out_path: Path, fps: float) -> None:
     from PIL import Image
 
     images = [Image.fromarray(frame).quantize(colors=64) for frame in frames]
-    images[0].save(out_path, save_all=True, append_images=images[1:],
-                   duration=int(round(1000 / fps)), loop=0)
+    images[0].save(
+        out_path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0
+    )
 
 
 def render_frames_png(
@@ -253,11 +283,19 @@ def render_frames_png(
     if video_path is not None:
         wanted = sorted({int(frame_indices[f]) for f in chosen})
         backgrounds = dict(zip(wanted, _video_frames(video_path, wanted), strict=True))
-    figure = SkeletonFigure(keypoints_2d, poses_3d, skeleton.parents, skeleton.joints_left,
-                            skeleton.joints_right, image_size=image_size)
+    figure = SkeletonFigure(
+        keypoints_2d,
+        poses_3d,
+        skeleton.parents,
+        skeleton.joints_left,
+        skeleton.joints_right,
+        image_size=image_size,
+    )
     try:
-        rows = [figure.draw(f, f"frame {int(frame_indices[f])}",
-                            backgrounds.get(int(frame_indices[f]))) for f in chosen]
+        rows = [
+            figure.draw(f, f"frame {int(frame_indices[f])}", backgrounds.get(int(frame_indices[f])))
+            for f in chosen
+        ]
     finally:
         figure.close()
     out_path = Path(out_path)

@@ -33,8 +33,9 @@ class Skeleton:
             raise ValueError(f"{self.name}: left and right joint lists differ in length")
         for pair in self.graph_inward or ():
             if len(pair) != 2 or not all(0 <= j < n for j in pair):
-                raise ValueError(f"{self.name}: graph link {pair} is not a pair of joints "
-                                 f"0..{n - 1}")
+                raise ValueError(
+                    f"{self.name}: graph link {pair} is not a pair of joints 0..{n - 1}"
+                )
 
     @property
     def num_joints(self) -> int:
@@ -84,9 +85,25 @@ def _normalise_columns(matrix: np.ndarray) -> np.ndarray:
 
 H36M_17 = Skeleton(
     name="h36m17",
-    joint_names=("pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-                 "left_ankle", "spine", "thorax", "neck_nose", "head", "left_shoulder",
-                 "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist"),
+    joint_names=(
+        "pelvis",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "spine",
+        "thorax",
+        "neck_nose",
+        "head",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+    ),
     parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
     joints_left=(4, 5, 6, 11, 12, 13),
     joints_right=(1, 2, 3, 14, 15, 16),
@@ -95,16 +112,43 @@ H36M_17 = Skeleton(
 # The authors' HumanEva-I graph as they list it, (i, j) inward pairs in 1-based joint numbers.
 # On the limbs the pairs run parent -> child, the reverse of H36M's (child, parent) bones;
 # inward and outward have separate weights, so the direction is kept as listed.
-HUMANEVA_15_AUTHORS_INWARD_1BASED = ((15, 2), (2, 3), (3, 4), (4, 5), (2, 6), (6, 7), (7, 8),
-                                     (2, 1), (1, 12), (12, 13), (13, 14), (1, 9), (9, 10),
-                                     (10, 11))
+HUMANEVA_15_AUTHORS_INWARD_1BASED = (
+    (15, 2),
+    (2, 3),
+    (3, 4),
+    (4, 5),
+    (2, 6),
+    (6, 7),
+    (7, 8),
+    (2, 1),
+    (1, 12),
+    (12, 13),
+    (13, 14),
+    (1, 9),
+    (9, 10),
+    (10, 11),
+)
 
 # HumanEva-I, 15 joints, in the order of the VideoPose3D humaneva15 files.
 HUMANEVA_15 = Skeleton(
     name="humaneva15",
-    joint_names=("pelvis", "thorax", "left_shoulder", "left_elbow", "left_wrist",
-                 "right_shoulder", "right_elbow", "right_wrist", "left_hip", "left_knee",
-                 "left_ankle", "right_hip", "right_knee", "right_ankle", "head"),
+    joint_names=(
+        "pelvis",
+        "thorax",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "head",
+    ),
     parents=(-1, 0, 1, 2, 3, 1, 5, 6, 0, 8, 9, 0, 11, 12, 1),
     joints_left=(2, 3, 4, 8, 9, 10),
     joints_right=(5, 6, 7, 11, 12, 13),
@@ -114,9 +158,25 @@ HUMANEVA_15 = Skeleton(
 # MPI-INF-3DHP, the 17 joints of the preprocessed test/train npz files (root = pelvis, index 14).
 MPI_INF_3DHP_17 = Skeleton(
     name="3dhp17",
-    joint_names=("head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
-                 "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
-                 "right_ankle", "left_hip", "left_knee", "left_ankle", "pelvis", "spine", "head"),
+    joint_names=(
+        "head_top",
+        "neck",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "pelvis",
+        "spine",
+        "head",
+    ),
     parents=(16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1),
     joints_left=(5, 6, 7, 11, 12, 13),
     joints_right=(2, 3, 4, 8, 9, 10),

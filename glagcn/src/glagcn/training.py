@@ -34,44 +34,75 @@ def train(cfg: DictConfig) -> dict:
     ctx = init_distributed(cfg.device)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     out = run_dir()
-    with claim_run_folder(out, resume=bool(cfg.resume), overwrite=bool(cfg.overwrite), ctx=ctx), \
-            RunLogger(out, enabled=ctx.is_main) as log, ctx:
+    with (
+        claim_run_folder(out, resume=bool(cfg.resume), overwrite=bool(cfg.overwrite), ctx=ctx),
+        RunLogger(out, enabled=ctx.is_main) as log,
+        ctx,
+    ):
         splits = load_splits(cfg.data)
         for note in splits.notes:
             log.warning(note)
-        log.info(f"data: {cfg.data.dataset} ({cfg.data.get('keypoints', '')}) "
-                 f"train {len(splits.train)} / val {len(splits.val)} / test {len(splits.test)} "
-                 f"sequences")
+        log.info(
+            f"data: {cfg.data.dataset} ({cfg.data.get('keypoints', '')}) "
+            f"train {len(splits.train)} / val {len(splits.val)} / test {len(splits.test)} "
+            f"sequences"
+        )
         model = build_model(cfg.model, splits.skeleton).to(ctx.device)
-        log.info(f"model: receptive field {model.receptive_field}, "
-                 f"{count_parameters(model):,} parameters")
+        log.info(
+            f"model: receptive field {model.receptive_field}, "
+            f"{count_parameters(model):,} parameters"
+        )
         windows = WindowedPoses(
-            splits.train, model.receptive_field, splits.skeleton,
+            splits.train,
+            model.receptive_field,
+            splits.skeleton,
             flip_augment=bool(cfg.train.flip_augment),
             full_sequence_3d=_uses_sequence_loss(cfg),
-            device=ctx.device if cfg.train.get("data_on_device", True) else "cpu")
+            device=ctx.device if cfg.train.get("data_on_device", True) else "cpu",
+        )
         opt = cfg.optimizer
-        optimizer, scheduled = build_optimizer(model, opt.name, opt.lr, opt.weight_decay,
-                                               tuple(opt.betas), opt.eps, opt.lookahead_alpha,
-                                               opt.lookahead_k)
-        scheduler = build_scheduler(scheduled, opt.schedule, int(cfg.epochs), opt.lr_min,
-                                    opt.gamma)
+        optimizer, scheduled = build_optimizer(
+            model,
+            opt.name,
+            opt.lr,
+            opt.weight_decay,
+            tuple(opt.betas),
+            opt.eps,
+            opt.lookahead_alpha,
+            opt.lookahead_k,
+        )
+        scheduler = build_scheduler(scheduled, opt.schedule, int(cfg.epochs), opt.lr_min, opt.gamma)
         trainable = ctx.wrap_model(model)
         if cfg.train.compile:
             trainable = torch.compile(trainable)
         total_batches = batches_per_epoch(windows, cfg, ctx)
         loop = TrainLoop(
-            trainable, optimizer, checkpoint_dir=checkpoint_dir(out), epochs=int(cfg.epochs),
-            steps_per_epoch=total_batches // ctx.world_size, ctx=ctx, log=log,
-            resume=bool(cfg.resume), scheduler=scheduler, best="min",
-            extra={"model_config": OmegaConf.to_container(cfg.model, resolve=True),
-                   "skeleton": splits.skeleton.name})
+            trainable,
+            optimizer,
+            checkpoint_dir=checkpoint_dir(out),
+            epochs=int(cfg.epochs),
+            steps_per_epoch=total_batches // ctx.world_size,
+            ctx=ctx,
+            log=log,
+            resume=bool(cfg.resume),
+            scheduler=scheduler,
+            best="min",
+            extra={
+                "model_config": OmegaConf.to_container(cfg.model, resolve=True),
+                "skeleton": splits.skeleton.name,
+            },
+        )
 
         def batches(epoch: int, skip: int):
-            return windows.iterate(int(cfg.batch_size), shuffle=True,
-                                   generator=epoch_generator(int(cfg.seed), epoch),
-                                   rank=ctx.rank, world_size=ctx.world_size,
-                                   max_batches=total_batches, skip_batches=skip)
+            return windows.iterate(
+                int(cfg.batch_size),
+                shuffle=True,
+                generator=epoch_generator(int(cfg.seed), epoch),
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                max_batches=total_batches,
+                skip_batches=skip,
+            )
 
         def momentum(epoch: int) -> float:
             return bn_momentum(epoch, int(cfg.epochs), cfg.bn_momentum.start, cfg.bn_momentum.end)
@@ -80,24 +111,32 @@ def train(cfg: DictConfig) -> dict:
             scalars = {"train/loss_mm": 1000 * totals.mean("loss", "frames")}
             if _uses_sequence_loss(cfg):
                 scalars["train/sequence_loss_mm"] = 1000 * totals.mean("sequence_loss", "frames")
-            scalars.update({"train/frames_per_s": totals.sums["frames"] / max(totals.seconds,
-                                                                              1e-9),
-                            "train/lr": scheduled.param_groups[0]["lr"],
-                            "train/bn_momentum": momentum(epoch)})
+            scalars.update(
+                {
+                    "train/frames_per_s": totals.sums["frames"] / max(totals.seconds, 1e-9),
+                    "train/lr": scheduled.param_groups[0]["lr"],
+                    "train/bn_momentum": momentum(epoch),
+                }
+            )
             if not (splits.val and ctx.is_main):
                 return EpochResult(scalars)
             val = evaluate_on(model, splits.val, splits, cfg, ctx.device)["mpjpe_mm"]
             return EpochResult({**scalars, "val/mpjpe_mm": val}, score=val)
 
-        loop.run(batches, training_step(trainable, optimizer, cfg, ctx.device), end_epoch,
-                 start_epoch=lambda epoch: set_bn_momentum(model, momentum(epoch)))
+        loop.run(
+            batches,
+            training_step(trainable, optimizer, cfg, ctx.device),
+            end_epoch,
+            start_epoch=lambda epoch: set_bn_momentum(model, momentum(epoch)),
+        )
         if not ctx.is_main:
             return {}
         metrics = _test(model, splits, cfg, ctx, loop, log)
         log.write_metrics(metrics)
         try:
-            plot_training_curves(out, out / "training_curves.png",
-                                 keys=("train/loss_mm", "val/mpjpe_mm"))
+            plot_training_curves(
+                out, out / "training_curves.png", keys=("train/loss_mm", "val/mpjpe_mm")
+            )
         except ValueError as error:
             log.warning(f"no training-curve plot: {error}")
         return metrics
@@ -119,17 +158,21 @@ def batches_per_epoch(windows: WindowedPoses, cfg: DictConfig, ctx: DistContext)
     return total // ctx.world_size * ctx.world_size
 
 
-def training_step(model: torch.nn.Module, optimizer, cfg: DictConfig,
-                  device: torch.device) -> Callable[[tuple], StepResult]:
+def training_step(
+    model: torch.nn.Module, optimizer, cfg: DictConfig, device: torch.device
+) -> Callable[[tuple], StepResult]:
     """The step on one batch of (2D windows, 3D poses): loss sums per frame, in metres."""
     use_sequence = _uses_sequence_loss(cfg)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if cfg.train.amp and device.type == "cuda" else contextlib.nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cfg.train.amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> StepResult:
         keypoints, poses = (t.to(device, non_blocking=True) for t in batch)  # no-ops on device
         pad = (keypoints.shape[1] - 1) // 2
-        centre_target = poses[:, pad:pad + 1] if poses.shape[1] > 1 else poses
+        centre_target = poses[:, pad : pad + 1] if poses.shape[1] > 1 else poses
         frames = len(keypoints)
         with autocast:
             if use_sequence:
@@ -151,8 +194,14 @@ def training_step(model: torch.nn.Module, optimizer, cfg: DictConfig,
     return step
 
 
-def _test(model: GLAGCN, splits: Splits, cfg: DictConfig, ctx: DistContext, loop: TrainLoop,
-          log: RunLogger) -> dict:
+def _test(
+    model: GLAGCN,
+    splits: Splits,
+    cfg: DictConfig,
+    ctx: DistContext,
+    loop: TrainLoop,
+    log: RunLogger,
+) -> dict:
     """The selected model (best validation epoch, else the last) on the test split, beside the
     mean-pose and linear-regression baselines."""
     selection = "last_epoch"
@@ -170,7 +219,12 @@ def _test(model: GLAGCN, splits: Splits, cfg: DictConfig, ctx: DistContext, loop
         epochs=int(cfg.epochs),
         baselines={name: summarize(result) for name, result in reference.items()},
     )
-    log.info("test " + ", ".join(f"{k} {v:.2f}" for k, v in summarize(test).items())
-             + " | mean pose " + f"{reference['mean_pose']['mpjpe_mm']:.2f}"
-             + " | linear regression " + f"{reference['linear_regression']['mpjpe_mm']:.2f}")
+    log.info(
+        "test "
+        + ", ".join(f"{k} {v:.2f}" for k, v in summarize(test).items())
+        + " | mean pose "
+        + f"{reference['mean_pose']['mpjpe_mm']:.2f}"
+        + " | linear regression "
+        + f"{reference['linear_regression']['mpjpe_mm']:.2f}"
+    )
     return metrics

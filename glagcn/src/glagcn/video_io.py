@@ -33,8 +33,9 @@ def video_info(path: str | Path) -> VideoInfo:
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise VideoError(f"cannot open video {path} (not a video, or a codec OpenCV cannot "
-                             "read)")
+            raise VideoError(
+                f"cannot open video {path} (not a video, or a codec OpenCV cannot read)"
+            )
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -61,8 +62,9 @@ def iter_frames(path: str | Path, frame_indices=None) -> Iterator[tuple[int, np.
             ok, frame = capture.read()
             if not ok:
                 if target is not None:
-                    raise VideoError(f"video {path} ends before frame {target} (it has "
-                                     f"{index + 1} frames)")
+                    raise VideoError(
+                        f"video {path} ends before frame {target} (it has {index + 1} frames)"
+                    )
                 return
             index += 1
             if wanted is None:

@@ -42,11 +42,16 @@ class Timing:
 
     def summary(self, scale: float = 1.0) -> dict[str, Any]:
         """JSON-ready figures; ``scale=1000`` gives milliseconds."""
-        return {"median": self.median * scale, "min": min(self.samples) * scale,
-                "max": max(self.samples) * scale, "spread": self.spread,
-                "samples": [s * scale for s in self.samples],
-                "cpu_median": (statistics.median(self.cpu_samples) * scale
-                               if self.cpu_samples else None)}
+        return {
+            "median": self.median * scale,
+            "min": min(self.samples) * scale,
+            "max": max(self.samples) * scale,
+            "spread": self.spread,
+            "samples": [s * scale for s in self.samples],
+            "cpu_median": (
+                statistics.median(self.cpu_samples) * scale if self.cpu_samples else None
+            ),
+        }
 
 
 def cuda_sync(device: Any = None) -> Callable[[], None] | None:
@@ -61,11 +66,15 @@ def cuda_sync(device: Any = None) -> Callable[[], None] | None:
     return None
 
 
-def interleaved(candidates: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-                sync: Callable[[], None] | None = None,
-                clock: Callable[[], float] = time.perf_counter,
-                cpu_clock: Callable[[], float] | None = time.process_time,
-                alternate: bool = True) -> dict[str, Timing]:
+def interleaved(
+    candidates: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] | None = time.process_time,
+    alternate: bool = True,
+) -> dict[str, Timing]:
     """Time every candidate ``repeats`` times in turns after ``warmup`` untimed rounds.
 
     ``sync`` runs before the clock starts and before it stops, so queued device work is counted
@@ -95,17 +104,26 @@ def interleaved(candidates: Mapping[str, Callable[[], Any]], repeats: int, warmu
     return timings
 
 
-def ratios(values: Mapping[str, float], peer: str, higher_is_better: bool = False
-           ) -> dict[str, float]:
+def ratios(
+    values: Mapping[str, float], peer: str, higher_is_better: bool = False
+) -> dict[str, float]:
     """How many times better each candidate is than ``peer`` (>1: better).  With times
     (lower is better) that is peer / own; with rates, own / peer."""
     base = values[peer]
-    return {name: (value / base if higher_is_better else base / value)
-            for name, value in values.items()}
+    return {
+        name: (value / base if higher_is_better else base / value) for name, value in values.items()
+    }
 
 
-def add_ratio(rows: Sequence[dict], key: str, peer: str, by: str, out: str,
-              group: Sequence[str] = (), higher_is_better: bool = False) -> Sequence[dict]:
+def add_ratio(
+    rows: Sequence[dict],
+    key: str,
+    peer: str,
+    by: str,
+    out: str,
+    group: Sequence[str] = (),
+    higher_is_better: bool = False,
+) -> Sequence[dict]:
     """Store in each row ``out`` = its ``key`` against that of the row of its group (rows equal
     in every ``group`` field) whose ``by`` field is ``peer``; None where the group has no peer."""
     peers = {tuple(r.get(g) for g in group): r[key] for r in rows if r.get(by) == peer}
@@ -121,18 +139,27 @@ def machine() -> dict[str, Any]:
     """What the figures were taken on: CPU, usable cores, load, library versions, GPU."""
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in
-                    Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     except OSError:
         pass
     # affinity, not the machine's count: a job pinned to 2 of 16 cores gets 2
-    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-              else os.cpu_count())
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
-                            "load_average_1_5_15min": load, "python": platform.python_version(),
-                            "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "load_average_1_5_15min": load,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     for module in ("numpy", "torch"):
         try:
             info[module] = importlib.import_module(module).__version__
@@ -219,10 +246,16 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column])
     return lines
 
 
-def write_report(stem: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column],
-                 title: str, command: str | None = None, info: Mapping[str, Any] | None = None,
-                 notes: Iterable[str] = (), extra: Mapping[str, Any] | None = None
-                 ) -> tuple[Path, Path]:
+def write_report(
+    stem: str | Path,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column],
+    title: str,
+    command: str | None = None,
+    info: Mapping[str, Any] | None = None,
+    notes: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path]:
     """Write ``<stem>.json`` (rows, command, machine, notes, ``extra``) and ``<stem>.md`` (title,
     command, machine, the table, the notes as paragraphs).  Returns both paths."""
     stem = Path(stem)
@@ -230,12 +263,24 @@ def write_report(stem: str | Path, rows: Sequence[Mapping[str, Any]], columns: S
     command = command or command_line()
     info = dict(info) if info is not None else machine()
     notes = list(notes)
-    payload = {"title": title, "command": command, "machine": info, "notes": notes,
-               **(extra or {}), "rows": list(rows)}
+    payload = {
+        "title": title,
+        "command": command,
+        "machine": info,
+        "notes": notes,
+        **(extra or {}),
+        "rows": list(rows),
+    }
     json_path = stem.with_name(stem.name + ".json")
     json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {describe(info)}", "",
-             *markdown_table(rows, columns)]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {describe(info)}",
+        "",
+        *markdown_table(rows, columns),
+    ]
     for note in notes:
         lines += ["", note]
     md_path = stem.with_name(stem.name + ".md")

@@ -72,8 +72,10 @@ def _atomic_write(path: Path, write) -> None:
             with contextlib.suppress(OSError):  # a read-only folder refuses this too
                 tmp.unlink(missing_ok=True)
         if isinstance(error, OSError) and error.errno in WRITE_REFUSED:
-            raise WriteError(f"cannot write {path}: {os.strerror(error.errno)}; the file there "
-                             "before (if any) is unchanged") from None
+            raise WriteError(
+                f"cannot write {path}: {os.strerror(error.errno)}; the file there "
+                "before (if any) is unchanged"
+            ) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -136,16 +138,24 @@ def set_numpy_global_state(state: Any) -> None:
     if isinstance(state, Mapping) and "key" in state:
         key = state["key"]
         key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
-        state = (state["bit_generator"], key.astype(np.uint32), state["pos"],
-                 state["has_gauss"], state["gauss"])
+        state = (
+            state["bit_generator"],
+            key.astype(np.uint32),
+            state["pos"],
+            state["has_gauss"],
+            state["gauss"],
+        )
     np.random.set_state(state)
 
 
 def describe_optimizer(optimizer: Any) -> str:
     """``Adam(lr=0.001, betas=(0.9, 0.999), ...)``: the class and its constructor settings."""
     settings = getattr(optimizer, "defaults", {}) or {}
-    shown = ", ".join(f"{key}={value}" for key, value in settings.items()
-                      if value is not None and value is not False)
+    shown = ", ".join(
+        f"{key}={value}"
+        for key, value in settings.items()
+        if value is not None and value is not False
+    )
     return f"{type(optimizer).__name__}({shown})"
 
 
@@ -237,7 +247,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(
                 f"{path}: refused to load checkpoint: it holds NumPy objects, as checkpoints of "
                 "earlier versions of this repository did, which are not supported (start a new "
-                "run)") from None
+                "run)"
+            ) from None
         raise
     except DataFileError as error:
         raise CheckpointError(str(error)) from None
@@ -285,8 +296,9 @@ def load_checkpoint(
         try:
             unwrap_model(model).load_state_dict(payload["model"], strict=strict)
         except RuntimeError as error:
-            raise CheckpointError(f"checkpoint {path} does not fit the model: "
-                                  f"{describe_mismatch(error)}") from None
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the model: {describe_mismatch(error)}"
+            ) from None
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler)):
         if target is None:
             continue
@@ -304,10 +316,12 @@ def load_checkpoint(
     per_rank = payload.get("rng_per_rank") or []
     written_by = max(len(per_rank), 1)
     if restore_rng and world_size is not None and world_size != written_by:
-        warnings.warn(f"{path} was written by a run of {written_by} process(es) and is resumed "
-                      f"by {world_size}: training continues, but not as the original run would "
-                      "have (each process's share of the data and random draws differ)",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path} was written by a run of {written_by} process(es) and is resumed "
+            f"by {world_size}: training continues, but not as the original run would "
+            "have (each process's share of the data and random draws differ)",
+            stacklevel=2,
+        )
     if restore_rng and rank < len(per_rank):
         restore_rng_state(per_rank[rank])
     elif restore_rng and payload.get("rng") is not None:
@@ -317,9 +331,11 @@ def load_checkpoint(
 
 def _load_optimizer(path: Path, payload: Mapping[str, Any], optimizer: Any) -> None:
     saved = payload.get("optimizer_description") or "an optimizer of unrecorded settings"
-    refusal = (f"checkpoint {path} was trained with the optimizer {saved}; this run's is "
-               f"{describe_optimizer(optimizer)}: resume with the optimizer settings it was "
-               "trained with, or start a new run")
+    refusal = (
+        f"checkpoint {path} was trained with the optimizer {saved}; this run's is "
+        f"{describe_optimizer(optimizer)}: resume with the optimizer settings it was "
+        "trained with, or start a new run"
+    )
     recorded_class = payload.get("optimizer_class")
     if recorded_class is not None and recorded_class != type(optimizer).__name__:
         raise CheckpointError(refusal)
@@ -350,8 +366,10 @@ def find_resume_checkpoint(path: str | Path, resume: bool, log=None) -> Path | N
         return None
     if path.is_file():
         return path
-    message = (f"resume=true but there is nothing to resume: {path} does not exist; "
-               "starting a new run from epoch 0")
+    message = (
+        f"resume=true but there is nothing to resume: {path} does not exist; "
+        "starting a new run from epoch 0"
+    )
     if log is not None:
         log.warning(message)
     else:

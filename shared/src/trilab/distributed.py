@@ -45,7 +45,11 @@ class DistContext:
         if not self.is_distributed:
             return None
         return DistributedSampler(
-            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle, seed=seed,
+            dataset,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=shuffle,
+            seed=seed,
             drop_last=drop_last,
         )
 
@@ -95,6 +99,9 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, init_method="env://")
     return DistContext(
-        rank=rank, world_size=world_size, local_rank=local_rank, device=chosen,
+        rank=rank,
+        world_size=world_size,
+        local_rank=local_rank,
+        device=chosen,
         is_distributed=True,
     )

@@ -30,7 +30,8 @@ class FiniteLossGuard:
         return NonFiniteLossError(
             f"training loss is {value} at epoch {epoch} step {step}: stopped without writing a "
             f"checkpoint (check the input data for NaN/inf values, or lower the learning "
-            f"rate){hint}")
+            f"rate){hint}"
+        )
 
     def observe(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         loss = loss.detach()

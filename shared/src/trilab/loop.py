@@ -62,8 +62,15 @@ def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch)])
 
 
-def epoch_order(num_items: int, seed: int, epoch: int, *, rank: int = 0, world_size: int = 1,
-                weights: np.ndarray | None = None) -> np.ndarray:
+def epoch_order(
+    num_items: int,
+    seed: int,
+    epoch: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """This rank's item indices for ``epoch``.
 
     One shuffle of ``range(num_items)`` (with ``weights``: ``num_items`` draws with replacement,
@@ -77,7 +84,7 @@ def epoch_order(num_items: int, seed: int, epoch: int, *, rank: int = 0, world_s
         p = np.asarray(weights, dtype=np.float64)
         order = generator.choice(num_items, size=num_items, replace=True, p=p / p.sum())
     share = num_items // world_size
-    return order[rank * share:(rank + 1) * share]
+    return order[rank * share : (rank + 1) * share]
 
 
 @dataclass
@@ -134,10 +141,23 @@ class TrainLoop:
     loop listens for signals while it runs.
     """
 
-    def __init__(self, model: torch.nn.Module, optimizer, *, checkpoint_dir: str | Path,
-                 epochs: int, steps_per_epoch: int, ctx, log, resume: bool, scheduler=None,
-                 extra: Mapping[str, Any] | None = None, best: str = "max", name: str = "",
-                 stop: StopSignal | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer,
+        *,
+        checkpoint_dir: str | Path,
+        epochs: int,
+        steps_per_epoch: int,
+        ctx,
+        log,
+        resume: bool,
+        scheduler=None,
+        extra: Mapping[str, Any] | None = None,
+        best: str = "max",
+        name: str = "",
+        stop: StopSignal | None = None,
+    ) -> None:
         if best not in ("max", "min"):
             raise ValueError(f"best must be 'max' or 'min', got {best!r}")
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
@@ -148,8 +168,9 @@ class TrainLoop:
         self.best_mode, self.name, self.stop = best, name, stop
         self.best_score: float | None = None
         self.best_epoch = -1
-        self.guard = FiniteLossGuard(ctx.device,
-                                     checkpoint_hint=f"the last good checkpoint is {self.last}")
+        self.guard = FiniteLossGuard(
+            ctx.device, checkpoint_hint=f"the last good checkpoint is {self.last}"
+        )
 
     @property
     def last(self) -> Path:
@@ -159,9 +180,13 @@ class TrainLoop:
     def best_checkpoint(self) -> Path:
         return self.checkpoint_dir / BEST_CHECKPOINT
 
-    def run(self, batches: Callable[[int, int], Iterable], step: Callable[[Any], StepResult],
-            end_epoch: Callable[[int, EpochTotals], EpochResult],
-            start_epoch: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        batches: Callable[[int, int], Iterable],
+        step: Callable[[Any], StepResult],
+        end_epoch: Callable[[int, EpochTotals], EpochResult],
+        start_epoch: Callable[[int], None] | None = None,
+    ) -> None:
         """Train from where ``last.pt`` says (``resume``) or from epoch 0 to ``epochs``."""
         first_epoch, totals = self._restore()
         with contextlib.ExitStack() as stack:
@@ -171,39 +196,60 @@ class TrainLoop:
                     start_epoch(epoch)
                 self.model.train()
                 if not self._steps(epoch, totals, batches, step, stop):
-                    self._save_last(epoch - 1, {"partial_epoch": asdict(totals)},
-                                    steps_into_next_epoch=totals.steps)
+                    self._save_last(
+                        epoch - 1,
+                        {"partial_epoch": asdict(totals)},
+                        steps_into_next_epoch=totals.steps,
+                    )
                     where = f"epoch {epoch} after step {totals.steps}"
-                    stop.halt(f"in {self.name}, {where}" if self.name else f"in {where}",
-                              self.last, self.log)
+                    stop.halt(
+                        f"in {self.name}, {where}" if self.name else f"in {where}",
+                        self.last,
+                        self.log,
+                    )
                 result = end_epoch(epoch, totals)
                 if self.scheduler is not None:
                     self.scheduler.step()
                 is_best = self._select(epoch, result.score)
                 self.log.log_scalars(result.scalars, step=epoch)
-                self.log.info(f"{self.name + ' ' if self.name else ''}epoch {epoch}: "
-                              + ", ".join(f"{k} {v:.4g}" for k, v in result.scalars.items()))
+                self.log.info(
+                    f"{self.name + ' ' if self.name else ''}epoch {epoch}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in result.scalars.items())
+                )
                 self._save_last(epoch, result.checkpoint_extra, best=is_best)
                 totals = EpochTotals()
                 if epoch + 1 < self.epochs and stop.requested(0, force=True):
-                    stop.halt(f"in {self.name} after epoch {epoch}" if self.name
-                              else f"after epoch {epoch}", self.last, self.log)
+                    stop.halt(
+                        f"in {self.name} after epoch {epoch}"
+                        if self.name
+                        else f"after epoch {epoch}",
+                        self.last,
+                        self.log,
+                    )
 
     def _restore(self) -> tuple[int, EpochTotals]:
         previous = find_resume_checkpoint(self.last, self.resume, self.log)
         if previous is None:
             return 0, EpochTotals()
-        state = load_checkpoint(previous, model=self.model, optimizer=self.optimizer,
-                                scheduler=self.scheduler, map_location=self.ctx.device,
-                                rank=self.ctx.rank, world_size=self.ctx.world_size)
+        state = load_checkpoint(
+            previous,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            map_location=self.ctx.device,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+        )
         saved = dict(state["extra"])
         partial = saved.pop("partial_epoch", None)
         self.best_score = saved.pop("best_score", None)
         self.best_epoch = int(saved.pop("best_epoch", -1))
         self.extra.update(saved)
         epoch, steps_done = resume_position(state)
-        self.log.info(f"{self.name + ': ' if self.name else ''}resumed from {previous} at epoch "
-                      f"{epoch}" + (f" step {steps_done}" if steps_done else ""))
+        self.log.info(
+            f"{self.name + ': ' if self.name else ''}resumed from {previous} at epoch "
+            f"{epoch}" + (f" step {steps_done}" if steps_done else "")
+        )
         return epoch, EpochTotals(**partial) if steps_done else EpochTotals()
 
     def _steps(self, epoch: int, totals: EpochTotals, batches, step, stop: StopSignal) -> bool:
@@ -246,23 +292,39 @@ class TrainLoop:
     def _select(self, epoch: int, score: float | None) -> bool:
         if score is not None:
             if self.best_score is not None and (
-                    score < self.best_score if self.best_mode == "max"
-                    else score > self.best_score):
+                score < self.best_score if self.best_mode == "max" else score > self.best_score
+            ):
                 return False
             self.best_score = float(score)
         self.best_epoch = epoch
         return True
 
-    def _save_last(self, epoch: int, extra: Mapping[str, Any], steps_into_next_epoch: int = 0,
-                   best: bool = False) -> None:
+    def _save_last(
+        self,
+        epoch: int,
+        extra: Mapping[str, Any],
+        steps_into_next_epoch: int = 0,
+        best: bool = False,
+    ) -> None:
         """``last.pt`` (and ``best.pt``) after ``epoch``, by rank 0; every rank waits for it."""
         rng = gather_rng_states(self.ctx)
         if self.ctx.is_main:
-            extra = {**self.extra, **extra, "best_score": self.best_score,
-                     "best_epoch": self.best_epoch}
+            extra = {
+                **self.extra,
+                **extra,
+                "best_score": self.best_score,
+                "best_epoch": self.best_epoch,
+            }
             if best:
                 save_checkpoint(self.best_checkpoint, model=self.model, epoch=epoch, extra=extra)
-            save_checkpoint(self.last, model=self.model, optimizer=self.optimizer,
-                            scheduler=self.scheduler, epoch=epoch, extra=extra,
-                            steps_into_next_epoch=steps_into_next_epoch, rng_per_rank=rng)
+            save_checkpoint(
+                self.last,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                epoch=epoch,
+                extra=extra,
+                steps_into_next_epoch=steps_into_next_epoch,
+                rng_per_rank=rng,
+            )
         self.ctx.barrier()

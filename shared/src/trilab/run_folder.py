@@ -33,8 +33,11 @@ from trilab.runlog import LOG_FILE, METRICS_FILE, SCALARS_FILE
 
 LOCK_FILE = ".lock"
 # what shows that a folder holds a run
-RUN_RECORDS = (f"{CHECKPOINT_DIR}/{LAST_CHECKPOINT}", f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}",
-               SCALARS_FILE)
+RUN_RECORDS = (
+    f"{CHECKPOINT_DIR}/{LAST_CHECKPOINT}",
+    f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}",
+    SCALARS_FILE,
+)
 # what overwrite=true removes (the current run's .hydra/ and Hydra's own log stay)
 RUN_FILES = (CHECKPOINT_DIR, SCALARS_FILE, METRICS_FILE, LOG_FILE, "tensorboard")
 
@@ -53,9 +56,15 @@ def recorded_run(folder: Path, records: Sequence[str] = RUN_RECORDS) -> Path | N
 
 
 @contextlib.contextmanager
-def claim_run_folder(folder: str | Path, *, resume: bool, overwrite: bool, ctx=None,
-                     records: Sequence[str] = RUN_RECORDS,
-                     run_files: Sequence[str] = RUN_FILES) -> Iterator[Path]:
+def claim_run_folder(
+    folder: str | Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    ctx=None,
+    records: Sequence[str] = RUN_RECORDS,
+    run_files: Sequence[str] = RUN_FILES,
+) -> Iterator[Path]:
     """Hold ``folder`` for one run, from its first check to the end of the ``with`` block.
 
     ``records``: the files (relative to ``folder``) that show it holds a run; ``run_files``:
@@ -64,13 +73,16 @@ def claim_run_folder(folder: str | Path, *, resume: bool, overwrite: bool, ctx=N
     """
     folder = Path(folder)
     if resume and overwrite:
-        raise RunFolderError("resume=true and overwrite=true exclude each other: continue the "
-                             f"run in {folder} or replace it, not both")
+        raise RunFolderError(
+            "resume=true and overwrite=true exclude each other: continue the "
+            f"run in {folder} or replace it, not both"
+        )
     found = recorded_run(folder, records)
     if found is not None and not (resume or overwrite):
         raise RunFolderError(
             f"{folder} already holds a run ({found.relative_to(folder)}): continue it with "
-            "resume=true, or replace it with overwrite=true")
+            "resume=true, or replace it with overwrite=true"
+        )
     main = ctx is None or ctx.is_main
     _barrier(ctx)  # every rank has looked before rank 0 changes anything
     lock = None
@@ -99,16 +111,17 @@ def _lock(folder: Path) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as error:
-        raise RunFolderError(f"cannot write to the run folder {folder}: "
-                             f"{error.strerror}") from None
+        raise RunFolderError(f"cannot write to the run folder {folder}: {error.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip()
         os.close(fd)
         by = f" (process {holder})" if holder else ""
-        raise RunFolderError(f"{folder} is in use by another run{by}: wait for it to end, or "
-                             "choose another hydra.run.dir") from None
+        raise RunFolderError(
+            f"{folder} is in use by another run{by}: wait for it to end, or "
+            "choose another hydra.run.dir"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd

@@ -98,8 +98,14 @@ class RunLogger:
     ) -> Iterator[T]:
         """Iterate with a tqdm bar; silent when the logger is disabled (non-zero ranks)."""
         return iter(
-            tqdm(iterable, desc=desc, total=total, leave=leave, disable=not self.enabled,
-                 dynamic_ncols=True)
+            tqdm(
+                iterable,
+                desc=desc,
+                total=total,
+                leave=leave,
+                disable=not self.enabled,
+                dynamic_ncols=True,
+            )
         )
 
     def write_metrics(self, metrics: Mapping[str, Any], filename: str = METRICS_FILE) -> Path:

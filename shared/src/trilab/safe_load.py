@@ -87,7 +87,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise UnsafeFileError(
                 f"{self.source}: refused to load: the file asks for {module}.{name}, which could "
                 "run code; only arrays and plain data (dict, list, tuple, str, numbers) are "
-                "accepted")
+                "accepted"
+            )
         return allowed
 
     def persistent_load(self, pid: Any) -> Any:
@@ -140,7 +141,8 @@ def _count_elements(value: Any, budget: int, source: str) -> None:
         if seen > budget:
             raise DataFileError(
                 f"{source}: its pickled data refer to the same objects over and over and would "
-                f"expand past {budget:,} elements; refused (a file of this size cannot need it)")
+                f"expand past {budget:,} elements; refused (a file of this size cannot need it)"
+            )
 
 
 def _read_npy(handle: BinaryIO, source: str, stored_bytes: int | None = None) -> np.ndarray:
@@ -150,8 +152,9 @@ def _read_npy(handle: BinaryIO, source: str, stored_bytes: int | None = None) ->
         if not isinstance(array, np.ndarray):
             raise DataFileError(f"{source}: expected a pickled array, found {type(array).__name__}")
         size = stored_bytes if stored_bytes is not None else 0
-        _count_elements(array, max(MIN_OBJECT_ELEMENTS, MAX_OBJECT_ELEMENTS_PER_BYTE * size),
-                        source)
+        _count_elements(
+            array, max(MIN_OBJECT_ELEMENTS, MAX_OBJECT_ELEMENTS_PER_BYTE * size), source
+        )
         return array
     count = int(np.prod(shape, dtype=np.int64))
     data = handle.read(count * dtype.itemsize)
@@ -168,8 +171,10 @@ class NpzArchive(Mapping):
         self.path = path
         try:
             with zipfile.ZipFile(path) as archive:
-                self._members = {(m.filename[:-4] if m.filename.endswith(".npy")
-                                  else m.filename): m for m in archive.infolist()}
+                self._members = {
+                    (m.filename[:-4] if m.filename.endswith(".npy") else m.filename): m
+                    for m in archive.infolist()
+                }
         except (zipfile.BadZipFile, OSError) as error:
             raise DataFileError(f"{path} is not an .npz archive ({error})") from error
         self._arrays: dict[str, np.ndarray] = {}
@@ -195,7 +200,8 @@ class NpzArchive(Mapping):
         if info.file_size > limit:
             raise DataFileError(
                 f"{source} would decompress from {info.compress_size:,} to {info.file_size:,} "
-                f"bytes, more than {MAX_EXPANSION}x; refused as a decompression bomb")
+                f"bytes, more than {MAX_EXPANSION}x; refused as a decompression bomb"
+            )
         try:
             with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
                 return _read_npy(handle, source, info.file_size)
@@ -251,7 +257,8 @@ def load_torch_file(path: str | Path, map_location: Any = "cpu", what: str = "fi
         if name is not None:
             raise UnsafeFileError(
                 f"{path}: refused to load {what}: it asks for {name}, which could run code "
-                "(files are read with torch.load(weights_only=True))") from error
+                "(files are read with torch.load(weights_only=True))"
+            ) from error
         raise DataFileError(f"{path}: unreadable {what} ({error})") from error
     except Exception as error:  # truncated zip, wrong magic number, EOF ...
         raise DataFileError(f"{path}: unreadable {what} ({error})") from error

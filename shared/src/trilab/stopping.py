@@ -86,11 +86,15 @@ class StopSignal:
         saved = f"checkpoint {checkpoint}" if checkpoint else "nothing to checkpoint"
         return RunStopped(
             f"stopped by {self.signal_name} {where}; {saved}; "
-            f"continue with the same run directory and {resume_hint}", self.exit_code)
+            f"continue with the same run directory and {resume_hint}",
+            self.exit_code,
+        )
 
     def halt(self, where: str, checkpoint, log) -> NoReturn:
         """Log where the run stopped and how to continue it, and raise :class:`RunStopped`."""
         saved = f"checkpoint {checkpoint}" if checkpoint else "nothing to checkpoint"
-        log.info(f"{self.signal_name}: stopped {where}; {saved}; continue with the same "
-                 "hydra.run.dir and resume=true")
+        log.info(
+            f"{self.signal_name}: stopped {where}; {saved}; continue with the same "
+            "hydra.run.dir and resume=true"
+        )
         raise self.stopped(where, checkpoint)

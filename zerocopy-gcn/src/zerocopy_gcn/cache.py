@@ -114,8 +114,12 @@ class CacheStats:
         return self.hit_rows * self.row_bytes
 
     def as_dict(self) -> dict[str, float]:
-        return {"hit_rate": self.hit_rate, "requested_rows": self.requested_rows,
-                "pcie_bytes": self.pcie_bytes, "pcie_bytes_saved": self.pcie_bytes_saved}
+        return {
+            "hit_rate": self.hit_rate,
+            "requested_rows": self.requested_rows,
+            "pcie_bytes": self.pcie_bytes,
+            "pcie_bytes_saved": self.pcie_bytes_saved,
+        }
 
 
 class HotRowCache:
@@ -162,8 +166,9 @@ class HotRowCache:
     def gather(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` (any order, repeats allowed) in request order, as ``out_dtype``."""
         ids = ids.to(self.device, dtype=torch.int64)
-        out = torch.empty((ids.numel(), self.host_table.shape[1]), dtype=self.out_dtype,
-                          device=self.device)
+        out = torch.empty(
+            (ids.numel(), self.host_table.shape[1]), dtype=self.out_dtype, device=self.device
+        )
         slots = self.slot_of[ids]
         hit = slots >= 0
         hit_positions = hit.nonzero().squeeze(1)

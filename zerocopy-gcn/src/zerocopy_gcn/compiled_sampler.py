@@ -74,8 +74,9 @@ def _splitmix64(value: int) -> int:
 
 def batch_key(seed: int, epoch: int, step: int) -> int:
     """64-bit key of one batch's random stream (same (seed, epoch, step) -> same batch)."""
-    return _splitmix64(_splitmix64(_splitmix64(seed) ^ (epoch & 0xFFFFFFFFFFFFFFFF))
-                       ^ (step & 0xFFFFFFFFFFFFFFFF))
+    return _splitmix64(
+        _splitmix64(_splitmix64(seed) ^ (epoch & 0xFFFFFFFFFFFFFFFF)) ^ (step & 0xFFFFFFFFFFFFFFFF)
+    )
 
 
 def hop_key(key: int, hop: int) -> np.uint64:
@@ -100,15 +101,19 @@ def _prefetch(typingctx, array, index):
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
         view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]],
-                                           wraparound=False, boundscheck=False)
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, view, [args[1]], wraparound=False, boundscheck=False
+        )
         i32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]),
-            "llvm.prefetch.p0")
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
         # read access, high temporal locality, data cache
-        builder.call(function, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3),
-                                ir.Constant(i32, 1)])
+        builder.call(
+            function, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        )
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
@@ -169,8 +174,9 @@ def _sample_rows(starts, degrees, fanout, key, lo, hi, first_out, edge_ids, dst_
             taken = degree
         else:
             state = _mix64(key ^ (np.uint64(j) * _GOLDEN))
-            if (fanout <= _FLOYD_MAX_FANOUT
-                    or fanout * fanout <= _FLOYD_COMPARES_PER_DRAW * (degree - fanout)):
+            if fanout <= _FLOYD_MAX_FANOUT or fanout * fanout <= _FLOYD_COMPARES_PER_DRAW * (
+                degree - fanout
+            ):
                 # Floyd: for t = d-k .. d-1 draw r in [0, t]; take r, or t if r was taken
                 for n in range(fanout):
                     last = degree - fanout + n
@@ -209,13 +215,26 @@ def _gather_neighbours(indices, num_nodes, edge_ids, lo, hi, neighbours):
 
 
 @njit(nogil=True, cache=True)
-def _sample_and_gather(indices, num_nodes, starts, degrees, fanout, key, lo, hi, first_out,
-                       edge_ids, dst_local, neighbours):
+def _sample_and_gather(
+    indices,
+    num_nodes,
+    starts,
+    degrees,
+    fanout,
+    key,
+    lo,
+    hi,
+    first_out,
+    edge_ids,
+    dst_local,
+    neighbours,
+):
     """One chunk of a hop, all of a thread's work in one call: rows ``lo:hi`` sampled, then
     their edges' neighbours gathered (two loops, so the gather's stays short)."""
     _sample_rows(starts, degrees, fanout, key, lo, hi, first_out[lo], edge_ids, dst_local)
-    return _gather_neighbours(indices, num_nodes, edge_ids, first_out[lo], first_out[hi],
-                              neighbours)
+    return _gather_neighbours(
+        indices, num_nodes, edge_ids, first_out[lo], first_out[hi], neighbours
+    )
 
 
 @njit(nogil=True, cache=True)
@@ -319,11 +338,19 @@ class CompiledNeighborSampler:
     batches do not depend on them (tests make small graphs take the parallel paths).
     """
 
-    def __init__(self, graph: CSRGraph | None, fanouts: list[int], seed: int = 0,
-                 num_threads: int | None = None, indptr: np.ndarray | torch.Tensor | None = None,
-                 indices: np.ndarray | torch.Tensor | None = None, *,
-                 parallel_dedup: bool | None = None, min_chunk_nodes: int = _MIN_NODES_PER_CHUNK,
-                 min_chunk_edges: int = _MIN_EDGES_PER_CHUNK) -> None:
+    def __init__(
+        self,
+        graph: CSRGraph | None,
+        fanouts: list[int],
+        seed: int = 0,
+        num_threads: int | None = None,
+        indptr: np.ndarray | torch.Tensor | None = None,
+        indices: np.ndarray | torch.Tensor | None = None,
+        *,
+        parallel_dedup: bool | None = None,
+        min_chunk_nodes: int = _MIN_NODES_PER_CHUNK,
+        min_chunk_edges: int = _MIN_EDGES_PER_CHUNK,
+    ) -> None:
         self.fanouts = [int(f) for f in fanouts]
         self.seed = int(seed)
         self.device = torch.device("cpu")
@@ -337,17 +364,23 @@ class CompiledNeighborSampler:
         self.indptr = _read_only(indptr, (np.int64,))
         self.indices = _read_only(indices, (np.int32, np.int64))
         self.num_nodes = int(self.indptr.shape[0] - 1)
-        self.parallel_dedup = (self.num_threads >= _PARALLEL_DEDUP_MIN_THREADS
-                               if parallel_dedup is None else bool(parallel_dedup))
+        self.parallel_dedup = (
+            self.num_threads >= _PARALLEL_DEDUP_MIN_THREADS
+            if parallel_dedup is None
+            else bool(parallel_dedup)
+        )
         self.min_chunk_nodes = max(1, int(min_chunk_nodes))
         self.min_chunk_edges = max(1, int(min_chunk_edges))
-        self.labels = (torch.from_numpy(np.asarray(graph.label)) if graph is not None else None)
+        self.labels = torch.from_numpy(np.asarray(graph.label)) if graph is not None else None
         # int32 map entries halve its cache footprint; ids and marks fit below 2^31 - 1
         self._map_dtype = np.int32 if self.num_nodes < 2**31 - 1 else np.int64
         self._free_maps: list[np.ndarray] = []
         self._maps_lock = threading.Lock()
-        self._pool = (ThreadPoolExecutor(self.num_threads - 1, thread_name_prefix="sampler")
-                      if self.num_threads > 1 else None)
+        self._pool = (
+            ThreadPoolExecutor(self.num_threads - 1, thread_name_prefix="sampler")
+            if self.num_threads > 1
+            else None
+        )
         if self._pool is not None:
             weakref.finalize(self, self._pool.shutdown, wait=False)
 
@@ -376,8 +409,7 @@ class CompiledNeighborSampler:
             while (c := next(next_chunk)) < len(chunks):
                 results[c] = work(*chunks[c])
 
-        helpers = [self._pool.submit(drain)
-                   for _ in range(min(self.num_threads, len(chunks)) - 1)]
+        helpers = [self._pool.submit(drain) for _ in range(min(self.num_threads, len(chunks)) - 1)]
         drain()
         for helper in helpers:
             helper.result()
@@ -387,34 +419,46 @@ class CompiledNeighborSampler:
         seeds = torch.as_tensor(seeds).to("cpu", torch.long)
         seed_ids = np.ascontiguousarray(seeds.numpy())
         if seed_ids.size and (seed_ids.min() < 0 or seed_ids.max() >= self.num_nodes):
-            raise IndexError(f"seed node ids must lie in [0, {self.num_nodes}), got "
-                             f"{int(seed_ids.min())}..{int(seed_ids.max())}")
+            raise IndexError(
+                f"seed node ids must lie in [0, {self.num_nodes}), got "
+                f"{int(seed_ids.min())}..{int(seed_ids.max())}"
+            )
         local_of = self._take_map()
         # on an error the map, which may hold entries, is dropped rather than given back
-        blocks, src_nodes = self._sample_blocks(seed_ids, batch_key(self.seed, epoch, step),
-                                                local_of)
+        blocks, src_nodes = self._sample_blocks(
+            seed_ids, batch_key(self.seed, epoch, step), local_of
+        )
         _clear(src_nodes, 0, src_nodes.shape[0], local_of)  # one fast pass: not worth a hand-off
         self._give_back_map(local_of)
         labels = self.labels[seeds] if self.labels is not None else None
         return MiniBatch(seeds, blocks[::-1], labels)
 
-    def _sample_blocks(self, seed_ids: np.ndarray, key: int, local_of: np.ndarray
-                       ) -> tuple[list[Block], np.ndarray]:
+    def _sample_blocks(
+        self, seed_ids: np.ndarray, key: int, local_of: np.ndarray
+    ) -> tuple[list[Block], np.ndarray]:
         numbered = _number_seeds(seed_ids, local_of)
         if numbered != seed_ids.shape[0]:
             raise ValueError("seed nodes of a batch must be distinct")
         frontier = seed_ids
         blocks = []
         for hop, fanout in enumerate(self.fanouts):
-            src_nodes, edge_index, edge_ids = self._hop(frontier, fanout, hop_key(key, hop),
-                                                        local_of)
-            blocks.append(Block(torch.from_numpy(src_nodes), int(frontier.shape[0]),
-                                torch.from_numpy(edge_index), torch.from_numpy(edge_ids)))
+            src_nodes, edge_index, edge_ids = self._hop(
+                frontier, fanout, hop_key(key, hop), local_of
+            )
+            blocks.append(
+                Block(
+                    torch.from_numpy(src_nodes),
+                    int(frontier.shape[0]),
+                    torch.from_numpy(edge_index),
+                    torch.from_numpy(edge_ids),
+                )
+            )
             frontier = src_nodes
         return blocks, frontier
 
-    def _hop(self, frontier: np.ndarray, fanout: int, key: np.uint64, local_of: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _hop(
+        self, frontier: np.ndarray, fanout: int, key: np.uint64, local_of: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One hop: ``(src_nodes, edge_index [2, E], edge_ids)`` for destinations ``frontier``
         (which already hold local ids ``0..len-1`` in ``local_of``).
 
@@ -426,10 +470,13 @@ class CompiledNeighborSampler:
         num_dst = frontier.shape[0]
         starts = np.empty(num_dst, dtype=np.int64)
         degrees = np.empty(num_dst, dtype=np.int64)
-        if not _row_extents(self.indptr, self.indices.shape[0], frontier, 0, num_dst, starts,
-                            degrees):
-            raise GraphFormatError("indptr is not a valid row-pointer array for indices "
-                                   "(decreasing, negative, past the end, or a row >= 2^32)")
+        if not _row_extents(
+            self.indptr, self.indices.shape[0], frontier, 0, num_dst, starts, degrees
+        ):
+            raise GraphFormatError(
+                "indptr is not a valid row-pointer array for indices "
+                "(decreasing, negative, past the end, or a row >= 2^32)"
+            )
         taken = degrees if fanout < 0 else np.minimum(degrees, fanout)
         first_out = np.zeros(num_dst + 1, dtype=np.int64)
         np.cumsum(taken, out=first_out[1:])
@@ -441,8 +488,20 @@ class CompiledNeighborSampler:
         node_chunks = _chunks(num_dst, self.min_chunk_nodes, self.num_threads)
 
         def sample_chunk(lo: int, hi: int) -> bool:
-            return _sample_and_gather(self.indices, self.num_nodes, starts, degrees, fanout, key,
-                                      lo, hi, first_out, edge_ids, dst_local, neighbours)
+            return _sample_and_gather(
+                self.indices,
+                self.num_nodes,
+                starts,
+                degrees,
+                fanout,
+                key,
+                lo,
+                hi,
+                first_out,
+                edge_ids,
+                dst_local,
+                neighbours,
+            )
 
         if not self.parallel_dedup or self._pool is None:
             src_nodes = np.empty(num_dst + num_edges, dtype=np.int64)
@@ -451,8 +510,9 @@ class CompiledNeighborSampler:
 
             def number(lo: int, hi: int) -> None:
                 nonlocal count
-                count = _number_and_relabel(neighbours, first_out[lo], first_out[hi], count,
-                                            local_of, src_nodes, src_local)
+                count = _number_and_relabel(
+                    neighbours, first_out[lo], first_out[hi], count, local_of, src_nodes, src_local
+                )
 
             self._run_in_order(sample_chunk, number, node_chunks)
             return src_nodes[:count], edge_index, edge_ids
@@ -462,20 +522,31 @@ class CompiledNeighborSampler:
         chunk_len = edge_chunks[0][1] - edge_chunks[0][0]
         owners = min(self.num_threads, len(edge_chunks))
         new_per_chunk = np.zeros((owners, len(edge_chunks)), dtype=np.int64)
-        self._run(lambda owner, _next_owner: _claim_first_appearances(
-            neighbours, owner, owners, chunk_len, local_of, new_per_chunk[owner]),
-            [(owner, owner + 1) for owner in range(owners)])
+        self._run(
+            lambda owner, _next_owner: _claim_first_appearances(
+                neighbours, owner, owners, chunk_len, local_of, new_per_chunk[owner]
+            ),
+            [(owner, owner + 1) for owner in range(owners)],
+        )
         first_local = num_dst + np.concatenate([[0], np.cumsum(new_per_chunk.sum(0))])
         src_nodes = np.empty(int(first_local[-1]), dtype=np.int64)
         src_nodes[:num_dst] = frontier
         starts_of = {lo: int(first_local[c]) for c, (lo, _) in enumerate(edge_chunks)}
-        self._run(lambda lo, hi: _number_first_appearances(neighbours, lo, hi, starts_of[lo],
-                                                           local_of, src_nodes), edge_chunks)
+        self._run(
+            lambda lo, hi: _number_first_appearances(
+                neighbours, lo, hi, starts_of[lo], local_of, src_nodes
+            ),
+            edge_chunks,
+        )
         self._run(lambda lo, hi: _relabel(neighbours, lo, hi, local_of, src_local), edge_chunks)
         return src_nodes, edge_index, edge_ids
 
-    def _run_in_order(self, work: Callable[[int, int], bool],
-                      then: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    def _run_in_order(
+        self,
+        work: Callable[[int, int], bool],
+        then: Callable[[int, int], None],
+        chunks: list[tuple[int, int]],
+    ) -> None:
         """``work`` on every chunk, by every thread, and ``then`` on each chunk on the calling
         thread, in chunk order, as soon as its ``work`` is done (the caller works on a chunk
         itself whenever the next one is not ready), so the serial ``then`` overlaps the other
@@ -497,9 +568,11 @@ class CompiledNeighborSampler:
             while work_next():
                 pass
 
-        helpers = ([self._pool.submit(drain)
-                    for _ in range(min(self.num_threads, len(chunks)) - 1)]
-                   if self._pool is not None else [])
+        helpers = (
+            [self._pool.submit(drain) for _ in range(min(self.num_threads, len(chunks)) - 1)]
+            if self._pool is not None
+            else []
+        )
         try:
             for c, (lo, hi) in enumerate(chunks):
                 while not done[c].is_set():

@@ -54,14 +54,17 @@ def _segment_path(root: Path, prefix: str, name: str) -> Path:
 
 def _check_space(root: Path, needed: int) -> None:
     if not root.is_dir():
-        raise HostTableError(f"host_table=shm: {root} does not exist (POSIX shared memory is "
-                             "needed; use host_table=mmap on this system)")
+        raise HostTableError(
+            f"host_table=shm: {root} does not exist (POSIX shared memory is "
+            "needed; use host_table=mmap on this system)"
+        )
     free = shutil.disk_usage(root).free
     if free < needed:
         raise HostTableError(
             f"host_table=shm: the graph arrays need {needed / 2**30:.2f} GiB in {root} but only "
             f"{free / 2**30:.2f} GiB are free (in a container, raise it with "
-            "`docker run --shm-size=...`); or use host_table=mmap")
+            "`docker run --shm-size=...`); or use host_table=mmap"
+        )
 
 
 def copy_into(array: np.ndarray, path: Path) -> None:
@@ -69,7 +72,7 @@ def copy_into(array: np.ndarray, path: Path) -> None:
     target = np.memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
     rows_per_chunk = max(_COPY_CHUNK_BYTES // max(array[:1].nbytes, 1), 1)
     for begin in range(0, array.shape[0], rows_per_chunk):
-        target[begin:begin + rows_per_chunk] = array[begin:begin + rows_per_chunk]
+        target[begin : begin + rows_per_chunk] = array[begin : begin + rows_per_chunk]
     target.flush()
     del target
 
@@ -85,8 +88,9 @@ def _agree(ctx: DistContext, error: str | None) -> None:
         raise HostTableError("; ".join(failed))
 
 
-def share_graph_arrays(graph: CSRGraph, ctx: DistContext, root: Path = SHM_ROOT,
-                       names: tuple[str, ...] = SHARED_ARRAYS) -> tuple[CSRGraph, dict]:
+def share_graph_arrays(
+    graph: CSRGraph, ctx: DistContext, root: Path = SHM_ROOT, names: tuple[str, ...] = SHARED_ARRAYS
+) -> tuple[CSRGraph, dict]:
     """The graph with ``names`` replaced by maps of one shared copy per machine.
 
     Collective: every rank of ``ctx`` must call it.  Returns the graph and, per array, the
@@ -112,11 +116,15 @@ def share_graph_arrays(graph: CSRGraph, ctx: DistContext, root: Path = SHM_ROOT,
             for name, array in arrays.items():
                 # Writable on purpose: the copy belongs to this run alone, and a writable
                 # mapping pins without cudaHostRegisterReadOnly, which not every GPU supports.
-                mapped[name] = np.memmap(paths[name], mode="r+", dtype=array.dtype,
-                                         shape=array.shape)
+                mapped[name] = np.memmap(
+                    paths[name], mode="r+", dtype=array.dtype, shape=array.shape
+                )
                 status = os.stat(paths[name])
-                identity[name] = {"device": status.st_dev, "inode": status.st_ino,
-                                  "bytes": int(array.nbytes)}
+                identity[name] = {
+                    "device": status.st_dev,
+                    "inode": status.st_ino,
+                    "bytes": int(array.nbytes),
+                }
         except OSError as failure:
             error = f"cannot map the shared copy: {failure}"
         _agree(ctx, error)  # every process has mapped every array: the names can go

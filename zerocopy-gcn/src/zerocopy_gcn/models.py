@@ -13,8 +13,9 @@ from zerocopy_gcn.sampling import Block
 with warnings.catch_warnings():
     # PyG scripts a few helpers when imported and torch deprecates torch.jit.script: a warning
     # on every run that no user of this project can act on.
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
-                            category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
+    )
     from torch_geometric.nn import GATConv, SAGEConv
 
 
@@ -28,8 +29,10 @@ class BlockGNN(nn.Module):
 
     def forward(self, x: torch.Tensor, blocks: list[Block]) -> torch.Tensor:
         if len(blocks) != len(self.convs):
-            raise ValueError(f"model has {len(self.convs)} layers but got {len(blocks)} blocks "
-                             "(one fanout per layer)")
+            raise ValueError(
+                f"model has {len(self.convs)} layers but got {len(blocks)} blocks "
+                "(one fanout per layer)"
+            )
         for i, (conv, block) in enumerate(zip(self.convs, blocks, strict=True)):
             x = conv((x, x[: block.num_dst]), block.edge_index)
             if i + 1 < len(self.convs):
@@ -37,8 +40,15 @@ class BlockGNN(nn.Module):
         return x
 
 
-def build_model(name: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
-                dropout: float = 0.5, heads: int = 4) -> BlockGNN:
+def build_model(
+    name: str,
+    in_dim: int,
+    hidden: int,
+    num_classes: int,
+    num_layers: int,
+    dropout: float = 0.5,
+    heads: int = 4,
+) -> BlockGNN:
     dims = [in_dim] + [hidden] * (num_layers - 1) + [num_classes]
     convs: list[nn.Module] = []
     for i in range(num_layers):

@@ -43,8 +43,15 @@ class PreparedBatch:
                 self.batch.labels.record_stream(stream)
 
 
-def prepare_batch(sampler: NeighborSampler, fetcher: FeatureFetcher, seeds: torch.Tensor,
-                  epoch: int, step: int, device: torch.device, sync: bool) -> PreparedBatch:
+def prepare_batch(
+    sampler: NeighborSampler,
+    fetcher: FeatureFetcher,
+    seeds: torch.Tensor,
+    epoch: int,
+    step: int,
+    device: torch.device,
+    sync: bool,
+) -> PreparedBatch:
     """Sample, move the blocks to ``device`` and fetch the input rows (one batch)."""
     start = time.perf_counter()
     batch = sampler.sample(seeds, epoch=epoch, step=step)
@@ -62,10 +69,15 @@ def prepare_batch(sampler: NeighborSampler, fetcher: FeatureFetcher, seeds: torc
 class Prefetcher:
     """Iterate prepared batches; with ``enabled`` the next one is produced concurrently."""
 
-    def __init__(self, make_batch: Callable[[int, torch.Tensor], PreparedBatch],
-                 seed_batches: Iterable[torch.Tensor], device: torch.device,
-                 enabled: bool = True, depth: int = 1,
-                 fetcher: FeatureFetcher | None = None) -> None:
+    def __init__(
+        self,
+        make_batch: Callable[[int, torch.Tensor], PreparedBatch],
+        seed_batches: Iterable[torch.Tensor],
+        device: torch.device,
+        enabled: bool = True,
+        depth: int = 1,
+        fetcher: FeatureFetcher | None = None,
+    ) -> None:
         self.make_batch = make_batch
         self.seed_batches = list(seed_batches)
         self.device = device

@@ -42,9 +42,12 @@ class Block:
         return self.src_nodes[: self.num_dst]
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Block:
-        return Block(self.src_nodes.to(device, non_blocking=non_blocking), self.num_dst,
-                     self.edge_index.to(device, non_blocking=non_blocking),
-                     self.edge_ids.to(device, non_blocking=non_blocking))
+        return Block(
+            self.src_nodes.to(device, non_blocking=non_blocking),
+            self.num_dst,
+            self.edge_index.to(device, non_blocking=non_blocking),
+            self.edge_ids.to(device, non_blocking=non_blocking),
+        )
 
 
 @dataclass
@@ -59,12 +62,16 @@ class MiniBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> MiniBatch:
         labels = None if self.labels is None else self.labels.to(device, non_blocking=non_blocking)
-        return MiniBatch(self.seeds.to(device, non_blocking=non_blocking),
-                         [b.to(device, non_blocking) for b in self.blocks], labels)
+        return MiniBatch(
+            self.seeds.to(device, non_blocking=non_blocking),
+            [b.to(device, non_blocking) for b in self.blocks],
+            labels,
+        )
 
 
-def unique_keep_prefix(prefix: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor,
-                                                                          torch.Tensor]:
+def unique_keep_prefix(
+    prefix: torch.Tensor, rest: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unique ids of ``cat(prefix, rest)`` in first-appearance order, and ``rest``'s local ids.
 
     ``prefix`` must hold distinct ids; they keep local ids ``0..len(prefix)-1``.
@@ -72,18 +79,20 @@ def unique_keep_prefix(prefix: torch.Tensor, rest: torch.Tensor) -> tuple[torch.
     allnodes = torch.cat([prefix, rest])
     uniq, inverse = torch.unique(allnodes, return_inverse=True)
     positions = torch.arange(allnodes.shape[0], device=allnodes.device)
-    first = torch.full((uniq.shape[0],), allnodes.shape[0], dtype=torch.long,
-                       device=allnodes.device)
+    first = torch.full(
+        (uniq.shape[0],), allnodes.shape[0], dtype=torch.long, device=allnodes.device
+    )
     first.scatter_reduce_(0, inverse, positions, reduce="amin")
     order = torch.argsort(first)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.shape[0], device=order.device)
     local = rank[inverse]
-    return uniq[order], local[prefix.shape[0]:]
+    return uniq[order], local[prefix.shape[0] :]
 
 
-def sample_neighbors(indptr: torch.Tensor, nodes: torch.Tensor, fanout: int,
-                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_neighbors(
+    indptr: torch.Tensor, nodes: torch.Tensor, fanout: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample up to ``fanout`` in-edges of each node, without replacement.
 
     Returns ``(dst_pos, edge_ids)``: for each sampled edge, the position of its destination in
@@ -101,7 +110,8 @@ def sample_neighbors(indptr: torch.Tensor, nodes: torch.Tensor, fanout: int,
     full_deg = degree[full]
     full_dst = torch.repeat_interleave(full, full_deg)
     offsets = torch.arange(full_dst.shape[0], device=device) - torch.repeat_interleave(
-        torch.cumsum(full_deg, 0) - full_deg, full_deg)
+        torch.cumsum(full_deg, 0) - full_deg, full_deg
+    )
     full_eids = start[full_dst] + offsets
     if fanout < 0:
         return full_dst, full_eids
@@ -130,9 +140,15 @@ class NeighborSampler:
     memory from :mod:`zerocopy_gcn.fetch.zerocopy`).
     """
 
-    def __init__(self, graph: CSRGraph | None, fanouts: list[int], seed: int = 0,
-                 device: torch.device | str = "cpu", indptr: torch.Tensor | None = None,
-                 indices: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        graph: CSRGraph | None,
+        fanouts: list[int],
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        indptr: torch.Tensor | None = None,
+        indices: torch.Tensor | None = None,
+    ) -> None:
         self.fanouts = [int(f) for f in fanouts]
         self.seed = int(seed)
         self.device = torch.device(device)
@@ -143,8 +159,9 @@ class NeighborSampler:
             indices = numpy_to_tensor(graph.indices)
         self.indptr = indptr.to(self.device)
         self.indices = indices.to(self.device)
-        self.labels = (torch.from_numpy(np.asarray(graph.label)).to(self.device)
-                       if graph is not None else None)
+        self.labels = (
+            torch.from_numpy(np.asarray(graph.label)).to(self.device) if graph is not None else None
+        )
 
     def generator(self, epoch: int, step: int) -> torch.Generator:
         """One generator per (seed, epoch, step): a batch is the same whatever thread or order
@@ -164,8 +181,9 @@ class NeighborSampler:
             dst_pos, eids = sample_neighbors(self.indptr, frontier, fanout, gen)
             neighbors = self.indices[eids].long()
             src_nodes, src_local = unique_keep_prefix(frontier, neighbors)
-            blocks.append(Block(src_nodes, int(frontier.shape[0]),
-                                torch.stack([src_local, dst_pos]), eids))
+            blocks.append(
+                Block(src_nodes, int(frontier.shape[0]), torch.stack([src_local, dst_pos]), eids)
+            )
             frontier = src_nodes
         labels = self.labels[seeds] if self.labels is not None else None
         return MiniBatch(seeds, blocks[::-1], labels)
@@ -191,9 +209,16 @@ def compiled_sampler_available() -> bool:
     return True
 
 
-def make_sampler(kind: str, graph: CSRGraph | None, fanouts: list[int], seed: int = 0,
-                 device: torch.device | str = "cpu", num_threads: int = 0,
-                 indptr: torch.Tensor | None = None, indices: torch.Tensor | None = None):
+def make_sampler(
+    kind: str,
+    graph: CSRGraph | None,
+    fanouts: list[int],
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    num_threads: int = 0,
+    indptr: torch.Tensor | None = None,
+    indices: torch.Tensor | None = None,
+):
     """The sampler for ``kind`` (config ``sampler.kind``) on ``device``.
 
     ``compiled``: :class:`~zerocopy_gcn.compiled_sampler.CompiledNeighborSampler` (CPU only,
@@ -207,22 +232,29 @@ def make_sampler(kind: str, graph: CSRGraph | None, fanouts: list[int], seed: in
         raise UserError(f"sampler.kind must be one of {SAMPLER_KINDS}, got {kind!r}")
     on_cpu = torch.device(device).type == "cpu"
     if kind == "compiled" and not on_cpu:
-        raise UserError("sampler.kind=compiled samples on the CPU; sampling on the GPU "
-                        "(sample_on=device|mapped) uses the reference: sampler.kind=auto")
+        raise UserError(
+            "sampler.kind=compiled samples on the CPU; sampling on the GPU "
+            "(sample_on=device|mapped) uses the reference: sampler.kind=auto"
+        )
     if kind == "compiled" and not compiled_sampler_available():
-        raise UserError("sampler.kind=compiled needs numba (pip install -r requirements.txt), "
-                        "or use sampler.kind=reference")
+        raise UserError(
+            "sampler.kind=compiled needs numba (pip install -r requirements.txt), "
+            "or use sampler.kind=reference"
+        )
     if kind == "reference" or not on_cpu or not compiled_sampler_available():
-        return NeighborSampler(graph, fanouts, seed=seed, device=device, indptr=indptr,
-                               indices=indices)
+        return NeighborSampler(
+            graph, fanouts, seed=seed, device=device, indptr=indptr, indices=indices
+        )
     from zerocopy_gcn.compiled_sampler import CompiledNeighborSampler
 
-    return CompiledNeighborSampler(graph, fanouts, seed=seed, num_threads=num_threads,
-                                   indptr=indptr, indices=indices)
+    return CompiledNeighborSampler(
+        graph, fanouts, seed=seed, num_threads=num_threads, indptr=indptr, indices=indices
+    )
 
 
-def seed_batches(nodes: np.ndarray | torch.Tensor, batch_size: int, epoch: int, seed: int,
-                 shuffle: bool = True) -> list[torch.Tensor]:
+def seed_batches(
+    nodes: np.ndarray | torch.Tensor, batch_size: int, epoch: int, seed: int, shuffle: bool = True
+) -> list[torch.Tensor]:
     """Split training nodes into batches, shuffled reproducibly per (seed, epoch)."""
     nodes = torch.as_tensor(np.asarray(nodes), dtype=torch.long)
     if shuffle:

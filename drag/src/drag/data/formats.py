@@ -125,9 +125,7 @@ def load_folder_tree(
     for name in CLASS_NAMES:
         folder = root / name
         if not folder.is_dir():
-            raise MissingFileError(
-                f"class folder not found: {folder} (expected private/, public/)"
-            )
+            raise MissingFileError(f"class folder not found: {folder} (expected private/, public/)")
         files = sorted(
             str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )

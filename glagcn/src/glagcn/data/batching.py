@@ -37,9 +37,15 @@ class WindowedPoses:
     (B, 1, J, 3)), for runs without the sequence branch.
     """
 
-    def __init__(self, sequences: Sequence[PoseSequence], receptive_field: int,
-                 skeleton: Skeleton, flip_augment: bool = False,
-                 full_sequence_3d: bool = True, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        sequences: Sequence[PoseSequence],
+        receptive_field: int,
+        skeleton: Skeleton,
+        flip_augment: bool = False,
+        full_sequence_3d: bool = True,
+        device: torch.device | str = "cpu",
+    ) -> None:
         if not sequences:
             raise DataError("no training sequences")
         self.receptive_field = receptive_field
@@ -56,8 +62,11 @@ class WindowedPoses:
             frames = len(sequence.keypoints_2d)
             keypoints.append(np.pad(sequence.keypoints_2d, widths, mode="edge"))
             poses.append(np.pad(sequence.poses_3d, widths, mode="edge"))
-            valid = (np.ones(frames, dtype=bool) if sequence.valid is None
-                     else np.asarray(sequence.valid, dtype=bool))
+            valid = (
+                np.ones(frames, dtype=bool)
+                if sequence.valid is None
+                else np.asarray(sequence.valid, dtype=bool)
+            )
             starts.append(offset + np.flatnonzero(valid))
             offset += frames + 2 * self.pad
         self.table_frames = offset
@@ -99,10 +108,17 @@ class WindowedPoses:
             poses = self.poses.index_select(0, rows[:, self.pad]).unsqueeze(1)
         return keypoints, poses
 
-    def iterate(self, batch_size: int, shuffle: bool, generator: np.random.Generator,
-                drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                max_batches: int | None = None, skip_batches: int = 0,
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iterate(
+        self,
+        batch_size: int,
+        shuffle: bool,
+        generator: np.random.Generator,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        max_batches: int | None = None,
+        skip_batches: int = 0,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """All windows once, in ``generator``'s order, with random flips if ``flip_augment``.
 
         The order and flips are drawn up front (and sent to the device once per epoch), so a
@@ -113,13 +129,16 @@ class WindowedPoses:
         same draws are made and the batches already trained on are not built.
         """
         order = generator.permutation(self.num_frames) if shuffle else np.arange(self.num_frames)
-        flips = (generator.random(self.num_frames) < 0.5 if self.flip_augment
-                 else np.zeros(self.num_frames, dtype=bool))
+        flips = (
+            generator.random(self.num_frames) < 0.5
+            if self.flip_augment
+            else np.zeros(self.num_frames, dtype=bool)
+        )
         order = torch.from_numpy(order).to(self.device)
         flips = torch.from_numpy(flips).to(self.device)
-        end = (self.num_frames // batch_size * batch_size if drop_last else self.num_frames)
+        end = self.num_frames // batch_size * batch_size if drop_last else self.num_frames
         if max_batches is not None:
             end = min(end, max_batches * batch_size)
         first = (rank + skip_batches * world_size) * batch_size
         for begin in range(first, end, world_size * batch_size):
-            yield self.batch(order[begin:begin + batch_size], flips[begin:begin + batch_size])
+            yield self.batch(order[begin : begin + batch_size], flips[begin : begin + batch_size])

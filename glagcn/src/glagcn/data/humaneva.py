@@ -37,8 +37,13 @@ from glagcn.data.sequences import (
 HUMANEVA_RESOLUTION = (640, 480)
 
 
-def load_humaneva(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[str],
-                  actions: Sequence[str] | None = None, downsample: int = 1) -> list[PoseSequence]:
+def load_humaneva(
+    path_3d: str | Path,
+    path_2d: str | Path,
+    subjects: Sequence[str],
+    actions: Sequence[str] | None = None,
+    downsample: int = 1,
+) -> list[PoseSequence]:
     path_3d, path_2d = Path(path_3d), Path(path_2d)
     positions_3d = load_npz_dict(path_3d, "positions_3d")
     positions_2d = load_npz_dict(path_2d, "positions_2d")
@@ -60,27 +65,40 @@ def load_humaneva(path_3d: str | Path, path_2d: str | Path, subjects: Sequence[s
                 raise DataError(f"{path_2d}: {subject}/{action} has no 2D keypoints")
             world = positions_3d[subject][action]
             if isinstance(world, (list, tuple)):
-                raise DataError(f"{path_3d}: {subject}/{action} holds a list of {len(world)} "
-                                "arrays; VideoPose3D's HumanEva-I file has one (frames, 15, 3) "
-                                "world-coordinate array per take")
+                raise DataError(
+                    f"{path_3d}: {subject}/{action} holds a list of {len(world)} "
+                    "arrays; VideoPose3D's HumanEva-I file has one (frames, 15, 3) "
+                    "world-coordinate array per take"
+                )
             world = check_array(world, path_3d, f"{subject}/{action}", 15, 3).astype(np.float64)
             views = positions_2d[subject][action]
             if not isinstance(views, (list, tuple)) or len(views) != len(cameras):
                 count = len(views) if isinstance(views, (list, tuple)) else "not a list of"
-                raise DataError(f"{path_2d}: {subject}/{action} has {count} camera arrays, "
-                                f"expected a list of {len(cameras)} (C1-C3)")
+                raise DataError(
+                    f"{path_2d}: {subject}/{action} has {count} camera arrays, "
+                    f"expected a list of {len(cameras)} (C1-C3)"
+                )
             for camera, ((orientation, translation), view) in enumerate(
-                    zip(cameras, views, strict=True)):
+                zip(cameras, views, strict=True)
+            ):
                 where = f"{subject}/{action}/camera {camera}"
                 pixels = check_array(view, path_2d, where, 15, 2)
                 frames = mocap_frames(pixels, world, path_2d, where)
                 poses = world_to_camera(world[:frames], orientation, translation)
-                sequences.append(PoseSequence(
-                    subject, action, camera,
-                    np.ascontiguousarray(normalize_screen_coordinates(
-                        pixels[:frames], width, height)[::downsample], dtype=np.float32),
-                    np.ascontiguousarray(root_relative(poses)[::downsample], dtype=np.float32),
-                ))
+                sequences.append(
+                    PoseSequence(
+                        subject,
+                        action,
+                        camera,
+                        np.ascontiguousarray(
+                            normalize_screen_coordinates(pixels[:frames], width, height)[
+                                ::downsample
+                            ],
+                            dtype=np.float32,
+                        ),
+                        np.ascontiguousarray(root_relative(poses)[::downsample], dtype=np.float32),
+                    )
+                )
     if not sequences:
         raise DataError(f"{path_3d}: no sequences for {list(subjects)} / {actions}")
     return sequences

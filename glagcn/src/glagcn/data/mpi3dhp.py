@@ -22,8 +22,14 @@ from glagcn.camera import normalize_screen_coordinates, root_relative
 from glagcn.data.sequences import DataError, PoseSequence, check_array, load_npz_dict
 from glagcn.skeleton import MPI_INF_3DHP_17
 
-TEST_RESOLUTION = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048),
-                   "TS4": (2048, 2048), "TS5": (1920, 1080), "TS6": (1920, 1080)}
+TEST_RESOLUTION = {
+    "TS1": (2048, 2048),
+    "TS2": (2048, 2048),
+    "TS3": (2048, 2048),
+    "TS4": (2048, 2048),
+    "TS5": (1920, 1080),
+    "TS6": (1920, 1080),
+}
 TRAIN_RESOLUTION = (2048, 2048)
 
 
@@ -37,12 +43,16 @@ def _sequence(path: Path, name: str, camera: int, entry, resolution, downsample:
     pixels = check_array(entry["data_2d"], path, f"{name}/data_2d", 17, 2)
     poses = check_array(entry["data_3d"], path, f"{name}/data_3d", 17, 3) / 1000.0
     frames = min(len(pixels), len(poses))
-    valid = (np.asarray(entry["valid"], dtype=bool).reshape(-1)[:frames]
-             if "valid" in entry else None)
+    valid = (
+        np.asarray(entry["valid"], dtype=bool).reshape(-1)[:frames] if "valid" in entry else None
+    )
     return PoseSequence(
-        name.split(" ")[0], name, camera,
-        np.ascontiguousarray(normalize_screen_coordinates(pixels[:frames], int(width),
-                                                          int(height))[::downsample]),
+        name.split(" ")[0],
+        name,
+        camera,
+        np.ascontiguousarray(
+            normalize_screen_coordinates(pixels[:frames], int(width), int(height))[::downsample]
+        ),
         np.ascontiguousarray(root_relative(poses[:frames], MPI_INF_3DHP_17.root)[::downsample]),
         None if valid is None else valid[::downsample],
     )
@@ -51,16 +61,20 @@ def _sequence(path: Path, name: str, camera: int, entry, resolution, downsample:
 def _train_cameras(path: Path, name: str, value) -> list[tuple[int, dict]]:
     """(camera number, arrays) of one training sequence's ``[{camera: arrays}]`` entry."""
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
-        raise DataError(f"{path}: {name} must be a list holding a dict from camera to "
-                        f"{{'data_2d', 'data_3d'}}, found {type(value).__name__}")
+        raise DataError(
+            f"{path}: {name} must be a list holding a dict from camera to "
+            f"{{'data_2d', 'data_3d'}}, found {type(value).__name__}"
+        )
     cameras = []
     for group in value:
         for key, entry in group.items():
             try:
                 number = int(key)
             except (TypeError, ValueError):
-                raise DataError(f"{path}: {name} has camera key {key!r}; expected a camera "
-                                "number such as '0' or 8") from None
+                raise DataError(
+                    f"{path}: {name} has camera key {key!r}; expected a camera "
+                    "number such as '0' or 8"
+                ) from None
             cameras.append((number, entry))
     return cameras
 
@@ -75,8 +89,9 @@ def load_3dhp(path: str | Path, split: str, downsample: int = 1) -> list[PoseSeq
             sequences.append(_sequence(path, name, -1, data[name], resolution, downsample))
         elif split == "train":
             for camera, entry in _train_cameras(path, name, data[name]):
-                sequences.append(_sequence(path, f"{name}", camera, entry, TRAIN_RESOLUTION,
-                                           downsample))
+                sequences.append(
+                    _sequence(path, f"{name}", camera, entry, TRAIN_RESOLUTION, downsample)
+                )
         else:
             raise DataError(f"unknown 3DHP split {split!r}: expected train or test")
     if not sequences:

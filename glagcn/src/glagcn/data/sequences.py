@@ -49,23 +49,27 @@ def check_array(array, path: Path, where: str, joints: int, dims: int) -> np.nda
     """(T, joints, dims) float32 with finite values, else a DataError naming file and key."""
     array = np.asarray(array)
     if array.ndim != 3 or array.shape[1] != joints or array.shape[2] != dims:
-        raise DataError(f"{path}: {where} has shape {array.shape}, expected (frames, {joints}, "
-                        f"{dims})")
+        raise DataError(
+            f"{path}: {where} has shape {array.shape}, expected (frames, {joints}, {dims})"
+        )
     array = array.astype(np.float32, copy=False)
     bad = ~np.isfinite(array).all(axis=(1, 2))
     if bad.any():
-        raise DataError(f"{path}: {where} has NaN/inf values in {int(bad.sum())} frames "
-                        f"(first: frame {int(np.argmax(bad))})")
+        raise DataError(
+            f"{path}: {where} has NaN/inf values in {int(bad.sum())} frames "
+            f"(first: frame {int(np.argmax(bad))})"
+        )
     return array
 
 
-def mocap_frames(keypoints_2d: np.ndarray, poses_3d: np.ndarray, path_2d: Path,
-                 where: str) -> int:
+def mocap_frames(keypoints_2d: np.ndarray, poses_3d: np.ndarray, path_2d: Path, where: str) -> int:
     """Frames to use: the mocap's.  Some videos run a few frames past the mocap and their 2D is
     cut to it (as VideoPose3D does); 2D shorter than the mocap means mismatched files."""
     if len(keypoints_2d) < len(poses_3d):
-        raise DataError(f"{path_2d}: {where} has {len(keypoints_2d)} frames of 2D keypoints but "
-                        f"the 3D file has {len(poses_3d)}: the two files do not belong together")
+        raise DataError(
+            f"{path_2d}: {where} has {len(keypoints_2d)} frames of 2D keypoints but "
+            f"the 3D file has {len(poses_3d)}: the two files do not belong together"
+        )
     return len(poses_3d)
 
 

@@ -48,8 +48,9 @@ def ensure_synthetic(root: Path, seed: int = 0) -> None:
     synthesize(root, seed=seed)
 
 
-def _subject_splits(loader, path_3d: Path, path_2d: Path, actions, data: DictConfig,
-                    skeleton: Skeleton, **options) -> Splits:
+def _subject_splits(
+    loader, path_3d: Path, path_2d: Path, actions, data: DictConfig, skeleton: Skeleton, **options
+) -> Splits:
     """Train/val/test by subject lists, for the datasets stored as a 3D + 2D file pair."""
     notes: list[str] = []
 
@@ -57,11 +58,17 @@ def _subject_splits(loader, path_3d: Path, path_2d: Path, actions, data: DictCon
         if not subjects:
             return []
         extra = dict(options, notes=notes) if options else {}
-        return loader(path_3d, path_2d, list(subjects), actions=actions, downsample=downsample,
-                      **extra)
+        return loader(
+            path_3d, path_2d, list(subjects), actions=actions, downsample=downsample, **extra
+        )
 
-    return Splits(skeleton, load(data.train_subjects, int(data.downsample)),
-                  load(data.val_subjects, 1), load(data.test_subjects, 1), notes)
+    return Splits(
+        skeleton,
+        load(data.train_subjects, int(data.downsample)),
+        load(data.val_subjects, 1),
+        load(data.test_subjects, 1),
+        notes,
+    )
 
 
 def load_splits(data: DictConfig) -> Splits:
@@ -73,22 +80,36 @@ def load_splits(data: DictConfig) -> Splits:
         from glagcn.data.h36m import load_h36m
 
         path_3d = _require(root / "data_3d_h36m.npz", "Human3.6M 3D file")
-        path_2d = _require(root / f"data_2d_h36m_{data.keypoints}.npz",
-                           f"Human3.6M 2D file for keypoints={data.keypoints}")
-        return _subject_splits(load_h36m, path_3d, path_2d, actions, data, H36M_17,
-                               skip_corrupt_take=bool(data.get("skip_corrupt_take", True)))
+        path_2d = _require(
+            root / f"data_2d_h36m_{data.keypoints}.npz",
+            f"Human3.6M 2D file for keypoints={data.keypoints}",
+        )
+        return _subject_splits(
+            load_h36m,
+            path_3d,
+            path_2d,
+            actions,
+            data,
+            H36M_17,
+            skip_corrupt_take=bool(data.get("skip_corrupt_take", True)),
+        )
     if data.dataset == "humaneva":
         from glagcn.data.humaneva import load_humaneva
 
         path_3d = _require(root / "data_3d_humaneva15.npz", "HumanEva-I 3D file")
-        path_2d = _require(root / f"data_2d_humaneva15_{data.keypoints}.npz",
-                           f"HumanEva-I 2D file for keypoints={data.keypoints}")
+        path_2d = _require(
+            root / f"data_2d_humaneva15_{data.keypoints}.npz",
+            f"HumanEva-I 2D file for keypoints={data.keypoints}",
+        )
         return _subject_splits(load_humaneva, path_3d, path_2d, actions, data, HUMANEVA_15)
     if data.dataset == "3dhp":
         from glagcn.data.mpi3dhp import load_3dhp
 
-        train = load_3dhp(_require(root / "data_train_3dhp.npz", "MPI-INF-3DHP train file"),
-                          "train", downsample=int(data.downsample))
+        train = load_3dhp(
+            _require(root / "data_train_3dhp.npz", "MPI-INF-3DHP train file"),
+            "train",
+            downsample=int(data.downsample),
+        )
         test = load_3dhp(_require(root / "data_test_3dhp.npz", "MPI-INF-3DHP test file"), "test")
         return Splits(MPI_INF_3DHP_17, train, [], test)
     raise DataError(f"unknown data.dataset {data.dataset!r}: expected h36m, humaneva or 3dhp")

@@ -47,15 +47,36 @@ FORMAT_VERSION = 2
 STAMP_FILE = "synthetic.json"
 # Body frame: x = the person's left, y = forward, z = up.  (joint, rest direction, length m)
 BONES = {
-    1: ((-1, 0, 0), 0.13), 2: ((0, 0, -1), 0.45), 3: ((0, 0, -1), 0.44),
-    4: ((1, 0, 0), 0.13), 5: ((0, 0, -1), 0.45), 6: ((0, 0, -1), 0.44),
-    7: ((0, 0, 1), 0.23), 8: ((0, 0, 1), 0.25), 9: ((0, 0.3, 1), 0.12), 10: ((0, 0, 1), 0.11),
-    11: ((1, 0, 0), 0.15), 12: ((0, 0, -1), 0.28), 13: ((0, 0, -1), 0.25),
-    14: ((-1, 0, 0), 0.15), 15: ((0, 0, -1), 0.28), 16: ((0, 0, -1), 0.25),
+    1: ((-1, 0, 0), 0.13),
+    2: ((0, 0, -1), 0.45),
+    3: ((0, 0, -1), 0.44),
+    4: ((1, 0, 0), 0.13),
+    5: ((0, 0, -1), 0.45),
+    6: ((0, 0, -1), 0.44),
+    7: ((0, 0, 1), 0.23),
+    8: ((0, 0, 1), 0.25),
+    9: ((0, 0.3, 1), 0.12),
+    10: ((0, 0, 1), 0.11),
+    11: ((1, 0, 0), 0.15),
+    12: ((0, 0, -1), 0.28),
+    13: ((0, 0, -1), 0.25),
+    14: ((-1, 0, 0), 0.15),
+    15: ((0, 0, -1), 0.28),
+    16: ((0, 0, -1), 0.25),
 }
 # Two takes per action, named as in VideoPose3D's Human3.6M files.
-ACTIONS = ("Directions", "Directions 1", "Greeting", "Greeting 1", "Sitting 1", "Sitting 2",
-           "Waiting", "Waiting 1", "Walking", "Walking 1")
+ACTIONS = (
+    "Directions",
+    "Directions 1",
+    "Greeting",
+    "Greeting 1",
+    "Sitting 1",
+    "Sitting 2",
+    "Waiting",
+    "Waiting 1",
+    "Walking",
+    "Walking 1",
+)
 MISSING_TAKES = {("S11", "Directions")}  # not in the real files: its video is corrupt
 LENGTH_RANGE = (0.35, 1.15)  # take length as a fraction of ``frames``
 EXTRA_2D_FRAMES = (0, 0, 0, 2, 4)  # video frames past the mocap's end, drawn per take
@@ -72,45 +93,92 @@ def _angles(action: str, t: np.ndarray, rng: np.random.Generator) -> dict[str, n
     ph = rng.uniform(0, 2 * np.pi)
     a = rng.uniform(0.8, 1.2)
     zero = np.zeros_like(t)
-    angles = {name: zero.copy() for name in (
-        "hip_l", "hip_r", "knee_l", "knee_r", "shoulder_l", "shoulder_r", "abduct_l",
-        "abduct_r", "elbow_l", "elbow_r", "lean", "twist", "neck", "yaw_rate", "speed",
-        "height")}
+    angles = {
+        name: zero.copy()
+        for name in (
+            "hip_l",
+            "hip_r",
+            "knee_l",
+            "knee_r",
+            "shoulder_l",
+            "shoulder_r",
+            "abduct_l",
+            "abduct_r",
+            "elbow_l",
+            "elbow_r",
+            "lean",
+            "twist",
+            "neck",
+            "yaw_rate",
+            "speed",
+            "height",
+        )
+    }
     angles["abduct_l"] += 0.15
     angles["abduct_r"] += 0.15
     if action.startswith("Walking"):
         swing = _wave(t, f, ph, 0.45 * a)
-        angles.update(hip_l=swing, hip_r=-swing,
-                      knee_l=np.maximum(_wave(t, f, ph - 1.2, 0.6 * a), 0),
-                      knee_r=np.maximum(_wave(t, f, ph + np.pi - 1.2, 0.6 * a), 0),
-                      shoulder_l=-0.6 * swing, shoulder_r=0.6 * swing,
-                      elbow_l=0.3 + 0.2 * swing, elbow_r=0.3 - 0.2 * swing,
-                      lean=zero + 0.08, speed=zero + 1.1 * a, yaw_rate=zero + 0.5 * f,
-                      height=_wave(t, 2 * f, 2 * ph, 0.02))
+        angles.update(
+            hip_l=swing,
+            hip_r=-swing,
+            knee_l=np.maximum(_wave(t, f, ph - 1.2, 0.6 * a), 0),
+            knee_r=np.maximum(_wave(t, f, ph + np.pi - 1.2, 0.6 * a), 0),
+            shoulder_l=-0.6 * swing,
+            shoulder_r=0.6 * swing,
+            elbow_l=0.3 + 0.2 * swing,
+            elbow_r=0.3 - 0.2 * swing,
+            lean=zero + 0.08,
+            speed=zero + 1.1 * a,
+            yaw_rate=zero + 0.5 * f,
+            height=_wave(t, 2 * f, 2 * ph, 0.02),
+        )
     elif action.startswith("Sitting"):
-        angles.update(hip_l=zero + 1.5, hip_r=zero + 1.5, knee_l=zero + 1.5, knee_r=zero + 1.5,
-                      shoulder_l=_wave(t, 0.3 * f, ph, 0.4 * a, 0.3),
-                      elbow_l=_wave(t, 0.3 * f, ph, 0.6 * a, 1.0),
-                      shoulder_r=zero + 0.2, elbow_r=zero + 0.5,
-                      lean=_wave(t, 0.2 * f, ph, 0.15, 0.1), twist=_wave(t, 0.15, ph, 0.3),
-                      height=zero - 0.47)
+        angles.update(
+            hip_l=zero + 1.5,
+            hip_r=zero + 1.5,
+            knee_l=zero + 1.5,
+            knee_r=zero + 1.5,
+            shoulder_l=_wave(t, 0.3 * f, ph, 0.4 * a, 0.3),
+            elbow_l=_wave(t, 0.3 * f, ph, 0.6 * a, 1.0),
+            shoulder_r=zero + 0.2,
+            elbow_r=zero + 0.5,
+            lean=_wave(t, 0.2 * f, ph, 0.15, 0.1),
+            twist=_wave(t, 0.15, ph, 0.3),
+            height=zero - 0.47,
+        )
     elif action.startswith("Greeting"):
-        angles.update(abduct_r=_wave(t, 0.25 * f, ph, 0.5, 1.9),
-                      elbow_r=_wave(t, 1.6 * f, ph, 0.5 * a, 0.9),
-                      shoulder_l=_wave(t, 0.25 * f, ph, 0.2), twist=_wave(t, 0.2, ph, 0.25),
-                      neck=_wave(t, 0.3, ph, 0.2), hip_l=_wave(t, 0.5 * f, ph, 0.1),
-                      knee_l=np.abs(_wave(t, 0.5 * f, ph, 0.15)))
+        angles.update(
+            abduct_r=_wave(t, 0.25 * f, ph, 0.5, 1.9),
+            elbow_r=_wave(t, 1.6 * f, ph, 0.5 * a, 0.9),
+            shoulder_l=_wave(t, 0.25 * f, ph, 0.2),
+            twist=_wave(t, 0.2, ph, 0.25),
+            neck=_wave(t, 0.3, ph, 0.2),
+            hip_l=_wave(t, 0.5 * f, ph, 0.1),
+            knee_l=np.abs(_wave(t, 0.5 * f, ph, 0.15)),
+        )
     elif action.startswith("Directions"):
-        angles.update(shoulder_r=np.clip(_wave(t, 0.2 * f, ph, 1.4 * a, 0.4), 0, 1.6),
-                      elbow_r=zero + 0.2, shoulder_l=_wave(t, 0.15, ph, 0.2),
-                      yaw_rate=_wave(t, 0.1, ph, 0.6), twist=_wave(t, 0.2, ph + 1, 0.3),
-                      speed=np.clip(_wave(t, 0.1, ph, 0.5), 0, None))
+        angles.update(
+            shoulder_r=np.clip(_wave(t, 0.2 * f, ph, 1.4 * a, 0.4), 0, 1.6),
+            elbow_r=zero + 0.2,
+            shoulder_l=_wave(t, 0.15, ph, 0.2),
+            yaw_rate=_wave(t, 0.1, ph, 0.6),
+            twist=_wave(t, 0.2, ph + 1, 0.3),
+            speed=np.clip(_wave(t, 0.1, ph, 0.5), 0, None),
+        )
     else:  # Waiting: weight shifts, sway, head turns
         shift = _wave(t, 0.25 * f, ph, 0.12 * a)
-        angles.update(hip_l=shift, hip_r=-shift, knee_l=np.abs(shift), knee_r=np.abs(shift),
-                      lean=_wave(t, 0.3 * f, ph, 0.06), neck=_wave(t, 0.2, ph, 0.5),
-                      shoulder_l=zero + 0.1, shoulder_r=zero + 0.1,
-                      elbow_l=zero + 1.2, elbow_r=zero + 1.2)
+        angles.update(
+            hip_l=shift,
+            hip_r=-shift,
+            knee_l=np.abs(shift),
+            knee_r=np.abs(shift),
+            lean=_wave(t, 0.3 * f, ph, 0.06),
+            neck=_wave(t, 0.2, ph, 0.5),
+            shoulder_l=zero + 0.1,
+            shoulder_r=zero + 0.1,
+            elbow_l=zero + 1.2,
+            elbow_r=zero + 1.2,
+        )
     return angles
 
 
@@ -201,9 +269,15 @@ def _take_length(frames: int, vary_lengths: bool, rng: np.random.Generator) -> i
     return max(2, int(round(frames * rng.uniform(*LENGTH_RANGE))))
 
 
-def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: float = 0.0,
-               subjects=H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS, actions=ACTIONS,
-               vary_lengths: bool = True) -> Path:
+def synthesize(
+    out: str | Path,
+    seed: int = 0,
+    frames: int = 400,
+    noise_px: float = 0.0,
+    subjects=H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS,
+    actions=ACTIONS,
+    vary_lengths: bool = True,
+) -> Path:
     """Write every file; ``actions`` are take names, ``frames`` the nominal take length."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -221,11 +295,16 @@ def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: floa
             extra = int(rng.choice(EXTRA_2D_FRAMES)) if vary_lengths else 0
             world = animate(action, mocap + extra, scale, rng)
             positions_3d[subject][action] = to_mocap_32(world[:mocap]).astype(np.float32)
-            views = [project_to_pixels(world_to_camera(world, c.orientation, c.translation), c)
-                     .astype(np.float32) for c in cameras]
+            views = [
+                project_to_pixels(world_to_camera(world, c.orientation, c.translation), c).astype(
+                    np.float32
+                )
+                for c in cameras
+            ]
             positions_2d[subject][action] = views
             detections[subject][action] = [
-                (v + rng.normal(0, noise_px, v.shape)).astype(np.float32) for v in views]
+                (v + rng.normal(0, noise_px, v.shape)).astype(np.float32) for v in views
+            ]
     write_h36m_npz(out, positions_3d, positions_2d, "gt")
     demo_subject = subjects[-1]
     demo_take = max(positions_2d[demo_subject], key=lambda a: len(positions_2d[demo_subject][a][0]))
@@ -234,8 +313,9 @@ def synthesize(out: str | Path, seed: int = 0, frames: int = 400, noise_px: floa
         write_h36m_npz(out, positions_3d, detections, "detections")
     _write_3dhp(out, rng, frames)
     _write_humaneva(out, rng, frames, vary_lengths)
-    (out / STAMP_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "seed": seed,
-                                              "frames": frames}))
+    (out / STAMP_FILE).write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "seed": seed, "frames": frames})
+    )
     return out
 
 
@@ -252,9 +332,15 @@ def write_coco_keypoints(path: Path, pixels_h36m: np.ndarray, rng: np.random.Gen
         coco[:, joint] += (dx, dy)
     scores = rng.uniform(0.6, 1.0, size=coco.shape[:2])
     scores[rng.random(scores.shape) < 0.03] = 0.1  # occasional missed joints, filled by lifting
-    entries = [{"image_id": frame, "category_id": 1, "score": float(s.mean()),
-                "keypoints": np.concatenate([k, s[:, None]], axis=1).round(2).ravel().tolist()}
-               for frame, (k, s) in enumerate(zip(coco, scores, strict=True))]
+    entries = [
+        {
+            "image_id": frame,
+            "category_id": 1,
+            "score": float(s.mean()),
+            "keypoints": np.concatenate([k, s[:, None]], axis=1).round(2).ravel().tolist(),
+        }
+        for frame, (k, s) in enumerate(zip(coco, scores, strict=True))
+    ]
     path.write_text(json.dumps(entries))
 
 
@@ -264,9 +350,11 @@ def _write_3dhp(out: Path, rng: np.random.Generator, frames: int) -> None:
         world = animate(action, frames, rng.uniform(0.9, 1.1), rng)
         camera = _look_at_camera_space(world, rng.uniform(0, 2 * np.pi), 4.5)
         pixels = _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP]
-        data[f"TS{index + 1}"] = {"data_2d": pixels.astype(np.float32),
-                                  "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32),
-                                  "valid": (rng.random(frames) > 0.05).astype(np.uint8)}
+        data[f"TS{index + 1}"] = {
+            "data_2d": pixels.astype(np.float32),
+            "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32),
+            "valid": (rng.random(frames) > 0.05).astype(np.uint8),
+        }
     np.savez_compressed(out / "data_test_3dhp.npz", data=data)
     train = {}
     for subject in ("S1", "S2"):
@@ -275,22 +363,27 @@ def _write_3dhp(out: Path, rng: np.random.Generator, frames: int) -> None:
         for number, azimuth in ((0, 0.3), (2, 2.0)):
             camera = _look_at_camera_space(world, azimuth, 4.5)
             cameras[str(number)] = {
-                "data_2d": _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP]
-                .astype(np.float32),
-                "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32)}
+                "data_2d": _pinhole(camera, 1500.0, (1024.0, 1024.0))[:, H36M_TO_3DHP].astype(
+                    np.float32
+                ),
+                "data_3d": (camera[:, H36M_TO_3DHP] * 1000).astype(np.float32),
+            }
         train[f"{subject} Seq1"] = [cameras]
     np.savez_compressed(out / "data_train_3dhp.npz", data=train)
 
 
 # HumanEva-I takes as VideoPose3D names them: the mocap's valid stretches become chunks, and
 # the gaps between them (chunk1 here) are left out of the files.
-HUMANEVA_TAKES = {"Walking 1 chunk0": "Walking 1", "Walking 1 chunk2": "Walking 1",
-                  "Jog 1 chunk0": "Walking 1", "Box 1 chunk0": "Greeting"}
+HUMANEVA_TAKES = {
+    "Walking 1 chunk0": "Walking 1",
+    "Walking 1 chunk2": "Walking 1",
+    "Jog 1 chunk0": "Walking 1",
+    "Box 1 chunk0": "Greeting",
+}
 HUMANEVA_FOCAL_PX = 420.0  # a pinhole stand-in for the real C1-C3 intrinsics (640x480)
 
 
-def _write_humaneva(out: Path, rng: np.random.Generator, frames: int,
-                    vary_lengths: bool) -> None:
+def _write_humaneva(out: Path, rng: np.random.Generator, frames: int, vary_lengths: bool) -> None:
     positions_3d: dict = {}
     positions_2d: dict = {}
     for split in ("Train", "Validate"):
@@ -303,14 +396,23 @@ def _write_humaneva(out: Path, rng: np.random.Generator, frames: int,
                 world = animate(motion, length, rng.uniform(0.9, 1.1), rng)
                 positions_3d[key][take] = world[:, H36M_TO_HUMANEVA].astype(np.float32)
                 positions_2d[key][take] = [
-                    _pinhole(world_to_camera(world, orientation, translation),
-                             HUMANEVA_FOCAL_PX, (320.0, 240.0))[:, H36M_TO_HUMANEVA]
-                    .astype(np.float32) for orientation, translation in cameras]
+                    _pinhole(
+                        world_to_camera(world, orientation, translation),
+                        HUMANEVA_FOCAL_PX,
+                        (320.0, 240.0),
+                    )[:, H36M_TO_HUMANEVA].astype(np.float32)
+                    for orientation, translation in cameras
+                ]
     np.savez_compressed(out / "data_3d_humaneva15.npz", positions_3d=positions_3d)
-    np.savez_compressed(out / "data_2d_humaneva15_gt.npz", positions_2d=positions_2d,
-                        metadata={"layout_name": "humaneva15", "num_joints": 15,
-                                  "keypoints_symmetry": [[2, 3, 4, 8, 9, 10],
-                                                         [5, 6, 7, 11, 12, 13]]})
+    np.savez_compressed(
+        out / "data_2d_humaneva15_gt.npz",
+        positions_2d=positions_2d,
+        metadata={
+            "layout_name": "humaneva15",
+            "num_joints": 15,
+            "keypoints_symmetry": [[2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]],
+        },
+    )
 
 
 def main(argv=None) -> None:
@@ -318,8 +420,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=400, help="frames per take (50 fps)")
-    parser.add_argument("--noise-px", type=float, default=0.0,
-                        help="also write data_2d_h36m_detections.npz with this pixel noise")
+    parser.add_argument(
+        "--noise-px",
+        type=float,
+        default=0.0,
+        help="also write data_2d_h36m_detections.npz with this pixel noise",
+    )
     args = parser.parse_args(argv)
     synthesize(args.out, args.seed, args.frames, args.noise_px)
     print(f"synthetic Human3.6M/3DHP/HumanEva-format files written to {args.out}")

@@ -24,18 +24,40 @@ from glagcn.keypoints.sequence import PreparedTrack, prepare_h36m, to_h36m_seque
 from glagcn.keypoints.tracking import Track, build_tracks, choose_track, describe_tracks
 
 __all__ = [
-    "FORMATS", "LAYOUTS", "Detection", "DetectionSet", "JointLayout", "KeypointInputError",
-    "KeypointSequence", "PreparedTrack", "ReadOptions", "ScoreRule", "Track", "build_tracks",
-    "choose_track", "describe_tracks", "format_table", "get_layout", "load_track",
-    "prepare_h36m", "read_detections", "resolve_score_rule", "to_h36m", "to_h36m_sequence",
+    "FORMATS",
+    "LAYOUTS",
+    "Detection",
+    "DetectionSet",
+    "JointLayout",
+    "KeypointInputError",
+    "KeypointSequence",
+    "PreparedTrack",
+    "ReadOptions",
+    "ScoreRule",
+    "Track",
+    "build_tracks",
+    "choose_track",
+    "describe_tracks",
+    "format_table",
+    "get_layout",
+    "load_track",
+    "prepare_h36m",
+    "read_detections",
+    "resolve_score_rule",
+    "to_h36m",
+    "to_h36m_sequence",
     "track_sequence",
 ]
 
 
-def load_track(path: str | Path, format: str | None = None,  # noqa: A002
-               options: ReadOptions | None = None, person: int | None = None,
-               link_iou: float = 0.3, max_link_gap: int | None = None
-               ) -> tuple[KeypointSequence, list[Track], DetectionSet]:
+def load_track(
+    path: str | Path,
+    format: str | None = None,  # noqa: A002
+    options: ReadOptions | None = None,
+    person: int | None = None,
+    link_iou: float = 0.3,
+    max_link_gap: int | None = None,
+) -> tuple[KeypointSequence, list[Track], DetectionSet]:
     """Read a keypoint file and return the chosen person's sequence, all tracks, the file."""
     detections = read_detections(path, format, options)
     tracks = build_tracks(detections, link_iou, max_link_gap)

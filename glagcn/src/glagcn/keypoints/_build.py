@@ -26,8 +26,9 @@ def xyxy(box) -> np.ndarray | None:
     return values[:4].astype(np.float32)
 
 
-def detection_from_triples(triples: np.ndarray, zeros_mean_missing: bool = True, **extra
-                           ) -> Detection | None:
+def detection_from_triples(
+    triples: np.ndarray, zeros_mean_missing: bool = True, **extra
+) -> Detection | None:
     """(J, 3) x, y, score -> Detection; (0, 0, 0) rows are "not found" where the writer uses
     them so (COCO/AlphaPose/OpenPose).  None when no joint has coordinates."""
     keypoints = triples[:, :2].astype(np.float32)
@@ -35,8 +36,9 @@ def detection_from_triples(triples: np.ndarray, zeros_mean_missing: bool = True,
     return detection_from_arrays(keypoints, scores, zeros_mean_missing, **extra)
 
 
-def detection_from_arrays(keypoints: np.ndarray, scores: np.ndarray,
-                          zeros_mean_missing: bool = False, **extra) -> Detection | None:
+def detection_from_arrays(
+    keypoints: np.ndarray, scores: np.ndarray, zeros_mean_missing: bool = False, **extra
+) -> Detection | None:
     keypoints = np.array(keypoints, dtype=np.float32)
     scores = np.array(scores, dtype=np.float32)
     if zeros_mean_missing:

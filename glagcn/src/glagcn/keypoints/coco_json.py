@@ -68,8 +68,10 @@ def _looks_like_alphapose(peek: FilePeek) -> bool:
     if not _is_results_list(peek):
         return False
     sample = _entries(peek)[:50]
-    return any(isinstance(e, dict) and ("idx" in e or "box" in e
-                                        or isinstance(e.get("image_id"), str)) for e in sample)
+    return any(
+        isinstance(e, dict) and ("idx" in e or "box" in e or isinstance(e.get("image_id"), str))
+        for e in sample
+    )
 
 
 def _raw_frame(entry: dict, position: int, source: str) -> int:
@@ -89,47 +91,61 @@ def _raw_frame(entry: dict, position: int, source: str) -> int:
         number = frame_number_from_name(value)
         if number is not None:
             return number
-    raise KeypointInputError(f"{source}: entry {position} has no frame number in its id "
-                             f"{value!r} (expected an integer or a file name such as '12.jpg')")
+    raise KeypointInputError(
+        f"{source}: entry {position} has no frame number in its id "
+        f"{value!r} (expected an integer or a file name such as '12.jpg')"
+    )
 
 
 def _read(peek: FilePeek, options: ReadOptions, name: str) -> DetectionSet:
     source = str(peek.path)
     entries = _entries(peek)
     if entries is None:
-        raise KeypointInputError(f"{source}: expected a list of per-frame objects or a dict "
-                                 "with an 'annotations'/'frames' list")
+        raise KeypointInputError(
+            f"{source}: expected a list of per-frame objects or a dict "
+            "with an 'annotations'/'frames' list"
+        )
     if not entries:
-        raise KeypointInputError(f"{source}: the file lists no detections (the detector found "
-                                 "nobody)")
+        raise KeypointInputError(
+            f"{source}: the file lists no detections (the detector found nobody)"
+        )
     layout = options.layout
     raw: dict[int, list[Detection]] = {}
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict) or "keypoints" not in entry:
             raise KeypointInputError(f"{source}: entry {position} has no 'keypoints' key")
         try:
-            values = numeric_array(entry["keypoints"], source,
-                                   f"entry {position} 'keypoints'").astype(np.float64).ravel()
+            values = (
+                numeric_array(entry["keypoints"], source, f"entry {position} 'keypoints'")
+                .astype(np.float64)
+                .ravel()
+            )
         except (TypeError, ValueError) as error:
-            raise KeypointInputError(f"{source}: entry {position}: 'keypoints' is not a list "
-                                     f"of numbers ({error})") from None
+            raise KeypointInputError(
+                f"{source}: entry {position}: 'keypoints' is not a list of numbers ({error})"
+            ) from None
         entry_layout = layout or VALUE_COUNTS.get(values.size)
         if entry_layout is None or values.size != 3 * get_layout(entry_layout).num_joints:
-            expected = (f"{get_layout(layout).num_joints} x [x, y, score] = "
-                        f"{3 * get_layout(layout).num_joints}" if layout else
-                        "17 x [x, y, score] = 51 (COCO-17), 78 (Halpe-26) or 399 "
-                        "(COCO-WholeBody-133)")
-            raise KeypointInputError(f"{source}: entry {position} has {values.size} keypoint "
-                                     f"values, expected {expected}")
+            expected = (
+                f"{get_layout(layout).num_joints} x [x, y, score] = "
+                f"{3 * get_layout(layout).num_joints}"
+                if layout
+                else "17 x [x, y, score] = 51 (COCO-17), 78 (Halpe-26) or 399 (COCO-WholeBody-133)"
+            )
+            raise KeypointInputError(
+                f"{source}: entry {position} has {values.size} keypoint values, expected {expected}"
+            )
         if layout is None:
             layout = entry_layout
         frame = _raw_frame(entry, position, source)
         box = xywh_to_xyxy(entry.get("box", entry.get("bbox")))
         score = entry.get("score")
         detection = detection_from_triples(
-            values.reshape(-1, 3), box=box,
+            values.reshape(-1, 3),
+            box=box,
             box_score=float(score) if isinstance(score, (int, float)) else None,
-            track_id=track_id_of(entry.get("idx", entry.get("track_id"))))
+            track_id=track_id_of(entry.get("idx", entry.get("track_id"))),
+        )
         raw.setdefault(frame, [])
         if detection is not None:
             raw[frame].append(detection)
@@ -137,16 +153,28 @@ def _read(peek: FilePeek, options: ReadOptions, name: str) -> DetectionSet:
     frames = apply_first_frame(raw, first, source)
     notes = []
     if any(isinstance(e.get("image_id"), str) for e in entries[:50] if isinstance(e, dict)):
-        notes.append("frame numbers read from the image file names; the first video frame "
-                     f"is taken to be number {first} (first_frame_id)")
-    return DetectionSet(source, name, layout, frames, ScoreRule("absolute", 0.3),
-                        SCORE_MEANING, None, notes)
+        notes.append(
+            "frame numbers read from the image file names; the first video frame "
+            f"is taken to be number {first} (first_frame_id)"
+        )
+    return DetectionSet(
+        source, name, layout, frames, ScoreRule("absolute", 0.3), SCORE_MEANING, None, notes
+    )
 
 
-register(InputFormat(
-    "alphapose", "AlphaPose alphapose-results.json (COCO-17/Halpe-26/133; 'idx' with tracking)",
-    _looks_like_alphapose, lambda peek, options: _read(peek, options, "alphapose")))
-register(InputFormat(
-    "coco_json", "COCO-style keypoint results: [{image_id, keypoints: [x, y, score] * 17}]",
-    lambda peek: _is_results_list(peek), lambda peek, options: _read(peek, options, "coco_json")))
-
+register(
+    InputFormat(
+        "alphapose",
+        "AlphaPose alphapose-results.json (COCO-17/Halpe-26/133; 'idx' with tracking)",
+        _looks_like_alphapose,
+        lambda peek, options: _read(peek, options, "alphapose"),
+    )
+)
+register(
+    InputFormat(
+        "coco_json",
+        "COCO-style keypoint results: [{image_id, keypoints: [x, y, score] * 17}]",
+        lambda peek: _is_results_list(peek),
+        lambda peek, options: _read(peek, options, "coco_json"),
+    )
+)

@@ -35,8 +35,9 @@ def numeric_array(value, source: str, key: str) -> np.ndarray:
     (booleans to 0/1, complex numbers, strings, objects)."""
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
-        raise KeypointInputError(f"{source}: {key} holds {array.dtype} values; expected "
-                                 "real numbers (pixel coordinates)")
+        raise KeypointInputError(
+            f"{source}: {key} holds {array.dtype} values; expected real numbers (pixel coordinates)"
+        )
     return array
 
 
@@ -45,12 +46,15 @@ def checked_image_size(size, source: str) -> tuple[int, int]:
     try:
         width, height = (float(v) for v in size)
     except (TypeError, ValueError):
-        raise KeypointInputError(f"{source}: image size must be (width, height), got "
-                                 f"{size!r}") from None
+        raise KeypointInputError(
+            f"{source}: image size must be (width, height), got {size!r}"
+        ) from None
     for name, value in (("width", width), ("height", height)):
         if not np.isfinite(value) or value <= 0 or value > MAX_IMAGE_SIDE_PX:
-            raise KeypointInputError(f"{source}: image {name} {value:g} is not a size in "
-                                     f"pixels (expected 1 .. {MAX_IMAGE_SIDE_PX})")
+            raise KeypointInputError(
+                f"{source}: image {name} {value:g} is not a size in "
+                f"pixels (expected 1 .. {MAX_IMAGE_SIDE_PX})"
+            )
     return int(round(width)), int(round(height))
 
 
@@ -69,8 +73,9 @@ class ScoreRule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCORE_RULE_KINDS:
-            raise KeypointInputError(f"unknown score_rule {self.kind!r}; use one of "
-                                     f"{', '.join(SCORE_RULE_KINDS)}")
+            raise KeypointInputError(
+                f"unknown score_rule {self.kind!r}; use one of {', '.join(SCORE_RULE_KINDS)}"
+            )
 
     def missing(self, scores: np.ndarray, source: str = "<array>") -> np.ndarray:
         """Boolean mask, True where a joint's score makes it missing (NaN scores count as
@@ -84,7 +89,8 @@ class ScoreRule:
             if not reference > 0:
                 raise KeypointInputError(
                     f"{source}: score_rule=relative needs positive scores, but the median "
-                    f"score is {reference:.3g}; use score_rule=none or absolute")
+                    f"score is {reference:.3g}; use score_rule=none or absolute"
+                )
             limit = self.threshold * reference
         return ~(np.nan_to_num(scores, nan=-np.inf) >= limit)
 
@@ -101,8 +107,9 @@ class ScoreRule:
         return f"score < {self.threshold:g}"
 
 
-def resolve_score_rule(default: ScoreRule, kind: str | None = None,
-                       threshold: float | None = None) -> ScoreRule:
+def resolve_score_rule(
+    default: ScoreRule, kind: str | None = None, threshold: float | None = None
+) -> ScoreRule:
     """The format's rule, with the user's ``score_rule`` / ``score_threshold`` applied."""
     kind = kind or default.kind
     if threshold is None:
@@ -174,7 +181,8 @@ class DetectionSet:
                 f"{self.source}: frame number {culprit} is {abs(culprit - median):,} frames "
                 f"from the others ({len(frames)} frames around {median}): the numbering spans "
                 f"{span:,} frames, more than {allowed:,} for a file of {len(frames)} frames; "
-                "fix that frame's id (a timestamp is not a frame number) or set first_frame_id")
+                "fix that frame's id (a timestamp is not a frame number) or set first_frame_id"
+            )
         if self.image_size is not None:
             width, height = self.image_size
             low, high = (-width, -height), (2 * width, 2 * height)
@@ -187,13 +195,17 @@ class DetectionSet:
                     bad = np.isinf(points) | (points < low) | (points > high)
                 if bad.any():
                     joint, axis = (int(i) for i in np.argwhere(bad)[0])
-                    bounds = (f"image size {self.image_size}" if self.image_size
-                              else "no image size known")
+                    bounds = (
+                        f"image size {self.image_size}"
+                        if self.image_size
+                        else "no image size known"
+                    )
                     raise KeypointInputError(
                         f"{self.source}: frame {frame}, person {person}, joint {joint}: "
                         f"{'xy'[axis]} = {float(points[joint, axis]):g} px is outside any "
                         f"image ({bounds}); missing joints must be written as the format "
-                        "says (score 0 / NaN)")
+                        "says (score 0 / NaN)"
+                    )
 
     @property
     def num_detections(self) -> int:
@@ -222,23 +234,30 @@ class KeypointSequence:
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
-            raise KeypointInputError(f"{self.source}: unknown layout {self.layout!r}, "
-                                     f"expected one of {tuple(LAYOUTS)}")
+            raise KeypointInputError(
+                f"{self.source}: unknown layout {self.layout!r}, expected one of {tuple(LAYOUTS)}"
+            )
         joints = LAYOUTS[self.layout].num_joints
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
         if self.keypoints.ndim != 3 or self.keypoints.shape[1:] != (joints, 2):
-            raise KeypointInputError(f"{self.source}: keypoints must have shape (T, {joints}, 2) "
-                                     f"for the {self.layout} layout, got {self.keypoints.shape}")
+            raise KeypointInputError(
+                f"{self.source}: keypoints must have shape (T, {joints}, 2) "
+                f"for the {self.layout} layout, got {self.keypoints.shape}"
+            )
         if len(self.keypoints) == 0:
             raise KeypointInputError(f"{self.source}: the sequence has no frames")
         self.scores = np.asarray(self.scores, dtype=np.float32)
         if self.scores.shape != self.keypoints.shape[:2]:
-            raise KeypointInputError(f"{self.source}: scores must have shape "
-                                     f"{self.keypoints.shape[:2]}, got {self.scores.shape}")
+            raise KeypointInputError(
+                f"{self.source}: scores must have shape "
+                f"{self.keypoints.shape[:2]}, got {self.scores.shape}"
+            )
         self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
         if self.frame_indices.shape != (len(self.keypoints),):
-            raise KeypointInputError(f"{self.source}: frame_indices must have shape "
-                                     f"({len(self.keypoints)},), got {self.frame_indices.shape}")
+            raise KeypointInputError(
+                f"{self.source}: frame_indices must have shape "
+                f"({len(self.keypoints)},), got {self.frame_indices.shape}"
+            )
         if self.present is None:
             self.present = np.isfinite(self.keypoints).all(axis=-1).any(axis=-1)
         self.present = np.asarray(self.present, dtype=bool)

@@ -31,32 +31,105 @@ import numpy as np
 H36M_SPINE, H36M_PELVIS, H36M_THORAX = 7, 0, 8
 
 COCO17_JOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 HALPE26_JOINTS = COCO17_JOINTS + (
-    "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
-    "left_heel", "right_heel",
+    "head",
+    "neck",
+    "hip",
+    "left_big_toe",
+    "right_big_toe",
+    "left_small_toe",
+    "right_small_toe",
+    "left_heel",
+    "right_heel",
 )
 BODY25_JOINTS = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
-    "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip",
-    "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
-    "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "mid_hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    "left_big_toe",
+    "left_small_toe",
+    "left_heel",
+    "right_big_toe",
+    "right_small_toe",
+    "right_heel",
 )
 COCO18_JOINTS = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
-    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
-    "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
 )
 WHOLEBODY133_JOINTS = COCO17_JOINTS + tuple(
-    f"{part}_{i}" for part, count in (("foot", 6), ("face", 68), ("left_hand", 21),
-                                      ("right_hand", 21)) for i in range(count))
+    f"{part}_{i}"
+    for part, count in (("foot", 6), ("face", 68), ("left_hand", 21), ("right_hand", 21))
+    for i in range(count)
+)
 H36M17_JOINTS = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "spine", "thorax", "neck_nose", "head", "left_shoulder", "left_elbow", "left_wrist",
-    "right_shoulder", "right_elbow", "right_wrist",
+    "pelvis",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "spine",
+    "thorax",
+    "neck_nose",
+    "head",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
 )
 
 _SPINE: tuple[int, ...] = ()  # synthesised from pelvis and thorax
@@ -79,28 +152,73 @@ class JointLayout:
         return tuple(sorted({j for sources in self.to_h36m for j in sources}))
 
 
-def _table(pelvis, r_hip, r_knee, r_ankle, l_hip, l_knee, l_ankle, thorax, nose, head,
-           l_sh, l_el, l_wr, r_sh, r_el, r_wr) -> tuple[tuple[int, ...], ...]:
+def _table(
+    pelvis,
+    r_hip,
+    r_knee,
+    r_ankle,
+    l_hip,
+    l_knee,
+    l_ankle,
+    thorax,
+    nose,
+    head,
+    l_sh,
+    l_el,
+    l_wr,
+    r_sh,
+    r_el,
+    r_wr,
+) -> tuple[tuple[int, ...], ...]:
     def t(value):
         return tuple(value) if isinstance(value, tuple) else (value,)
 
-    return (t(pelvis), t(r_hip), t(r_knee), t(r_ankle), t(l_hip), t(l_knee), t(l_ankle), _SPINE,
-            t(thorax), t(nose), t(head), t(l_sh), t(l_el), t(l_wr), t(r_sh), t(r_el), t(r_wr))
+    return (
+        t(pelvis),
+        t(r_hip),
+        t(r_knee),
+        t(r_ankle),
+        t(l_hip),
+        t(l_knee),
+        t(l_ankle),
+        _SPINE,
+        t(thorax),
+        t(nose),
+        t(head),
+        t(l_sh),
+        t(l_el),
+        t(l_wr),
+        t(r_sh),
+        t(r_el),
+        t(r_wr),
+    )
 
 
 _COCO_TABLE = _table((11, 12), 12, 14, 16, 11, 13, 15, (5, 6), 0, (1, 2), 5, 7, 9, 6, 8, 10)
 
 LAYOUTS: dict[str, JointLayout] = {
-    layout.name: layout for layout in (
-        JointLayout("h36m17", "Human3.6M-17", H36M17_JOINTS,
-                    tuple((j,) for j in range(17))),
+    layout.name: layout
+    for layout in (
+        JointLayout("h36m17", "Human3.6M-17", H36M17_JOINTS, tuple((j,) for j in range(17))),
         JointLayout("coco17", "COCO-17", COCO17_JOINTS, _COCO_TABLE),
-        JointLayout("halpe26", "Halpe-26", HALPE26_JOINTS,
-                    _table(19, 12, 14, 16, 11, 13, 15, 18, 0, 17, 5, 7, 9, 6, 8, 10)),
-        JointLayout("body25", "OpenPose BODY_25", BODY25_JOINTS,
-                    _table(8, 9, 10, 11, 12, 13, 14, 1, 0, (15, 16), 5, 6, 7, 2, 3, 4)),
-        JointLayout("coco18", "OpenPose COCO-18", COCO18_JOINTS,
-                    _table((8, 11), 8, 9, 10, 11, 12, 13, 1, 0, (14, 15), 5, 6, 7, 2, 3, 4)),
+        JointLayout(
+            "halpe26",
+            "Halpe-26",
+            HALPE26_JOINTS,
+            _table(19, 12, 14, 16, 11, 13, 15, 18, 0, 17, 5, 7, 9, 6, 8, 10),
+        ),
+        JointLayout(
+            "body25",
+            "OpenPose BODY_25",
+            BODY25_JOINTS,
+            _table(8, 9, 10, 11, 12, 13, 14, 1, 0, (15, 16), 5, 6, 7, 2, 3, 4),
+        ),
+        JointLayout(
+            "coco18",
+            "OpenPose COCO-18",
+            COCO18_JOINTS,
+            _table((8, 11), 8, 9, 10, 11, 12, 13, 1, 0, (14, 15), 5, 6, 7, 2, 3, 4),
+        ),
         JointLayout("wholebody133", "COCO-WholeBody-133", WHOLEBODY133_JOINTS, _COCO_TABLE),
     )
 }
@@ -114,8 +232,9 @@ def get_layout(name: str) -> JointLayout:
     return LAYOUTS[name]
 
 
-def to_h36m(layout: JointLayout, keypoints: np.ndarray, scores: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
+def to_h36m(
+    layout: JointLayout, keypoints: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (..., J, 2) and scores (..., J) of ``layout`` -> H36M-17 (..., 17, 2/..., 17).
 
     A derived joint is the mean of its sources and takes the lowest of their scores, so it is
@@ -131,8 +250,9 @@ def to_h36m(layout: JointLayout, keypoints: np.ndarray, scores: np.ndarray
         out_kp[..., target, :] = keypoints[..., list(sources), :].mean(axis=-2)
         out_sc[..., target] = scores[..., list(sources)].min(axis=-1)
     if layout.name != "h36m17":
-        out_kp[..., H36M_SPINE, :] = 0.5 * (out_kp[..., H36M_PELVIS, :]
-                                            + out_kp[..., H36M_THORAX, :])
+        out_kp[..., H36M_SPINE, :] = 0.5 * (
+            out_kp[..., H36M_PELVIS, :] + out_kp[..., H36M_THORAX, :]
+        )
         out_sc[..., H36M_SPINE] = np.minimum(out_sc[..., H36M_PELVIS], out_sc[..., H36M_THORAX])
     return out_kp, out_sc
 

@@ -51,25 +51,32 @@ def _instance(instance: dict, where: str, layout: str | None) -> tuple[Detection
         raise KeypointInputError(f"{where}: an instance without 'keypoints'")
     try:
         keypoints = numeric_array(instance["keypoints"], where, "'keypoints'").astype(np.float64)
-        scores = np.asarray(instance.get("keypoint_scores",
-                                         np.full(len(keypoints), np.nan)), dtype=np.float64)
+        scores = np.asarray(
+            instance.get("keypoint_scores", np.full(len(keypoints), np.nan)), dtype=np.float64
+        )
     except (TypeError, ValueError) as error:
         raise KeypointInputError(f"{where}: keypoints are not a K x 2 list ({error})") from None
     if keypoints.ndim != 2 or keypoints.shape[1] < 2 or scores.shape != (len(keypoints),):
-        raise KeypointInputError(f"{where}: expected 'keypoints' K x [x, y] and "
-                                 f"'keypoint_scores' K, got {keypoints.shape} and {scores.shape}")
-    found = layout or layout_for_joint_count(len(keypoints), ("coco17", "halpe26",
-                                                              "wholebody133"))
+        raise KeypointInputError(
+            f"{where}: expected 'keypoints' K x [x, y] and "
+            f"'keypoint_scores' K, got {keypoints.shape} and {scores.shape}"
+        )
+    found = layout or layout_for_joint_count(len(keypoints), ("coco17", "halpe26", "wholebody133"))
     if found is None or get_layout(found).num_joints != len(keypoints):
-        raise KeypointInputError(f"{where}: {len(keypoints)} keypoints; expected 17 (COCO), "
-                                 "26 (Halpe) or 133 (COCO-WholeBody)")
+        raise KeypointInputError(
+            f"{where}: {len(keypoints)} keypoints; expected 17 (COCO), "
+            "26 (Halpe) or 133 (COCO-WholeBody)"
+        )
     score = instance.get("bbox_score")
     if isinstance(score, list):
         score = score[0] if score else None
     detection = detection_from_arrays(
-        keypoints[:, :2], scores, box=xyxy(instance.get("bbox")),
+        keypoints[:, :2],
+        scores,
+        box=xyxy(instance.get("bbox")),
         box_score=float(score) if isinstance(score, (int, float)) else None,
-        track_id=track_id_of(instance.get("track_id")))
+        track_id=track_id_of(instance.get("track_id")),
+    )
     return detection, found
 
 
@@ -77,8 +84,9 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     source = str(peek.path)
     content = peek.json
     if not isinstance(content, list):
-        raise KeypointInputError(f"{source}: expected MMPose's list of "
-                                 "{'frame_id', 'instances'} objects")
+        raise KeypointInputError(
+            f"{source}: expected MMPose's list of {{'frame_id', 'instances'}} objects"
+        )
     if content and "instances" not in content[0]:
         content = [{"frame_id": 0, "instances": content}]  # the file of one image
     raw: dict[int, list[Detection]] = {}
@@ -88,21 +96,32 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
             raise KeypointInputError(f"{source}: entry {position} has no 'instances' list")
         frame = entry.get("frame_id", position)
         if not isinstance(frame, int) or isinstance(frame, bool):
-            raise KeypointInputError(f"{source}: entry {position} has frame_id {frame!r}, "
-                                     "not an integer")
+            raise KeypointInputError(
+                f"{source}: entry {position} has frame_id {frame!r}, not an integer"
+            )
         people = []
         for number, instance in enumerate(entry["instances"]):
-            detection, layout = _instance(instance, f"{source}: frame_id {frame} instance "
-                                          f"{number}", layout)
+            detection, layout = _instance(
+                instance, f"{source}: frame_id {frame} instance {number}", layout
+            )
             if detection is not None:
                 people.append(detection)
         raw[frame] = people
     if layout is None:
         raise KeypointInputError(f"{source}: no person in any frame")
     first = 0 if options.first_frame_id is None else int(options.first_frame_id)
-    return DetectionSet(source, "mmpose", layout, apply_first_frame(raw, first, source),
-                        ScoreRule("absolute", 0.3), SCORE_MEANING)
+    return DetectionSet(
+        source,
+        "mmpose",
+        layout,
+        apply_first_frame(raw, first, source),
+        ScoreRule("absolute", 0.3),
+        SCORE_MEANING,
+    )
 
 
-register(InputFormat("mmpose", "MMPose inferencer predictions JSON ([{frame_id, instances}])",
-                     _recognise, _read))
+register(
+    InputFormat(
+        "mmpose", "MMPose inferencer predictions JSON ([{frame_id, instances}])", _recognise, _read
+    )
+)

@@ -35,36 +35,58 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     layout = options.layout or (str(arrays["layout"]) if "layout" in arrays else "coco17")
     joints = get_layout(layout).num_joints
     keypoints = numeric_array(arrays["keypoints"], source, "key 'keypoints'")
-    if (keypoints.dtype == object or keypoints.ndim != 3 or keypoints.shape[1] != joints
-            or keypoints.shape[2] not in (2, 3)):
-        raise KeypointInputError(f"{source}: key 'keypoints' must have shape (T, {joints}, 2|3), "
-                                 f"got {keypoints.shape}")
+    if (
+        keypoints.dtype == object
+        or keypoints.ndim != 3
+        or keypoints.shape[1] != joints
+        or keypoints.shape[2] not in (2, 3)
+    ):
+        raise KeypointInputError(
+            f"{source}: key 'keypoints' must have shape (T, {joints}, 2|3), got {keypoints.shape}"
+        )
     keypoints = keypoints.astype(np.float32)
-    frames = (np.asarray(arrays["frame_indices"]).astype(np.int64) if "frame_indices" in arrays
-              else np.arange(len(keypoints), dtype=np.int64))
+    frames = (
+        np.asarray(arrays["frame_indices"]).astype(np.int64)
+        if "frame_indices" in arrays
+        else np.arange(len(keypoints), dtype=np.int64)
+    )
     if frames.shape != (len(keypoints),):
-        raise KeypointInputError(f"{source}: 'frame_indices' has shape {frames.shape}, "
-                                 f"expected ({len(keypoints)},)")
+        raise KeypointInputError(
+            f"{source}: 'frame_indices' has shape {frames.shape}, expected ({len(keypoints)},)"
+        )
     if len(np.unique(frames)) != len(frames) or (frames < 0).any():
         raise KeypointInputError(f"{source}: 'frame_indices' must be distinct and >= 0")
     has_scores = keypoints.shape[2] == 3
-    scores = keypoints[..., 2] if has_scores else np.full(keypoints.shape[:2], np.nan,
-                                                          dtype=np.float32)
+    scores = (
+        keypoints[..., 2] if has_scores else np.full(keypoints.shape[:2], np.nan, dtype=np.float32)
+    )
     first = 0 if options.first_frame_id is None else int(options.first_frame_id)
     detections: dict[int, list[Detection]] = {}
     for row, frame in enumerate(frames.tolist()):
         if frame - first < 0:
-            raise KeypointInputError(f"{source}: frame {frame} comes before first_frame_id="
-                                     f"{first}")
+            raise KeypointInputError(f"{source}: frame {frame} comes before first_frame_id={first}")
         detection = detection_from_arrays(keypoints[row, :, :2], scores[row], track_id=0)
         detections[frame - first] = [] if detection is None else [detection]
     size = None
     if "image_size" in arrays:
         size = tuple(int(v) for v in np.asarray(arrays["image_size"]).ravel()[:2])
     rule = ScoreRule("absolute", 0.3) if has_scores else ScoreRule("none", 0.0)
-    return DetectionSet(source, "npz", layout, detections, rule,
-                        "the file's per-joint score" if has_scores else "none", size)
+    return DetectionSet(
+        source,
+        "npz",
+        layout,
+        detections,
+        rule,
+        "the file's per-joint score" if has_scores else "none",
+        size,
+    )
 
 
-register(InputFormat("npz", "this project's npz (keypoints (T, J, 2|3), frame_indices, layout)",
-                     _recognise, _read))
+register(
+    InputFormat(
+        "npz",
+        "this project's npz (keypoints (T, J, 2|3), frame_indices, layout)",
+        _recognise,
+        _read,
+    )
+)

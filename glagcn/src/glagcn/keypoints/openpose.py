@@ -69,8 +69,7 @@ def _people(content: dict, source: str, layout: str | None) -> tuple[list[Detect
     for number, person in enumerate(people):
         if not isinstance(person, dict):
             raise KeypointInputError(f"{source}: people[{number}] is not an object")
-        values = person.get("pose_keypoints_2d", person.get("pose_keypoints",
-                                                            person.get("joints")))
+        values = person.get("pose_keypoints_2d", person.get("pose_keypoints", person.get("joints")))
         if values is None:
             raise KeypointInputError(f"{source}: people[{number}] has no 'pose_keypoints_2d'")
         values = np.asarray(values, dtype=np.float64).ravel()
@@ -80,42 +79,49 @@ def _people(content: dict, source: str, layout: str | None) -> tuple[list[Detect
         if person_layout is None or values.size != 3 * get_layout(person_layout).num_joints:
             raise KeypointInputError(
                 f"{source}: people[{number}] has {values.size} pose values, expected 75 "
-                "(BODY_25: 25 x [x, y, c]) or 54 (COCO-18: 18 x [x, y, c])")
+                "(BODY_25: 25 x [x, y, c]) or 54 (COCO-18: 18 x [x, y, c])"
+            )
         layout = person_layout
         person_id = person.get("person_id")
         if isinstance(person_id, list):
             person_id = person_id[0] if person_id else None
-        detection = detection_from_triples(values.reshape(-1, 3),
-                                           track_id=track_id_of(person_id))
+        detection = detection_from_triples(values.reshape(-1, 3), track_id=track_id_of(person_id))
         if detection is not None:
             detections.append(detection)
     return detections, layout
 
 
 def _check_pixels(frames: dict[int, list[Detection]], source: str) -> None:
-    coordinates = [d.keypoints[np.isfinite(d.keypoints)] for people in frames.values()
-                   for d in people]
+    coordinates = [
+        d.keypoints[np.isfinite(d.keypoints)] for people in frames.values() for d in people
+    ]
     values = np.concatenate(coordinates) if coordinates else np.zeros(0)
     if values.size >= 20 and np.abs(values).max() <= 1.0:
         raise KeypointInputError(
             f"{source}: all coordinates lie within [-1, 1]: OpenPose wrote normalised "
-            "coordinates (--keypoint_scale); rerun it with --keypoint_scale 0 (pixels)")
+            "coordinates (--keypoint_scale); rerun it with --keypoint_scale 0 (pixels)"
+        )
 
 
-def _read_folder(folder: Path, files: list[Path], options: ReadOptions
-                 ) -> tuple[dict[int, list[Detection]], str | None]:
+def _read_folder(
+    folder: Path, files: list[Path], options: ReadOptions
+) -> tuple[dict[int, list[Detection]], str | None]:
     by_prefix: dict[str, list[Path]] = {}
     for path in files:
         match = _NUMBERED.match(path.name) or _ANY.match(path.name)
         by_prefix.setdefault(match.group("prefix"), []).append(path)
     if options.video_name is not None:
         if options.video_name not in by_prefix:
-            raise KeypointInputError(f"{folder}: no files of video_name={options.video_name!r}; "
-                                     f"the folder has {sorted(by_prefix)}")
+            raise KeypointInputError(
+                f"{folder}: no files of video_name={options.video_name!r}; "
+                f"the folder has {sorted(by_prefix)}"
+            )
         chosen = by_prefix[options.video_name]
     elif len(by_prefix) > 1 and all(_NUMBERED.match(p.name) for p in files):
-        raise KeypointInputError(f"{folder} holds the frames of several videos: "
-                                 f"{sorted(by_prefix)}; choose one with video_name=NAME")
+        raise KeypointInputError(
+            f"{folder} holds the frames of several videos: "
+            f"{sorted(by_prefix)}; choose one with video_name=NAME"
+        )
     else:
         chosen = files
     raw: dict[int, list[Detection]] = {}
@@ -141,16 +147,21 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     folder = peek.path if peek.path.is_dir() else None
     if folder is None and _NUMBERED.match(peek.path.name):
         folder = peek.path.parent  # one frame file given: read its video's frames
-        options = ReadOptions(options.video_name or _NUMBERED.match(peek.path.name)["prefix"],
-                              options.first_frame_id, options.layout)
+        options = ReadOptions(
+            options.video_name or _NUMBERED.match(peek.path.name)["prefix"],
+            options.first_frame_id,
+            options.layout,
+        )
     if folder is not None:
         raw, layout = _read_folder(folder, _frame_files(folder), options)
         source = str(folder)
     else:
         content = peek.json if peek.suffix == ".json" else None
         if not isinstance(content, dict):
-            raise KeypointInputError(f"{source}: expected an OpenPose folder or frame file (an "
-                                     "object with a 'people' list)")
+            raise KeypointInputError(
+                f"{source}: expected an OpenPose folder or frame file (an "
+                "object with a 'people' list)"
+            )
         if "people" in content:  # one OpenPose frame file on its own
             detections, layout = _people(content, source, options.layout)
             raw = {0: detections}
@@ -159,15 +170,23 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
             for position, (name, frame_content) in enumerate(content.items()):
                 number = frame_number_from_name(name)
                 raw[position if number is None else number], layout = _people(
-                    frame_content, f"{source}[{name!r}]", layout)
+                    frame_content, f"{source}[{name!r}]", layout
+                )
     if layout is None:
         raise KeypointInputError(f"{source}: no person in any frame")
     first = 0 if options.first_frame_id is None else int(options.first_frame_id)
     frames = apply_first_frame(raw, first, source)
     _check_pixels(frames, source)
-    return DetectionSet(source, "openpose", layout, frames, ScoreRule("absolute", 0.05),
-                        SCORE_MEANING)
+    return DetectionSet(
+        source, "openpose", layout, frames, ScoreRule("absolute", 0.05), SCORE_MEANING
+    )
 
 
-register(InputFormat("openpose", "OpenPose --write_json folder (BODY_25 / COCO-18), one file "
-                     "per frame", _recognise, _read))
+register(
+    InputFormat(
+        "openpose",
+        "OpenPose --write_json folder (BODY_25 / COCO-18), one file per frame",
+        _recognise,
+        _read,
+    )
+)

@@ -47,15 +47,15 @@ class FilePeek:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise KeypointInputError(f"{self.path}: not valid JSON ({error})") from error
         except RecursionError:
-            raise KeypointInputError(f"{self.path}: JSON nested too deeply to be keypoints "
-                                     "(no detector writes that)") from None
+            raise KeypointInputError(
+                f"{self.path}: JSON nested too deeply to be keypoints (no detector writes that)"
+            ) from None
 
     @cached_property
     def npz_members(self) -> list[str]:
         try:
             with zipfile.ZipFile(self.path) as archive:
-                return [name[:-4] if name.endswith(".npy") else name
-                        for name in archive.namelist()]
+                return [name[:-4] if name.endswith(".npy") else name for name in archive.namelist()]
         except (zipfile.BadZipFile, OSError) as error:
             raise KeypointInputError(f"{self.path}: not a readable npz file ({error})") from error
 
@@ -96,28 +96,37 @@ def detect_format(peek: FilePeek) -> InputFormat:
         raise KeypointInputError(
             f"{peek.path}: not a keypoint npz this reader knows: missing key 'keypoints' (this "
             "project's npz), 'positions_2d' (VideoPose3D data_2d_custom) or 'boxes' + "
-            f"'keypoints' (VideoPose3D's detectron2 output); found {sorted(peek.npz_members)}")
+            f"'keypoints' (VideoPose3D's detectron2 output); found {sorted(peek.npz_members)}"
+        )
     if peek.suffix == ".json":
         content = peek.json
         if isinstance(content, list) and not content:
-            raise KeypointInputError(f"{peek.path}: the file lists no detections (an empty "
-                                     "list: the detector found nobody)")
+            raise KeypointInputError(
+                f"{peek.path}: the file lists no detections (an empty "
+                "list: the detector found nobody)"
+            )
         if isinstance(content, list) and content and isinstance(content[0], dict):
-            raise KeypointInputError(f"{peek.path}: entry 0 has no 'keypoints' key (keys: "
-                                     f"{sorted(content[0])})")
+            raise KeypointInputError(
+                f"{peek.path}: entry 0 has no 'keypoints' key (keys: {sorted(content[0])})"
+            )
         raise KeypointInputError(
             f"{peek.path}: expected a list of per-frame objects (COCO/AlphaPose results, "
             "MMPose predictions), an OpenPose frame file or a dict with an "
-            "'annotations'/'frames' list")
+            "'annotations'/'frames' list"
+        )
     if peek.path.is_dir():
-        raise KeypointInputError(f"{peek.path}: a folder without OpenPose '*_keypoints.json' "
-                                 "files")
-    raise KeypointInputError(f"{peek.path}: unsupported keypoint file type {peek.suffix!r} "
-                             "(expected .json, .npz or an OpenPose folder)")
+        raise KeypointInputError(f"{peek.path}: a folder without OpenPose '*_keypoints.json' files")
+    raise KeypointInputError(
+        f"{peek.path}: unsupported keypoint file type {peek.suffix!r} "
+        "(expected .json, .npz or an OpenPose folder)"
+    )
 
 
-def read_detections(path: str | Path, format: str | None = None,  # noqa: A002
-                    options: ReadOptions | None = None) -> DetectionSet:
+def read_detections(
+    path: str | Path,
+    format: str | None = None,  # noqa: A002
+    options: ReadOptions | None = None,
+) -> DetectionSet:
     """Read any supported keypoint file (``format=None``: recognised from the content)."""
     _load_all()
     peek = FilePeek(path)
@@ -127,16 +136,15 @@ def read_detections(path: str | Path, format: str | None = None,  # noqa: A002
     elif format in FORMATS:
         input_format = FORMATS[format]
     else:
-        raise KeypointInputError(f"unknown format={format!r}; known formats: "
-                                 f"{', '.join(FORMATS)}")
+        raise KeypointInputError(f"unknown format={format!r}; known formats: {', '.join(FORMATS)}")
     try:
         detections = input_format.read(peek, options)
     except KeypointInputError:
         raise
     except MALFORMED_CONTENT as error:  # a value of the wrong type or shape somewhere inside
         raise KeypointInputError(
-            f"{peek.path}: malformed {input_format.name} file: {type(error).__name__}: "
-            f"{error}") from error
+            f"{peek.path}: malformed {input_format.name} file: {type(error).__name__}: {error}"
+        ) from error
     if not detections.frames:
         raise KeypointInputError(f"{peek.path}: no frames found")
     detections.validate()
@@ -145,8 +153,15 @@ def read_detections(path: str | Path, format: str | None = None,  # noqa: A002
 
 # What readers raise on content of the wrong type (a string where numbers belong, a list
 # where a dict does, NaN sizes): the file is at fault, so the user gets one line naming it.
-MALFORMED_CONTENT = (TypeError, ValueError, KeyError, AttributeError, IndexError,
-                     OverflowError, RecursionError)
+MALFORMED_CONTENT = (
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def format_table() -> str:
@@ -169,5 +184,6 @@ def apply_first_frame(raw_ids: dict, first_frame_id: int, source: str) -> dict:
     shifted = {frame - first_frame_id: value for frame, value in raw_ids.items()}
     if shifted and min(shifted) < 0:
         raise KeypointInputError(
-            f"{source}: frame id {min(raw_ids)} comes before first_frame_id={first_frame_id}")
+            f"{source}: frame id {min(raw_ids)} comes before first_frame_id={first_frame_id}"
+        )
     return shifted

@@ -40,17 +40,26 @@ def track_sequence(detections: DetectionSet, track: Track) -> KeypointSequence:
         keypoints[frame - first] = detection.keypoints
         scores[frame - first] = detection.scores
         present[frame - first] = True
-    return KeypointSequence(keypoints, scores, np.arange(first, last + 1), detections.layout,
-                            detections.source, detections.score_rule, detections.image_size,
-                            track.track_id, present)
+    return KeypointSequence(
+        keypoints,
+        scores,
+        np.arange(first, last + 1),
+        detections.layout,
+        detections.source,
+        detections.score_rule,
+        detections.image_size,
+        track.track_id,
+        present,
+    )
 
 
 def _dense(sequence: KeypointSequence) -> KeypointSequence:
     """Insert absent rows where ``frame_indices`` jump, so rows are consecutive frames."""
     frames = sequence.frame_indices
     if len(frames) > 1 and np.any(np.diff(frames) <= 0):
-        raise KeypointInputError(f"{sequence.source}: frame indices must increase, got "
-                                 f"{frames[:10].tolist()}...")
+        raise KeypointInputError(
+            f"{sequence.source}: frame indices must increase, got {frames[:10].tolist()}..."
+        )
     span = int(frames[-1] - frames[0] + 1)
     if span == len(frames):
         return sequence
@@ -58,11 +67,22 @@ def _dense(sequence: KeypointSequence) -> KeypointSequence:
     keypoints = np.full((span,) + sequence.keypoints.shape[1:], np.nan, dtype=np.float32)
     scores = np.full((span,) + sequence.scores.shape[1:], np.nan, dtype=np.float32)
     present = np.zeros(span, dtype=bool)
-    keypoints[rows], scores[rows], present[rows] = (sequence.keypoints, sequence.scores,
-                                                    sequence.present)
-    return KeypointSequence(keypoints, scores, np.arange(frames[0], frames[-1] + 1),
-                            sequence.layout, sequence.source, sequence.score_rule,
-                            sequence.image_size, sequence.person, present)
+    keypoints[rows], scores[rows], present[rows] = (
+        sequence.keypoints,
+        sequence.scores,
+        sequence.present,
+    )
+    return KeypointSequence(
+        keypoints,
+        scores,
+        np.arange(frames[0], frames[-1] + 1),
+        sequence.layout,
+        sequence.source,
+        sequence.score_rule,
+        sequence.image_size,
+        sequence.person,
+        present,
+    )
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -84,8 +104,12 @@ class PreparedTrack:
     messages: list[str] = field(default_factory=list)
 
 
-def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None,
-                 max_missing_fraction: float = 0.5, max_gap_frames: int = 15) -> PreparedTrack:
+def prepare_h36m(
+    sequence: KeypointSequence,
+    score_rule: ScoreRule | None = None,
+    max_missing_fraction: float = 0.5,
+    max_gap_frames: int = 15,
+) -> PreparedTrack:
     """Fill missing joints and short gaps, split at long gaps, map to H36M-17."""
     sequence = _dense(sequence)
     layout = get_layout(sequence.layout)
@@ -109,7 +133,8 @@ def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None
             f"{source}: {name} is missing ({rule.describe()} or no coordinates) in "
             f"{fractions[worst]:.0%} of the {int(present.sum())} frames where {who} was "
             f"detected, more than the allowed {max_missing_fraction:.0%}; the sequence cannot "
-            "be lifted reliably (see score_rule, score_threshold, max_missing_fraction)")
+            "be lifted reliably (see score_rule, score_threshold, max_missing_fraction)"
+        )
 
     frames = sequence.frame_indices
     messages: list[str] = []
@@ -119,14 +144,17 @@ def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None
         length = stop - start
         if length > max_gap_frames:
             valid[start:stop] = False
-            messages.append(f"frames {frames[start]}-{frames[stop - 1]} ({length} frames): "
-                            f"{who} not detected, a gap longer than max_gap_frames="
-                            f"{max_gap_frames}: marked invalid (NaN)")
+            messages.append(
+                f"frames {frames[start]}-{frames[stop - 1]} ({length} frames): "
+                f"{who} not detected, a gap longer than max_gap_frames="
+                f"{max_gap_frames}: marked invalid (NaN)"
+            )
         else:
             short_gaps, short_frames = short_gaps + 1, short_frames + length
     if short_gaps:
-        messages.append(f"{short_gaps} short gap(s) without {who} ({short_frames} frames) "
-                        "interpolated")
+        messages.append(
+            f"{short_gaps} short gap(s) without {who} ({short_frames} frames) interpolated"
+        )
 
     filled_source = np.full_like(keypoints, np.nan)
     segments = []
@@ -136,8 +164,10 @@ def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None
         if never:
             valid[rows] = False
             names = ", ".join(layout.joint_names[j] for j in never)
-            messages.append(f"frames {frames[start]}-{frames[stop - 1]}: {names} never "
-                            "detected there: marked invalid (NaN)")
+            messages.append(
+                f"frames {frames[start]}-{frames[stop - 1]}: {names} never "
+                "detected there: marked invalid (NaN)"
+            )
             continue
         segments.append((start, stop))
         time = frames[rows].astype(np.float64)
@@ -145,10 +175,12 @@ def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None
             ok = ~missing[rows, joint]
             for axis in range(2):
                 filled_source[rows, joint, axis] = np.interp(
-                    time, time[ok], keypoints[rows, joint, axis][ok])
+                    time, time[ok], keypoints[rows, joint, axis][ok]
+                )
     if not segments:
-        raise KeypointInputError(f"{source}: no stretch of frames can be lifted "
-                                 f"({'; '.join(messages)})")
+        raise KeypointInputError(
+            f"{source}: no stretch of frames can be lifted ({'; '.join(messages)})"
+        )
     h36m, kept = to_h36m(layout, filled_source, (~missing).astype(np.float32))
     h36m = h36m.astype(np.float32)
     filled = (kept < 0.5) & valid[:, None]
@@ -156,9 +188,13 @@ def prepare_h36m(sequence: KeypointSequence, score_rule: ScoreRule | None = None
     return PreparedTrack(h36m, filled, valid, frames.copy(), segments, messages)
 
 
-def to_h36m_sequence(sequence: KeypointSequence, score_threshold: float | None = None,
-                     max_missing_fraction: float = 0.5, max_gap_frames: int = 15,
-                     score_rule: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def to_h36m_sequence(
+    sequence: KeypointSequence,
+    score_threshold: float | None = None,
+    max_missing_fraction: float = 0.5,
+    max_gap_frames: int = 15,
+    score_rule: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """H36M-17 pixel keypoints (T, 17, 2), gaps filled, and the (T, 17) mask of filled joints.
 
     ``score_rule`` / ``score_threshold`` override the sequence's own rule (see

@@ -53,8 +53,9 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
 
 
-def build_tracks(detections: DetectionSet, link_iou: float = 0.3,
-                 max_link_gap: int | None = None) -> list[Track]:
+def build_tracks(
+    detections: DetectionSet, link_iou: float = 0.3, max_link_gap: int | None = None
+) -> list[Track]:
     """Tracks of everyone in the file, most visible first."""
     tracks: dict[int, Track] = {}
     untracked: list[tuple[int, Detection]] = []
@@ -79,8 +80,9 @@ def build_tracks(detections: DetectionSet, link_iou: float = 0.3,
     return sorted(tracks.values(), key=lambda t: (-t.visibility, t.track_id))
 
 
-def _link_by_overlap(items: list[tuple[int, Detection]], link_iou: float,
-                     max_link_gap: int | None) -> list[Track]:
+def _link_by_overlap(
+    items: list[tuple[int, Detection]], link_iou: float, max_link_gap: int | None
+) -> list[Track]:
     tracks: list[Track] = []
     last_box: list[np.ndarray | None] = []
     by_frame: dict[int, list[Detection]] = {}
@@ -89,13 +91,18 @@ def _link_by_overlap(items: list[tuple[int, Detection]], link_iou: float,
     for frame in sorted(by_frame):
         people = by_frame[frame]
         boxes = [d.bounding_box() for d in people]
-        active = [i for i, t in enumerate(tracks) if last_box[i] is not None and (
-            max_link_gap is None or frame - t.frames[-1] <= max_link_gap + 1)]
+        active = [
+            i
+            for i, t in enumerate(tracks)
+            if last_box[i] is not None
+            and (max_link_gap is None or frame - t.frames[-1] <= max_link_gap + 1)
+        ]
         assigned: dict[int, int] = {}
         linkable = [j for j, b in enumerate(boxes) if b is not None]
         if active and linkable:
-            iou = box_iou(np.stack([last_box[i] for i in active]),
-                          np.stack([boxes[j] for j in linkable]))
+            iou = box_iou(
+                np.stack([last_box[i] for i in active]), np.stack([boxes[j] for j in linkable])
+            )
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= link_iou:
@@ -122,8 +129,10 @@ def choose_track(tracks: list[Track], person: int | None, source: str) -> Track:
         if track.track_id == int(person):
             return track
     ids = ", ".join(str(t.track_id) for t in sorted(tracks, key=lambda t: t.track_id))
-    raise KeypointInputError(f"{source}: there is no person {person}; the people found are "
-                             f"{ids} (list them with list_people=true)")
+    raise KeypointInputError(
+        f"{source}: there is no person {person}; the people found are "
+        f"{ids} (list them with list_people=true)"
+    )
 
 
 def frame_runs(frames: list[int]) -> list[tuple[int, int]]:
@@ -149,8 +158,11 @@ def describe_tracks(tracks: list[Track], chosen: int | None = None, max_runs: in
         mark = " *" if track.track_id == default else "  "
         if chosen is not None and track.track_id == chosen and chosen != default:
             mark = " >"
-        lines.append(f"{track.track_id:>5}{mark}  {spans:<32} {len(track.frames):>8}  "
-                     f"{track.visibility:>10.4g}")
-    lines.append("* = the default (most visible: sum of score x box area); pick another with "
-                 "person=ID")
+        lines.append(
+            f"{track.track_id:>5}{mark}  {spans:<32} {len(track.frames):>8}  "
+            f"{track.visibility:>10.4g}"
+        )
+    lines.append(
+        "* = the default (most visible: sum of score x box area); pick another with person=ID"
+    )
     return "\n".join(lines)

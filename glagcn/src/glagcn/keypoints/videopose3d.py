@@ -48,18 +48,25 @@ from glagcn.keypoints.registry import (
 from trilab.safe_load import load_npz
 
 CUSTOM_LAYOUTS = {"coco": "coco17", "h36m": "h36m17"}
-COCO_METADATA = {"layout_name": "coco", "num_joints": 17,
-                 "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]}
-D2_SCORE_MEANING = ("detectron2 keypoint 'prob' (spatial softmax at the heatmap peak; not a "
-                    "0..1 confidence), or the heatmap logit where 'prob' is NaN")
+COCO_METADATA = {
+    "layout_name": "coco",
+    "num_joints": 17,
+    "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]],
+}
+D2_SCORE_MEANING = (
+    "detectron2 keypoint 'prob' (spatial softmax at the heatmap peak; not a "
+    "0..1 confidence), or the heatmap logit where 'prob' is NaN"
+)
 
 
 def _item(array: np.ndarray, key: str, source: str):
     """The Python object inside a pickled 0-d object array."""
     if not isinstance(array, np.ndarray) or array.dtype != object or array.shape != ():
-        raise KeypointInputError(f"{source}: key {key!r} should hold a pickled dict "
-                                 f"(0-d object array), found {getattr(array, 'dtype', '?')} "
-                                 f"{getattr(array, 'shape', '')}")
+        raise KeypointInputError(
+            f"{source}: key {key!r} should hold a pickled dict "
+            f"(0-d object array), found {getattr(array, 'dtype', '?')} "
+            f"{getattr(array, 'shape', '')}"
+        )
     return array.item()
 
 
@@ -74,12 +81,14 @@ def _size(metadata, source: str) -> tuple[int, int] | None:
         try:
             return int(metadata["w"]), int(metadata["h"])
         except (TypeError, ValueError):
-            raise KeypointInputError(f"{source}: metadata w/h are not integers: "
-                                     f"{metadata}") from None
+            raise KeypointInputError(
+                f"{source}: metadata w/h are not integers: {metadata}"
+            ) from None
     return None
 
 
 # --- data_2d_custom -------------------------------------------------------------------------
+
 
 def _read_custom(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     source = str(peek.path)
@@ -92,12 +101,14 @@ def _read_custom(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     videos = sorted(positions)
     if options.video_name is not None:
         if options.video_name not in positions:
-            raise KeypointInputError(f"{source}: no video_name={options.video_name!r}; the file "
-                                     f"holds {videos}")
+            raise KeypointInputError(
+                f"{source}: no video_name={options.video_name!r}; the file holds {videos}"
+            )
         video = options.video_name
     elif len(videos) > 1:
-        raise KeypointInputError(f"{source} holds {len(videos)} videos: {videos}; choose one "
-                                 "with video_name=NAME")
+        raise KeypointInputError(
+            f"{source} holds {len(videos)} videos: {videos}; choose one with video_name=NAME"
+        )
     else:
         video = videos[0]
     entry = positions[video]
@@ -105,50 +116,69 @@ def _read_custom(peek: FilePeek, options: ReadOptions) -> DetectionSet:
         raise KeypointInputError(
             f"{source}: positions_2d[{video!r}] has no 'custom' entry: this is not the "
             "in-the-wild layout (video -> {'custom': [array]}); dataset files (subject -> "
-            "action -> cameras) are for training")
-    keypoints = numeric_array(entry["custom"][0], source,
-                              f"positions_2d[{video!r}]['custom'][0]").astype(np.float32)
+            "action -> cameras) are for training"
+        )
+    keypoints = numeric_array(
+        entry["custom"][0], source, f"positions_2d[{video!r}]['custom'][0]"
+    ).astype(np.float32)
     layout_name = metadata.get("layout_name") if isinstance(metadata, dict) else None
     layout = options.layout or CUSTOM_LAYOUTS.get(layout_name)
     if layout is None:
-        raise KeypointInputError(f"{source}: metadata layout_name {layout_name!r} is not one of "
-                                 f"{sorted(CUSTOM_LAYOUTS)}")
+        raise KeypointInputError(
+            f"{source}: metadata layout_name {layout_name!r} is not one of {sorted(CUSTOM_LAYOUTS)}"
+        )
     joints = int(metadata.get("num_joints", 17))
     if keypoints.ndim != 3 or keypoints.shape[1:] != (joints, 2) or joints != 17:
-        raise KeypointInputError(f"{source}: positions_2d[{video!r}]['custom'][0] has shape "
-                                 f"{keypoints.shape}; expected (T, 17, 2) for layout "
-                                 f"{layout_name!r} with num_joints {joints}")
+        raise KeypointInputError(
+            f"{source}: positions_2d[{video!r}]['custom'][0] has shape "
+            f"{keypoints.shape}; expected (T, 17, 2) for layout "
+            f"{layout_name!r} with num_joints {joints}"
+        )
     scores = np.full(keypoints.shape[:2], np.nan, dtype=np.float32)
     if "scores_2d" in arrays:
-        stored = np.asarray(_item(arrays["scores_2d"], "scores_2d", source)[video]["custom"][0],
-                            dtype=np.float32)
+        stored = np.asarray(
+            _item(arrays["scores_2d"], "scores_2d", source)[video]["custom"][0], dtype=np.float32
+        )
         if stored.shape != scores.shape:
-            raise KeypointInputError(f"{source}: scores_2d has shape {stored.shape}, expected "
-                                     f"{scores.shape}")
+            raise KeypointInputError(
+                f"{source}: scores_2d has shape {stored.shape}, expected {scores.shape}"
+            )
         scores = stored
         present = np.isfinite(scores).any(axis=1)
     else:
         present = np.ones(len(keypoints), dtype=bool)
     frames: dict[int, list[Detection]] = {}
     for frame in range(len(keypoints)):
-        detection = (detection_from_arrays(keypoints[frame], scores[frame], track_id=0)
-                     if present[frame] else None)
+        detection = (
+            detection_from_arrays(keypoints[frame], scores[frame], track_id=0)
+            if present[frame]
+            else None
+        )
         frames[frame] = [] if detection is None else [detection]
     video_sizes = metadata.get("video_metadata", {}) if isinstance(metadata, dict) else {}
-    return DetectionSet(source, "videopose3d", layout, frames, ScoreRule("none", 0.0),
-                        "none (positions only)", _size(video_sizes.get(video), source),
-                        [f"video {video!r}"])
+    return DetectionSet(
+        source,
+        "videopose3d",
+        layout,
+        frames,
+        ScoreRule("none", 0.0),
+        "none (positions only)",
+        _size(video_sizes.get(video), source),
+        [f"video {video!r}"],
+    )
 
 
 # --- detectron2 per-video npz ---------------------------------------------------------------
+
 
 def _person_entry(per_class, frame: int, key: str, source: str):
     """The person-class entry of one frame: index 1 of the per-class list."""
     try:
         return per_class[1]
     except (IndexError, KeyError, TypeError):
-        raise KeypointInputError(f"{source}: {key}[{frame}] is not a per-class list "
-                                 "[[], person]") from None
+        raise KeypointInputError(
+            f"{source}: {key}[{frame}] is not a per-class list [[], person]"
+        ) from None
 
 
 def _read_detectron(peek: FilePeek, options: ReadOptions) -> DetectionSet:
@@ -157,11 +187,11 @@ def _read_detectron(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     _require(arrays, ("boxes", "keypoints"), source)
     boxes, keypoints = arrays["boxes"], arrays["keypoints"]
     if boxes.ndim == 0 or keypoints.ndim == 0:
-        raise KeypointInputError(f"{source}: 'boxes' and 'keypoints' must hold one entry per "
-                                 "frame")
+        raise KeypointInputError(f"{source}: 'boxes' and 'keypoints' must hold one entry per frame")
     if len(boxes) != len(keypoints):
-        raise KeypointInputError(f"{source}: {len(boxes)} frames of boxes but {len(keypoints)} "
-                                 "of keypoints")
+        raise KeypointInputError(
+            f"{source}: {len(boxes)} frames of boxes but {len(keypoints)} of keypoints"
+        )
     metadata = _item(arrays["metadata"], "metadata", source) if "metadata" in arrays else None
     raw: dict[int, list[Detection]] = {}
     for frame in range(len(boxes)):
@@ -172,33 +202,51 @@ def _read_detectron(peek: FilePeek, options: ReadOptions) -> DetectionSet:
             continue
         try:
             frame_boxes = np.asarray(frame_boxes, dtype=np.float64)
-            frame_keypoints = numeric_array(frame_keypoints, source,
-                                            f"frame {frame} keypoints").astype(np.float64)
+            frame_keypoints = numeric_array(
+                frame_keypoints, source, f"frame {frame} keypoints"
+            ).astype(np.float64)
         except (TypeError, ValueError) as error:
-            raise KeypointInputError(f"{source}: frame {frame}: boxes/keypoints are not "
-                                     f"numeric arrays ({error})") from None
-        if (frame_boxes.ndim != 2 or frame_boxes.shape[1] < 4 or frame_keypoints.ndim != 3
-                or frame_keypoints.shape[1] not in (3, 4)
-                or len(frame_boxes) != len(frame_keypoints)):
+            raise KeypointInputError(
+                f"{source}: frame {frame}: boxes/keypoints are not numeric arrays ({error})"
+            ) from None
+        if (
+            frame_boxes.ndim != 2
+            or frame_boxes.shape[1] < 4
+            or frame_keypoints.ndim != 3
+            or frame_keypoints.shape[1] not in (3, 4)
+            or len(frame_boxes) != len(frame_keypoints)
+        ):
             raise KeypointInputError(
                 f"{source}: frame {frame}: expected boxes (N, 5) and keypoints (N, 4, 17), got "
-                f"{frame_boxes.shape} and {frame_keypoints.shape}")
+                f"{frame_boxes.shape} and {frame_keypoints.shape}"
+            )
         if frame_keypoints.shape[2] != len(COCO17_JOINTS):
-            raise KeypointInputError(f"{source}: frame {frame}: {frame_keypoints.shape[2]} "
-                                     "keypoints per person; detectron2's COCO layout has 17")
+            raise KeypointInputError(
+                f"{source}: frame {frame}: {frame_keypoints.shape[2]} "
+                "keypoints per person; detectron2's COCO layout has 17"
+            )
         people = []
         for box, rows in zip(frame_boxes, frame_keypoints, strict=True):
             score = rows[3] if len(rows) == 4 and np.isfinite(rows[3]).any() else rows[2]
             detection = detection_from_arrays(
-                rows[:2].T, score, box=xyxy(box[:4]),
-                box_score=float(box[4]) if len(box) > 4 else None)
+                rows[:2].T,
+                score,
+                box=xyxy(box[:4]),
+                box_score=float(box[4]) if len(box) > 4 else None,
+            )
             if detection is not None:
                 people.append(detection)
         raw[frame] = people
     first = 0 if options.first_frame_id is None else int(options.first_frame_id)
-    return DetectionSet(source, "detectron2", options.layout or "coco17",
-                        apply_first_frame(raw, first, source), ScoreRule("none", 0.0),
-                        D2_SCORE_MEANING, _size(metadata, source))
+    return DetectionSet(
+        source,
+        "detectron2",
+        options.layout or "coco17",
+        apply_first_frame(raw, first, source),
+        ScoreRule("none", 0.0),
+        D2_SCORE_MEANING,
+        _size(metadata, source),
+    )
 
 
 def _members(peek: FilePeek) -> set[str]:
@@ -207,14 +255,26 @@ def _members(peek: FilePeek) -> set[str]:
     return set(peek.npz_members)
 
 
-register(InputFormat("videopose3d", "VideoPose3D data_2d_custom_<name>.npz (positions_2d, "
-                     "metadata)", lambda peek: "positions_2d" in _members(peek), _read_custom))
-register(InputFormat("detectron2", "VideoPose3D's detectron2 per-video npz (boxes, keypoints, "
-                     "metadata)", lambda peek: {"boxes", "keypoints"} <= _members(peek),
-                     _read_detectron))
+register(
+    InputFormat(
+        "videopose3d",
+        "VideoPose3D data_2d_custom_<name>.npz (positions_2d, metadata)",
+        lambda peek: "positions_2d" in _members(peek),
+        _read_custom,
+    )
+)
+register(
+    InputFormat(
+        "detectron2",
+        "VideoPose3D's detectron2 per-video npz (boxes, keypoints, metadata)",
+        lambda peek: {"boxes", "keypoints"} <= _members(peek),
+        _read_detectron,
+    )
+)
 
 
 # --- writers (the video path of predict.py) -------------------------------------------------
+
 
 def _object_pairs(per_frame: list[np.ndarray]) -> np.ndarray:
     """(T, 2) object array of [[], person] per frame, as infer_video_d2.py's np.savez made it."""
@@ -225,20 +285,25 @@ def _object_pairs(per_frame: list[np.ndarray]) -> np.ndarray:
     return pairs
 
 
-def write_detectron_npz(path: str | Path, boxes: list[np.ndarray], keypoints: list[np.ndarray],
-                        width: int, height: int) -> Path:
+def write_detectron_npz(
+    path: str | Path, boxes: list[np.ndarray], keypoints: list[np.ndarray], width: int, height: int
+) -> Path:
     """Per-frame detections in the layout of VideoPose3D's ``infer_video_d2.py``: boxes (N, 5)
     and keypoints (N, 4, 17) rows x, y, logit, prob per frame."""
     path = Path(path)
-    np.savez_compressed(path, boxes=_object_pairs(boxes),
-                        segments=np.array([None] * len(boxes), dtype=object),
-                        keypoints=_object_pairs(keypoints),
-                        metadata=np.array({"w": int(width), "h": int(height)}, dtype=object))
+    np.savez_compressed(
+        path,
+        boxes=_object_pairs(boxes),
+        segments=np.array([None] * len(boxes), dtype=object),
+        keypoints=_object_pairs(keypoints),
+        metadata=np.array({"w": int(width), "h": int(height)}, dtype=object),
+    )
     return path
 
 
-def write_data_2d_custom(path: str | Path, video: str, keypoints: np.ndarray,
-                         scores: np.ndarray, width: int, height: int) -> Path:
+def write_data_2d_custom(
+    path: str | Path, video: str, keypoints: np.ndarray, scores: np.ndarray, width: int, height: int
+) -> Path:
     """One COCO-17 track in VideoPose3D's ``data_2d_custom`` layout.
 
     Like ``prepare_data_2d_custom.py``, frames without the person are filled by linear
@@ -250,13 +315,15 @@ def write_data_2d_custom(path: str | Path, video: str, keypoints: np.ndarray,
         known = np.isfinite(keypoints[:, joint]).all(axis=1)
         if known.any():
             for axis in range(2):
-                keypoints[:, joint, axis] = np.interp(frames, frames[known],
-                                                      keypoints[known, joint, axis])
+                keypoints[:, joint, axis] = np.interp(
+                    frames, frames[known], keypoints[known, joint, axis]
+                )
     metadata = dict(COCO_METADATA, video_metadata={video: {"w": int(width), "h": int(height)}})
     path = Path(path)
-    np.savez_compressed(path,
-                        positions_2d=np.array({video: {"custom": [keypoints]}}, dtype=object),
-                        scores_2d=np.array({video: {"custom": [np.asarray(scores, np.float32)]}},
-                                           dtype=object),
-                        metadata=np.array(metadata, dtype=object))
+    np.savez_compressed(
+        path,
+        positions_2d=np.array({video: {"custom": [keypoints]}}, dtype=object),
+        scores_2d=np.array({video: {"custom": [np.asarray(scores, np.float32)]}}, dtype=object),
+        metadata=np.array(metadata, dtype=object),
+    )
     return path

@@ -60,14 +60,14 @@ class ProjectMix(torch.autograd.Function):
         o = out_channels
         emb = _weight_times(weight, x.reshape(n, c, t * v))  # N, K * rows, T V
         # only theta/phi rows have a bias: adding it to them alone writes a third of emb
-        emb.view(n, k, rows, t * v)[:, :, :2 * inter].add_(bias.view(1, k, 2 * inter, 1))
+        emb.view(n, k, rows, t * v)[:, :, : 2 * inter].add_(bias.view(1, k, 2 * inter, 1))
         per_subset = emb.view(n * k, rows, t * v)
         theta = per_subset[:, :inter].reshape(n * k, inter * t, v)
-        phi = per_subset[:, inter:2 * inter].reshape(n * k, inter * t, v)
+        phi = per_subset[:, inter : 2 * inter].reshape(n * k, inter * t, v)
         scores = torch.bmm(theta.transpose(1, 2), phi).div_(inter * t)
         attention = torch.softmax(scores, dim=1).view(n, k, v, v)
         mix = attention + adjacency.to(attention.dtype)
-        projected = emb.view(n, k, rows, t * v)[:, :, 2 * inter:]
+        projected = emb.view(n, k, rows, t * v)[:, :, 2 * inter :]
         out = torch.empty(n, o, t, v, dtype=emb.dtype, device=emb.device)
         flat = out.view(n, o * t, v)
         torch.bmm(projected[:, 0].reshape(n, o * t, v), mix[:, 0], out=flat)
@@ -90,9 +90,10 @@ class ProjectMix(torch.autograd.Function):
         d_emb_k = d_emb.view(n, k, rows, t * v)
         d_mix = torch.empty_like(mix)
         for j in range(k):
-            projected = emb_k[:, j, 2 * inter:].reshape(n, o * t, v)
-            torch.bmm(grad, mix[:, j].transpose(1, 2),
-                      out=d_emb_k[:, j, 2 * inter:].view(n, o * t, v))
+            projected = emb_k[:, j, 2 * inter :].reshape(n, o * t, v)
+            torch.bmm(
+                grad, mix[:, j].transpose(1, 2), out=d_emb_k[:, j, 2 * inter :].view(n, o * t, v)
+            )
             torch.bmm(projected.transpose(1, 2), grad, out=d_mix[:, j])
         d_adjacency = d_mix.sum(0)
         # softmax over dim 2 (the source joint): dS = P (dP - sum_v dP P)
@@ -101,10 +102,11 @@ class ProjectMix(torch.autograd.Function):
         per_subset = emb.view(n * k, rows, t * v)
         d_per_subset = d_emb.view(n * k, rows, t * v)
         theta = per_subset[:, :inter].reshape(n * k, inter * t, v)
-        phi = per_subset[:, inter:2 * inter].reshape(n * k, inter * t, v)
-        torch.bmm(phi, d_scores.transpose(1, 2),
-                  out=d_per_subset[:, :inter].view(n * k, inter * t, v))
-        torch.bmm(theta, d_scores, out=d_per_subset[:, inter:2 * inter].view(n * k, inter * t, v))
+        phi = per_subset[:, inter : 2 * inter].reshape(n * k, inter * t, v)
+        torch.bmm(
+            phi, d_scores.transpose(1, 2), out=d_per_subset[:, :inter].view(n * k, inter * t, v)
+        )
+        torch.bmm(theta, d_scores, out=d_per_subset[:, inter : 2 * inter].view(n * k, inter * t, v))
         xf = x.reshape(n, c, t * v)
         d_x = d_weight = None
         if ctx.needs_input_grad[0]:
@@ -115,7 +117,7 @@ class ProjectMix(torch.autograd.Function):
                 d_weight.addmm_(d_emb[i], xf[i].t())
         elif ctx.needs_input_grad[1]:
             d_weight = torch.bmm(d_emb, xf.transpose(1, 2)).sum(0)
-        d_bias = d_emb_k[:, :, :2 * inter].sum(dim=(0, 3)).reshape(-1)
+        d_bias = d_emb_k[:, :, : 2 * inter].sum(dim=(0, 3)).reshape(-1)
         return d_x, d_weight, d_bias, d_adjacency, None, None
 
 
@@ -130,17 +132,22 @@ def _project_then_mix_ops(x, weight, bias, adjacency, inter: int, o: int) -> tor
     emb = torch.nn.functional.conv2d(x, weight.reshape(-1, c, 1, 1), full_bias)
     per_subset = emb.reshape(n * k, rows, t * v)
     theta = per_subset[:, :inter].reshape(n * k, inter * t, v)
-    phi = per_subset[:, inter:2 * inter].reshape(n * k, inter * t, v)
+    phi = per_subset[:, inter : 2 * inter].reshape(n * k, inter * t, v)
     scores = torch.bmm(theta.transpose(1, 2), phi) / (inter * t)
     mix = torch.softmax(scores, dim=1).reshape(n, k, v, v) + adjacency
-    projected = per_subset[:, 2 * inter:].reshape(n * k, o * t, v)
+    projected = per_subset[:, 2 * inter :].reshape(n * k, o * t, v)
     mixed = torch.bmm(projected, mix.to(projected.dtype).reshape(n * k, v, v))
     return mixed.reshape(n, k, o, t, v).sum(1)
 
 
-def project_then_mix(x: torch.Tensor, theta: list, phi: list, project: list,
-                     adjacency: torch.Tensor,
-                     affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def project_then_mix(
+    x: torch.Tensor,
+    theta: list,
+    phi: list,
+    project: list,
+    adjacency: torch.Tensor,
+    affine: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """sum_k W_k (x M_k) + b_k for the subsets' 1x1 convolutions ``theta``/``phi``/``project``
     (lists of nn.Conv2d), via :class:`ProjectMix`.  ``affine`` = (scale, shift) per output
     channel is applied too, folded into the projection (an inference-mode BatchNorm)."""
@@ -148,25 +155,35 @@ def project_then_mix(x: torch.Tensor, theta: list, phi: list, project: list,
     inter = theta[0].out_channels
     o = project[0].out_channels
     scale = affine[0].view(o, 1) if affine is not None else None
-    weight = torch.cat([w.view(-1, c) if w is not parts[2].weight or scale is None
-                        else w.view(-1, c) * scale
-                        for parts in zip(theta, phi, project, strict=True)
-                        for w in (parts[0].weight, parts[1].weight, parts[2].weight)])
-    bias = torch.cat([b for parts in zip(theta, phi, strict=True)
-                      for b in (parts[0].bias, parts[1].bias)])
+    weight = torch.cat(
+        [
+            w.view(-1, c) if w is not parts[2].weight or scale is None else w.view(-1, c) * scale
+            for parts in zip(theta, phi, project, strict=True)
+            for w in (parts[0].weight, parts[1].weight, parts[2].weight)
+        ]
+    )
+    bias = torch.cat(
+        [b for parts in zip(theta, phi, strict=True) for b in (parts[0].bias, parts[1].bias)]
+    )
     out_bias = sum(conv.bias for conv in project)
     if affine is not None:
         out_bias = out_bias * affine[0] + affine[1]
     if torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling():
         return _project_then_mix_ops(x, weight, bias, adjacency, inter, o) + out_bias.view(
-            1, o, 1, 1)
+            1, o, 1, 1
+        )
     out = ProjectMix.apply(x.contiguous(), weight, bias, adjacency, inter, o)
     return out.add_(out_bias.view(1, o, 1, 1))  # a fresh tensor: no copy needed
 
 
-def mix_then_project(x: torch.Tensor, theta: list, phi: list, project: list,
-                     adjacency: torch.Tensor,
-                     affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def mix_then_project(
+    x: torch.Tensor,
+    theta: list,
+    phi: list,
+    project: list,
+    adjacency: torch.Tensor,
+    affine: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The same sum, mixing the (few) input channels first: for units that widen their input."""
     n, c, t, v = x.shape
     k = adjacency.shape[0]
@@ -174,8 +191,8 @@ def mix_then_project(x: torch.Tensor, theta: list, phi: list, project: list,
     weight = torch.cat([conv.weight for conv in (*theta, *phi)])
     bias = torch.cat([conv.bias for conv in (*theta, *phi)])
     embedded = torch.nn.functional.conv2d(x, weight, bias)  # N, 2 K C', T, V
-    theta_x = embedded[:, :k * inter].reshape(n * k, inter * t, v)
-    phi_x = embedded[:, k * inter:].reshape(n * k, inter * t, v)
+    theta_x = embedded[:, : k * inter].reshape(n * k, inter * t, v)
+    phi_x = embedded[:, k * inter :].reshape(n * k, inter * t, v)
     scores = torch.bmm(theta_x.transpose(1, 2), phi_x) / (inter * t)
     mix = torch.softmax(scores, dim=1).reshape(n, k, v, v) + adjacency
     mixed = torch.matmul(x.reshape(n, 1, c * t, v), mix)  # N, K, C T, V
@@ -184,8 +201,7 @@ def mix_then_project(x: torch.Tensor, theta: list, phi: list, project: list,
     if affine is not None:
         project_weight = project_weight * affine[0].view(-1, 1, 1, 1)
         project_bias = project_bias * affine[0] + affine[1]
-    return torch.nn.functional.conv2d(mixed.reshape(n, k * c, t, v), project_weight,
-                                      project_bias)
+    return torch.nn.functional.conv2d(mixed.reshape(n, k * c, t, v), project_weight, project_bias)
 
 
 def inference_affine(bn: torch.nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,8 +42,10 @@ def architecture_for(receptive_field: int) -> tuple[int, ...]:
     try:
         return ARCHITECTURES[receptive_field]
     except KeyError:
-        raise ValueError(f"receptive field {receptive_field} is not one of "
-                         f"{sorted(ARCHITECTURES)}; pass filter_widths explicitly") from None
+        raise ValueError(
+            f"receptive field {receptive_field} is not one of "
+            f"{sorted(ARCHITECTURES)}; pass filter_widths explicitly"
+        ) from None
 
 
 class GLAGCN(nn.Module):
@@ -75,21 +77,51 @@ class GLAGCN(nn.Module):
         self.out_features = out_features
         adjacency = torch.from_numpy(skeleton.adjacency_subsets())
         self.input_bn = nn.BatchNorm1d(self.num_joints * in_features)
-        self.expand = GraphTemporalBlock(in_features, channels, adjacency, 1, "project",
-                                         temporal_kernel, graph_dropout, temporal_padding)
+        self.expand = GraphTemporalBlock(
+            in_features,
+            channels,
+            adjacency,
+            1,
+            "project",
+            temporal_kernel,
+            graph_dropout,
+            temporal_padding,
+        )
         self.levels = nn.ModuleList()
         for width in self.filter_widths:
-            self.levels.append(nn.ModuleList([
-                GraphTemporalBlock(channels, channels, adjacency, 1, "identity",
-                                   temporal_kernel, graph_dropout, temporal_padding),
-                GraphTemporalBlock(channels, channels, adjacency, width, "none",
-                                   temporal_kernel, graph_dropout, temporal_padding),
-            ]))
+            self.levels.append(
+                nn.ModuleList(
+                    [
+                        GraphTemporalBlock(
+                            channels,
+                            channels,
+                            adjacency,
+                            1,
+                            "identity",
+                            temporal_kernel,
+                            graph_dropout,
+                            temporal_padding,
+                        ),
+                        GraphTemporalBlock(
+                            channels,
+                            channels,
+                            adjacency,
+                            width,
+                            "none",
+                            temporal_kernel,
+                            graph_dropout,
+                            temporal_padding,
+                        ),
+                    ]
+                )
+            )
         self.dropout = nn.Dropout(dropout)
         # Signed 3D coordinates come out of this unit: no ReLU on its output.
-        self.sequence_head = (AdaptiveGraphConv(channels, out_features, adjacency,
-                                                activation=False)
-                              if sequence_branch else None)
+        self.sequence_head = (
+            AdaptiveGraphConv(channels, out_features, adjacency, activation=False)
+            if sequence_branch
+            else None
+        )
         self.output_layer = output_layer
         if output_layer == "per_joint":
             self.head: nn.Module = JointwiseLinear(self.num_joints, channels, out_features)
@@ -110,15 +142,16 @@ class GLAGCN(nn.Module):
         if t != self.receptive_field:
             raise ValueError(f"expected windows of {self.receptive_field} frames, got {t}")
         if v != self.num_joints or c != self.in_features:
-            raise ValueError(f"expected {self.num_joints} joints x {self.in_features} values, "
-                             f"got {v} x {c}")
+            raise ValueError(
+                f"expected {self.num_joints} joints x {self.in_features} values, got {v} x {c}"
+            )
         x = keypoints_2d.permute(0, 2, 3, 1).reshape(n, v * c, t)
         x = self.input_bn(x).reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, C, T, V
         x = self.expand(x)
         sequence = None
         rate = self.dropout.p if self.training else 0.0
         for index, (full_rate, strided) in enumerate(self.levels):
-            skip = x[:, :, strided.tcn.conv.stride[0] // 2::strided.tcn.conv.stride[0]]
+            skip = x[:, :, strided.tcn.conv.stride[0] // 2 :: strided.tcn.conv.stride[0]]
             x = full_rate(x, rate)
             if index == 0 and self.sequence_head is not None and return_sequence:
                 sequence = self.sequence_head(x).permute(0, 2, 3, 1)  # N, T, V, 3
@@ -158,15 +191,21 @@ class SlidingLifter(nn.Module):
             sequence = sequence.unsqueeze(0)
         receptive_field = self.model.receptive_field
         pad = (receptive_field - 1) // 2
-        padded = torch.cat([sequence[:, :1].expand(-1, pad, -1, -1), sequence,
-                            sequence[:, -1:].expand(-1, pad, -1, -1)], dim=1)
+        padded = torch.cat(
+            [
+                sequence[:, :1].expand(-1, pad, -1, -1),
+                sequence,
+                sequence[:, -1:].expand(-1, pad, -1, -1),
+            ],
+            dim=1,
+        )
         windows = padded.unfold(1, receptive_field, 1)  # N, T, V, C, RF (a view)
         n, frames, joints, channels = sequence.shape
         max_windows = self.max_windows or default_max_windows(sequence.device, receptive_field)
         per_call = max(max_windows // n, 1)
         outputs = []
         for begin in range(0, frames, per_call):
-            chunk = windows[:, begin:begin + per_call].permute(0, 1, 4, 2, 3)
+            chunk = windows[:, begin : begin + per_call].permute(0, 1, 4, 2, 3)
             chunk = chunk.reshape(-1, receptive_field, joints, channels)
             outputs.append(self.model(chunk)[:, 0].reshape(n, -1, joints, self.model.out_features))
         poses = torch.cat(outputs, dim=1)
@@ -209,8 +248,9 @@ def macs_per_frame(model: GLAGCN) -> int:
         macs += subsets * ((2 * inter + out) * c * t * v + v * v * inter * t + c * t * v * v)
 
     handles = []
-    folded = {id(m.conv) for m in model.modules()
-              if isinstance(m, TemporalConv | StridedProjection)}
+    folded = {
+        id(m.conv) for m in model.modules() if isinstance(m, TemporalConv | StridedProjection)
+    }
     for module in model.modules():
         if isinstance(module, TemporalConv | StridedProjection):
             handles.append(module.register_forward_hook(folded_conv_hook))

@@ -62,8 +62,15 @@ class AdaptiveGraphConv(nn.Module):
     (``activation=False`` leaves the ReLU out, for a unit whose output is signed coordinates).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor,
-                 embed_divisor: int = 4, dropout: float = 0.0, activation: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: torch.Tensor,
+        embed_divisor: int = 4,
+        dropout: float = 0.0,
+        activation: bool = True,
+    ) -> None:
         super().__init__()
         subsets, joints, _ = adjacency.shape
         inter = max(out_channels // embed_divisor, 1)
@@ -71,14 +78,16 @@ class AdaptiveGraphConv(nn.Module):
         self.learned_adjacency = nn.Parameter(torch.full((subsets, joints, joints), 1e-6))
         self.theta = nn.ModuleList(nn.Conv2d(in_channels, inter, 1) for _ in range(subsets))
         self.phi = nn.ModuleList(nn.Conv2d(in_channels, inter, 1) for _ in range(subsets))
-        self.project = nn.ModuleList(nn.Conv2d(in_channels, out_channels, 1)
-                                     for _ in range(subsets))
+        self.project = nn.ModuleList(
+            nn.Conv2d(in_channels, out_channels, 1) for _ in range(subsets)
+        )
         self.bn = nn.BatchNorm2d(out_channels)
         if in_channels == out_channels:
             self.residual: nn.Module = nn.Identity()
         else:
-            self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1),
-                                          nn.BatchNorm2d(out_channels))
+            self.residual = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels)
+            )
         self.dropout = nn.Dropout(dropout)
         self.activation = activation
 
@@ -104,8 +113,13 @@ class AdaptiveGraphConv(nn.Module):
         widens = self.theta[0].in_channels < self.project[0].out_channels
         fold = _folds_batchnorm(self.bn)
         out = (mix_then_project if widens else project_then_mix)(
-            x, list(self.theta), list(self.phi), list(self.project), adjacency,
-            inference_affine(self.bn) if fold else None)
+            x,
+            list(self.theta),
+            list(self.phi),
+            list(self.project),
+            adjacency,
+            inference_affine(self.bn) if fold else None,
+        )
         if not fold:
             out = self.bn(out)
         residual = self.residual(x)
@@ -122,8 +136,9 @@ TEMPORAL_PADDINGS = ("authors", "centred")
 def strided_offset(stride: int, temporal_padding: str) -> int:
     """The input frame a strided temporal output i is centred on is ``offset + stride * i``."""
     if temporal_padding not in TEMPORAL_PADDINGS:
-        raise ValueError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, "
-                         f"got {temporal_padding!r}")
+        raise ValueError(
+            f"temporal_padding must be one of {TEMPORAL_PADDINGS}, got {temporal_padding!r}"
+        )
     return 0 if temporal_padding == "authors" else stride // 2
 
 
@@ -136,22 +151,32 @@ class TemporalConv(nn.Module):
     the middle of its stride.  Both give ceil(T / s) = T / s outputs when s divides T.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9,
-                 stride: int = 1, temporal_padding: str = "authors") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 9,
+        stride: int = 1,
+        temporal_padding: str = "authors",
+    ) -> None:
         super().__init__()
         strided_offset(stride, temporal_padding)  # validates the name
         if temporal_padding == "authors":
             if kernel_size % 2 == 0:
-                raise ValueError(f"temporal_padding='authors' needs an odd kernel, "
-                                 f"got {kernel_size}")
+                raise ValueError(
+                    f"temporal_padding='authors' needs an odd kernel, got {kernel_size}"
+                )
             padding = (kernel_size - 1) // 2
         else:
             if (kernel_size - stride) % 2:
-                raise ValueError(f"temporal_padding='centred' needs kernel {kernel_size} and "
-                                 f"stride {stride} of the same parity")
+                raise ValueError(
+                    f"temporal_padding='centred' needs kernel {kernel_size} and "
+                    f"stride {stride} of the same parity"
+                )
             padding = (kernel_size - stride) // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), (stride, 1),
-                              (padding, 0))
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, (kernel_size, 1), (stride, 1), (padding, 0)
+        )
         self.bn = nn.BatchNorm2d(out_channels)
 
     def authors_init_(self) -> None:
@@ -166,8 +191,13 @@ class StridedProjection(nn.Module):
     """1x1 conv + BN on every s-th frame, the frames a strided TemporalConv of the same
     padding centres on (0, s, 2s, ... for the authors' padding, as their kernel-1 unit_tcn)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 temporal_padding: str = "authors") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        temporal_padding: str = "authors",
+    ) -> None:
         super().__init__()
         self.stride = stride
         self.offset = strided_offset(stride, temporal_padding)
@@ -179,26 +209,34 @@ class StridedProjection(nn.Module):
         constant_bn_(self.bn, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _conv_bn(self.conv, self.bn, x[:, :, self.offset::self.stride])
+        return _conv_bn(self.conv, self.bn, x[:, :, self.offset :: self.stride])
 
 
 class GraphTemporalBlock(nn.Module):
     """Graph unit, then temporal unit, plus a residual: 'identity', 'project' or 'none'."""
 
-    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor,
-                 stride: int = 1, residual: str = "identity", temporal_kernel: int = 9,
-                 dropout: float = 0.0, temporal_padding: str = "authors") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: torch.Tensor,
+        stride: int = 1,
+        residual: str = "identity",
+        temporal_kernel: int = 9,
+        dropout: float = 0.0,
+        temporal_padding: str = "authors",
+    ) -> None:
         super().__init__()
         self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency, dropout=dropout)
-        self.tcn = TemporalConv(out_channels, out_channels, temporal_kernel, stride,
-                                temporal_padding)
+        self.tcn = TemporalConv(
+            out_channels, out_channels, temporal_kernel, stride, temporal_padding
+        )
         if residual == "none":
             self.residual: nn.Module | None = None
         elif residual == "identity" and in_channels == out_channels and stride == 1:
             self.residual = nn.Identity()
         elif residual in ("identity", "project"):
-            self.residual = StridedProjection(in_channels, out_channels, stride,
-                                              temporal_padding)
+            self.residual = StridedProjection(in_channels, out_channels, stride, temporal_padding)
         else:
             raise ValueError(f"unknown residual kind {residual!r}")
 
@@ -218,9 +256,10 @@ class JointwiseLinear(nn.Module):
 
     def __init__(self, num_joints: int, in_features: int, out_features: int) -> None:
         super().__init__()
-        bound = in_features ** -0.5
-        self.weight = nn.Parameter(torch.empty(num_joints, in_features, out_features)
-                                   .uniform_(-bound, bound))
+        bound = in_features**-0.5
+        self.weight = nn.Parameter(
+            torch.empty(num_joints, in_features, out_features).uniform_(-bound, bound)
+        )
         self.bias = nn.Parameter(torch.empty(num_joints, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,9 @@ from zerocopy_gcn.fetch.gpu import GPUResidentFetcher
 MODES = ("conventional", "zerocopy", "gpu")
 
 
-def make_fetcher(mode: str, table: torch.Tensor, device: torch.device | str,
-                 **options) -> FeatureFetcher:
+def make_fetcher(
+    mode: str, table: torch.Tensor, device: torch.device | str, **options
+) -> FeatureFetcher:
     """Build a fetcher; ``options`` are the mode's keyword arguments (unknown ones rejected)."""
     if mode == "conventional":
         return ConventionalFetcher(table, device, **options)
@@ -30,5 +31,11 @@ def make_fetcher(mode: str, table: torch.Tensor, device: torch.device | str,
     raise ValueError(f"unknown fetch mode {mode!r}; choose one of {MODES}")
 
 
-__all__ = ["MODES", "ConventionalFetcher", "FeatureFetcher", "GPUResidentFetcher",
-           "check_indices", "make_fetcher"]
+__all__ = [
+    "MODES",
+    "ConventionalFetcher",
+    "FeatureFetcher",
+    "GPUResidentFetcher",
+    "check_indices",
+    "make_fetcher",
+]

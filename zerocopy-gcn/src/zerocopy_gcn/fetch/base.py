@@ -15,8 +15,10 @@ def check_indices(idx: torch.Tensor, num_rows: int) -> None:
     if int(low) < 0 or int(high) >= num_rows:
         bad_mask = (idx < 0) | (idx >= num_rows)
         pos = int(torch.nonzero(bad_mask)[0, 0])
-        raise IndexError(f"feature fetch: node id {int(idx[pos])} at position {pos} is out of "
-                         f"range [0, {num_rows})")
+        raise IndexError(
+            f"feature fetch: node id {int(idx[pos])} at position {pos} is out of "
+            f"range [0, {num_rows})"
+        )
 
 
 class FeatureFetcher(ABC):

@@ -21,18 +21,26 @@ class CachedFetcher(FeatureFetcher):
         super().__init__(cold.table, cold.device)
         self.mode = f"{cold.mode}+cache"
         self.cold = cold
-        self.cache = HotRowCache(cold.table, hot_nodes, num_cached, device=cold.device,
-                                 cold_gather=cold.fetch)
+        self.cache = HotRowCache(
+            cold.table, hot_nodes, num_cached, device=cold.device, cold_gather=cold.fetch
+        )
         self._last = (0, 0)
 
     @classmethod
-    def for_graph(cls, graph: CSRGraph, cold: FeatureFetcher, device: torch.device,
-                  fraction: float, ranking: str = "degree") -> CachedFetcher:
+    def for_graph(
+        cls,
+        graph: CSRGraph,
+        cold: FeatureFetcher,
+        device: torch.device,
+        fraction: float,
+        ranking: str = "degree",
+    ) -> CachedFetcher:
         if not 0 <= fraction <= 1:
             raise ValueError(f"cache_fraction must be within [0, 1], got {fraction}")
         seeds = np.asarray(graph.splits["train"]) if ranking == "reverse_pagerank" else None
-        order = hotness_order(np.asarray(graph.indptr), np.asarray(graph.indices), ranking,
-                              seeds=seeds)
+        order = hotness_order(
+            np.asarray(graph.indptr), np.asarray(graph.indices), ranking, seeds=seeds
+        )
         return cls(cold, order, int(round(fraction * graph.num_nodes)))
 
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
@@ -45,9 +53,11 @@ class CachedFetcher(FeatureFetcher):
         requested = stats.requested_rows - self._last[0]
         hits = stats.hit_rows - self._last[1]
         self._last = (stats.requested_rows, stats.hit_rows)
-        return {"cache_hit_rate": hits / requested if requested else 0.0,
-                "pcie_gb_saved": hits * stats.row_bytes / 1e9,
-                "pcie_gb": (requested - hits) * stats.row_bytes / 1e9}
+        return {
+            "cache_hit_rate": hits / requested if requested else 0.0,
+            "pcie_gb_saved": hits * stats.row_bytes / 1e9,
+            "pcie_gb": (requested - hits) * stats.row_bytes / 1e9,
+        }
 
     def close(self) -> None:
         self.cold.close()

@@ -71,13 +71,21 @@ def default_pool_threads() -> int:
 class ConventionalFetcher(FeatureFetcher):
     mode = "conventional"
 
-    def __init__(self, table: torch.Tensor, device: torch.device | str = "cpu",
-                 num_threads: int = 0, check_bounds: bool = True,
-                 min_rows_per_thread: int = 2048, ring: int = DEFAULT_RING) -> None:
+    def __init__(
+        self,
+        table: torch.Tensor,
+        device: torch.device | str = "cpu",
+        num_threads: int = 0,
+        check_bounds: bool = True,
+        min_rows_per_thread: int = 2048,
+        ring: int = DEFAULT_RING,
+    ) -> None:
         super().__init__(table, device)
         if table.device.type != "cpu":
-            raise ValueError("the conventional path gathers on the CPU: the table must be in "
-                             f"host memory, got {table.device}")
+            raise ValueError(
+                "the conventional path gathers on the CPU: the table must be in "
+                f"host memory, got {table.device}"
+            )
         self.num_threads = num_threads or default_pool_threads()
         self.check_bounds = check_bounds
         self.min_rows_per_thread = min_rows_per_thread
@@ -141,8 +149,10 @@ class ConventionalFetcher(FeatureFetcher):
             return torch.index_select(self.table, 0, idx, out=out)
         parts = min(self.num_threads, rows // self.min_rows_per_thread)
         bounds = [rows * p // parts for p in range(parts + 1)]
-        jobs = [self._pool.submit(torch.index_select, self.table, 0, idx[a:b], out=out[a:b])
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        jobs = [
+            self._pool.submit(torch.index_select, self.table, 0, idx[a:b], out=out[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
         for job in jobs:
             job.result()
         return out
@@ -154,7 +164,7 @@ class ConventionalFetcher(FeatureFetcher):
         slot = self._next_slot(idx.shape[0])
         if not self._cuda:
             return self.gather_into(idx, slot.view(idx.shape[0]))
-        staging = self.gather_into(idx, slot.buffer[:idx.shape[0]])
+        staging = self.gather_into(idx, slot.buffer[: idx.shape[0]])
         result = staging.to(self.device, non_blocking=True)
         slot.copy_done = torch.cuda.Event()
         slot.copy_done.record(torch.cuda.current_stream(self.device))

@@ -10,8 +10,9 @@ from zerocopy_gcn.fetch.base import FeatureFetcher, check_indices
 class GPUResidentFetcher(FeatureFetcher):
     mode = "gpu"
 
-    def __init__(self, table: torch.Tensor, device: torch.device | str = "cuda",
-                 check_bounds: bool = True) -> None:
+    def __init__(
+        self, table: torch.Tensor, device: torch.device | str = "cuda", check_bounds: bool = True
+    ) -> None:
         super().__init__(table, device)
         # On CPU-only machines this mode degenerates to an in-memory table (used by tests).
         self.resident = table.to(self.device)

@@ -25,8 +25,10 @@ def choose_word_bytes(row_bytes: int, base_address: int, vector_loads: bool = Tr
             continue
         if row_bytes % word == 0 and base_address % word == 0:
             return word
-    raise ValueError(f"rows of {row_bytes} bytes at address {base_address:#x} cannot be copied "
-                     "in 2-byte words (feature rows must be fp16/bf16/fp32)")
+    raise ValueError(
+        f"rows of {row_bytes} bytes at address {base_address:#x} cannot be copied "
+        "in 2-byte words (feature rows must be fp16/bf16/fp32)"
+    )
 
 
 def threads_per_row(row_words: int, word_bytes: int, cap: int = 256) -> int:
@@ -36,8 +38,9 @@ def threads_per_row(row_words: int, word_bytes: int, cap: int = 256) -> int:
     return max(WARP, min(cap, wanted))
 
 
-def launch_geometry(n_idx: int, row_words: int, word_bytes: int, max_threads: int = 0
-                    ) -> tuple[int, int, int]:
+def launch_geometry(
+    n_idx: int, row_words: int, word_bytes: int, max_threads: int = 0
+) -> tuple[int, int, int]:
     """(grid, threads per row = blockDim.x, rows per block = blockDim.y) of a gather launch;
     ``max_threads > 0`` caps the grid so the gather leaves SMs to training (grid-stride)."""
     threads = threads_per_row(row_words, word_bytes)
@@ -48,8 +51,9 @@ def launch_geometry(n_idx: int, row_words: int, word_bytes: int, max_threads: in
     return blocks, threads, rows_per_block
 
 
-def thread_columns(row_start: int, row_words: int, word_bytes: int, threads: int,
-                   aligned: bool) -> np.ndarray:
+def thread_columns(
+    row_start: int, row_words: int, word_bytes: int, threads: int, aligned: bool
+) -> np.ndarray:
     """Column each thread copies at each loop step: array [steps, threads], -1 = idle.
 
     Mirrors the kernel: ``col = t - shift + k * threads`` (shift = 0 for the naive kernel),
@@ -67,7 +71,7 @@ def warp_lines(row_start: int, columns: np.ndarray, word_bytes: int) -> list[set
     steps, threads = columns.shape
     for step in range(steps):
         for warp in range(0, threads, WARP):
-            cols = columns[step, warp:warp + WARP]
+            cols = columns[step, warp : warp + WARP]
             cols = cols[cols >= 0]
             if cols.size:
                 first = (row_start + cols * word_bytes) // LINE_BYTES
@@ -76,8 +80,9 @@ def warp_lines(row_start: int, columns: np.ndarray, word_bytes: int) -> list[set
     return out
 
 
-def line_requests(row_start: int, row_bytes: int, word_bytes: int, aligned: bool,
-                  threads: int | None = None) -> int:
+def line_requests(
+    row_start: int, row_bytes: int, word_bytes: int, aligned: bool, threads: int | None = None
+) -> int:
     """128-byte line requests the kernel issues for one row (sum over warps of lines touched)."""
     row_words = row_bytes // word_bytes
     threads = threads or threads_per_row(row_words, word_bytes)
@@ -85,9 +90,14 @@ def line_requests(row_start: int, row_bytes: int, word_bytes: int, aligned: bool
     return sum(len(lines) for lines in warp_lines(row_start, columns, word_bytes))
 
 
-def reference_gather(table: torch.Tensor, idx: torch.Tensor, aligned: bool = True,
-                     vector_loads: bool = True, base_address: int | None = None,
-                     out_rows: torch.Tensor | None = None) -> torch.Tensor:
+def reference_gather(
+    table: torch.Tensor,
+    idx: torch.Tensor,
+    aligned: bool = True,
+    vector_loads: bool = True,
+    base_address: int | None = None,
+    out_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Run the kernel's mapping on the CPU: each simulated thread copies its words.
 
     Raises ``IndexError`` for an out-of-range id, like the kernel's bounds flag.
@@ -103,8 +113,10 @@ def reference_gather(table: torch.Tensor, idx: torch.Tensor, aligned: bool = Tru
     idx_np = idx.cpu().numpy().astype(np.int64)
     bad = np.flatnonzero((idx_np < 0) | (idx_np >= n_rows))
     if bad.size:
-        raise IndexError(f"feature fetch: node id {int(idx_np[bad[0]])} at position "
-                         f"{int(bad[0])} is out of range [0, {n_rows})")
+        raise IndexError(
+            f"feature fetch: node id {int(idx_np[bad[0]])} at position "
+            f"{int(bad[0])} is out of range [0, {n_rows})"
+        )
     if idx_np.shape[0] == 0:
         return table[:0].clone()
     out = np.zeros((idx_np.shape[0], row_words), dtype=word_dtype)
@@ -118,5 +130,8 @@ def reference_gather(table: torch.Tensor, idx: torch.Tensor, aligned: bool = Tru
         np.add.at(written[dest[i]], active, 1)
     if not np.all(written == 1):
         raise AssertionError("mapping did not copy every element exactly once")
-    return torch.from_numpy(out.view(np.uint8).reshape(idx_np.shape[0], row_bytes).copy()).view(
-        table.dtype).reshape(idx_np.shape[0], width)
+    return (
+        torch.from_numpy(out.view(np.uint8).reshape(idx_np.shape[0], row_bytes).copy())
+        .view(table.dtype)
+        .reshape(idx_np.shape[0], width)
+    )

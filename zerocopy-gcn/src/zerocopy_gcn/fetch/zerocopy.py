@@ -75,7 +75,8 @@ class _Registry:
                     raise RegistrationError(
                         f"host range [{start:#x}, {end:#x}) overlaps the already registered "
                         f"range [{other_start:#x}, {other_end:#x}); register the whole table "
-                        "once and gather from it instead of registering views of it")
+                        "once and gather from it instead of registering views of it"
+                    )
             self.ranges[start] = end
 
     def release(self, start: int) -> None:
@@ -103,8 +104,7 @@ def _device_pointer(runtime: Any, host_ptr: int) -> int:
         raise RegistrationError("cannot find libcudart for cudaHostGetDevicePointer")
     cudart = ctypes.CDLL(library)
     device_ptr = ctypes.c_void_p()
-    status = cudart.cudaHostGetDevicePointer(ctypes.byref(device_ptr), ctypes.c_void_p(host_ptr),
-                                             0)
+    status = cudart.cudaHostGetDevicePointer(ctypes.byref(device_ptr), ctypes.c_void_p(host_ptr), 0)
     if status != 0:
         raise RegistrationError(f"cudaHostGetDevicePointer failed with CUDA error {status}")
     return int(device_ptr.value)
@@ -127,8 +127,9 @@ class HostRegistration:
     ``runtime`` defaults to ``cupy.cuda.runtime``; tests pass a stand-in with the same calls.
     """
 
-    def __init__(self, tensor: torch.Tensor, runtime: Any | None = None,
-                 read_only: bool = False) -> None:
+    def __init__(
+        self, tensor: torch.Tensor, runtime: Any | None = None, read_only: bool = False
+    ) -> None:
         if tensor.device.type != "cpu":
             raise RegistrationError(f"only host tensors can be registered, got {tensor.device}")
         if not tensor.is_contiguous():
@@ -176,9 +177,17 @@ class ZeroCopyFetcher(FeatureFetcher):
 
     mode = "zerocopy"
 
-    def __init__(self, table: torch.Tensor, device: torch.device | str = "cuda",
-                 kernel: str = "aligned", vector_loads: bool = True, sort_indices: bool = False,
-                 check_bounds: bool = True, max_threads: int = 0, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        table: torch.Tensor,
+        device: torch.device | str = "cuda",
+        kernel: str = "aligned",
+        vector_loads: bool = True,
+        sort_indices: bool = False,
+        check_bounds: bool = True,
+        max_threads: int = 0,
+        read_only: bool = False,
+    ) -> None:
         super().__init__(table, device)
         if self.device.type != "cuda":
             raise ValueError("fetch=zerocopy needs a CUDA device (use fetch=conventional on CPU)")
@@ -188,12 +197,14 @@ class ZeroCopyFetcher(FeatureFetcher):
         self.registration = HostRegistration(table, read_only=read_only)
         self.sort_indices = sort_indices
         self.check_bounds = check_bounds
-        self.word_bytes = choose_word_bytes(self.row_bytes, self.registration.device_ptr,
-                                            vector_loads)
+        self.word_bytes = choose_word_bytes(
+            self.row_bytes, self.registration.device_ptr, vector_loads
+        )
         self.row_words = self.row_bytes // self.word_bytes
         self.max_threads = int(max_threads)
-        self._device_index = self.device.index if self.device.index is not None else \
-            torch.cuda.current_device()
+        self._device_index = (
+            self.device.index if self.device.index is not None else torch.cuda.current_device()
+        )
         self._kernels: dict[str, Any] = {}
         self.set_kernel(kernel)
 
@@ -205,7 +216,8 @@ class ZeroCopyFetcher(FeatureFetcher):
         self.kernel_name = f"gather_{kernel}_w{self.word_bytes}"
         if self.kernel_name not in self._kernels:
             self._kernels[self.kernel_name] = _module(self._device_index).get_function(
-                self.kernel_name)
+                self.kernel_name
+            )
         self.kernel = self._kernels[self.kernel_name]
 
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
@@ -218,23 +230,35 @@ class ZeroCopyFetcher(FeatureFetcher):
         if self.sort_indices:  # host-memory locality; rows are written back to request order
             idx, out_rows = torch.sort(idx)
         bad = torch.full((1,), -1, dtype=torch.int64, device=self.device)  # == ULLONG_MAX
-        grid, threads, rows_per_block = launch_geometry(rows, self.row_words, self.word_bytes,
-                                                        self.max_threads)
+        grid, threads, rows_per_block = launch_geometry(
+            rows, self.row_words, self.word_bytes, self.max_threads
+        )
         stream = torch.cuda.current_stream(self.device)
-        with self.cupy.cuda.Device(self._device_index), \
-                self.cupy.cuda.ExternalStream(stream.cuda_stream):
+        with (
+            self.cupy.cuda.Device(self._device_index),
+            self.cupy.cuda.ExternalStream(stream.cuda_stream),
+        ):
             self.kernel(
-                (grid,), (threads, rows_per_block),
-                (np.uint64(self.registration.device_ptr), np.uint64(idx.data_ptr()),
-                 np.uint64(0 if out_rows is None else out_rows.data_ptr()),
-                 np.uint64(out.data_ptr()), np.int64(rows), np.int64(self.num_rows),
-                 np.int64(self.row_words), np.uint64(bad.data_ptr())),
+                (grid,),
+                (threads, rows_per_block),
+                (
+                    np.uint64(self.registration.device_ptr),
+                    np.uint64(idx.data_ptr()),
+                    np.uint64(0 if out_rows is None else out_rows.data_ptr()),
+                    np.uint64(out.data_ptr()),
+                    np.int64(rows),
+                    np.int64(self.num_rows),
+                    np.int64(self.row_words),
+                    np.uint64(bad.data_ptr()),
+                ),
             )
         if self.check_bounds:
             position = int(bad.item())  # the kernel skipped the bad rows; report the first
             if position != -1:
-                raise IndexError(f"feature fetch: node id {int(idx[position])} is out of range "
-                                 f"[0, {self.num_rows})")
+                raise IndexError(
+                    f"feature fetch: node id {int(idx[position])} is out of range "
+                    f"[0, {self.num_rows})"
+                )
         return out
 
     def close(self) -> None:
@@ -244,8 +268,9 @@ class ZeroCopyFetcher(FeatureFetcher):
             self.registration = None
 
 
-def mapped_cuda_tensor(registration: HostRegistration, device: torch.device | str = "cuda"
-                       ) -> torch.Tensor:
+def mapped_cuda_tensor(
+    registration: HostRegistration, device: torch.device | str = "cuda"
+) -> torch.Tensor:
     """The registered host tensor seen from the GPU (reads go over PCIe), without a copy.
 
     Used for GPU sampling over a CSR that stays in host memory: torch ops on the returned
@@ -254,6 +279,9 @@ def mapped_cuda_tensor(registration: HostRegistration, device: torch.device | st
     cupy = require_cupy()
     host = registration.tensor
     memory = cupy.cuda.UnownedMemory(registration.device_ptr, registration.nbytes, registration)
-    array = cupy.ndarray(tuple(host.shape), dtype=np.dtype(str(host.dtype).split(".")[-1]),
-                         memptr=cupy.cuda.MemoryPointer(memory, 0))
+    array = cupy.ndarray(
+        tuple(host.shape),
+        dtype=np.dtype(str(host.dtype).split(".")[-1]),
+        memptr=cupy.cuda.MemoryPointer(memory, 0),
+    )
     return torch.as_tensor(array, device=device)

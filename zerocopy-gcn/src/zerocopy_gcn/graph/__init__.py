@@ -5,7 +5,15 @@ from zerocopy_gcn.graph.loaders import convert_npz, convert_ogb_node_folder
 from zerocopy_gcn.graph.rmat import PRESETS, RMatSpec, ensure_rmat, generate_rmat, preset_spec
 
 __all__ = [
-    "CSRGraph", "GraphFormatError", "PRESETS", "RMatSpec", "convert_npz",
-    "convert_ogb_node_folder", "ensure_rmat", "generate_rmat", "load_graph", "preset_spec",
+    "CSRGraph",
+    "GraphFormatError",
+    "PRESETS",
+    "RMatSpec",
+    "convert_npz",
+    "convert_ogb_node_folder",
+    "ensure_rmat",
+    "generate_rmat",
+    "load_graph",
+    "preset_spec",
     "save_graph",
 ]

@@ -28,8 +28,9 @@ def _check_ids(src: np.ndarray, dst: np.ndarray, num_nodes: int, source: str) ->
     for name, ids in (("source", src), ("destination", dst)):
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= num_nodes):
             bad = int(ids[(ids < 0) | (ids >= num_nodes)][0])
-            raise GraphFormatError(f"{source}: {name} node id {bad} is out of range "
-                                   f"[0, {num_nodes})")
+            raise GraphFormatError(
+                f"{source}: {name} node id {bad} is out of range [0, {num_nodes})"
+            )
 
 
 def _oriented(src: np.ndarray, dst: np.ndarray, symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +77,13 @@ def build_csr(
     """Write ``indptr.npy`` and ``indices.npy`` into ``folder``; return (num_edges, degrees)."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = np.zeros(num_nodes, dtype=np.int64)
-    for src, dst in tqdm(edge_chunks(), desc="csr pass 1/2 (degrees)", total=total_chunks,
-                         disable=not progress, unit="chunk"):
+    for src, dst in tqdm(
+        edge_chunks(),
+        desc="csr pass 1/2 (degrees)",
+        total=total_chunks,
+        disable=not progress,
+        unit="chunk",
+    ):
         _check_ids(src, dst, num_nodes, source)
         rows, _ = _oriented(src, dst, symmetric)
         np.add.at(counts, rows, 1)  # no per-chunk temporary of num_nodes entries
@@ -89,8 +95,13 @@ def build_csr(
     indices = np.lib.format.open_memmap(raw_path, mode="w+", dtype=dtype, shape=(num_edges,))
     reserve_file(raw_path)
     cursor = indptr[:-1].copy()
-    for src, dst in tqdm(edge_chunks(), desc="csr pass 2/2 (scatter)", total=total_chunks,
-                         disable=not progress, unit="chunk"):
+    for src, dst in tqdm(
+        edge_chunks(),
+        desc="csr pass 2/2 (scatter)",
+        total=total_chunks,
+        disable=not progress,
+        unit="chunk",
+    ):
         rows, cols = _oriented(src, dst, symmetric)
         if rows.size == 0:
             continue
@@ -103,12 +114,15 @@ def build_csr(
         cursor[rows[group_start]] += group_len
     indices.flush()
     if not np.array_equal(cursor, indptr[1:]):
-        raise GraphFormatError(f"{source}: the edge source yielded different chunks on its "
-                               "second pass (it must be deterministic)")
+        raise GraphFormatError(
+            f"{source}: the edge source yielded different chunks on its "
+            "second pass (it must be deterministic)"
+        )
     del indices
     if dedupe or drop_self_loops:
-        indptr = _compact_rows(folder, raw_path, indptr, dedupe, drop_self_loops, progress,
-                               block_edges)
+        indptr = _compact_rows(
+            folder, raw_path, indptr, dedupe, drop_self_loops, progress, block_edges
+        )
         num_edges = int(indptr[-1])
     np.save(folder / "indptr.npy", indptr)
     return num_edges, np.diff(indptr)
@@ -125,8 +139,15 @@ def row_blocks(indptr: np.ndarray, block_edges: int = BLOCK_EDGES) -> Iterator[t
         start = stop
 
 
-def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool,
-                  drop_self_loops: bool, progress: bool, block_edges: int) -> np.ndarray:
+def _compact_rows(
+    folder: Path,
+    raw_path: Path,
+    indptr: np.ndarray,
+    dedupe: bool,
+    drop_self_loops: bool,
+    progress: bool,
+    block_edges: int,
+) -> np.ndarray:
     """Sort each row, drop duplicates/self loops, block by block, into the final indices file."""
     raw = np.load(raw_path, mmap_mode="r")
     num_nodes = indptr.shape[0] - 1
@@ -134,10 +155,11 @@ def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool
     new_counts = np.zeros(num_nodes, dtype=np.int64)
     with open(tmp_path, "wb") as out:
         blocks = list(row_blocks(indptr, block_edges))
-        for start, stop in tqdm(blocks, desc="csr compact (sort/dedupe rows)",
-                                disable=not progress, unit="block"):
-            cols = np.asarray(raw[indptr[start]:indptr[stop]], dtype=np.int64)
-            degree = np.diff(indptr[start:stop + 1])
+        for start, stop in tqdm(
+            blocks, desc="csr compact (sort/dedupe rows)", disable=not progress, unit="block"
+        ):
+            cols = np.asarray(raw[indptr[start] : indptr[stop]], dtype=np.int64)
+            degree = np.diff(indptr[start : stop + 1])
             rows = np.repeat(np.arange(start, stop, dtype=np.int64), degree)
             keys = rows * num_nodes + cols
             keys.sort()  # in place; np.unique's hash path is several times slower here
@@ -153,12 +175,13 @@ def _compact_rows(folder: Path, raw_path: Path, indptr: np.ndarray, dedupe: bool
     del raw
     new_indptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(new_counts, out=new_indptr[1:])
-    final = np.lib.format.open_memmap(folder / "indices.npy", mode="w+", dtype=dtype,
-                                      shape=(int(new_indptr[-1]),))
+    final = np.lib.format.open_memmap(
+        folder / "indices.npy", mode="w+", dtype=dtype, shape=(int(new_indptr[-1]),)
+    )
     reserve_file(folder / "indices.npy")
     packed = np.memmap(tmp_path, dtype=dtype, mode="r") if new_indptr[-1] else np.zeros(0, dtype)
     for offset in range(0, final.shape[0], block_edges):
-        final[offset:offset + block_edges] = packed[offset:offset + block_edges]
+        final[offset : offset + block_edges] = packed[offset : offset + block_edges]
     final.flush()
     del final, packed
     os.remove(tmp_path)

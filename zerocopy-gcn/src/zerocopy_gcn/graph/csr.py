@@ -45,8 +45,13 @@ class GraphWriteError(UserError, OSError):
 
 
 # meta.json keys every graph folder records, with the type each must have
-META_KEYS: dict[str, type] = {"num_nodes": int, "num_edges": int, "feat_dim": int,
-                              "feat_dtype": str, "num_classes": int}
+META_KEYS: dict[str, type] = {
+    "num_nodes": int,
+    "num_edges": int,
+    "feat_dim": int,
+    "feat_dtype": str,
+    "num_classes": int,
+}
 # A class id far above the node count cannot be meant (no node could carry most classes), and
 # the classifier's output layer is sized by it: one bad label must not ask for gigabytes.
 MAX_CLASSES_FLOOR = 1 << 16
@@ -93,8 +98,14 @@ class CSRGraph:
 
     def validate(self, full: bool = True) -> None:
         validate_arrays(
-            self.indptr, self.indices, self.feat, self.label, self.splits, self.feat_dtype,
-            where=str(self.path or self.name), full=full,
+            self.indptr,
+            self.indices,
+            self.feat,
+            self.label,
+            self.splits,
+            self.feat_dtype,
+            where=str(self.path or self.name),
+            full=full,
         )
 
 
@@ -134,75 +145,103 @@ def validate_arrays(
     memory maps larger than RAM; the cheap checks (shapes, dtypes, end points) always run.
     """
     if indptr.dtype != np.int64 or indptr.ndim != 1:
-        _fail(f"{where}/indptr.npy", f"must be a 1-D int64 array, got {indptr.dtype} "
-              f"with shape {indptr.shape}")
+        _fail(
+            f"{where}/indptr.npy",
+            f"must be a 1-D int64 array, got {indptr.dtype} with shape {indptr.shape}",
+        )
     if indptr.shape[0] < 1:
         _fail(f"{where}/indptr.npy", "is empty (needs num_nodes + 1 entries)")
     num_nodes = indptr.shape[0] - 1
     if indices.ndim != 1 or indices.dtype not in (np.int32, np.int64):
-        _fail(f"{where}/indices.npy", f"must be a 1-D int32 or int64 array, got {indices.dtype} "
-              f"with shape {indices.shape}")
+        _fail(
+            f"{where}/indices.npy",
+            f"must be a 1-D int32 or int64 array, got {indices.dtype} with shape {indices.shape}",
+        )
     if int(indptr[0]) != 0:
         _fail(f"{where}/indptr.npy", f"indptr[0] must be 0, got {int(indptr[0])}")
     if int(indptr[-1]) != indices.shape[0]:
-        _fail(f"{where}/indptr.npy", f"indptr[-1] = {int(indptr[-1])} but indices.npy has "
-              f"{indices.shape[0]} entries")
+        _fail(
+            f"{where}/indptr.npy",
+            f"indptr[-1] = {int(indptr[-1])} but indices.npy has {indices.shape[0]} entries",
+        )
     if feat_dtype not in FEAT_DTYPES:
         _fail(f"{where}/meta.json", f"feat_dtype {feat_dtype!r} is not one of {list(FEAT_DTYPES)}")
     if feat.ndim != 2 or feat.dtype != FEAT_DTYPES[feat_dtype]:
-        _fail(f"{where}/feat.npy", f"must be a 2-D {feat_dtype} array (stored as "
-              f"{np.dtype(FEAT_DTYPES[feat_dtype]).name}), got {feat.dtype} with shape "
-              f"{feat.shape}")
+        _fail(
+            f"{where}/feat.npy",
+            f"must be a 2-D {feat_dtype} array (stored as "
+            f"{np.dtype(FEAT_DTYPES[feat_dtype]).name}), got {feat.dtype} with shape "
+            f"{feat.shape}",
+        )
     if feat.shape[0] != num_nodes:
-        _fail(f"{where}/feat.npy", f"has {feat.shape[0]} rows but the graph has {num_nodes} "
-              "nodes (indptr.npy length - 1)")
+        _fail(
+            f"{where}/feat.npy",
+            f"has {feat.shape[0]} rows but the graph has {num_nodes} nodes (indptr.npy length - 1)",
+        )
     if feat.shape[1] == 0:
-        _fail(f"{where}/feat.npy", "has zero feature columns; a model needs at least one input "
-              "feature per node (use a constant column if the graph has none)")
+        _fail(
+            f"{where}/feat.npy",
+            "has zero feature columns; a model needs at least one input "
+            "feature per node (use a constant column if the graph has none)",
+        )
     if label.ndim != 1 or label.dtype != np.int64:
-        _fail(f"{where}/label.npy", f"must be a 1-D int64 array, got {label.dtype} with shape "
-              f"{label.shape}")
+        _fail(
+            f"{where}/label.npy",
+            f"must be a 1-D int64 array, got {label.dtype} with shape {label.shape}",
+        )
     if label.shape[0] != num_nodes:
-        _fail(f"{where}/label.npy", f"has {label.shape[0]} entries but the graph has "
-              f"{num_nodes} nodes")
+        _fail(
+            f"{where}/label.npy",
+            f"has {label.shape[0]} entries but the graph has {num_nodes} nodes",
+        )
     for name, idx in splits.items():
         if idx.ndim != 1 or idx.dtype != np.int64:
             _fail(f"{where}/{name}_idx.npy", f"must be a 1-D int64 array, got {idx.dtype}")
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_nodes):
             bad = idx[(idx < 0) | (idx >= num_nodes)][0]
-            _fail(f"{where}/{name}_idx.npy", f"node id {int(bad)} is out of range "
-                  f"[0, {num_nodes})")
+            _fail(f"{where}/{name}_idx.npy", f"node id {int(bad)} is out of range [0, {num_nodes})")
         if idx.size and np.any(label[idx] < 0):
-            _fail(f"{where}/{name}_idx.npy", f"contains unlabelled nodes (label -1), e.g. node "
-                  f"{int(idx[label[idx] < 0][0])}")
+            _fail(
+                f"{where}/{name}_idx.npy",
+                f"contains unlabelled nodes (label -1), e.g. node {int(idx[label[idx] < 0][0])}",
+            )
         repeated = first_repeat(idx)
         if repeated is not None:
-            _fail(f"{where}/{name}_idx.npy", f"lists node {repeated} more than once; each node "
-                  f"belongs to the {name} split at most once")
+            _fail(
+                f"{where}/{name}_idx.npy",
+                f"lists node {repeated} more than once; each node "
+                f"belongs to the {name} split at most once",
+            )
     if "train" in splits:
         refuse_empty_train_split(splits["train"], f"{where}/train_idx.npy")
     if not full:
         return
     previous = 0
     for start in range(0, num_nodes + 1, _CHUNK):
-        chunk = np.asarray(indptr[start:start + _CHUNK + 1])
+        chunk = np.asarray(indptr[start : start + _CHUNK + 1])
         steps = np.diff(chunk, prepend=previous) if start else np.diff(chunk)
         if steps.size and steps.min() < 0:
             pos = int(np.argmax(steps < 0)) + (start if start else 1)
-            _fail(f"{where}/indptr.npy", f"is not non-decreasing: indptr[{pos}] = "
-                  f"{int(indptr[pos])} < indptr[{pos - 1}] = {int(indptr[pos - 1])}")
+            _fail(
+                f"{where}/indptr.npy",
+                f"is not non-decreasing: indptr[{pos}] = "
+                f"{int(indptr[pos])} < indptr[{pos - 1}] = {int(indptr[pos - 1])}",
+            )
         previous = int(chunk[-1])
     rows_per_chunk = max(1, _CHUNK // max(1, feat.shape[1]))
     for start in range(0, feat.shape[0], rows_per_chunk):
-        check_feature_values(np.asarray(feat[start:start + rows_per_chunk]), feat_dtype,
-                             f"{where}/feat.npy", start)
+        check_feature_values(
+            np.asarray(feat[start : start + rows_per_chunk]), feat_dtype, f"{where}/feat.npy", start
+        )
     for start in range(0, indices.shape[0], _CHUNK):
-        chunk = np.asarray(indices[start:start + _CHUNK])
+        chunk = np.asarray(indices[start : start + _CHUNK])
         low, high = int(chunk.min()), int(chunk.max())
         if low < 0 or high >= num_nodes:
             pos = start + int(np.argmax((chunk < 0) | (chunk >= num_nodes)))
-            _fail(f"{where}/indices.npy", f"node id {int(indices[pos])} at position {pos} is out "
-                  f"of range [0, {num_nodes})")
+            _fail(
+                f"{where}/indices.npy",
+                f"node id {int(indices[pos])} at position {pos} is out of range [0, {num_nodes})",
+            )
 
 
 def refuse_empty_train_split(train_ids: np.ndarray, source: str) -> None:
@@ -244,8 +283,11 @@ def check_feature_values(block: np.ndarray, feat_dtype: str, where: str, first_r
         value = block[row, column] if block.ndim == 2 else block[row]
         if feat_dtype == "bfloat16":
             value = "NaN" if int(value) & 0x007F else "inf"
-        _fail(where, f"row {first_row + row} holds a non-finite feature value ({value} at "
-              f"column {column}); clean the features (e.g. replace NaN by 0) before training")
+        _fail(
+            where,
+            f"row {first_row + row} holds a non-finite feature value ({value} at "
+            f"column {column}); clean the features (e.g. replace NaN by 0) before training",
+        )
 
 
 def write_meta(folder: Path, **meta: Any) -> None:
@@ -278,9 +320,16 @@ def save_graph(
         np.save(folder / f"{split}_idx.npy", splits.get(split, np.zeros(0, np.int64)))
     if num_classes is None:
         num_classes = int(label.max()) + 1 if label.size else 0
-    write_meta(folder, num_nodes=int(indptr.shape[0] - 1), num_edges=int(indices.shape[0]),
-               feat_dim=int(feat.shape[1]), feat_dtype=feat_dtype, num_classes=int(num_classes),
-               name=name, **extra_meta)
+    write_meta(
+        folder,
+        num_nodes=int(indptr.shape[0] - 1),
+        num_edges=int(indices.shape[0]),
+        feat_dim=int(feat.shape[1]),
+        feat_dtype=feat_dtype,
+        num_classes=int(num_classes),
+        name=name,
+        **extra_meta,
+    )
     return folder
 
 
@@ -303,8 +352,10 @@ def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     if not path.is_file():
-        raise GraphFormatError(f"{path}: missing (a graph folder needs meta.json, indptr.npy, "
-                               "indices.npy, feat.npy, label.npy and the split files)")
+        raise GraphFormatError(
+            f"{path}: missing (a graph folder needs meta.json, indptr.npy, "
+            "indices.npy, feat.npy, label.npy and the split files)"
+        )
     try:
         shape, dtype, needed = _npy_layout(path)
     except (ValueError, EOFError, SyntaxError) as error:
@@ -314,8 +365,10 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
         raise GraphFormatError(f"{path}: holds an object array; graph arrays are numeric")
     held = path.stat().st_size
     if held < needed:
-        raise GraphFormatError(f"{path}: truncated: its header declares shape {shape} "
-                               f"({needed:,} bytes) but the file holds {held:,} bytes")
+        raise GraphFormatError(
+            f"{path}: truncated: its header declares shape {shape} "
+            f"({needed:,} bytes) but the file holds {held:,} bytes"
+        )
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as error:
@@ -328,44 +381,55 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise GraphFormatError(f"{meta_path}: not valid JSON ({error})") from error
     if not isinstance(meta, dict):
-        raise GraphFormatError(f"{meta_path}: must hold a JSON object of graph properties, got "
-                               f"a {type(meta).__name__}")
+        raise GraphFormatError(
+            f"{meta_path}: must hold a JSON object of graph properties, got a {type(meta).__name__}"
+        )
     if meta.get("format") != FORMAT_NAME:
-        raise GraphFormatError(f"{meta_path}: format {meta.get('format')!r} is not "
-                               f"{FORMAT_NAME!r}")
+        raise GraphFormatError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
     if meta.get("version") != FORMAT_VERSION:
-        raise GraphFormatError(f"{meta_path}: version {meta.get('version')!r} is not supported "
-                               f"(expected {FORMAT_VERSION})")
+        raise GraphFormatError(
+            f"{meta_path}: version {meta.get('version')!r} is not supported "
+            f"(expected {FORMAT_VERSION})"
+        )
     for key, kind in META_KEYS.items():
         if key not in meta:
             raise GraphFormatError(f"{meta_path}: key {key!r} missing")
         value = meta[key]
         # bool is an int subclass, but true/false is never a count
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise GraphFormatError(f"{meta_path}: key {key!r} must be "
-                                   f"{'an integer' if kind is int else 'a string'}, got "
-                                   f"{json.dumps(value)}")
+            raise GraphFormatError(
+                f"{meta_path}: key {key!r} must be "
+                f"{'an integer' if kind is int else 'a string'}, got "
+                f"{json.dumps(value)}"
+            )
         if kind is int and value < 0:
             raise GraphFormatError(f"{meta_path}: key {key!r} must not be negative, got {value}")
     if "name" in meta and not isinstance(meta["name"], str):
-        raise GraphFormatError(f"{meta_path}: key 'name' must be a string, got "
-                               f"{json.dumps(meta['name'])}")
+        raise GraphFormatError(
+            f"{meta_path}: key 'name' must be a string, got {json.dumps(meta['name'])}"
+        )
     return meta
 
 
 def _check_meta_matches(meta: dict[str, Any], graph: CSRGraph, meta_path: Path) -> None:
-    actual = {"num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
-              "feat_dim": int(graph.feat.shape[1]) if graph.feat.ndim == 2 else None}
+    actual = {
+        "num_nodes": graph.num_nodes,
+        "num_edges": graph.num_edges,
+        "feat_dim": int(graph.feat.shape[1]) if graph.feat.ndim == 2 else None,
+    }
     files = {"num_nodes": "indptr.npy", "num_edges": "indices.npy", "feat_dim": "feat.npy"}
     for key, value in actual.items():
         if value is not None and meta[key] != value:
-            raise GraphFormatError(f"{meta_path}: key {key!r} = {meta[key]} but {files[key]} "
-                                   f"holds {value}")
+            raise GraphFormatError(
+                f"{meta_path}: key {key!r} = {meta[key]} but {files[key]} holds {value}"
+            )
     limit = max(graph.num_nodes, MAX_CLASSES_FLOOR)
     if meta["num_classes"] > limit:
-        raise GraphFormatError(f"{meta_path}: key 'num_classes' = {meta['num_classes']} is "
-                               f"more than the graph's {graph.num_nodes} nodes (and "
-                               f"{MAX_CLASSES_FLOOR}) could need")
+        raise GraphFormatError(
+            f"{meta_path}: key 'num_classes' = {meta['num_classes']} is "
+            f"more than the graph's {graph.num_nodes} nodes (and "
+            f"{MAX_CLASSES_FLOOR}) could need"
+        )
 
 
 def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") -> CSRGraph:
@@ -376,8 +440,10 @@ def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") ->
     folder = Path(folder)
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
-        raise GraphFormatError(f"{meta_path}: missing; {folder} is not a graph folder "
-                               "(convert data with `python -m zerocopy_gcn.graph.convert`)")
+        raise GraphFormatError(
+            f"{meta_path}: missing; {folder} is not a graph folder "
+            "(convert data with `python -m zerocopy_gcn.graph.convert`)"
+        )
     meta = _read_meta(meta_path)
     feat_dtype = meta["feat_dtype"]
     graph = CSRGraph(
@@ -398,6 +464,8 @@ def load_graph(folder: str | Path, mmap: bool = True, validate: str = "full") ->
         refuse_empty_train_split(graph.splits["train"], str(folder / "train_idx.npy"))
     _check_meta_matches(meta, graph, meta_path)
     if graph.num_classes <= int(graph.label.max(initial=-1)):
-        raise GraphFormatError(f"{meta_path}: num_classes = {graph.num_classes} but label.npy "
-                               f"holds class {int(graph.label.max())}")
+        raise GraphFormatError(
+            f"{meta_path}: num_classes = {graph.num_classes} but label.npy "
+            f"holds class {int(graph.label.max())}"
+        )
     return graph

@@ -76,7 +76,8 @@ def _check_node_count(num_nodes: int, source: str, input_bytes: int) -> None:
             f"{source}: declares {num_nodes:,} nodes but the input is only {input_bytes:,} bytes "
             f"on disk; converting that many nodes needs about "
             f"{num_nodes * _BYTES_PER_NODE / 2**30:.1f} GiB, which data this small cannot hold "
-            f"(refused above {limit:,} nodes)")
+            f"(refused above {limit:,} nodes)"
+        )
 
 
 def _check_edge_count(num_edges: int, source: str, input_bytes: int) -> None:
@@ -84,7 +85,8 @@ def _check_edge_count(num_edges: int, source: str, input_bytes: int) -> None:
     if num_edges > limit:
         raise GraphFormatError(
             f"{source}: holds more than {limit:,} edges but the input is only {input_bytes:,} "
-            "bytes on disk; refused as data that expands far beyond its size")
+            "bytes on disk; refused as data that expands far beyond its size"
+        )
 
 
 def _open_text(path: Path):
@@ -109,34 +111,44 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
-def _parse_failure(path: Path, lines: list[str], width: int, integral: bool,
-                   first_line: int) -> GraphFormatError:
+def _parse_failure(
+    path: Path, lines: list[str], width: int, integral: bool, first_line: int
+) -> GraphFormatError:
     """The first line of a block that does not hold ``width`` numbers (ids: integers)."""
     for offset, line in enumerate(lines):
         number = first_line + offset + 1
         fields = line.strip().split(",")
         if len(fields) != width:
-            return GraphFormatError(f"{path}: line {number} holds {len(fields)} comma-separated "
-                                    f"values, expected {width}: {_show(line)}")
+            return GraphFormatError(
+                f"{path}: line {number} holds {len(fields)} comma-separated "
+                f"values, expected {width}: {_show(line)}"
+            )
         for field in fields:
             try:
                 value = float(field)
             except ValueError:
                 hint = " (a header row? these files have none)" if number == 1 else ""
-                return GraphFormatError(f"{path}: line {number}: {_show(field)} is not a "
-                                        f"number{hint}")
+                return GraphFormatError(
+                    f"{path}: line {number}: {_show(field)} is not a number{hint}"
+                )
             if integral and not (np.isfinite(value) and value.is_integer()):
-                return GraphFormatError(f"{path}: line {number}: {_show(field)} is not an "
-                                        "integer (node ids are whole numbers)")
+                return GraphFormatError(
+                    f"{path}: line {number}: {_show(field)} is not an "
+                    "integer (node ids are whole numbers)"
+                )
             if integral and not _INT64_ENDS[0] < int(value) < _INT64_ENDS[1]:
-                return GraphFormatError(f"{path}: line {number}: {_show(field)} does not fit "
-                                        "a 64-bit integer")
-    return GraphFormatError(f"{path}: lines {first_line + 1}..{first_line + len(lines)} do not "
-                            f"all hold {width} comma-separated numbers")
+                return GraphFormatError(
+                    f"{path}: line {number}: {_show(field)} does not fit a 64-bit integer"
+                )
+    return GraphFormatError(
+        f"{path}: lines {first_line + 1}..{first_line + len(lines)} do not "
+        f"all hold {width} comma-separated numbers"
+    )
 
 
-def _parse_lines(path: Path, block: str, rows: int, width: int, integral: bool,
-                 first_line: int) -> np.ndarray:
+def _parse_lines(
+    path: Path, block: str, rows: int, width: int, integral: bool, first_line: int
+) -> np.ndarray:
     """``rows`` whole lines of ``width`` numbers each; lines are split only to name an error."""
     text = block.replace(",", " ")
     count = width * rows
@@ -145,17 +157,28 @@ def _parse_lines(path: Path, block: str, rows: int, width: int, integral: bool,
     except ValueError:
         values = None
     # np.fromstring saturates ids that overflow int64 instead of failing
-    if values is not None and values.size == count and not (
-            integral and values.size and (values.min() == _INT64_ENDS[0]
-                                          or values.max() == _INT64_ENDS[1])):
+    if (
+        values is not None
+        and values.size == count
+        and not (
+            integral
+            and values.size
+            and (values.min() == _INT64_ENDS[0] or values.max() == _INT64_ENDS[1])
+        )
+    ):
         return values.reshape(rows, width)
     if integral:  # ids written by a float column ("3.0") are still ids
         try:
             values = np.fromstring(text, dtype=np.float64, sep=" ")
         except ValueError:
             values = None
-        if (values is not None and values.size == count and np.isfinite(values).all()
-                and np.all(values == np.round(values)) and np.all(np.abs(values) < 2.0**53)):
+        if (
+            values is not None
+            and values.size == count
+            and np.isfinite(values).all()
+            and np.all(values == np.round(values))
+            and np.all(np.abs(values) < 2.0**53)
+        ):
             return values.astype(np.int64).reshape(rows, width)
     raise _parse_failure(path, block.splitlines(), width, integral, first_line)
 
@@ -171,8 +194,9 @@ def _read_text(handle, size: int) -> str:
     return "".join(parts)
 
 
-def _read_blocks(path: Path, columns: int | None, dtype, max_rows: int | None = None,
-                 what: str = "rows") -> Iterator[np.ndarray]:
+def _read_blocks(
+    path: Path, columns: int | None, dtype, max_rows: int | None = None, what: str = "rows"
+) -> Iterator[np.ndarray]:
     """Numeric rows of a (gzipped) CSV file, a block of lines at a time.
 
     ``dtype`` float reads numbers, anything else reads integers (non-integral values are
@@ -180,8 +204,9 @@ def _read_blocks(path: Path, columns: int | None, dtype, max_rows: int | None = 
     is seen, so an oversized file is not read to its end first.
     """
     integral = dtype is not float
-    text_limit = (max(MIN_MEMBER_LIMIT, MAX_EXPANSION * path.stat().st_size)
-                  if path.suffix == ".gz" else None)
+    text_limit = (
+        max(MIN_MEMBER_LIMIT, MAX_EXPANSION * path.stat().st_size) if path.suffix == ".gz" else None
+    )
     line_number = text_chars = 0
     carry = ""
     try:
@@ -195,11 +220,13 @@ def _read_blocks(path: Path, columns: int | None, dtype, max_rows: int | None = 
                     raise GraphFormatError(
                         f"{path}: decompresses to more than {text_limit:,} characters from "
                         f"{path.stat().st_size:,} bytes ({MAX_EXPANSION}x); refused as a "
-                        "decompression bomb")
+                        "decompression bomb"
+                    )
                 if chunk:
                     cut = chunk.rfind("\n") + 1
-                    block, carry = (carry + chunk[:cut], chunk[cut:]) if cut else ("",
-                                                                                   carry + chunk)
+                    block, carry = (
+                        (carry + chunk[:cut], chunk[cut:]) if cut else ("", carry + chunk)
+                    )
                 else:
                     block, carry = carry, ""  # a last line without its newline
                 if not block:
@@ -207,21 +234,23 @@ def _read_blocks(path: Path, columns: int | None, dtype, max_rows: int | None = 
                         return
                     continue
                 rows = block.count("\n") + (not block.endswith("\n"))
-                first = block[:block.find("\n")] if "\n" in block else block
+                first = block[: block.find("\n")] if "\n" in block else block
                 width = columns if columns is not None else first.count(",") + 1
                 values = _parse_lines(path, block, rows, width, integral, line_number)
                 del block
                 line_number += rows
                 if max_rows is not None and line_number > max_rows:
-                    raise GraphFormatError(f"{path}: holds more than {max_rows:,} lines, the "
-                                           f"most {what} it can have")
+                    raise GraphFormatError(
+                        f"{path}: holds more than {max_rows:,} lines, the most {what} it can have"
+                    )
                 yield values
     except (OSError, EOFError, zlib.error) as error:
         raise _unreadable(path, error) from error
 
 
-def _read_all(path: Path, columns: int | None, dtype, max_rows: int | None = None,
-              what: str = "rows") -> np.ndarray:
+def _read_all(
+    path: Path, columns: int | None, dtype, max_rows: int | None = None, what: str = "rows"
+) -> np.ndarray:
     if not path.is_file():
         raise GraphFormatError(f"{path}: missing")
     blocks = list(_read_blocks(path, columns, dtype, max_rows, what))
@@ -236,66 +265,85 @@ def _labels_from_float(values: np.ndarray, source: str, num_nodes: int) -> np.nd
     bad = known & ((values < 0) | (values != np.round(values)) | ~np.isfinite(values))
     if bad.any():
         row = int(np.argmax(bad))
-        raise GraphFormatError(f"{source}: labels must be non-negative integers (or nan); "
-                               f"entry {row} is {values[row].item()!r}")
+        raise GraphFormatError(
+            f"{source}: labels must be non-negative integers (or nan); "
+            f"entry {row} is {values[row].item()!r}"
+        )
     limit = max(num_nodes, MAX_CLASSES_FLOOR)
     too_big = known & (values >= limit)
     if too_big.any():
         row = int(np.argmax(too_big))
-        raise GraphFormatError(f"{source}: entry {row} is class {values[row]:.0f}, more classes "
-                               f"than {num_nodes:,} nodes (and {MAX_CLASSES_FLOOR}) can need")
+        raise GraphFormatError(
+            f"{source}: entry {row} is class {values[row]:.0f}, more classes "
+            f"than {num_nodes:,} nodes (and {MAX_CLASSES_FLOOR}) can need"
+        )
     label[known] = values[known].astype(np.int64)
     return label
 
 
-def _split_ids(name: str, values: np.ndarray, num_nodes: int, source: str,
-               mask_key: bool = False) -> np.ndarray:
+def _split_ids(
+    name: str, values: np.ndarray, num_nodes: int, source: str, mask_key: bool = False
+) -> np.ndarray:
     """Node ids of a split given as ids or as a mask; refuses what would train on garbage."""
     values = np.asarray(values)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:
-        raise GraphFormatError(f"{source}: the {name} split must be 1-D, got shape "
-                               f"{values.shape}")
+        raise GraphFormatError(f"{source}: the {name} split must be 1-D, got shape {values.shape}")
     if values.dtype == bool:
         if values.shape[0] != num_nodes:
-            raise GraphFormatError(f"{source}: the {name} mask has {values.shape[0]} entries, "
-                                   f"expected one per node ({num_nodes})")
+            raise GraphFormatError(
+                f"{source}: the {name} mask has {values.shape[0]} entries, "
+                f"expected one per node ({num_nodes})"
+            )
         return np.flatnonzero(values)
     if values.dtype.kind not in "iuf":
-        raise GraphFormatError(f"{source}: the {name} split must hold integer node ids or a "
-                               f"boolean mask, got {values.dtype}")
+        raise GraphFormatError(
+            f"{source}: the {name} split must hold integer node ids or a "
+            f"boolean mask, got {values.dtype}"
+        )
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values) | (values != np.round(values))
         if bad.any():
-            raise GraphFormatError(f"{source}: the {name} split holds "
-                                   f"{values[bad][0].item()!r}, not an integer node id")
+            raise GraphFormatError(
+                f"{source}: the {name} split holds "
+                f"{values[bad][0].item()!r}, not an integer node id"
+            )
     # A 0/1 column as long as the graph is a mask saved as uint8/int (torch's .int(), PyG and
     # CSV exports), never an id list: read as ids it would put nodes 0 and 1 in the split over
     # and over, which no split can mean.  So it is taken as the mask it is.  Only a list that
     # could be a real id list (no repeats: [0, 1] on a two-node graph) stays ids, unless its
     # key says it is a mask.
-    if (values.shape[0] == num_nodes and values.size and values.min() >= 0
-            and values.max() <= 1 and (mask_key or first_repeat(values) is not None)):
+    if (
+        values.shape[0] == num_nodes
+        and values.size
+        and values.min() >= 0
+        and values.max() <= 1
+        and (mask_key or first_repeat(values) is not None)
+    ):
         return np.flatnonzero(values)
     if mask_key:
-        raise GraphFormatError(f"{source}: {name}_mask must be a boolean or 0/1 array with one "
-                               f"entry per node ({num_nodes}), got {values.shape[0]} entries "
-                               f"of {values.dtype}")
+        raise GraphFormatError(
+            f"{source}: {name}_mask must be a boolean or 0/1 array with one "
+            f"entry per node ({num_nodes}), got {values.shape[0]} entries "
+            f"of {values.dtype}"
+        )
     ids = values.astype(np.int64)
     outside = (ids < 0) | (ids >= num_nodes)
     if outside.any():
-        raise GraphFormatError(f"{source}: the {name} split holds node id "
-                               f"{values[outside][0].item()!r}, out of range [0, {num_nodes})")
+        raise GraphFormatError(
+            f"{source}: the {name} split holds node id "
+            f"{values[outside][0].item()!r}, out of range [0, {num_nodes})"
+        )
     repeated = first_repeat(ids)
     if repeated is not None:
-        raise GraphFormatError(f"{source}: the {name} split lists node {repeated} more than "
-                               "once")
+        raise GraphFormatError(f"{source}: the {name} split lists node {repeated} more than once")
     return ids
 
 
-def _write_splits(out: Path, splits: dict[str, tuple[np.ndarray, str, bool]],
-                  num_nodes: int) -> None:
+def _write_splits(
+    out: Path, splits: dict[str, tuple[np.ndarray, str, bool]], num_nodes: int
+) -> None:
     """``splits``: name -> (ids or mask, the file or key it came from, named as a mask)."""
     for name, (values, source, mask_key) in splits.items():
         ids = _split_ids(name, values, num_nodes, source, mask_key)
@@ -305,8 +353,16 @@ def _write_splits(out: Path, splits: dict[str, tuple[np.ndarray, str, bool]],
 
 
 # errors of writing that the user fixes (space, quota, permissions), not bugs
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
-                 errno.EFBIG, errno.ENOTDIR, errno.EEXIST}
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.ENOTDIR,
+    errno.EEXIST,
+}
 
 
 def _write_error(out: Path, partial: Path, error: OSError) -> UserError:
@@ -314,8 +370,10 @@ def _write_error(out: Path, partial: Path, error: OSError) -> UserError:
     filename = str(error.filename) if error.filename else None
     if filename and not filename.startswith(str(partial)) and not str(out).startswith(filename):
         return GraphWriteError(f"{filename}: {reason}")  # an input, not the output
-    return GraphWriteError(f"{out}: cannot write the graph folder: {reason}; nothing was kept "
-                           "(free space or choose a writable folder)")
+    return GraphWriteError(
+        f"{out}: cannot write the graph folder: {reason}; nothing was kept "
+        "(free space or choose a writable folder)"
+    )
 
 
 @contextmanager
@@ -325,8 +383,9 @@ def staged_output(out: Path) -> Iterator[Path]:
     folder behind that a later run could mistake for a graph.  Write failures the user can fix
     (full disk, read-only folder) become one-line :class:`GraphWriteError` messages."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GraphFormatError(f"{out}: already exists and is not empty; remove it or choose "
-                               "another output folder")
+        raise GraphFormatError(
+            f"{out}: already exists and is not empty; remove it or choose another output folder"
+        )
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -358,13 +417,19 @@ def _rows_per_block(row_bytes: int) -> int:
     return max(1, _BLOCK_BYTES // max(1, row_bytes))
 
 
-def _stream_features(blocks: Iterator[tuple[int, np.ndarray]], out: Path, num_rows: int,
-                     width: int, dtype: np.dtype, where: str, progress: bool) -> str:
+def _stream_features(
+    blocks: Iterator[tuple[int, np.ndarray]],
+    out: Path,
+    num_rows: int,
+    width: int,
+    dtype: np.dtype,
+    where: str,
+    progress: bool,
+) -> str:
     """Write feature blocks to ``out/feat.npy`` (fp64 narrowed to fp32), checking values."""
     feat_dtype = "float16" if dtype == np.float16 else "float32"
     with NpyWriter(out / "feat.npy", FEAT_DTYPES[feat_dtype], (num_rows, width)) as writer:
-        for first, block in tqdm(blocks, desc="node features", disable=not progress,
-                                 unit="block"):
+        for first, block in tqdm(blocks, desc="node features", disable=not progress, unit="block"):
             check_feature_values(block, feat_dtype, where, first)
             writer.write(block)
     return feat_dtype
@@ -386,27 +451,40 @@ def _convert_ogb_binary(raw: Path, out: Path, progress: bool) -> tuple[int, Call
             raise GraphFormatError(f"{path}:node_feat must be float16/32/64, got {feat_type}")
         num_nodes = int(feat_shape[0])
         if feat_shape[1] == 0:
-            raise GraphFormatError(f"{path}:node_feat has zero columns; a model needs at least "
-                                   "one input feature per node")
+            raise GraphFormatError(
+                f"{path}:node_feat has zero columns; a model needs at least "
+                "one input feature per node"
+            )
         _check_node_count(num_nodes, f"{path}:node_feat", path.stat().st_size)
         if "num_nodes_list" in data:
             listed = np.asarray(data.read("num_nodes_list")).reshape(-1)
             if listed.shape[0] != 1:
-                raise GraphFormatError(f"{path}:num_nodes_list holds {listed.shape[0]} graphs; "
-                                       "a node-property dataset has one")
+                raise GraphFormatError(
+                    f"{path}:num_nodes_list holds {listed.shape[0]} graphs; "
+                    "a node-property dataset has one"
+                )
             if int(listed[0]) != num_nodes:
-                raise GraphFormatError(f"{path}:num_nodes_list says {int(listed[0])} nodes but "
-                                       f"node_feat has {num_nodes} rows")
+                raise GraphFormatError(
+                    f"{path}:num_nodes_list says {int(listed[0])} nodes but "
+                    f"node_feat has {num_nodes} rows"
+                )
         shape = data.shape("edge_index")  # checked now, before any work
         if len(shape) != 2 or shape[0] != 2:
             raise GraphFormatError(f"{path}:edge_index must have shape [2, E], got {shape}")
         if data.dtype("edge_index").kind not in "iu":
-            raise GraphFormatError(f"{path}:edge_index must hold integers, got "
-                                   f"{data.dtype('edge_index')}")
+            raise GraphFormatError(
+                f"{path}:edge_index must hold integers, got {data.dtype('edge_index')}"
+            )
         _check_edge_count(int(shape[1]), f"{path}:edge_index", path.stat().st_size)
         feat_dtype = _stream_features(
             data.row_blocks("node_feat", _rows_per_block(feat_shape[1] * feat_type.itemsize)),
-            out, num_nodes, feat_shape[1], feat_type, f"{path}:node_feat", progress)
+            out,
+            num_nodes,
+            feat_shape[1],
+            feat_type,
+            f"{path}:node_feat",
+            progress,
+        )
 
     def edge_chunks():
         with NpzArrays(path) as edges:
@@ -424,21 +502,32 @@ def _convert_ogb_csv_features(raw: Path, out: Path, progress: bool) -> tuple[int
     count_path = raw / "num-node-list.csv.gz"
     listed = None
     if count_path.is_file():
-        counts = _read_all(count_path, 1, np.int64, max_rows=1,
-                           what="entries for a node-property dataset (one graph)")
+        counts = _read_all(
+            count_path,
+            1,
+            np.int64,
+            max_rows=1,
+            what="entries for a node-property dataset (one graph)",
+        )
         listed = int(counts[0, 0]) if counts.size else None
     # the rows are the nodes: stop reading as soon as there are more than the data can hold
     limit = _node_limit(feat_path.stat().st_size)
     width, rows = None, 0
     with open(out / "feat.raw", "wb") as packed:
-        for block in tqdm(_read_blocks(feat_path, None, float, max_rows=limit, what="nodes"),
-                          desc="node features", disable=not progress, unit="block"):
+        for block in tqdm(
+            _read_blocks(feat_path, None, float, max_rows=limit, what="nodes"),
+            desc="node features",
+            disable=not progress,
+            unit="block",
+        ):
             width = block.shape[1] if width is None else width
             if block.shape[1] != width:
                 raise GraphFormatError(f"{feat_path}: rows have different widths")
             if listed is not None and rows + block.shape[0] > listed:
-                raise GraphFormatError(f"{feat_path}: has more than {listed} rows but "
-                                       f"num-node-list.csv.gz says {listed} nodes")
+                raise GraphFormatError(
+                    f"{feat_path}: has more than {listed} rows but "
+                    f"num-node-list.csv.gz says {listed} nodes"
+                )
             check_feature_values(block, "float32", str(feat_path), rows)
             packed.write(block.astype(np.float32).tobytes())
             rows += block.shape[0]
@@ -449,12 +538,13 @@ def _convert_ogb_csv_features(raw: Path, out: Path, progress: bool) -> tuple[int
     with NpyWriter(out / "feat.npy", np.float32, (rows, width)) as writer:
         step = _rows_per_block(width * 4)
         for start in range(0, rows, step):
-            writer.write(source[start:start + step])
+            writer.write(source[start : start + step])
     del source
     (out / "feat.raw").unlink()
     if listed is not None and listed != rows:
-        raise GraphFormatError(f"{feat_path}: has {rows} rows but num-node-list.csv.gz says "
-                               f"{listed} nodes")
+        raise GraphFormatError(
+            f"{feat_path}: has {rows} rows but num-node-list.csv.gz says {listed} nodes"
+        )
     return rows, "float32"
 
 
@@ -468,28 +558,36 @@ def _convert_ogb_labels(raw: Path, out: Path, num_nodes: int) -> int:
             with NpzArrays(path) as labels:
                 shape = labels.shape("node_label")
                 if shape[0] != num_nodes:
-                    raise GraphFormatError(f"{path}:node_label has {shape[0]} entries, expected "
-                                           f"{num_nodes}")
+                    raise GraphFormatError(
+                        f"{path}:node_label has {shape[0]} entries, expected {num_nodes}"
+                    )
                 for first, block in labels.row_blocks("node_label", 1 << 22):
-                    label = _labels_from_float(block, f"{path}:node_label (rows {first}..)",
-                                               num_nodes)
+                    label = _labels_from_float(
+                        block, f"{path}:node_label (rows {first}..)", num_nodes
+                    )
                     classes = max(classes, int(label.max(initial=-1)) + 1)
                     writer.write(label)
         else:
             path = raw / "node-label.csv.gz"
             label = _labels_from_float(
                 _read_all(path, 1, float, max_rows=num_nodes, what="labels (one per node)"),
-                str(path), num_nodes)
+                str(path),
+                num_nodes,
+            )
             if label.shape[0] != num_nodes:
-                raise GraphFormatError(f"{path}: has {label.shape[0]} labels, expected "
-                                       f"{num_nodes}")
+                raise GraphFormatError(f"{path}: has {label.shape[0]} labels, expected {num_nodes}")
             classes = int(label.max(initial=-1)) + 1
             writer.write(label)
     return classes
 
 
-def convert_ogb_node_folder(root: str | Path, out: str | Path, split: str | None = None,
-                            add_reverse: bool = True, progress: bool = True) -> Path:
+def convert_ogb_node_folder(
+    root: str | Path,
+    out: str | Path,
+    split: str | None = None,
+    add_reverse: bool = True,
+    progress: bool = True,
+) -> Path:
     """Convert an OGB node-property dataset folder into a graph folder at ``out``.
 
     ``add_reverse`` stores every edge in both directions (what GraphSAGE on ogbn-products or
@@ -505,18 +603,21 @@ def convert_ogb_node_folder(root: str | Path, out: str | Path, split: str | None
     if not raw.is_dir():
         raise GraphFormatError(f"{raw}: missing; an OGB dataset folder holds raw/ and split/")
     split_root = root / "split"
-    schemes = sorted(p.name for p in split_root.iterdir() if p.is_dir()) if split_root.is_dir() \
-        else []
+    schemes = (
+        sorted(p.name for p in split_root.iterdir() if p.is_dir()) if split_root.is_dir() else []
+    )
     if not schemes:
-        raise GraphFormatError(f"{split_root}: no split folder "
-                               "(expected split/<name>/train.csv.gz)")
+        raise GraphFormatError(
+            f"{split_root}: no split folder (expected split/<name>/train.csv.gz)"
+        )
     scheme = split or schemes[0]
     if scheme not in schemes:
         raise GraphFormatError(f"{split_root}: split {scheme!r} not found; have {schemes}")
     with staged_output(out) as work:
         if (raw / "data.npz").is_file():
-            num_nodes, edge_chunks, edge_source, feat_dtype = _convert_ogb_binary(raw, work,
-                                                                                  progress)
+            num_nodes, edge_chunks, edge_source, feat_dtype = _convert_ogb_binary(
+                raw, work, progress
+            )
         else:
             edge_path = raw / "edge.csv.gz"
             if not edge_path.is_file():
@@ -525,8 +626,13 @@ def convert_ogb_node_folder(root: str | Path, out: str | Path, split: str | None
             edge_limit = max(_MIN_EDGE_LIMIT, _EDGES_PER_INPUT_BYTE * edge_path.stat().st_size)
 
             def edge_chunks():
-                for block in _read_blocks(edge_path, 2, np.int64, max_rows=edge_limit,
-                                          what="edges a file this size can hold"):
+                for block in _read_blocks(
+                    edge_path,
+                    2,
+                    np.int64,
+                    max_rows=edge_limit,
+                    what="edges a file this size can hold",
+                ):
                     yield block[:, 0], block[:, 1]
 
             edge_source = str(edge_path)
@@ -534,18 +640,36 @@ def convert_ogb_node_folder(root: str | Path, out: str | Path, split: str | None
         splits = {}
         for name, file in (("train", "train"), ("val", "valid"), ("test", "test")):
             split_path = split_root / scheme / f"{file}.csv.gz"
-            ids = _read_all(split_path, 1, np.int64, max_rows=num_nodes,
-                            what="entries of a split (one per node at most)")[:, 0]
+            ids = _read_all(
+                split_path,
+                1,
+                np.int64,
+                max_rows=num_nodes,
+                what="entries of a split (one per node at most)",
+            )[:, 0]
             splits[name] = (ids, str(split_path), False)
         _write_splits(work, splits, num_nodes)
-        num_edges, _ = build_csr(work, num_nodes, edge_chunks, symmetric=add_reverse,
-                                 dedupe=True, drop_self_loops=False, source=edge_source,
-                                 progress=progress)
+        num_edges, _ = build_csr(
+            work,
+            num_nodes,
+            edge_chunks,
+            symmetric=add_reverse,
+            dedupe=True,
+            drop_self_loops=False,
+            source=edge_source,
+            progress=progress,
+        )
         width = int(np.load(work / "feat.npy", mmap_mode="r").shape[1])
-        write_meta(work, num_nodes=num_nodes, num_edges=num_edges, feat_dim=width,
-                   feat_dtype=feat_dtype, num_classes=num_classes, name=root.name,
-                   source={"kind": "ogb", "root": str(root), "split": scheme,
-                           "add_reverse": add_reverse})
+        write_meta(
+            work,
+            num_nodes=num_nodes,
+            num_edges=num_edges,
+            feat_dim=width,
+            feat_dtype=feat_dtype,
+            num_classes=num_classes,
+            name=root.name,
+            source={"kind": "ogb", "root": str(root), "split": scheme, "add_reverse": add_reverse},
+        )
         # ids were range-checked while building and features while copying: the cheap checks
         # (shapes, dtypes, ends, splits) complete the validation without a second full pass
         try:
@@ -561,8 +685,9 @@ def _npz_member(data: NpzArrays, *names: str, required: bool = True) -> str | No
         if name in data:
             return name
     if required:
-        raise GraphFormatError(f"{data.path}: none of the keys {list(names)} found "
-                               f"(file has {sorted(data.keys())})")
+        raise GraphFormatError(
+            f"{data.path}: none of the keys {list(names)} found (file has {sorted(data.keys())})"
+        )
     return None
 
 
@@ -572,8 +697,9 @@ def _small_member(data: NpzArrays, key: str, most: int, what: str) -> np.ndarray
     for size in data.shape(key):
         count *= int(size)
     if count > most:
-        raise GraphFormatError(f"{data.where(key)}: has {count:,} entries, more than the "
-                               f"{most:,} {what}")
+        raise GraphFormatError(
+            f"{data.where(key)}: has {count:,} entries, more than the {most:,} {what}"
+        )
     if data.dtype(key).kind not in "biuf":
         raise GraphFormatError(f"{data.where(key)}: must be numeric, got {data.dtype(key)}")
     return data.read(key)
@@ -585,14 +711,17 @@ def _integral_ids(block: np.ndarray, where: str, first: int) -> np.ndarray:
     bad = ~np.isfinite(block) | (block != np.round(block))
     if bad.any():
         pos = int(np.argmax(bad))
-        raise GraphFormatError(f"{where}: edge {first + pos} has node id "
-                               f"{block[pos].item()!r}, not an integer (ids are refused rather "
-                               "than truncated)")
+        raise GraphFormatError(
+            f"{where}: edge {first + pos} has node id "
+            f"{block[pos].item()!r}, not an integer (ids are refused rather "
+            "than truncated)"
+        )
     return block.astype(np.int64)
 
 
-def convert_npz(path: str | Path, out: str | Path, symmetric: bool = False,
-                progress: bool = True) -> Path:
+def convert_npz(
+    path: str | Path, out: str | Path, symmetric: bool = False, progress: bool = True
+) -> Path:
     """Convert a plain npz (edge_index or CSR, feat, label, splits) into a graph folder.
 
     Members are streamed (features and edges block by block, the per-node arrays whole after
@@ -610,23 +739,26 @@ def convert_npz(path: str | Path, out: str | Path, symmetric: bool = False,
         if len(feat_shape) != 2:
             raise GraphFormatError(f"{feat_where}: must be 2-D, got shape {feat_shape}")
         if feat_type not in (np.float16, np.float32, np.float64):
-            raise GraphFormatError(f"{feat_where}: features must be float16/32/64, got "
-                                   f"{feat_type}")
+            raise GraphFormatError(f"{feat_where}: features must be float16/32/64, got {feat_type}")
         num_nodes, width = int(feat_shape[0]), int(feat_shape[1])
         if width == 0:
-            raise GraphFormatError(f"{feat_where}: has zero columns; a model needs at least one "
-                                   "input feature per node")
+            raise GraphFormatError(
+                f"{feat_where}: has zero columns; a model needs at least one input feature per node"
+            )
         _check_node_count(num_nodes, feat_where, disk)
         label_key = _npz_member(data, "label", "y")
         label_values = _small_member(data, label_key, num_nodes, "nodes (feat rows)")
         if label_values.size != num_nodes:
-            raise GraphFormatError(f"{data.where(label_key)}: has {label_values.size} entries "
-                                   f"but feat has {num_nodes} rows")
+            raise GraphFormatError(
+                f"{data.where(label_key)}: has {label_values.size} entries "
+                f"but feat has {num_nodes} rows"
+            )
         label = _labels_from_float(label_values, data.where(label_key), num_nodes)
         splits = {}
         for name in SPLITS:
-            names = (f"{name}_idx", f"{name}_mask") + (("valid_idx", "valid_mask")
-                                                       if name == "val" else ())
+            names = (f"{name}_idx", f"{name}_mask") + (
+                ("valid_idx", "valid_mask") if name == "val" else ()
+            )
             key = _npz_member(data, *names, required=False)
             if key is None:
                 raise GraphFormatError(f"{path}: key {name}_idx (or {name}_mask) missing")
@@ -634,57 +766,85 @@ def convert_npz(path: str | Path, out: str | Path, symmetric: bool = False,
             splits[name] = (values, data.where(key), key.endswith("_mask"))
         with staged_output(out) as work:
             feat_dtype = _stream_features(
-                data.row_blocks(feat_key, _rows_per_block(width * feat_type.itemsize)), work,
-                num_nodes, width, feat_type, feat_where, progress)
+                data.row_blocks(feat_key, _rows_per_block(width * feat_type.itemsize)),
+                work,
+                num_nodes,
+                width,
+                feat_type,
+                feat_where,
+                progress,
+            )
             if "edge_index" in data:
                 where = data.where("edge_index")
                 shape, kind = data.shape("edge_index"), data.dtype("edge_index").kind
                 if len(shape) != 2 or shape[0] != 2:
                     raise GraphFormatError(f"{where}: must have shape [2, E], got {shape}")
                 if kind not in "iuf":
-                    raise GraphFormatError(f"{where}: must hold integer node ids, got "
-                                           f"{data.dtype('edge_index')}")
+                    raise GraphFormatError(
+                        f"{where}: must hold integer node ids, got {data.dtype('edge_index')}"
+                    )
                 _check_edge_count(int(shape[1]), where, disk)
 
                 def edge_chunks():
                     first = 0
                     with NpzArrays(path) as edges:
                         for src, dst in edges.edge_blocks("edge_index", _EDGES_PER_BLOCK):
-                            yield (_integral_ids(src, where, first),
-                                   _integral_ids(dst, where, first))
+                            yield (
+                                _integral_ids(src, where, first),
+                                _integral_ids(dst, where, first),
+                            )
                             first += src.shape[0]
 
-                num_edges, _ = build_csr(work, num_nodes, edge_chunks, symmetric=symmetric,
-                                         dedupe=False, drop_self_loops=False, source=where,
-                                         progress=progress)
+                num_edges, _ = build_csr(
+                    work,
+                    num_nodes,
+                    edge_chunks,
+                    symmetric=symmetric,
+                    dedupe=False,
+                    drop_self_loops=False,
+                    source=where,
+                    progress=progress,
+                )
             elif "indptr" in data and "indices" in data:
                 indptr_type, indices_type = data.dtype("indptr"), data.dtype("indices")
                 if indptr_type.kind not in "iu" or indices_type.kind not in "iu":
-                    raise GraphFormatError(f"{path}: indptr/indices must be integer arrays, got "
-                                           f"{indptr_type}/{indices_type}")
+                    raise GraphFormatError(
+                        f"{path}: indptr/indices must be integer arrays, got "
+                        f"{indptr_type}/{indices_type}"
+                    )
                 if data.shape("indptr") != (num_nodes + 1,):
-                    raise GraphFormatError(f"{data.where('indptr')}: has shape "
-                                           f"{data.shape('indptr')}, expected num_nodes + 1 = "
-                                           f"({num_nodes + 1},)")
+                    raise GraphFormatError(
+                        f"{data.where('indptr')}: has shape "
+                        f"{data.shape('indptr')}, expected num_nodes + 1 = "
+                        f"({num_nodes + 1},)"
+                    )
                 if len(data.shape("indices")) != 1:
-                    raise GraphFormatError(f"{data.where('indices')}: must be 1-D, got shape "
-                                           f"{data.shape('indices')}")
+                    raise GraphFormatError(
+                        f"{data.where('indices')}: must be 1-D, got shape {data.shape('indices')}"
+                    )
                 num_edges = int(data.shape("indices")[0])
                 _check_edge_count(num_edges, data.where("indices"), disk)
                 np.save(work / "indptr.npy", data.read("indptr").astype(np.int64))
                 wide = indices_type.itemsize > 4 or indices_type == np.uint32
-                with NpyWriter(work / "indices.npy", np.int64 if wide else np.int32,
-                               (num_edges,)) as writer:
+                with NpyWriter(
+                    work / "indices.npy", np.int64 if wide else np.int32, (num_edges,)
+                ) as writer:
                     for _, block in data.row_blocks("indices", _EDGES_PER_BLOCK):
                         writer.write(block)
             else:
-                raise GraphFormatError(f"{path}: needs 'edge_index' or both 'indptr' and "
-                                       "'indices'")
+                raise GraphFormatError(f"{path}: needs 'edge_index' or both 'indptr' and 'indices'")
             np.save(work / "label.npy", label)
             _write_splits(work, splits, num_nodes)
-            write_meta(work, num_nodes=num_nodes, num_edges=num_edges, feat_dim=width,
-                       feat_dtype=feat_dtype, num_classes=int(label.max(initial=-1)) + 1,
-                       name=path.stem, source={"kind": "npz", "path": str(path)})
+            write_meta(
+                work,
+                num_nodes=num_nodes,
+                num_edges=num_edges,
+                feat_dim=width,
+                feat_dtype=feat_dtype,
+                num_classes=int(label.max(initial=-1)) + 1,
+                name=path.stem,
+                source={"kind": "npz", "path": str(path)},
+            )
             try:
                 load_graph(work)
             except GraphFormatError as error:

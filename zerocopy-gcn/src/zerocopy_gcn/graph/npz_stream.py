@@ -77,12 +77,15 @@ class NpzArrays:
                     else:
                         shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
                 except (ValueError, zipfile.BadZipFile, OSError, EOFError) as error:
-                    raise GraphFormatError(f"{self.where(key)}: not a readable .npy header "
-                                           f"({error})") from error
+                    raise GraphFormatError(
+                        f"{self.where(key)}: not a readable .npy header ({error})"
+                    ) from error
                 offset = handle.tell()
             if dtype.hasobject:
-                raise GraphFormatError(f"{self.where(key)}: object arrays are refused (reading "
-                                       "them would unpickle data from the file)")
+                raise GraphFormatError(
+                    f"{self.where(key)}: object arrays are refused (reading "
+                    "them would unpickle data from the file)"
+                )
             self._check_size(key, tuple(shape), dtype, offset)
             self._headers[key] = (tuple(shape), bool(fortran), dtype, offset)
         return self._headers[key]
@@ -94,17 +97,23 @@ class NpzArrays:
             count *= int(size)
         declared = count * dtype.itemsize
         if info.file_size - offset < declared:
-            raise GraphFormatError(f"{self.where(key)}: truncated: its header declares shape "
-                                   f"{shape} ({declared:,} bytes) but the member holds "
-                                   f"{max(0, info.file_size - offset):,}")
+            raise GraphFormatError(
+                f"{self.where(key)}: truncated: its header declares shape "
+                f"{shape} ({declared:,} bytes) but the member holds "
+                f"{max(0, info.file_size - offset):,}"
+            )
         limit = max(MIN_MEMBER_LIMIT, MAX_EXPANSION * info.compress_size)
         if info.compress_type != zipfile.ZIP_STORED and info.file_size > limit:
-            raise GraphFormatError(f"{self.where(key)}: would decompress from "
-                                   f"{info.compress_size:,} to {info.file_size:,} bytes, more "
-                                   f"than {MAX_EXPANSION}x; refused as a decompression bomb")
+            raise GraphFormatError(
+                f"{self.where(key)}: would decompress from "
+                f"{info.compress_size:,} to {info.file_size:,} bytes, more "
+                f"than {MAX_EXPANSION}x; refused as a decompression bomb"
+            )
         if info.header_offset + info.compress_size > self.path.stat().st_size:
-            raise GraphFormatError(f"{self.where(key)}: truncated: the archive ends inside this "
-                                   "member (download or copy it again)")
+            raise GraphFormatError(
+                f"{self.where(key)}: truncated: the archive ends inside this "
+                "member (download or copy it again)"
+            )
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self.header(key)[0]
@@ -115,8 +124,9 @@ class NpzArrays:
     def read(self, key: str) -> np.ndarray:
         """A whole (small) member, e.g. ``num_nodes_list``."""
         shape, fortran, dtype, _ = self.header(key)
-        values = np.concatenate(list(self._elements(key, 0, int(np.prod(shape)), 1 << 20)) or
-                                [np.zeros(0, dtype)])
+        values = np.concatenate(
+            list(self._elements(key, 0, int(np.prod(shape)), 1 << 20)) or [np.zeros(0, dtype)]
+        )
         return values.reshape(shape, order="F" if fortran else "C")
 
     def _reader(self, key: str, byte_offset: int) -> BinaryIO:
@@ -138,8 +148,9 @@ class NpzArrays:
             handle.close()
             raise GraphFormatError(f"{self.where(key)}: damaged archive (bad local header)")
         name_length, extra_length = _LOCAL_HEADER.unpack(local)[-2:]
-        handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-                    + byte_offset)
+        handle.seek(
+            info.header_offset + _LOCAL_HEADER.size + name_length + extra_length + byte_offset
+        )
         return handle
 
     def _elements(self, key: str, first: int, count: int, block: int) -> Iterator[np.ndarray]:
@@ -153,12 +164,15 @@ class NpzArrays:
                 try:
                     got = handle.readinto(memoryview(values).cast("B"))
                 except (zipfile.BadZipFile, OSError, EOFError) as error:
-                    raise GraphFormatError(f"{self.where(key)}: unreadable after element "
-                                           f"{first + done} ({error})") from error
+                    raise GraphFormatError(
+                        f"{self.where(key)}: unreadable after element {first + done} ({error})"
+                    ) from error
                 if got != take * dtype.itemsize:
-                    raise GraphFormatError(f"{self.where(key)}: truncated: ends after element "
-                                           f"{first + done + got // dtype.itemsize} of "
-                                           f"{first + count}")
+                    raise GraphFormatError(
+                        f"{self.where(key)}: truncated: ends after element "
+                        f"{first + done + got // dtype.itemsize} of "
+                        f"{first + count}"
+                    )
                 yield values
                 done += take
 
@@ -166,26 +180,31 @@ class NpzArrays:
         """(first row, block) over a 1-D or C-order 2-D member."""
         shape, fortran, _, _ = self.header(key)
         if len(shape) not in (1, 2):
-            raise GraphFormatError(f"{self.where(key)}: expected a 1-D or 2-D array, got shape "
-                                   f"{shape}")
+            raise GraphFormatError(
+                f"{self.where(key)}: expected a 1-D or 2-D array, got shape {shape}"
+            )
         width = shape[1] if len(shape) == 2 else 1
         if fortran and width > 1:
-            raise GraphFormatError(f"{self.where(key)}: stored in Fortran (column) order, which "
-                                   "cannot be streamed by rows; re-save it C-ordered "
-                                   "(np.ascontiguousarray)")
+            raise GraphFormatError(
+                f"{self.where(key)}: stored in Fortran (column) order, which "
+                "cannot be streamed by rows; re-save it C-ordered "
+                "(np.ascontiguousarray)"
+            )
         row = 0
         for block in self._elements(key, 0, shape[0] * width, max(1, rows_per_block) * width):
             rows = block.shape[0] // width
             yield row, block.reshape((rows, width) if len(shape) == 2 else (rows,))
             row += rows
 
-    def edge_blocks(self, key: str, edges_per_block: int
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def edge_blocks(
+        self, key: str, edges_per_block: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(source, destination) blocks of a ``[2, E]`` edge array, either storage order."""
         shape, fortran, dtype, _ = self.header(key)
         if len(shape) != 2 or shape[0] != 2:
-            raise GraphFormatError(f"{self.where(key)}: edge_index must have shape [2, E], "
-                                   f"got {shape}")
+            raise GraphFormatError(
+                f"{self.where(key)}: edge_index must have shape [2, E], got {shape}"
+            )
         if dtype.kind not in "iuf":  # float ids are checked for integrality by the caller
             raise GraphFormatError(f"{self.where(key)}: edge ids must be integers, got {dtype}")
         edges = shape[1]
@@ -212,8 +231,11 @@ class NpyWriter:
         self.shape = tuple(int(s) for s in shape)
         self.rows = 0
         self._handle = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": self.shape}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
         np.lib.format.write_array_header_1_0(self._handle, header)
 
     def write(self, block: np.ndarray) -> None:

@@ -32,10 +32,14 @@ PAPERS100M_DEGREE = PAPERS100M_EDGES / PAPERS100M_NODES  # one-way edges per nod
 _PAIRS_PER_CHUNK = 1 << 22
 
 
-def _write_member(archive: zipfile.ZipFile, key: str, dtype, shape, blocks,
-                  fortran: bool = False) -> None:
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": fortran,
-              "shape": tuple(int(s) for s in shape)}
+def _write_member(
+    archive: zipfile.ZipFile, key: str, dtype, shape, blocks, fortran: bool = False
+) -> None:
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": fortran,
+        "shape": tuple(int(s) for s in shape),
+    }
     with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
         np.lib.format.write_array_header_1_0(member, header)
         for block in blocks:
@@ -48,11 +52,19 @@ def _write_csv_gz(path: Path, values: np.ndarray) -> None:
         handle.write("\n".join(map(str, values.tolist())) + "\n")
 
 
-def write_ogb_binary_folder(root: str | Path, num_nodes: int,
-                            avg_degree: float = PAPERS100M_DEGREE, feat_dim: int = 128,
-                            feat_dtype: str = "float16", num_classes: int = 172,
-                            labelled: float = 0.014, seed: int = 0, compressed: bool = False,
-                            fortran_edges: bool = False, progress: bool = True) -> Path:
+def write_ogb_binary_folder(
+    root: str | Path,
+    num_nodes: int,
+    avg_degree: float = PAPERS100M_DEGREE,
+    feat_dim: int = 128,
+    feat_dtype: str = "float16",
+    num_classes: int = 172,
+    labelled: float = 0.014,
+    seed: int = 0,
+    compressed: bool = False,
+    fortran_edges: bool = False,
+    progress: bool = True,
+) -> Path:
     """Write a papers100M-shaped OGB folder with ``num_nodes`` nodes; returns ``root``.
 
     ``labelled``: fraction of nodes with a label (papers100M: ~1.4 %), split 78/8/14 % into
@@ -63,11 +75,18 @@ def write_ogb_binary_folder(root: str | Path, num_nodes: int,
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     num_edges = int(round(num_nodes * avg_degree))
-    spec = RMatSpec(num_nodes=num_nodes, num_edges=2 * num_edges, feat_dim=feat_dim,
-                    num_classes=num_classes, seed=seed)
+    spec = RMatSpec(
+        num_nodes=num_nodes,
+        num_edges=2 * num_edges,
+        feat_dim=feat_dim,
+        num_classes=num_classes,
+        seed=seed,
+    )
     perm = np.random.default_rng([seed, 0]).permutation(num_nodes)
-    chunks = [(c, start, min(_PAIRS_PER_CHUNK, num_edges - start))
-              for c, start in enumerate(range(0, num_edges, _PAIRS_PER_CHUNK))]
+    chunks = [
+        (c, start, min(_PAIRS_PER_CHUNK, num_edges - start))
+        for c, start in enumerate(range(0, num_edges, _PAIRS_PER_CHUNK))
+    ]
 
     def pairs(side: int | None):
         for chunk, _, count in tqdm(chunks, desc="edges", disable=not progress, unit="chunk"):
@@ -78,23 +97,30 @@ def write_ogb_binary_folder(root: str | Path, num_nodes: int,
     rows_per_block = max(1, (1 << 24) // feat_dim)
 
     def features():
-        for start in tqdm(range(0, num_nodes, rows_per_block), desc="features",
-                          disable=not progress, unit="block"):
+        for start in tqdm(
+            range(0, num_nodes, rows_per_block), desc="features", disable=not progress, unit="block"
+        ):
             rng = np.random.default_rng([seed, 5, start])
             stop = min(num_nodes, start + rows_per_block)
             yield rng.standard_normal((stop - start, feat_dim), dtype=np.float32)
 
     compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    with zipfile.ZipFile(raw / "data.npz", "w", compression=compression,
-                         allowZip64=True) as archive:
+    with zipfile.ZipFile(
+        raw / "data.npz", "w", compression=compression, allowZip64=True
+    ) as archive:
         if fortran_edges:
-            _write_member(archive, "edge_index", np.int64, (2, num_edges), pairs(None),
-                          fortran=True)
+            _write_member(
+                archive, "edge_index", np.int64, (2, num_edges), pairs(None), fortran=True
+            )
         else:
-            _write_member(archive, "edge_index", np.int64, (2, num_edges),
-                          (block for side in (0, 1) for block in pairs(side)))
-        _write_member(archive, "node_feat", np.dtype(feat_dtype), (num_nodes, feat_dim),
-                      features())
+            _write_member(
+                archive,
+                "edge_index",
+                np.int64,
+                (2, num_edges),
+                (block for side in (0, 1) for block in pairs(side)),
+            )
+        _write_member(archive, "node_feat", np.dtype(feat_dtype), (num_nodes, feat_dim), features())
         years = np.random.default_rng([seed, 6]).integers(1950, 2021, (num_nodes, 1))
         _write_member(archive, "node_year", np.int64, years.shape, [years])
         _write_member(archive, "num_nodes_list", np.int64, (1,), [np.array([num_nodes])])
@@ -104,13 +130,14 @@ def write_ogb_binary_folder(root: str | Path, num_nodes: int,
     chosen = np.sort(rng.choice(num_nodes, size=count, replace=False))
     label = np.full((num_nodes, 1), np.nan, dtype=np.float32)
     label[chosen, 0] = rng.integers(0, num_classes, count)
-    with zipfile.ZipFile(raw / "node-label.npz", "w", compression=compression,
-                         allowZip64=True) as archive:
+    with zipfile.ZipFile(
+        raw / "node-label.npz", "w", compression=compression, allowZip64=True
+    ) as archive:
         _write_member(archive, "node_label", np.float32, label.shape, [label])
     order = rng.permutation(chosen)
     n_train, n_valid = int(0.78 * count), max(1, int(0.08 * count))
     split = root / "split" / "time"
     _write_csv_gz(split / "train.csv.gz", np.sort(order[:n_train]))
-    _write_csv_gz(split / "valid.csv.gz", np.sort(order[n_train:n_train + n_valid]))
-    _write_csv_gz(split / "test.csv.gz", np.sort(order[n_train + n_valid:]))
+    _write_csv_gz(split / "valid.csv.gz", np.sort(order[n_train : n_train + n_valid]))
+    _write_csv_gz(split / "test.csv.gz", np.sort(order[n_train + n_valid :]))
     return root

@@ -49,13 +49,13 @@ class RMatSpec:
 PRESETS: dict[str, RMatSpec] = {
     "reddit_like": RMatSpec(232_965, 114_615_892, 602, 41, split=(0.66, 0.10, 0.24)),
     "products_like": RMatSpec(2_449_029, 123_718_280, 100, 47, split=(0.08, 0.016, 0.904)),
-    "papers_like_small": RMatSpec(10_000_000, 250_000_000, 128, 172,
-                                  split=(0.011, 0.0011, 0.0019)),
+    "papers_like_small": RMatSpec(10_000_000, 250_000_000, 128, 172, split=(0.011, 0.0011, 0.0019)),
 }
 
 
-def preset_spec(name: str, num_nodes: int | None = None, avg_degree: float | None = None,
-                **overrides) -> RMatSpec:
+def preset_spec(
+    name: str, num_nodes: int | None = None, avg_degree: float | None = None, **overrides
+) -> RMatSpec:
     """A preset, optionally shrunk: ``num_nodes`` scales the edges to keep the average degree."""
     if name not in PRESETS:
         raise KeyError(f"unknown graph preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -106,8 +106,9 @@ def _to_storage(block: np.ndarray, feat_dtype: str) -> np.ndarray:
     return block.astype(FEAT_DTYPES[feat_dtype])
 
 
-def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
-                  progress: bool = True) -> Path:
+def generate_rmat(
+    folder: str | Path, spec: RMatSpec, name: str = "rmat", progress: bool = True
+) -> Path:
     """Write a complete graph folder for ``spec``; memory stays O(nodes * latent_dim + chunk)."""
     import torch  # here, not at module level: the converters and loaders run without it
 
@@ -117,8 +118,14 @@ def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
     perm = np.random.default_rng([spec.seed, 0]).permutation(n)
     num_chunks = max(1, math.ceil((spec.num_edges // 2) / spec.chunk_pairs))
     num_edges, degrees = build_csr(
-        folder, n, partial(_edge_chunks, spec, perm), symmetric=True, dedupe=True,
-        drop_self_loops=True, source=f"rmat(seed={spec.seed})", progress=progress,
+        folder,
+        n,
+        partial(_edge_chunks, spec, perm),
+        symmetric=True,
+        dedupe=True,
+        drop_self_loops=True,
+        source=f"rmat(seed={spec.seed})",
+        progress=progress,
         total_chunks=num_chunks,
     )
     rng = np.random.default_rng([spec.seed, 2])
@@ -126,29 +133,35 @@ def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
     prototypes = rng.standard_normal((spec.latent_dim, spec.num_classes))
     # unit-norm class directions: no class wins the argmax just by a longer prototype
     prototypes = (prototypes / np.linalg.norm(prototypes, axis=0, keepdims=True)).astype(np.float32)
-    mixing = (rng.standard_normal((spec.latent_dim, spec.feat_dim)) /
-              math.sqrt(spec.latent_dim)).astype(np.float32)
+    mixing = (
+        rng.standard_normal((spec.latent_dim, spec.feat_dim)) / math.sqrt(spec.latent_dim)
+    ).astype(np.float32)
     indptr = np.load(folder / "indptr.npy", mmap_mode="r")
     indices = np.load(folder / "indices.npy", mmap_mode="r")
     label = np.empty(n, dtype=np.int64)
     latent_t = torch.from_numpy(latent)
-    for start, stop in tqdm(list(row_blocks(indptr, 1 << 21)), desc="labels (neighbourhood)",
-                            disable=not progress, unit="block"):
-        seg = np.asarray(indices[indptr[start]:indptr[stop]], dtype=np.int64)
-        deg = np.diff(indptr[start:stop + 1])
+    for start, stop in tqdm(
+        list(row_blocks(indptr, 1 << 21)),
+        desc="labels (neighbourhood)",
+        disable=not progress,
+        unit="block",
+    ):
+        seg = np.asarray(indices[indptr[start] : indptr[stop]], dtype=np.int64)
+        deg = np.diff(indptr[start : stop + 1])
         rows = torch.from_numpy(np.repeat(np.arange(stop - start), deg))
         sums = torch.zeros(stop - start, spec.latent_dim)
         sums.index_add_(0, rows, latent_t[torch.from_numpy(seg)])
         scale = torch.from_numpy(1.0 / np.sqrt(np.maximum(deg, 1))).float()[:, None]
         mixed = latent_t[start:stop] + sums * scale
         label[start:stop] = (mixed @ torch.from_numpy(prototypes)).argmax(1).numpy()
-    feat = np.lib.format.open_memmap(folder / "feat.npy", mode="w+",
-                                     dtype=FEAT_DTYPES[spec.feat_dtype],
-                                     shape=(n, spec.feat_dim))
+    feat = np.lib.format.open_memmap(
+        folder / "feat.npy", mode="w+", dtype=FEAT_DTYPES[spec.feat_dtype], shape=(n, spec.feat_dim)
+    )
     reserve_file(folder / "feat.npy")
     rows_per_block = max(1, (1 << 24) // max(spec.feat_dim, 1))
-    for start in tqdm(range(0, n, rows_per_block), desc="features", disable=not progress,
-                      unit="block"):
+    for start in tqdm(
+        range(0, n, rows_per_block), desc="features", disable=not progress, unit="block"
+    ):
         stop = min(n, start + rows_per_block)
         noise_rng = np.random.default_rng([spec.seed, 3, start])
         block = latent[start:stop] @ mixing
@@ -162,18 +175,27 @@ def generate_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
     n_test = min(n - n_train - n_val, int(round(spec.split[2] * n)))
     np.save(folder / "label.npy", label)
     np.save(folder / "train_idx.npy", np.sort(order[:n_train]))
-    np.save(folder / "val_idx.npy", np.sort(order[n_train:n_train + n_val]))
-    np.save(folder / "test_idx.npy", np.sort(order[n_train + n_val:n_train + n_val + n_test]))
+    np.save(folder / "val_idx.npy", np.sort(order[n_train : n_train + n_val]))
+    np.save(folder / "test_idx.npy", np.sort(order[n_train + n_val : n_train + n_val + n_test]))
     spec_record = asdict(spec)
     spec_record["split"] = list(spec.split)
-    write_meta(folder, num_nodes=n, num_edges=num_edges, feat_dim=spec.feat_dim,
-               feat_dtype=spec.feat_dtype, num_classes=spec.num_classes, name=name,
-               generator={"kind": "rmat", **spec_record}, max_degree=int(degrees.max(initial=0)))
+    write_meta(
+        folder,
+        num_nodes=n,
+        num_edges=num_edges,
+        feat_dim=spec.feat_dim,
+        feat_dtype=spec.feat_dtype,
+        num_classes=spec.num_classes,
+        name=name,
+        generator={"kind": "rmat", **spec_record},
+        max_degree=int(degrees.max(initial=0)),
+    )
     return folder
 
 
-def ensure_rmat(folder: str | Path, spec: RMatSpec, name: str = "rmat",
-                progress: bool = True) -> Path:
+def ensure_rmat(
+    folder: str | Path, spec: RMatSpec, name: str = "rmat", progress: bool = True
+) -> Path:
     """Generate ``folder`` unless it already holds a graph made from the same spec."""
     folder = Path(folder)
     meta = folder / "meta.json"
