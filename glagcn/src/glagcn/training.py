@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict:
         scheduler = build_scheduler(scheduled, opt.schedule, int(cfg.epochs), opt.lr_min, opt.gamma)
         trainable = ctx.wrap_model(model)
         if cfg.train.compile:
-            trainable = torch.compile(trainable)
+            trainable = torch.compile(trainable, backend=compile_backend(cfg.train.compile))
         total_batches = batches_per_epoch(windows, cfg, ctx)
         loop = TrainLoop(
             trainable,
@@ -140,6 +140,13 @@ def train(cfg: DictConfig) -> dict:
         except ValueError as error:
             log.warning(f"no training-curve plot: {error}")
         return metrics
+
+
+def compile_backend(setting: bool | str) -> str:
+    """``train.compile``: ``true`` is torch's default backend (inductor); a string names one
+    (``aot_eager_decomp_partition`` traces and partitions as inductor does, without generating
+    C++/Triton code)."""
+    return "inductor" if setting is True else str(setting)
 
 
 def _uses_sequence_loss(cfg: DictConfig) -> bool:
