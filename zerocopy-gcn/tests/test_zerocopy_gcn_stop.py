@@ -156,7 +156,11 @@ def test_crafted_checkpoint_runs_no_code_on_resume(tmp_path, monkeypatch):
 
 def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches(tmp_path):
     """torchrun passes a SIGTERM on to its two workers: they agree where to stop, rank 0
-    writes the checkpoint, and the resumed two-process run equals the uninterrupted one."""
+    writes the checkpoint, and the resumed two-process run equals the uninterrupted one.
+
+    The uninterrupted run shares the host tables through /dev/shm, the stopped and resumed one
+    memory-maps them: every run's two ranks end with the same weights, and the two sharing
+    modes give the same result."""
     data = tmp_path / "data"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
@@ -171,7 +175,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
         "epochs=40",
     ]
     done = subprocess.run(
-        [*command, f"hydra.run.dir={tmp_path / 'reference'}"],
+        [*command, f"hydra.run.dir={tmp_path / 'reference'}", "host_table=shm"],
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -196,3 +200,17 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_final_result(tmp_path / "reference", run)
+    for folder, host_table in ((tmp_path / "reference", "shm"), (run, "mmap")):
+        _assert_ranks_agree(folder, host_table)
+
+
+def _assert_ranks_agree(run: Path, host_table: str) -> None:
+    digests = [(run / f"weights_rank{r}.txt").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["weights_sha256"] == digests[0]
+    tables = [json.loads((run / f"host_table_rank{r}.json").read_text()) for r in (0, 1)]
+    assert tables[0] == tables[1] and tables[0]["kind"] == host_table
+    if host_table == "shm":  # both processes mapped the same memory: one copy on the machine
+        assert set(tables[0]["shared_memory"]) == {"feat", "indptr", "indices"}
+        assert not list(Path("/dev/shm").glob("zerocopy-gcn-*"))  # and no name was left
