@@ -14,6 +14,7 @@ from drag.cluster import (
 from drag.data import make_loader
 from drag.data.formats import load_ipd_partition
 from drag.model.backbone import Backbone
+from trilab.testing import write_crafted_torch_file
 
 
 def test_peak_positions_hand_made():
@@ -55,25 +56,13 @@ def test_streaming_clustering_artefact_and_mismatch(tiny_synthetic, tmp_path):
         load_clusters(tmp_path / "nothing.pt")
 
 
-class _MarkerOnLoad:
-    """Unpickling this runs Path.touch(marker): what a crafted file would do."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        from pathlib import Path
-
-        return (Path.touch, (Path(self.marker),))
-
-
 def test_crafted_clustering_artefact_is_refused_without_running_code(tmp_path):
     from drag.errors import DragInputError, UserError
 
     marker = tmp_path / "marker"
-    crafted = tmp_path / "clusters.pt"
-    payload = {"assignment": torch.zeros(4, dtype=torch.long), "arch": _MarkerOnLoad(marker)}
-    torch.save(payload, crafted)
+    crafted = write_crafted_torch_file(
+        tmp_path / "clusters.pt", marker, {"assignment": torch.zeros(4, dtype=torch.long)}
+    )
     with pytest.raises(UserError, match=r"clusters\.pt.*refused"):
         load_clusters(crafted)
     assert not marker.exists()

@@ -14,6 +14,7 @@ from drag.convert_checkpoint import convert, convert_files, main, resnet_feature
 from drag.errors import DragInputError, UserError
 from drag.inference import load_trained
 from trilab.checkpoint import read_checkpoint
+from trilab.testing import RecordingLogger, RunsCodeWhenUnpickled
 
 DRAG_DIR = Path(__file__).resolve().parents[1]
 
@@ -182,20 +183,12 @@ def test_wrong_groups_and_unknown_keys_name_the_file_and_key(tmp_path):
     assert not (tmp_path / "out.pt").exists()
 
 
-class _MarkerOnLoad:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 @pytest.mark.parametrize("which", ["backbone", "cgl", "head"])
 def test_crafted_pickle_is_refused_before_it_runs(tmp_path, which):
     backbone_sd, cgl_sd, head_sd, _ = authors_state_dicts("resnet18", 2, 64, "pyg1")
     states = {"backbone": backbone_sd, "cgl": cgl_sd, "head": head_sd}
     marker = tmp_path / "marker"
-    states[which] = {**states[which], "payload": _MarkerOnLoad(marker)}
+    states[which] = {**states[which], "payload": RunsCodeWhenUnpickled(marker)}
     paths = {name: tmp_path / f"{name}_file.pth" for name in states}
     for name, state in states.items():
         torch.save(state, paths[name])
@@ -221,19 +214,7 @@ def test_converted_checkpoint_serves_predict_and_evaluate(
 
     from drag.predict import predict_folder
 
-    class Log:
-        def __init__(self):
-            self.lines = []
-
-        def info(self, msg):
-            self.lines.append(msg)
-
-        warning = info
-
-        def progress(self, it, **_):
-            return it
-
-    log = Log()
+    log = RecordingLogger()
     summary = predict_folder(
         tiny_synthetic / "images" / "private", out, tmp_path / "p.csv", device="cpu", log=log
     )
@@ -287,7 +268,7 @@ def test_cli_end_to_end_with_a_resnet101_state_dict(tmp_path):
     assert torch.equal(state["adjacency.value.weight"], head_sd["fc3.weight"])
 
     bad = tmp_path / "bad.pth"
-    torch.save({"x": _MarkerOnLoad(tmp_path / "marker")}, bad)
+    torch.save({"x": RunsCodeWhenUnpickled(tmp_path / "marker")}, bad)
     refused = _cli(["--backbone", str(bad), *files, str(tmp_path / "x.pt")], env)
     assert refused.returncode == 2 and "bad.pth" in refused.stderr and "refused" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "marker").exists()

@@ -14,16 +14,7 @@ from drag.data.formats import (
 )
 from drag.data.images import BadFileReport, read_image, to_rgb
 from trilab.loop import epoch_order
-
-
-class ListLog:
-    def __init__(self):
-        self.lines = []
-
-    def info(self, msg):
-        self.lines.append(msg)
-
-    warning = info
+from trilab.testing import RecordingLogger
 
 
 def write_csv(path, header, rows):
@@ -128,7 +119,7 @@ def test_bad_files_are_skipped_and_reported(tmp_path):
             "batch_size": 2,
         }
     )
-    report, log = BadFileReport(), ListLog()
+    report, log = BadFileReport(), RecordingLogger()
     splits = build_splits(cfg, 0, log, report)
     assert any("private -> 1" in line or "'private' -> 1" in line for line in log.lines)
     assert len(splits["train"]) == 2  # missing, non-image and truncated dropped up front

@@ -13,23 +13,7 @@ from drag.errors import NoImagesError, UserError, WrongStageError
 from drag.explain import display_photo, explain, figure_path, region_figure
 from drag.predict import predict_folder
 from trilab.checkpoint import atomic_save, read_checkpoint
-
-
-class ListLog:
-    def __init__(self):
-        self.lines = []
-
-    def info(self, msg):
-        self.lines.append(("info", msg))
-
-    def warning(self, msg):
-        self.lines.append(("warning", msg))
-
-    def progress(self, iterable, **_):
-        return iterable
-
-    def text(self):
-        return "\n".join(msg for _, msg in self.lines)
+from trilab.testing import RecordingLogger
 
 
 def ckpt(run, stage, name="best.pt"):
@@ -63,7 +47,7 @@ def test_predict_and_explain_refuse_other_stages_naming_the_right_file(
             explain(images, ckpt(trained_run, stage), tmp_path / "x", device="cpu")
         assert right in str(refused.value)
     # the backbone alone is a valid classifier for predict.py (the baseline)
-    log = ListLog()
+    log = RecordingLogger()
     backbone = ckpt(trained_run, "finetune_backbone")
     summary = predict_folder(images, backbone, tmp_path / "b.csv", "cpu", log=log)
     assert summary["images"] == 16
@@ -80,9 +64,9 @@ def _without(payload, *keys):
 
 def test_threshold_origin_is_logged_and_0_5_explained(trained_run, tiny_synthetic, tmp_path):
     images = tiny_synthetic / "images" / "public"
-    log = ListLog()
+    log = RecordingLogger()
     predict_folder(images, ckpt(trained_run, "drag"), tmp_path / "a.csv", "cpu", log=log)
-    assert log.lines[0][0] == "info" and log.lines[0][1].startswith("decision threshold")
+    assert log.records[0][0] == "info" and log.records[0][1].startswith("decision threshold")
     assert "chosen on the validation split" in log.text()
     # a backbone checkpoint with no threshold -> loads, 0.5, said why
     old = tmp_path / "unvalidated_backbone.pt"
@@ -90,12 +74,12 @@ def test_threshold_origin_is_logged_and_0_5_explained(trained_run, tiny_syntheti
         _without(read_checkpoint(ckpt(trained_run, "finetune_backbone")), "threshold"),
         old,
     )
-    log = ListLog()
+    log = RecordingLogger()
     summary = predict_folder(images, old, tmp_path / "b.csv", "cpu", log=log)
     assert summary["threshold"] == 0.5
-    warnings = [msg for level, msg in log.lines if level == "warning"]
+    warnings = [msg for level, msg in log.records if level == "warning"]
     assert any("0.500" in m and str(old) in m and "never validated" in m for m in warnings)
-    log = ListLog()
+    log = RecordingLogger()
     summary = predict_folder(images, old, tmp_path / "c.csv", "cpu", threshold=0.3, log=log)
     assert summary["threshold"] == 0.3 and "given on the command line" in log.text()
 
@@ -145,7 +129,7 @@ def test_explain_names_figures_by_relative_path_and_says_what_it_dropped(
     shutil.copy(source, folder / "sub" / "a.png")
     shutil.copy(source, folder / "z.png")  # sorts last: the one max_images leaves out
     out = tmp_path / "figures"
-    log = ListLog()
+    log = RecordingLogger()
     figures = explain(folder, ckpt(trained_run, "drag"), out, device="cpu", max_images=3, log=log)
     pngs = sorted(f["png"] for f in figures)
     assert pngs == [
@@ -191,6 +175,6 @@ def test_converted_or_unvalidated_checkpoint_says_why_0_5(trained_run, tmp_path)
     from drag.inference import decision_threshold, load_trained
 
     _, info = load_trained(path, torch.device("cpu"), ("drag",), "test")
-    log = ListLog()
+    log = RecordingLogger()
     assert decision_threshold(info, None, log) == 0.5
-    assert "authors' notebook weights" in log.lines[0][1] and log.lines[0][0] == "warning"
+    assert "authors' notebook weights" in log.records[0][1] and log.records[0][0] == "warning"

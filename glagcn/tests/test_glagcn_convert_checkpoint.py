@@ -11,6 +11,7 @@ from glagcn.convert_checkpoint import ConversionError, convert_file
 from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
+from trilab.testing import write_crafted_torch_file
 
 SUBSET_PARTS = {"theta": "conv_a", "phi": "conv_b", "project": "conv_d", "residual": "down"}
 
@@ -326,18 +327,9 @@ def test_converted_checkpoint_computes_what_the_authors_model_computes(tmp_path)
         assert (centred(window) - expected).abs().max() > 1e-2
 
 
-class _CreatesFile:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_a_pickle_that_would_run_code_is_refused_naming_the_file(tmp_path):
     marker = tmp_path / "marker"
-    source = tmp_path / "crafted.bin"
-    torch.save({"model_pos": {}, "epoch": _CreatesFile(marker)}, source)
+    source = write_crafted_torch_file(tmp_path / "crafted.bin", marker, {"model_pos": {}})
     with pytest.raises(UserError, match=re.escape(str(source))):
         convert_file(source, tmp_path / "out.pt")
     assert not marker.exists()

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from glagcn.keypoints import KeypointInputError, read_detections
 from glagcn.predict import predict
 from trilab.safe_load import UnsafeFileError
+from trilab.testing import write_crafted_npz
 
 PROJECT = Path(__file__).resolve().parents[1]
 POSE = np.array(
@@ -233,22 +234,11 @@ def test_keypoint_file_errors_name_the_file_and_the_fix(tmp_path, checkpoint):
         predict(config(input=str(wrong), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
 
 
-class MakesAFile:
-    """Unpickling this object would create a file: what a hostile npz does to np.load."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def crafted_npz(tmp_path):
     marker = tmp_path / "pwned"
-    boxes = np.empty((1, 2), dtype=object)
-    boxes[0, 0], boxes[0, 1] = [], MakesAFile(marker)
-    path = tmp_path / "detections.npz"
-    np.savez(path, boxes=boxes, keypoints=boxes, metadata={"w": 10, "h": 10})
+    path = write_crafted_npz(
+        tmp_path / "detections.npz", marker, "boxes", "keypoints", metadata={"w": 10, "h": 10}
+    )
     assert not marker.exists()
     return path, marker
 

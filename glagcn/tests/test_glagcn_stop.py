@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -25,6 +24,7 @@ from trilab.errors import RunStopped
 from trilab.run_folder import RunFolderError
 from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
+from trilab.testing import write_crafted_npz, write_crafted_torch_file
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "configs"
@@ -120,13 +120,7 @@ def test_crafted_dataset_file_runs_no_code(synthetic, tmp_path, monkeypatch):
     root = tmp_path / "data"
     shutil.copytree(synthetic, root)
     marker = tmp_path / "marker"
-
-    class CreatesMarker:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    target = root / "data_3d_h36m.npz"
-    np.savez(target, positions_3d=np.array({"S1": CreatesMarker()}, dtype=object))
+    write_crafted_npz(root / "data_3d_h36m.npz", marker, "positions_3d")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UnsafeFileError, match="data_3d_h36m.npz"):
         train(_compose(_overrides(root, "epochs=1")))
@@ -155,21 +149,11 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, script, overrides, expe
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
 
 
-def _crafted_checkpoint(path: Path, marker: Path) -> Path:
-    class CreatesMarker:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": {}, "epoch": 0, "extra": CreatesMarker()}, path)
-    return path
-
-
 def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path, monkeypatch):
     from glagcn.evaluate import evaluate
 
     marker = tmp_path / "marker"
-    crafted = _crafted_checkpoint(tmp_path / "checkpoints" / "last.pt", marker)
+    crafted = write_crafted_torch_file(tmp_path / "checkpoints" / "last.pt", marker)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UnsafeFileError, match="last.pt"):
         evaluate(_compose(_overrides(synthetic, f"checkpoint={crafted}")))

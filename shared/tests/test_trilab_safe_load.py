@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -24,16 +22,7 @@ from trilab.safe_load import (
     load_npz,
     load_torch_file,
 )
-
-
-class _CreatesMarker:
-    """Unpickling this runs ``touch <marker>``: what a hostile file would do."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from trilab.testing import RecordingLogger, write_crafted_npz, write_crafted_torch_file
 
 
 def test_videopose3d_style_object_npz_loads_as_data(tmp_path):
@@ -72,7 +61,7 @@ def test_numpy_scalars_tuples_and_fortran_arrays_are_data(tmp_path):
 def test_crafted_npz_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.npz"
-    np.savez(path, positions_2d=np.array([{"S1": _CreatesMarker(marker)}], dtype=object))
+    write_crafted_npz(path, marker, "positions_2d")
     with pytest.raises(UnsafeFileError, match=r"evil\.npz.*(posix|os)\.system"):
         load_npz(path)["positions_2d"]
     assert not marker.exists()
@@ -98,7 +87,7 @@ def test_truncated_and_foreign_files_name_the_file(tmp_path):
 def test_crafted_torch_file_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"
-    torch.save({"model": {"w": torch.zeros(1)}, "extra": _CreatesMarker(marker)}, path)
+    write_crafted_torch_file(path, marker, {"model": {"w": torch.zeros(1)}})
     with pytest.raises(UnsafeFileError, match=r"evil\.pt.*system"):
         load_torch_file(path)
     with pytest.raises(UserError, match=r"evil\.pt"):
@@ -160,14 +149,7 @@ def test_mismatch_report_is_short(tmp_path):
 
 
 def test_resume_with_nothing_to_resume_says_so(tmp_path):
-    class Log:
-        def __init__(self):
-            self.lines = []
-
-        def warning(self, text):
-            self.lines.append(text)
-
-    log = Log()
+    log = RecordingLogger()
     assert find_resume_checkpoint(tmp_path / "checkpoints" / "last.pt", True, log) is None
     assert "nothing to resume" in log.lines[0] and "starting a new run" in log.lines[0]
     assert find_resume_checkpoint(tmp_path / "x.pt", False, log) is None and len(log.lines) == 1
