@@ -19,6 +19,7 @@ def test_shared_copy_equals_the_folder_and_leaves_no_name_behind(small_graph_dir
     for name in ("feat", "indptr", "indices"):
         np.testing.assert_array_equal(getattr(shared, name), getattr(graph, name))
         assert identity[name]["bytes"] == getattr(graph, name).nbytes
+        assert identity[name]["path"].startswith(str(tmp_path / "zerocopy-gcn-"))
     assert len({entry["inode"] for entry in identity.values()}) == 3
     np.testing.assert_array_equal(shared.label, graph.label)  # small arrays are untouched
     fetcher = make_fetcher("conventional", shared.feat_tensor(), "cpu")

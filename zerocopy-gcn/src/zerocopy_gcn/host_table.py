@@ -94,7 +94,8 @@ def share_graph_arrays(
     """The graph with ``names`` replaced by maps of one shared copy per machine.
 
     Collective: every rank of ``ctx`` must call it.  Returns the graph and, per array, the
-    identity of the memory it maps (device, inode, bytes), equal on all ranks of a machine.
+    identity of the memory it maps (its former path, device, inode, bytes), equal on all ranks of
+    a machine.
     """
     root = Path(root)
     prefix = _segment_prefix(ctx)
@@ -121,6 +122,7 @@ def share_graph_arrays(
                 )
                 status = os.stat(paths[name])
                 identity[name] = {
+                    "path": str(paths[name]),  # unlinked once every rank maps it
                     "device": status.st_dev,
                     "inode": status.st_ino,
                     "bytes": int(array.nbytes),
