@@ -13,6 +13,12 @@ TINY_LIFTER = {
 }
 
 
+@pytest.fixture
+def tiny_lifter_config():
+    """The model config of a 9-frame lifter small enough for CPU tests."""
+    return dict(TINY_LIFTER)
+
+
 @pytest.fixture(scope="session")
 def tiny_lifter_checkpoint(tmp_path_factory):
     """An untrained 9-frame H36M-17 lifter saved as training saves one."""

@@ -10,17 +10,9 @@ bench_wild = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "b
 bench_detector, bench_lift = bench_wild.bench_detector, bench_wild.bench_lift
 write_detector, write_lift = bench_wild.write_detector, bench_wild.write_lift
 
-SMALL = {
-    "filter_widths": [3, 3],
-    "channels": 8,
-    "temporal_kernel": 3,
-    "output_layer": "per_joint",
-    "sequence_branch": False,
-}
 
-
-def test_bench_lift_times_a_track_file_end_to_end(tmp_path):
-    row = bench_lift(30, 9, model_config=SMALL)
+def test_bench_lift_times_a_track_file_end_to_end(tmp_path, tiny_lifter_config):
+    row = bench_lift(30, 9, model_config=tiny_lifter_config)
     assert row["frames"] == 30 and row["receptive_field"] == 9
     assert row["lift_frames_per_s"] > 0 and row["end_to_end_frames_per_s"] > 0
     write_lift(tmp_path, row, "cmd")

@@ -11,37 +11,22 @@ from glagcn.data.synthesize import synthesize
 from glagcn.keypoints import KeypointInputError
 from glagcn.lift import lift
 from glagcn.model import build_model
-from glagcn.skeleton import H36M_17
+from glagcn.skeleton import HUMANEVA_15
 from trilab.checkpoint import save_checkpoint
 
 PROJECT = Path(__file__).resolve().parents[1]
-MODEL = {
-    "filter_widths": [3, 3],
-    "channels": 8,
-    "temporal_kernel": 3,
-    "output_layer": "per_joint",
-    "sequence_branch": False,
-}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    model = build_model(MODEL, H36M_17)
-    save_checkpoint(path, model=model, epoch=0, extra={"model_config": MODEL, "skeleton": "h36m17"})
-    return path
-
-
-def test_lift_returns_one_root_relative_pose_per_frame(checkpoint):
+def test_lift_returns_one_root_relative_pose_per_frame(tiny_lifter_checkpoint):
     keypoints = np.random.default_rng(0).uniform(300, 700, size=(5, 17, 2))  # shorter than RF 9
-    poses = lift(keypoints, (1000, 1000), checkpoint)
+    poses = lift(keypoints, (1000, 1000), tiny_lifter_checkpoint)
     assert poses.shape == (5, 17, 3) and np.isfinite(poses).all()
     assert np.abs(poses[:, 0]).max() == 0.0
     with pytest.raises(KeypointInputError, match="image width 0 is not a size in pixels"):
-        lift(keypoints, (0, 1000), checkpoint)
+        lift(keypoints, (0, 1000), tiny_lifter_checkpoint)
 
 
-def test_predict_py_on_a_generated_coco_json(tmp_path, checkpoint):
+def test_predict_py_on_a_generated_coco_json(tmp_path, tiny_lifter_checkpoint):
     synthesize(
         tmp_path / "synthetic",
         frames=30,
@@ -58,7 +43,7 @@ def test_predict_py_on_a_generated_coco_json(tmp_path, checkpoint):
             sys.executable,
             "predict.py",
             f"input={keypoints}",
-            f"checkpoint={checkpoint}",
+            f"checkpoint={tiny_lifter_checkpoint}",
             f"output={out}",
             "image_width=1000",
             "image_height=1002",
@@ -76,16 +61,13 @@ def test_predict_py_on_a_generated_coco_json(tmp_path, checkpoint):
     assert (out / "lift.mp4").stat().st_size > 0 and (out / "lift_frames.png").is_file()
 
 
-def test_checkpoint_of_another_skeleton_is_refused(tmp_path):
-    config = dict(MODEL)
+def test_checkpoint_of_another_skeleton_is_refused(tmp_path, tiny_lifter_config):
     path = tmp_path / "he.pt"
-    from glagcn.skeleton import HUMANEVA_15
-
     save_checkpoint(
         path,
-        model=build_model(config, HUMANEVA_15),
+        model=build_model(tiny_lifter_config, HUMANEVA_15),
         epoch=0,
-        extra={"model_config": config, "skeleton": "humaneva15"},
+        extra={"model_config": tiny_lifter_config, "skeleton": "humaneva15"},
     )
     with pytest.raises(ValueError, match="humaneva15 skeleton"):
         lift(np.zeros((4, 17, 2)) + 500, (1000, 1000), path)
