@@ -129,3 +129,43 @@ def test_a_split_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_p
         )
     splits = load_ipd_partition(tmp_path, 0, tmp_path / "images")
     assert [s.label for s in splits["train"]] == [1]
+
+
+def test_palette_and_16_bit_images_are_reduced_before_any_full_size_conversion(
+    tmp_path, monkeypatch
+):
+    # A 64 MP palette PNG with transparency (a 20 KB file) took 1 GB converted to RGBA and
+    # composited at full size; a 16-bit one 1.1 GB: the reduction has to come first.
+    codes = (np.arange(600 * 600).reshape(600, 600) % 7).astype(np.uint8)
+    Image.fromarray(codes, mode="P").save(tmp_path / "palette.png", transparency=0)
+    depth = (np.arange(600 * 600, dtype=np.uint16).reshape(600, 600) % 4000) + 1000
+    Image.fromarray(depth).save(tmp_path / "deep.png")
+    converted = []
+    real_to_rgb = images.to_rgb
+
+    def spy(image):
+        converted.append(image.size)
+        return real_to_rgb(image)
+
+    monkeypatch.setattr(images, "to_rgb", spy)
+    for name in ("palette.png", "deep.png"):
+        photo = read_image(tmp_path / name, model_side=64)  # 600 // (4 * 64) = 2
+        assert photo.mode == "RGB" and photo.size == (300, 300)
+    assert converted == [(300, 300), (300, 300)]
+
+
+def test_16_bit_images_are_scaled_to_8_bits_in_a_few_bytes_per_pixel():
+    import tracemalloc
+
+    depth = (np.arange(1000 * 1000, dtype=np.uint16).reshape(1000, 1000) % 4000) + 1000
+    image = Image.fromarray(depth)
+    assert image.mode == "I;16"
+    tracemalloc.start()
+    try:
+        rgb = images.to_rgb(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * depth.size  # float64 temporaries took 17 bytes per pixel
+    values = np.asarray(rgb)
+    assert values.min() == 0 and values.max() == 255

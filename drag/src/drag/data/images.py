@@ -24,15 +24,37 @@ def printable_path(path: str | Path) -> str:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Grayscale, palette, CMYK, 16-bit and alpha images to 8-bit RGB (alpha over white)."""
+    """Grayscale, palette, CMYK, 16-bit and alpha images to 8-bit RGB (alpha over white).
+
+    Written to hold at most about two full-size copies: a 64 MP palette PNG with transparency
+    went through four RGBA copies (1 GB) the direct way.
+    """
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba)  # the alpha band as the mask: over opaque white
+        return background
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        span = max(array.max() - array.min(), 1e-9)
-        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8))
+        # float32 and in place: float64 temporaries of a 64 MP 16-bit PNG took 1.1 GB
+        array = np.asarray(image, dtype=np.float32)
+        low = float(array.min())
+        array -= low
+        array *= 255 / max(float(array.max()), 1e-9)
+        image = Image.fromarray(array.astype(np.uint8))
+    return image.convert("RGB")
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """``image`` in a mode Image.reduce takes, converting to the smallest such mode that loses
+    nothing to_rgb keeps (so the full-size copy before the reduction stays small)."""
+    if image.mode in REDUCIBLE_MODES:
+        return image
+    if image.mode.startswith("I;16"):
+        return image.convert("I")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
     return image.convert("RGB")
 
 
@@ -78,10 +100,8 @@ def read_image(path: str | Path, model_side: int | None = None) -> Image.Image:
         if model_side:
             factor = min(image.size) // (REDUCED_DECODE_FACTOR * model_side)
             if factor >= 2:
-                if image.mode not in REDUCIBLE_MODES:
-                    image = to_rgb(image)
-                image = image.reduce(factor)
-        image = ImageOps.exif_transpose(image)
+                image = _reducible(image).reduce(factor)
+        ImageOps.exif_transpose(image, in_place=True)  # the default copies a full-size image
         return to_rgb(image)
 
 
