@@ -151,3 +151,44 @@ def test_predict_py_prints_one_line_and_exits_2(tmp_path, checkpoint):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "huge.json" in done.stderr
     assert not (tmp_path / "out" / "poses_3d.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("fps", float("nan"), "fps must be a finite number in .*got nan"),
+        ("fps", "thirty", "fps must be a number, got 'thirty'"),
+        ("link_iou", "high", "link_iou must be a number, got 'high'"),
+        ("max_missing_fraction", float("nan"), "max_missing_fraction must be a finite"),
+        ("max_gap_frames", -1, "max_gap_frames must be an integer >= 0, got -1"),
+        ("person", 1.5, "person must be an integer, got 1.5"),
+    ],
+)
+def test_predict_options_that_are_not_numbers_are_named_before_anything_is_read(
+    tmp_path, checkpoint, option, value, expected
+):
+    # a NaN frame rate went into poses_3d.json as a NaN literal; a word was a ValueError
+    from omegaconf import OmegaConf
+
+    from glagcn.predict import predict
+    from trilab.errors import UserError
+
+    cfg = OmegaConf.load(PROJECT / "configs" / "predict.yaml")
+    cfg.pop("hydra")
+    out = tmp_path / "out"
+    cfg = OmegaConf.merge(
+        cfg,
+        {
+            "input": str(_write(tmp_path / "k.json", _coco_entries())),
+            "checkpoint": str(checkpoint),
+            "output": str(out),
+            "image_width": 1000,
+            "image_height": 1000,
+            "render": False,
+            "progress": False,
+            option: value,
+        },
+    )
+    with pytest.raises(UserError, match=expected):
+        predict(cfg)
+    assert not (out / "poses_3d.json").exists()

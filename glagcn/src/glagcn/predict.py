@@ -31,13 +31,49 @@ from glagcn.video_io import VideoInfo, video_info
 from trilab.errors import UserError
 
 
-def _optional_int(value, name: str) -> int | None:
+def _optional_number(value, name: str, low: float = -np.inf, high: float = np.inf) -> float | None:
+    """``value`` as a finite float in [low, high]; None stays None.  Unchecked, a NaN frame
+    rate became a NaN literal in poses_3d.json and a word where a number belongs a traceback."""
     if value is None:
         return None
     try:
-        return int(value)
+        if isinstance(value, bool):  # float(True) would pass as 1
+            raise TypeError
+        number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{name} must be an integer, got {value!r}") from None
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if not (np.isfinite(number) and low <= number <= high):
+        bounds = f" in [{low:g}, {high:g}]" if np.isfinite([low, high]).all() else ""
+        raise UserError(f"{name} must be a finite number{bounds}, got {value!r}")
+    return number
+
+
+def _optional_int(value, name: str, low: float = -np.inf) -> int | None:
+    bound = f" >= {low:g}" if np.isfinite(low) else ""
+    refusal = UserError(f"{name} must be an integer{bound}, got {value!r}")
+    try:
+        number = _optional_number(value, name, low)
+    except UserError:
+        raise refusal from None
+    if number is not None and not number.is_integer():
+        raise refusal
+    return None if number is None else int(number)
+
+
+def _options(cfg: DictConfig) -> dict:
+    """The numeric options, checked before any file is read."""
+    return {
+        "first_frame_id": _optional_int(cfg.get("first_frame_id"), "first_frame_id"),
+        "person": _optional_int(cfg.get("person"), "person"),
+        "link_iou": _optional_number(cfg.link_iou, "link_iou", 0, 1),
+        "link_max_gap": _optional_int(cfg.get("link_max_gap"), "link_max_gap", 0),
+        "score_threshold": _optional_number(cfg.get("score_threshold"), "score_threshold"),
+        "max_missing_fraction": _optional_number(
+            cfg.max_missing_fraction, "max_missing_fraction", 0, 1
+        ),
+        "max_gap_frames": _optional_int(cfg.max_gap_frames, "max_gap_frames", 0),
+        "fps": _optional_number(cfg.get("fps"), "fps", 1e-3, 1e4),
+    }
 
 
 def resolve_image_size(
@@ -138,13 +174,15 @@ def _write_poses(
                 "image_size": list(image_size),
                 "fps": fps,
                 "frames": frames,
-            }
+            },
+            allow_nan=False,  # strict JSON: other languages' parsers reject NaN literals
         )
     )
     return {"poses_3d": str(out / "poses_3d.npz"), "poses_json": str(out / "poses_3d.json")}
 
 
 def predict(cfg: DictConfig) -> dict:
+    given = _options(cfg)
     out = Path(str(cfg.output))
     out.mkdir(parents=True, exist_ok=True)
     video = video_info(cfg.video) if cfg.get("video") else None
@@ -161,14 +199,11 @@ def predict(cfg: DictConfig) -> dict:
         input_path, input_format = Path(str(cfg.input)), cfg.get("format")
     options = ReadOptions(
         cfg.get("video_name"),
-        _optional_int(cfg.get("first_frame_id"), "first_frame_id"),
+        given["first_frame_id"],
         cfg.get("layout"),
     )
     detections = read_detections(input_path, input_format, options)
-    link_max_gap = cfg.get("link_max_gap")
-    tracks = build_tracks(
-        detections, float(cfg.link_iou), None if link_max_gap is None else int(link_max_gap)
-    )
+    tracks = build_tracks(detections, given["link_iou"], given["link_max_gap"])
     first, last = detections.frame_span()
     print(
         f"{detections.source}: {detections.format}, {detections.layout}, frames "
@@ -185,7 +220,7 @@ def predict(cfg: DictConfig) -> dict:
             f"{cfg.detector_score_threshold}); lower detector_score_threshold, or check that "
             "the video shows people"
         )
-    track = choose_track(tracks, _optional_int(cfg.get("person"), "person"), detections.source)
+    track = choose_track(tracks, given["person"], detections.source)
     sequence = track_sequence(detections, track)
     image_size, size_origin = resolve_image_size(
         detections, video, cfg.get("image_width"), cfg.get("image_height")
@@ -197,7 +232,7 @@ def predict(cfg: DictConfig) -> dict:
             "give first_frame_id=1"
         )
     rule = resolve_score_rule(
-        detections.score_rule, cfg.get("score_rule"), cfg.get("score_threshold")
+        detections.score_rule, cfg.get("score_rule"), given["score_threshold"]
     )
     print(
         f"person {track.track_id}: frames {sequence.frame_indices[0]}-"
@@ -213,14 +248,14 @@ def predict(cfg: DictConfig) -> dict:
         image_size,
         cfg.checkpoint,
         rule,
-        float(cfg.max_missing_fraction),
-        int(cfg.max_gap_frames),
+        given["max_missing_fraction"],
+        given["max_gap_frames"],
         bool(cfg.flip_test),
         cfg.device,
     )
     for message in result.messages:
         print(f"note: {message}")
-    fps = float(cfg.fps) if cfg.get("fps") else (video.fps if video and video.fps else 25.0)
+    fps = given["fps"] or (video.fps if video and video.fps else 25.0)
     written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
