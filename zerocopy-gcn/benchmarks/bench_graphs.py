@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from zerocopy_gcn.graph import ensure_rmat, preset_spec
-from zerocopy_gcn.training import preset_folder
+from zerocopy_gcn.graph import ensure_rmat
+from zerocopy_gcn.graph.dataset import preset_location
 
 
 def graph_arg(text: str) -> dict[str, Any]:
@@ -41,19 +41,5 @@ def graph_parser(description: str | None) -> argparse.ArgumentParser:
 
 def graph_folder(data_root: Path, data: Mapping[str, Any]) -> Path:
     """The folder of the preset graph ``data`` describes, generated where missing."""
-    spec = preset_spec(
-        data["preset"],
-        num_nodes=data.get("num_nodes"),
-        avg_degree=data.get("avg_degree"),
-        feat_dim=data.get("feat_dim"),
-        num_classes=data.get("num_classes"),
-        feat_dtype=data.get("feat_dtype"),
-        split=data.get("split"),
-        seed=data.get("seed", 0),
-    )
-    return ensure_rmat(
-        preset_folder(Path(data_root).resolve(), data["preset"], spec),
-        spec,
-        name=data["preset"],
-        progress=False,
-    )
+    spec, folder = preset_location(data, Path(data_root).resolve())
+    return ensure_rmat(folder, spec, name=data["preset"], progress=False)

@@ -9,7 +9,6 @@ Resuming, stops, checkpoints and the run folder are trilab's training loop.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
@@ -29,102 +27,13 @@ from trilab.loop import EpochResult, EpochTotals, StepResult, TrainLoop, epoch_o
 from trilab.run_folder import RUN_FILES, claim_run_folder
 from trilab.runlog import RunLogger
 from trilab.seed import seed_everything
-from zerocopy_gcn.fetch import FeatureFetcher, make_fetcher
-from zerocopy_gcn.graph import CSRGraph, RMatSpec, ensure_rmat, load_graph, preset_spec
-from zerocopy_gcn.graph.csr import numpy_to_tensor
+from zerocopy_gcn.fetch import FeatureFetcher, build_fetcher
+from zerocopy_gcn.graph.dataset import open_dataset
 from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
+from zerocopy_gcn.metrics import epoch_record, run_metrics, weights_digest
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, prepare_batch
-from zerocopy_gcn.sampling import NeighborSampler, make_sampler, seed_batches
-
-FETCH_OPTIONS = {
-    "conventional": ("num_threads", "check_bounds"),
-    "gpu": ("check_bounds",),
-    "zerocopy": ("kernel", "vector_loads", "sort_indices", "check_bounds", "max_threads"),
-}
-
-
-def open_dataset(
-    data: DictConfig, ctx: DistContext | None = None, progress: bool = True
-) -> CSRGraph:
-    """A graph folder (``data.kind=folder``) or a generated preset (cached under ``data.root``)."""
-    if data.kind == "folder":
-        if not data.path:
-            raise UserError("data.kind=folder needs data.path=<graph folder>")
-        return load_graph(to_absolute_path(str(data.path)), validate=data.get("validate", "full"))
-    if data.kind != "preset":
-        raise UserError(f"data.kind must be 'preset' or 'folder', got {data.kind!r}")
-    spec = preset_spec(
-        data.preset,
-        num_nodes=data.get("num_nodes"),
-        avg_degree=data.get("avg_degree"),
-        feat_dim=data.get("feat_dim"),
-        num_classes=data.get("num_classes"),
-        feat_dtype=data.get("feat_dtype"),
-        split=data.get("split"),
-        seed=data.get("seed", 0),
-    )
-    folder = preset_folder(Path(to_absolute_path(str(data.root))), data.preset, spec)
-    is_main = ctx is None or ctx.is_main
-    if is_main:
-        ensure_rmat(folder, spec, name=data.preset, progress=progress)
-    if ctx is not None:
-        ctx.barrier()  # other ranks open the folder rank 0 wrote
-    return load_graph(folder, validate="cheap" if not is_main else "full")
-
-
-def preset_folder(root: Path, preset: str, spec: RMatSpec) -> Path:
-    """Where a generated preset graph is cached: one folder per distinct spec."""
-    return root / (
-        f"{preset}_n{spec.num_nodes}_e{spec.num_edges}_d{spec.feat_dim}"
-        f"_c{spec.num_classes}_{spec.feat_dtype}_s{spec.seed}"
-    )
-
-
-def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) -> FeatureFetcher:
-    mode = cfg_fetch.mode
-    options = {key: cfg_fetch[key] for key in FETCH_OPTIONS.get(mode, ()) if key in cfg_fetch}
-    if mode == "zerocopy":
-        options["read_only"] = not graph.feat.flags.writeable
-    fetcher = make_fetcher(mode, graph.feat_tensor(), device, **options)
-    cache_fraction = float(cfg_fetch.get("cache_fraction", 0.0) or 0.0)
-    if cache_fraction > 0:
-        from zerocopy_gcn.fetch.cached import CachedFetcher
-
-        fetcher = CachedFetcher.for_graph(
-            graph, fetcher, device, cache_fraction, ranking=cfg_fetch.get("cache_ranking", "degree")
-        )
-    return fetcher
-
-
-def sampling_arrays(
-    sample_on: str, graph: CSRGraph, device: torch.device
-) -> tuple[torch.device, dict[str, torch.Tensor], list]:
-    """Where the sampler runs and which CSR tensors it reads.
-
-    ``cpu``: the memory-mapped arrays on the host; ``device``: copies in device memory;
-    ``mapped``: the host arrays pinned in place and read by GPU ops over PCIe (GPU sampling
-    for a CSR larger than device memory).
-    """
-    if sample_on == "cpu":
-        return torch.device("cpu"), {}, []
-    if sample_on == "device":
-        return device, {}, []
-    if sample_on == "mapped":
-        if device.type != "cuda":
-            raise UserError("sample_on=mapped needs a CUDA device")
-        from zerocopy_gcn.fetch.zerocopy import HostRegistration, mapped_cuda_tensor
-
-        registrations, csr = [], {}
-        for name in ("indptr", "indices"):
-            array = getattr(graph, name)
-            registration = HostRegistration(
-                numpy_to_tensor(array), read_only=not array.flags.writeable
-            )
-            registrations.append(registration)
-            csr[name] = mapped_cuda_tensor(registration, device)
-        return device, csr, registrations
-    raise UserError(f"sample_on must be cpu, device or mapped, got {sample_on!r}")
+from zerocopy_gcn.sampling import NeighborSampler, make_sampler, sampling_arrays, seed_batches
 
 
 def _sync(device: torch.device) -> None:
@@ -153,15 +62,6 @@ def evaluate(
         logits = model(prepared.features.float(), prepared.batch.blocks)
         correct += int((logits.argmax(1) == prepared.batch.labels).sum())
     return correct / nodes.shape[0]
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    module = model.module if hasattr(model, "module") else model
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -303,19 +203,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
 
     def end_epoch(epoch: int, totals: EpochTotals) -> EpochResult:
         val_acc = evaluate(trainable, eval_sampler, fetcher, val_nodes, cfg.eval_batch_size, device)
-        record = {
-            "epoch": epoch,
-            "loss": totals.mean("loss", "seen"),
-            "train_acc": totals.mean("correct", "seen"),
-            "val_acc": val_acc,
-            "epoch_s": totals.seconds,
-            **{key: totals.sums.get(key, 0.0) for key in ("sample_s", "fetch_s", "train_s")},
-            # without prefetch, waiting for a batch is its sampling and fetching
-            "stall_s": totals.data_seconds if cfg.prefetch else 0.0,
-            "fetched_gb": (fetcher.bytes_fetched - fetched_before[0]) / 1e9,
-        }
-        if hasattr(fetcher, "epoch_stats"):
-            record.update(fetcher.epoch_stats())
+        record = epoch_record(epoch, totals, val_acc, fetcher, fetched_before[0], cfg.prefetch)
         loop.extra["history"] = [*loop.extra["history"], record]  # in every later checkpoint
         return EpochResult(
             {f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, score=val_acc
@@ -338,35 +226,17 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
                 model, eval_sampler, fetcher, test_nodes, cfg.eval_batch_size, device
             )
         best = {"val_acc": loop.best_score, "test_acc": best_test, "epoch": loop.best_epoch}
-    metrics = {
-        "graph": {
-            "name": graph.name,
-            "num_nodes": graph.num_nodes,
-            "num_edges": graph.num_edges,
-            "feat_dim": graph.feat_dim,
-            "feat_dtype": graph.feat_dtype,
-            "num_classes": graph.num_classes,
-            "path": str(graph.path),
-        },
-        "fetch_mode": cfg.fetch.mode,
-        "model": cfg.model.name,
-        "fanouts": fanouts,
-        "batch_size": cfg.batch_size,
-        "device": str(device),
-        "world_size": ctx.world_size,
-        "epochs": cfg.epochs,
-        "setup_s": setup_s,
-        "history": history,
-        "mean_epoch_times_excluding_first": _mean_times(history),
-        "final_val_acc": history[-1]["val_acc"] if history else float("nan"),
-        "final_test_acc": final_test,
-        "best": best,
-        "chance_acc": float(
-            np.bincount(graph.label[graph.label >= 0]).max() / max(int((graph.label >= 0).sum()), 1)
-        ),
-        "weights_sha256": digest,
-        "host_table": {"kind": host_table, "shared_memory": shared_memory},
-    }
+    metrics = run_metrics(
+        cfg,
+        ctx,
+        graph,
+        history,
+        setup_s=setup_s,
+        final_test=final_test,
+        best=best,
+        digest=digest,
+        host_table={"kind": host_table, "shared_memory": shared_memory},
+    )
     log.write_metrics(metrics)
     if ctx.is_distributed:
         (out / f"weights_rank{ctx.rank}.txt").write_text(digest)
@@ -379,11 +249,3 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
     for registration in registrations:
         registration.close()
     return metrics
-
-
-def _mean_times(history: list[dict]) -> dict[str, float]:
-    timed = history[1:] if len(history) > 1 else history  # the first epoch warms caches up
-    return {
-        key: float(np.mean([h[key] for h in timed])) if timed else float("nan")
-        for key in ("epoch_s", "sample_s", "fetch_s", "train_s", "stall_s")
-    }
