@@ -192,3 +192,17 @@ def test_predict_options_that_are_not_numbers_are_named_before_anything_is_read(
     with pytest.raises(UserError, match=expected):
         predict(cfg)
     assert not (out / "poses_3d.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (np.array([np.nan, 100.0]), "key 'image_size': image width nan is not a size"),
+        (np.array(["wide", "tall"]), r"key 'image_size': .* got \['wide', 'tall'\]"),
+    ],
+)
+def test_an_impossible_image_size_in_an_npz_names_the_key_and_value(tmp_path, size, expected):
+    keypoints = np.full((5, 17, 2), 100.0, dtype=np.float32)
+    np.savez(tmp_path / "sized.npz", keypoints=keypoints, image_size=size)
+    with pytest.raises(KeypointInputError, match=expected):
+        read_detections(tmp_path / "sized.npz")

@@ -13,6 +13,7 @@ from glagcn.keypoints.core import (
     DetectionSet,
     KeypointInputError,
     ScoreRule,
+    checked_image_size,
     numeric_array,
 )
 from glagcn.keypoints.layouts import get_layout
@@ -69,7 +70,10 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
         detections[frame - first] = [] if detection is None else [detection]
     size = None
     if "image_size" in arrays:
-        size = tuple(int(v) for v in np.asarray(arrays["image_size"]).ravel()[:2])
+        # checked here, where the key can be named: int() of NaN or of text said neither
+        size = checked_image_size(
+            np.asarray(arrays["image_size"]).ravel()[:2].tolist(), f"{source}: key 'image_size'"
+        )
     rule = ScoreRule("absolute", 0.3) if has_scores else ScoreRule("none", 0.0)
     return DetectionSet(
         source,
