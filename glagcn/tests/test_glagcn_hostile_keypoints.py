@@ -206,3 +206,9 @@ def test_an_impossible_image_size_in_an_npz_names_the_key_and_value(tmp_path, si
     np.savez(tmp_path / "sized.npz", keypoints=keypoints, image_size=size)
     with pytest.raises(KeypointInputError, match=expected):
         read_detections(tmp_path / "sized.npz")
+
+
+def test_json_saved_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_text(json.dumps(_coco_entries()), encoding="utf-8-sig")
+    assert len(read_detections(path).frames) == 6

@@ -43,7 +43,8 @@ class FilePeek:
     @cached_property
     def json(self) -> Any:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            # utf-8-sig: Windows tools (PowerShell, Notepad) start JSON with a byte-order mark
+            return json.loads(self.path.read_text(encoding="utf-8-sig"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise KeypointInputError(f"{self.path}: not valid JSON ({error})") from error
         except RecursionError:
