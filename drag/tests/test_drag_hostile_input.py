@@ -11,7 +11,7 @@ from PIL import Image
 
 import drag.data.images as images
 import drag.predict as predict
-from drag.data.formats import load_ipd_partition
+from drag.data.formats import DataFormatError, load_ipd_partition, load_labels_splits
 from drag.data.images import image_to_tensor, read_image
 from drag.explain import explain
 from drag.predict import predict_folder
@@ -169,3 +169,34 @@ def test_16_bit_images_are_scaled_to_8_bits_in_a_few_bytes_per_pixel():
     assert peak < 8 * depth.size  # float64 temporaries took 17 bytes per pixel
     values = np.asarray(rgb)
     assert values.min() == 0 and values.max() == 255
+
+
+def _split_readers(tmp_path, name: bytes):
+    """Both split-file readers, each over a file whose one row has image name ``name``."""
+    folder = tmp_path / "partition0"
+    folder.mkdir()
+    for split in ("train", "val", "test"):
+        (folder / f"{split}.csv").write_bytes(b"img_name,label\n" + name + b",private\n")
+    (tmp_path / "labels.csv").write_bytes(b"image,label,fold\n" + name + b",1,0\n")
+    labels = {"1": "private", "0": "public"}
+    return [
+        lambda: load_ipd_partition(tmp_path, 0, tmp_path),
+        lambda: load_labels_splits(
+            tmp_path / "labels.csv", tmp_path, "fold", labels, "image", "label"
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # a spreadsheet's plain "CSV" on Windows is cp1252: this was a UnicodeDecodeError
+        ("caf\u00e9.jpg".encode("cp1252"), r"\.csv line 2: byte 0xe9 is not UTF-8"),
+        (b"", r"\.csv line 2: no image name in column"),  # was a TypeError from Path(None)
+        (b"a" * 200_000, r"\.csv near line 2: not readable as CSV"),  # was a bare csv.Error
+    ],
+)
+def test_split_csvs_that_are_not_utf8_or_not_csv_name_the_file_and_line(tmp_path, name, expected):
+    for read in _split_readers(tmp_path, name):
+        with pytest.raises(DataFormatError, match=expected):
+            read()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from drag import CLASS_NAMES, PRIVATE, PUBLIC
@@ -21,9 +22,45 @@ class DataFormatError(DragInputError):
     """A split file has a missing column or an unknown value; the message names both."""
 
 
-def _resolve(image_root: Path, name: str) -> str:
+def _resolve(image_root: Path, name: str | None, where: str, column: str) -> str:
+    if not (name or "").strip():
+        raise DataFormatError(f"{where}: no image name in column {column!r}")
     path = Path(name)
     return str(path if path.is_absolute() else image_root / path)
+
+
+def _undecodable(path: Path) -> tuple[int, int]:
+    """(line number, byte) of the first byte of ``path`` that is not UTF-8, read line by line."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return number, line[error.start]
+    return 0, 0
+
+
+@contextlib.contextmanager
+def _csv_rows(path: Path) -> Iterator[csv.DictReader]:
+    """A DictReader over ``path`` whose decoding and CSV errors name the file and line.
+
+    utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark, which plain utf-8 leaves
+    glued to the first column's name ("missing column img_name").
+    """
+    reader = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            yield reader
+    except UnicodeDecodeError:
+        line, byte = _undecodable(path)
+        raise DataFormatError(
+            f"{path} line {line}: byte 0x{byte:02x} is not UTF-8 text; save the file as "
+            "UTF-8 (a spreadsheet's 'CSV UTF-8')"
+        ) from None
+    except csv.Error as error:
+        line = reader.line_num + 1 if reader is not None else 1
+        raise DataFormatError(f"{path} near line {line}: not readable as CSV: {error}") from None
 
 
 def load_ipd_partition(
@@ -38,8 +75,7 @@ def load_ipd_partition(
         if not path.is_file():
             raise MissingFileError(f"IPD split file not found: {path}")
         samples = []
-        with open(path, newline="", encoding="utf-8-sig") as handle:  # spreadsheet BOMs
-            reader = csv.DictReader(handle)
+        with _csv_rows(path) as reader:
             missing = {"img_name", "label"} - set(reader.fieldnames or [])
             if missing:
                 raise DataFormatError(f"{path}: missing column(s) {sorted(missing)}")
@@ -49,7 +85,8 @@ def load_ipd_partition(
                     raise DataFormatError(
                         f"{path} line {line}: label {row['label']!r} is not private/public"
                     )
-                samples.append(Sample(_resolve(image_root, row["img_name"]), TEXT_LABELS[value]))
+                image = _resolve(image_root, row["img_name"], f"{path} line {line}", "img_name")
+                samples.append(Sample(image, TEXT_LABELS[value]))
         splits[split] = samples
     return splits
 
@@ -86,8 +123,7 @@ def load_labels_splits(
     image_root = Path(image_root)
     codes = {str(v): k for k, v in FOLD_CODES.items()}
     splits: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:  # spreadsheet BOMs
-        reader = csv.DictReader(handle)
+    with _csv_rows(csv_path) as reader:
         columns = set(reader.fieldnames or [])
         missing = {image_column, label_column, fold_column} - columns
         if missing:
@@ -109,7 +145,10 @@ def load_labels_splits(
                     f"{csv_path} line {line}: fold column {fold_column!r} has {raw_fold!r}, "
                     "expected 0 (train), 1 (val) or 2 (test)"
                 )
-            sample = Sample(_resolve(image_root, row[image_column]), mapping[raw_label])
+            where = f"{csv_path} line {line}"
+            sample = Sample(
+                _resolve(image_root, row[image_column], where, image_column), mapping[raw_label]
+            )
             splits[codes[raw_fold]].append(sample)
     return splits
 
