@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from drag import CLASS_NAMES
-from drag.checkpoint_stage import require_stage
+from drag.checkpoint_stage import CHECKPOINT_STAGES, require_stage
 from drag.cluster import cluster_channels, load_clusters, save_clusters
 from drag.data.formats import class_counts
 from drag.data.images import BadFileReport
@@ -52,7 +52,6 @@ from trilab.seed import seed_everything
 from trilab.stopping import StopSignal
 
 STAGES = ("finetune_backbone", "cluster", "pretrain_cgl", "drag")
-TRAINED_STAGES = ("finetune_backbone", "pretrain_cgl", "drag")
 
 
 def train(cfg, stage_functions: dict | None = None) -> dict:
@@ -113,7 +112,7 @@ def _stage_records(stages: list[str]) -> list[str]:
     return [
         f"{stage}/{CHECKPOINT_DIR}/{name}"
         for stage in stages
-        if stage in TRAINED_STAGES
+        if stage in CHECKPOINT_STAGES
         for name in (LAST_CHECKPOINT, BEST_CHECKPOINT)
     ]
 
@@ -168,34 +167,6 @@ class Run:
                 self.stop.halt(
                     "during channel clustering (resume=true clusters again)", None, self.log
                 )
-
-
-class RegionLossOptimizers:
-    """The drag stage's optimizer and the CGL-only one of its MA-CNN region step, checkpointed
-    as the single optimizer the training loop saves and restores.
-
-    The loop has one optimizer slot, and a resume that restarted the region step's Adam
-    (moments, step count) would not continue the run that stopped.  Its class name and
-    description are what the loop compares on resume: a ``last.pt`` of the plain optimizer
-    (region losses off, or written before this state was saved) is refused, as is the reverse.
-    """
-
-    def __init__(
-        self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer, settings: str
-    ) -> None:
-        self.optimizers = {"stage": stage, "region_losses": region_losses}
-        # describe_optimizer reads ``defaults``: a refusal names both and the loss weights
-        self.defaults = {
-            "stage": describe_optimizer(stage),
-            "region_losses": f"{describe_optimizer(region_losses)} for {settings}",
-        }
-
-    def state_dict(self) -> dict:
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state[name])
 
 
 def fit(
@@ -392,6 +363,34 @@ def pretrain_cgl(run: Run) -> dict:
     )
     run.write_json(run.stage_dir("pretrain_cgl") / "metrics.json", result)
     return result
+
+
+class RegionLossOptimizers:
+    """The drag stage's optimizer and the CGL-only one of its MA-CNN region step, checkpointed
+    as the single optimizer the training loop saves and restores.
+
+    The loop has one optimizer slot, and a resume that restarted the region step's Adam
+    (moments, step count) would not continue the run that stopped.  Its class name and
+    description are what the loop compares on resume: a ``last.pt`` of the plain optimizer
+    (region losses off, or written before this state was saved) is refused, as is the reverse.
+    """
+
+    def __init__(
+        self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer, settings: str
+    ) -> None:
+        self.optimizers = {"stage": stage, "region_losses": region_losses}
+        # describe_optimizer reads ``defaults``: a refusal names both and the loss weights
+        self.defaults = {
+            "stage": describe_optimizer(stage),
+            "region_losses": f"{describe_optimizer(region_losses)} for {settings}",
+        }
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
 
 
 def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_drag) -> dict:
