@@ -2,6 +2,7 @@
 and runs killed half-way. Each case: results kept, the file named, nothing lost."""
 
 import csv
+import errno
 import os
 import shutil
 
@@ -15,6 +16,7 @@ from drag.data.formats import DataFormatError, load_ipd_partition, load_labels_s
 from drag.data.images import image_to_tensor, read_image
 from drag.explain import explain
 from drag.predict import predict_folder
+from trilab.errors import WriteError
 
 ODD_NAME = b"caf\xe9 \xff photo.jpg"  # Latin-1 bytes: not UTF-8, as Windows and cameras write
 
@@ -31,7 +33,7 @@ def _folder(tiny_synthetic, tmp_path, count=6):
     return folder
 
 
-def test_a_run_killed_while_scoring_keeps_the_previous_csv(
+def test_a_run_killed_or_out_of_disk_while_scoring_keeps_the_previous_csv(
     trained_run, tiny_synthetic, tmp_path, monkeypatch
 ):
     folder = _folder(tiny_synthetic, tmp_path)
@@ -53,6 +55,22 @@ def test_a_run_killed_while_scoring_keeps_the_previous_csv(
     assert out.read_bytes() == before  # the old results are untouched
     partial = tmp_path / "preds.csv.partial"
     assert partial.is_file() and len(partial.read_text().splitlines()) == 1 + 2
+    monkeypatch.undo()
+
+    class FullDisk:  # ENOSPC as write() raises it: no file name in the error
+        def __init__(self, handle):
+            self.rows = 0
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(predict.csv, "writer", FullDisk)
+    with pytest.raises(WriteError) as refused:
+        predict_folder(folder, _drag_checkpoint(trained_run), out, "cpu", batch_size=2)
+    assert str(refused.value) == f"cannot write {partial}: {os.strerror(errno.ENOSPC)}"
+    assert out.read_bytes() == before and not partial.exists()
 
 
 def test_file_names_that_are_not_utf8_are_scored_and_drawn(trained_run, tiny_synthetic, tmp_path):

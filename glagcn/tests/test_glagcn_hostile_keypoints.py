@@ -153,6 +153,24 @@ def test_predict_py_prints_one_line_and_exits_2(tmp_path, checkpoint):
     assert not (tmp_path / "out" / "poses_3d.json").exists()
 
 
+def _predict_config(tmp_path, checkpoint, **overrides):
+    """predict.py's configuration for a small COCO file, without rendering."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(PROJECT / "configs" / "predict.yaml")
+    cfg.pop("hydra")
+    settings = {
+        "input": str(_write(tmp_path / "k.json", _coco_entries())),
+        "checkpoint": str(checkpoint),
+        "output": str(tmp_path / "out"),
+        "image_width": 1000,
+        "image_height": 1000,
+        "render": False,
+        "progress": False,
+    }
+    return OmegaConf.merge(cfg, {**settings, **overrides})
+
+
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
@@ -168,30 +186,27 @@ def test_predict_options_that_are_not_numbers_are_named_before_anything_is_read(
     tmp_path, checkpoint, option, value, expected
 ):
     # a NaN frame rate went into poses_3d.json as a NaN literal; a word was a ValueError
-    from omegaconf import OmegaConf
-
     from glagcn.predict import predict
     from trilab.errors import UserError
 
-    cfg = OmegaConf.load(PROJECT / "configs" / "predict.yaml")
-    cfg.pop("hydra")
-    out = tmp_path / "out"
-    cfg = OmegaConf.merge(
-        cfg,
-        {
-            "input": str(_write(tmp_path / "k.json", _coco_entries())),
-            "checkpoint": str(checkpoint),
-            "output": str(out),
-            "image_width": 1000,
-            "image_height": 1000,
-            "render": False,
-            "progress": False,
-            option: value,
-        },
-    )
     with pytest.raises(UserError, match=expected):
-        predict(cfg)
-    assert not (out / "poses_3d.json").exists()
+        predict(_predict_config(tmp_path, checkpoint, **{option: value}))
+    assert not (tmp_path / "out" / "poses_3d.json").exists()
+
+
+def test_a_full_disk_while_writing_poses_names_the_output_folder(tmp_path, checkpoint, monkeypatch):
+    import errno
+
+    import glagcn.predict as predict_module
+    from trilab.errors import WriteError
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no name
+
+    monkeypatch.setattr(predict_module.np, "savez", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(WriteError, match=f"cannot write {out}: No space left on device"):
+        predict_module.predict(_predict_config(tmp_path, checkpoint))
 
 
 @pytest.mark.parametrize(

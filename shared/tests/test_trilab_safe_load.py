@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -178,6 +181,19 @@ def test_user_errors_exit_2_stops_exit_with_signal_status(capsys):
 
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         report_user_errors(bug)
+
+    def read_only_folder():
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/runs/a/poses_3d.npz")
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # a refusal of the system is the user's to fix
+        report_user_errors(read_only_folder, program="predict.py")
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"predict.py: error: /runs/a/poses_3d.npz: {os.strerror(errno.EROFS)}"
+    )
+    with pytest.raises(FileNotFoundError):  # a file the code itself expected: a bug
+        report_user_errors(lambda: open("/nonexistent/x"))  # noqa: SIM115
 
 
 def test_members_are_read_only_when_used_and_bombs_are_refused(tmp_path):

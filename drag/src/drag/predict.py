@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from drag.data.images import BadFileReport, printable_path
 from drag.errors import NoImagesError
 from drag.inference import decision_threshold, list_images, load_trained
 from trilab.device import select_device
+from trilab.errors import WriteError, writing
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
 
@@ -46,21 +48,26 @@ def predict_folder(
     partial = out_csv.with_name(out_csv.name + ".partial")
     n_private = n_done = 0
     batches = log.progress(loader, desc="predict", total=len(loader)) if log else loader
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "p_private", "label"])
-        for batch in batches:
-            report.extend(batch["failed"])
-            if not batch["paths"]:
-                continue
-            probs = F.softmax(model(batch["images"].to(dev)).float(), dim=1)[:, 1].cpu()
-            for path, p in zip(batch["paths"], probs.tolist(), strict=True):
-                label = "private" if p >= threshold else "public"
-                n_private += label == "private"
-                writer.writerow([printable_path(path), f"{p:.6f}", label])
-            n_done += len(batch["paths"])
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with writing(partial), open(partial, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "p_private", "label"])
+            for batch in batches:
+                report.extend(batch["failed"])
+                if not batch["paths"]:
+                    continue
+                probs = F.softmax(model(batch["images"].to(dev)).float(), dim=1)[:, 1].cpu()
+                for path, p in zip(batch["paths"], probs.tolist(), strict=True):
+                    label = "private" if p >= threshold else "public"
+                    n_private += label == "private"
+                    writer.writerow([printable_path(path), f"{p:.6f}", label])
+                n_done += len(batch["paths"])
+            handle.flush()
+            os.fsync(handle.fileno())
+    except WriteError:
+        with contextlib.suppress(OSError):  # a file that cannot be finished only takes space
+            partial.unlink(missing_ok=True)
+        raise
     unreadable = out_csv.with_name(out_csv.stem + "_unreadable.tsv")
     if n_done == 0:
         partial.unlink()

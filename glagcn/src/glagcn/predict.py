@@ -28,7 +28,7 @@ from glagcn.lift import LiftResult, lift_track
 from glagcn.render import render_frames_png, render_sequence
 from glagcn.skeleton import H36M_17
 from glagcn.video_io import VideoInfo, video_info
-from trilab.errors import UserError
+from trilab.errors import UserError, writing
 
 
 def _optional_number(value, name: str, low: float = -np.inf, high: float = np.inf) -> float | None:
@@ -256,7 +256,8 @@ def predict(cfg: DictConfig) -> dict:
     for message in result.messages:
         print(f"note: {message}")
     fps = given["fps"] or (video.fps if video and video.fps else 25.0)
-    written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
+    with writing(out):  # a full disk names no file in its error
+        written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")

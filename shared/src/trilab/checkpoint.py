@@ -8,7 +8,6 @@ temporary file that :func:`remove_stale_temporaries` clears when the next run st
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import random
 import re
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from trilab.errors import UserError
+from trilab.errors import REFUSED_BY_SYSTEM, UserError, WriteError
 from trilab.safe_load import DataFileError, UnsafeFileError, load_torch_file
 
 CHECKPOINT_DIR = "checkpoints"
@@ -35,13 +34,6 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, unreadable or does not fit the model it is loaded into."""
 
 
-class WriteError(UserError, OSError):
-    """A file could not be written (full disk, read-only folder, no permission); whatever was
-    at its path before is unchanged."""
-
-
-# the disk or the folder refuses the write: the user can free space or fix permissions
-WRITE_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 # ".<target name>.<8 random characters>.tmp", ours and tempfile.mkstemp's of earlier versions
 TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
@@ -71,7 +63,7 @@ def _atomic_write(path: Path, write) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):  # a read-only folder refuses this too
                 tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno in WRITE_REFUSED:
+        if isinstance(error, OSError) and error.errno in REFUSED_BY_SYSTEM:
             raise WriteError(
                 f"cannot write {path}: {os.strerror(error.errno)}; the file there "
                 "before (if any) is unchanged"

@@ -8,8 +8,11 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,6 +22,31 @@ USER_ERROR_EXIT = 2
 
 class UserError(Exception):
     """Wrong input that the user can fix; the message names the file, key or value at fault."""
+
+
+# The system refuses a read or write for a reason the user can fix (a full disk or quota, a
+# read-only file system, missing permissions): reported like a UserError, not as a bug.
+REFUSED_BY_SYSTEM = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (full disk, read-only folder, no permission); whatever was
+    at its path before is unchanged."""
+
+
+@contextlib.contextmanager
+def writing(path) -> Iterator[None]:
+    """Name ``path`` in the error when the system refuses the writes of the block: a full disk
+    raises ENOSPC from ``write()`` with no file name, which alone would not say where."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, UserError) or error.errno not in REFUSED_BY_SYSTEM:
+            raise
+        where = error.filename or path
+        raise WriteError(f"cannot write {where}: {os.strerror(error.errno)}") from None
 
 
 class RunStopped(Exception):  # noqa: N818 (a stop is not an error)
@@ -58,6 +86,12 @@ def report_user_errors(function: Callable[[], T], *, program: str | None = None)
         raise SystemExit(USER_ERROR_EXIT) from None
     except UserError as error:
         print(f"{prefix}error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None
+    except OSError as error:
+        if error.errno not in REFUSED_BY_SYSTEM:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{prefix}error: {where}{os.strerror(error.errno)}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
     except RunStopped as stop:
         print(f"{prefix}{stop}", file=sys.stderr, flush=True)
