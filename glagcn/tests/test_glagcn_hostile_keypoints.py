@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from glagcn.keypoints import KeypointInputError, load_track, read_detections
-from glagcn.lift import lift_track
+from glagcn.lift import lift, lift_track
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -227,3 +227,13 @@ def test_json_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.json"
     path.write_text(json.dumps(_coco_entries()), encoding="utf-8-sig")
     assert len(read_detections(path).frames) == 6
+
+
+def test_arrays_handed_to_lift_are_refused_for_their_dtype_before_their_shape(checkpoint):
+    pixels = np.random.default_rng(0).uniform(300, 500, (10, 17, 3))
+    with_none = pixels[..., :2].astype(object)
+    with_none[2, 3, 0] = None  # became NaN without a word, booleans 0/1 pixels, complex real
+    wrong = (pixels.astype(object), with_none, pixels[..., :2] > 400, pixels[..., :2] + 0j)
+    for array in wrong:
+        with pytest.raises(KeypointInputError, match=f"keypoints_2d holds {array.dtype} values"):
+            lift(array, (1000, 1000), checkpoint)

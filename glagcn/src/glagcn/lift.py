@@ -17,7 +17,7 @@ from glagcn.keypoints import (
     ScoreRule,
     prepare_h36m,
 )
-from glagcn.keypoints.core import checked_image_size
+from glagcn.keypoints.core import checked_image_size, numeric_array
 from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
@@ -161,12 +161,12 @@ def lift(
     Frames with no joint at all are interpolated when the gap is at most ``max_gap_frames``
     long, else returned as NaN.  Sequences shorter than the receptive field are edge-padded.
     """
-    keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
+    keypoints_2d = numeric_array(keypoints_2d, "<array>", "keypoints_2d")
     if scores is None:
         scores = np.ones(keypoints_2d.shape[:2], dtype=np.float32)
     sequence = KeypointSequence(
         keypoints_2d,
-        np.asarray(scores, dtype=np.float32),
+        scores,
         np.arange(len(keypoints_2d)),
         layout,
         score_rule=ScoreRule("absolute", score_threshold),

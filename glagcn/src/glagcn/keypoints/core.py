@@ -30,13 +30,18 @@ MAX_FRAME_SPAN_PER_FRAME = 100
 FRAME_SPAN_SLACK = 10_000
 
 
-def numeric_array(value, source: str, key: str) -> np.ndarray:
+def numeric_array(value, source: str, key: str, meaning: str = "pixel coordinates") -> np.ndarray:
     """``value`` as a real-valued array, refusing what would convert silently into garbage
-    (booleans to 0/1, complex numbers, strings, objects)."""
-    array = np.asarray(value)
+    (booleans to 0/1, complex numbers, strings, objects: None became NaN)."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # nested lists of unequal lengths
+        raise KeypointInputError(
+            f"{source}: {key} is not an array: its rows differ in length"
+        ) from None
     if array.dtype.kind not in "iuf":
         raise KeypointInputError(
-            f"{source}: {key} holds {array.dtype} values; expected real numbers (pixel coordinates)"
+            f"{source}: {key} holds {array.dtype} values; expected real numbers ({meaning})"
         )
     return array
 
@@ -238,7 +243,10 @@ class KeypointSequence:
                 f"{self.source}: unknown layout {self.layout!r}, expected one of {tuple(LAYOUTS)}"
             )
         joints = LAYOUTS[self.layout].num_joints
-        self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+        # the dtype before the shape: an object array is refused as such, not for its shape
+        self.keypoints = numeric_array(self.keypoints, self.source, "keypoints").astype(
+            np.float32, copy=False
+        )
         if self.keypoints.ndim != 3 or self.keypoints.shape[1:] != (joints, 2):
             raise KeypointInputError(
                 f"{self.source}: keypoints must have shape (T, {joints}, 2) "
@@ -246,7 +254,10 @@ class KeypointSequence:
             )
         if len(self.keypoints) == 0:
             raise KeypointInputError(f"{self.source}: the sequence has no frames")
-        self.scores = np.asarray(self.scores, dtype=np.float32)
+        scores = np.asarray(self.scores)
+        if scores.dtype != bool:  # a visibility mask is a score of 0 or 1; text is not
+            scores = numeric_array(scores, self.source, "scores", "confidence scores")
+        self.scores = scores.astype(np.float32, copy=False)
         if self.scores.shape != self.keypoints.shape[:2]:
             raise KeypointInputError(
                 f"{self.source}: scores must have shape "
