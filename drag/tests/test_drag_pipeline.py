@@ -7,6 +7,7 @@ import pytest
 from drag.explain import explain
 from drag.predict import predict_folder
 from drag.training import train
+from trilab.testing import modules_loaded_by
 
 EXPERIMENTS = sorted(
     p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml")
@@ -88,12 +89,7 @@ def test_all_stages_end_to_end_then_resume_predict_explain(
 
 
 def test_inference_imports_no_training_code():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, drag.predict, drag.explain, drag.evaluate; "
-        "print(sorted(m for m in sys.modules if m in ('drag.training', 'trilab.loop')))"
+    loaded = modules_loaded_by(
+        ["drag.predict", "drag.explain", "drag.evaluate"], ["drag.training", "trilab.loop"]
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert loaded == []

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from trilab.checkpoint import CheckpointError
 from trilab.errors import RunStopped
 from trilab.run_folder import RunFolderError
 from trilab.stopping import StopSignal
+from trilab.testing import signal_once_logged, torchrun_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -168,15 +168,6 @@ def test_a_stage_that_ran_is_refused_without_resume_or_overwrite(
     assert last.read_bytes() == before
 
 
-def _sigterm_once_logged(process: subprocess.Popen, log: Path, text: str) -> None:
-    """Send SIGTERM to ``process`` as soon as ``text`` appears in ``log``."""
-    deadline = time.monotonic() + 180
-    while not (log.is_file() and text in log.read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-
-
 @pytest.mark.slow
 def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(
     tiny_synthetic, tiny_overrides, tmp_path
@@ -186,23 +177,18 @@ def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(
     (That a resumed two-process run equals the uninterrupted one is shown for GLA-GCN and
     zerocopy-gcn, whose loops share this stop logic; here it would cost a third launch.)"""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+    command = torchrun_command(
         "train.py",
         *tiny_overrides(tiny_synthetic),
         "finetune.epochs=6",
         "stages=[finetune_backbone]",
         f"hydra.run.dir={tmp_path}",
-    ]
+    )
     process = subprocess.Popen(
         command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     log = tmp_path / "run.log"
-    _sigterm_once_logged(process, log, "stage finetune_backbone epoch 0:")
+    signal_once_logged(process, log, "stage finetune_backbone epoch 0:", timeout=180)
     _, stderr = process.communicate(timeout=180)
     assert process.returncode != 0
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,12 @@ from trilab.errors import RunStopped
 from trilab.run_folder import RunFolderError
 from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
-from trilab.testing import write_crafted_npz, write_crafted_torch_file
+from trilab.testing import (
+    signal_once_logged,
+    torchrun_command,
+    write_crafted_npz,
+    write_crafted_torch_file,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "configs"
@@ -162,32 +166,10 @@ def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_pa
     assert not marker.exists()
 
 
-def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and text in path.read_text():
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"run ended before {text!r}: {process.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
-
-
 def _subprocess_command(synthetic) -> tuple[list[str], dict]:
     common = _overrides(synthetic, "epochs=4", "train.max_batches_per_epoch=30")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return [sys.executable, "train.py", *common], env
-
-
-def _torchrun(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        *args,
-    ]
 
 
 @pytest.mark.slow
@@ -201,7 +183,7 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
     train_args = command[1:]  # without the interpreter: torchrun runs train.py itself
     reference = tmp_path / "reference"
     done = subprocess.run(
-        _torchrun(*train_args, f"hydra.run.dir={reference}"),
+        torchrun_command(*train_args, f"hydra.run.dir={reference}"),
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -212,15 +194,14 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
 
     run = tmp_path / "run"
     process = subprocess.Popen(
-        _torchrun(*train_args, f"hydra.run.dir={run}"),
+        torchrun_command(*train_args, f"hydra.run.dir={run}"),
         cwd=PROJECT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(run / "run.log", "epoch 0:", process, timeout=300)
-    process.send_signal(signal.SIGTERM)
+    signal_once_logged(process, run / "run.log", "epoch 0:", timeout=300)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     # one message per rank (the two may share a line of the common stderr), the same place:
@@ -237,7 +218,7 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
         steps = int(position.rsplit(" ", 1)[1])
         assert payload["steps_into_next_epoch"] == steps and steps % 10 == 0
     resumed = subprocess.run(
-        _torchrun(*train_args, f"hydra.run.dir={run}", "resume=true"),
+        torchrun_command(*train_args, f"hydra.run.dir={run}", "resume=true"),
         cwd=PROJECT,
         env=env,
         capture_output=True,

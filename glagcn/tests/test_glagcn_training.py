@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from glagcn.data.synthesize import synthesize
 from glagcn.evaluate import evaluate
 from glagcn.training import train
+from trilab.testing import modules_loaded_by
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -210,12 +211,7 @@ def test_training_on_cuda_keeps_the_windows_where_asked(
 
 
 def test_lifting_and_evaluating_import_no_training_code():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, glagcn.lift, glagcn.predict, glagcn.evaluate; "
-        "print(sorted(m for m in sys.modules if m in ('glagcn.training', 'trilab.loop')))"
+    loaded = modules_loaded_by(
+        ["glagcn.lift", "glagcn.predict", "glagcn.evaluate"], ["glagcn.training", "trilab.loop"]
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert loaded == []

@@ -1,11 +1,11 @@
 import json
 import subprocess
-import sys
 import textwrap
 
 import torch
 
 from trilab.distributed import init_distributed
+from trilab.testing import torchrun_command
 
 WORKER = """
 import json, sys
@@ -52,15 +52,7 @@ def _run_two_workers(source: str, tmp_path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(source))
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(script),
-            str(tmp_path),
-        ],
+        torchrun_command(str(script), str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=300,

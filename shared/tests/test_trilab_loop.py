@@ -25,6 +25,7 @@ from trilab.finite import NonFiniteLossError
 from trilab.loop import epoch_order
 from trilab.run_folder import RunFolderError, claim_run_folder
 from trilab.runlog import read_scalars
+from trilab.testing import signal_once_logged, torchrun_command
 
 TOY = Path(__file__).with_name("trilab_toy_training.py")
 STEPS_PER_EPOCH = 12  # 48 items, batches of 4
@@ -90,17 +91,6 @@ def test_a_nan_loss_stops_the_run_without_overwriting_the_last_good_checkpoint(t
     _same_weights(after["model"], good["model"])
 
 
-def _sigterm_once_logged(
-    process: subprocess.Popen, log: Path, text: str, signum: int = signal.SIGTERM
-) -> None:
-    deadline = time.monotonic() + 120
-    while not (log.is_file() and text in log.read_text()):
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {log}"
-        time.sleep(0.02)
-    process.send_signal(signum)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
     uninterrupted, tmp_path, signum
@@ -108,7 +98,7 @@ def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
     reference, _ = uninterrupted
     command = [sys.executable, str(TOY), str(tmp_path), "step_seconds=0.02"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _sigterm_once_logged(process, tmp_path / "run.log", "epoch 0:", signum)
+    signal_once_logged(process, tmp_path / "run.log", "epoch 0:", signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr
     last_line = stderr.strip().splitlines()[-1]  # after the log lines and progress bars
@@ -120,17 +110,6 @@ def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
     _same_weights({k: torch.tensor(v) for k, v in weights.items()}, reference)
 
 
-def _torchrun(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        *args,
-    ]
-
-
 @pytest.mark.slow
 def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(tmp_path):
     """torchrun passes a SIGTERM on to both workers at slightly different moments: the ranks
@@ -139,7 +118,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
     done = subprocess.run(
-        _torchrun(str(TOY), str(reference), "epochs=4"),
+        torchrun_command(str(TOY), str(reference), "epochs=4"),
         env=env,
         capture_output=True,
         text=True,
@@ -148,11 +127,11 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     assert done.returncode == 0, done.stderr[-3000:]
 
     run = tmp_path / "run"
-    command = _torchrun(str(TOY), str(run), "epochs=4", "step_seconds=0.05")
+    command = torchrun_command(str(TOY), str(run), "epochs=4", "step_seconds=0.05")
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _sigterm_once_logged(process, run / "run.log", "epoch 0:")
+    signal_once_logged(process, run / "run.log", "epoch 0:")
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     stops = re.findall(r"toy_train\.py: stopped by SIGTERM ([^;]*);", stderr)
@@ -163,7 +142,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     if stops[0].startswith("in epoch"):
         assert saved["steps_into_next_epoch"] % 10 == 0  # the ranks agree every 10 steps
     resumed = subprocess.run(
-        _torchrun(str(TOY), str(run), "epochs=4", "resume=true"),
+        torchrun_command(str(TOY), str(run), "epochs=4", "resume=true"),
         env=env,
         capture_output=True,
         text=True,

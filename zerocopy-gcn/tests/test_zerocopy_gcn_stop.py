@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 import zerocopy_gcn.training as training
 from trilab.errors import RunStopped
 from trilab.stopping import StopSignal
-from trilab.testing import write_crafted_torch_file
+from trilab.testing import signal_once_logged, torchrun_command, write_crafted_torch_file
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -100,11 +99,7 @@ def _sigterm_after_first_epoch(command: list[str], run: Path, env: dict) -> tupl
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not ((run / "run.log").is_file() and "epoch 0:" in (run / "run.log").read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    signal_once_logged(process, run / "run.log", "epoch 0:")
     _, stderr = process.communicate(timeout=120)
     return process.returncode, stderr
 
@@ -156,17 +151,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     modes give the same result."""
     data = tmp_path / "data"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "train.py",
-        *TINY,
-        f"data.root={data}",
-        "epochs=40",
-    ]
+    command = torchrun_command("train.py", *TINY, f"data.root={data}", "epochs=40")
     done = subprocess.run(
         [*command, f"hydra.run.dir={tmp_path / 'reference'}", "host_table=shm"],
         cwd=PROJECT,

@@ -7,13 +7,21 @@ anything a product module does not already depend on.
   "pickle that runs code", for the tests that prove a loader refuses it before it runs.
 - :class:`RecordingLogger`: a stand-in for :class:`trilab.runlog.RunLogger` that keeps what it
   was told, for tests that assert on what a function logs.
+- :func:`torchrun_command`, :func:`signal_once_logged`: a two-process job, and a scheduler's
+  signal sent to a run at a chosen point, for the stop-and-resume tests.
+- :func:`modules_loaded_by`: what importing some modules drags in, for the tests that keep
+  inference free of training code.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,3 +100,50 @@ class RecordingLogger:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+def torchrun_command(*args: str, nproc: int = 2) -> list[str]:
+    """The command running ``args`` (a script and its arguments) as a single-machine torchrun job
+    of ``nproc`` workers, with this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *args,
+    ]
+
+
+def signal_once_logged(
+    process: subprocess.Popen,
+    log: str | Path,
+    text: str,
+    signum: int = signal.SIGTERM,
+    timeout: float = 120.0,
+) -> None:
+    """Send ``signum`` to ``process`` as soon as ``text`` appears in the file ``log``.
+
+    Raises ``AssertionError`` (with the process's stderr) if the process ends first, or if
+    ``timeout`` seconds pass without the text.  Polling the file keeps the signal's arrival
+    tied to a point in the run rather than to a sleep that a slow machine would outrun."""
+    log = Path(log)
+    deadline = time.monotonic() + timeout
+    while not (log.is_file() and text in log.read_text()):
+        if process.poll() is not None:
+            raise AssertionError(f"run ended before {text!r}: {process.communicate()[1]}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{text!r} never appeared in {log}")
+        time.sleep(0.02)
+    process.send_signal(signum)
+
+
+def modules_loaded_by(imports: Sequence[str], watched: Sequence[str]) -> list[str]:
+    """Which of the ``watched`` modules a fresh interpreter has loaded after importing
+    ``imports`` (a fresh one: this process has imported everything the tests did)."""
+    code = (
+        f"import sys, {', '.join(imports)}; "
+        f"print(','.join(sorted(m for m in sys.modules if m in {tuple(watched)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [name for name in done.stdout.strip().split(",") if name]
