@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, DistributedSampler
 
 from trilab.device import select_device
 
@@ -35,35 +34,9 @@ class DistContext:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **ddp_kwargs)
 
-    def sampler(
-        self, dataset: Dataset, shuffle: bool = True, seed: int = 0, drop_last: bool = False
-    ) -> DistributedSampler | None:
-        """A DistributedSampler over ``dataset`` when distributed, else ``None``.
-
-        Call ``sampler.set_epoch(epoch)`` every epoch so shuffling differs between epochs.
-        """
-        if not self.is_distributed:
-            return None
-        return DistributedSampler(
-            dataset,
-            num_replicas=self.world_size,
-            rank=self.rank,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-        )
-
     def barrier(self) -> None:
         if self.is_distributed:
             dist.barrier()
-
-    def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Mean of ``tensor`` over all ranks (the input itself when single-process)."""
-        if not self.is_distributed:
-            return tensor
-        reduced = tensor.detach().clone()
-        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-        return reduced / self.world_size
 
     def close(self) -> None:
         if self.is_distributed and dist.is_initialized():
