@@ -20,7 +20,7 @@ from trilab.checkpoint import CheckpointError
 from trilab.errors import RunStopped
 from trilab.run_folder import RunFolderError
 from trilab.stopping import StopSignal
-from trilab.testing import signal_once_logged, torchrun_command
+from trilab.testing import exit_of_entry_point, signal_once_logged, torchrun_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -209,7 +209,6 @@ def test_sigterm_under_torchrun_stops_both_ranks_together_and_resume_finishes(
     [
         ("predict.py", ["images={images}", "checkpoint={tmp}/none.pt"], "none.pt"),
         ("train.py", ["data.format=bogus"], "bogus"),
-        ("train.py", ["stages=[nonsense]"], "nonsense"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(
@@ -227,3 +226,12 @@ def test_user_errors_print_one_line_and_exit_2(
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2, done.stderr
+
+
+def test_an_unknown_stage_is_one_line_naming_it(
+    tiny_synthetic, compose_cfg, tiny_overrides, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_cfg([*tiny_overrides(tiny_synthetic), "stages=[nonsense]"])
+    status, stderr = exit_of_entry_point(lambda: train(cfg), "train.py")
+    assert status == 2 and "nonsense" in stderr and len(stderr.strip().splitlines()) == 1

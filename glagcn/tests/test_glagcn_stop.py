@@ -24,6 +24,7 @@ from trilab.run_folder import RunFolderError
 from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
 from trilab.testing import (
+    exit_of_entry_point,
     signal_once_logged,
     torchrun_command,
     write_crafted_npz,
@@ -135,7 +136,6 @@ def test_crafted_dataset_file_runs_no_code(synthetic, tmp_path, monkeypatch):
     ("script", "overrides", "expected"),
     [
         ("train.py", ["data=h36m", "data.root={tmp}/missing"], "missing"),
-        ("train.py", ["data=h36m"], "data.root"),
         ("evaluate.py", ["checkpoint={tmp}/none.pt"], "none.pt"),
     ],
 )
@@ -151,6 +151,14 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, script, overrides, expe
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_a_missing_configuration_value_is_one_line_naming_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, stderr = exit_of_entry_point(
+        lambda: train(_compose(["data=h36m", "device=cpu"])), "train.py"
+    )
+    assert status == 2 and "data.root" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_crafted_checkpoint_runs_no_code_in_evaluate_or_resume(synthetic, tmp_path, monkeypatch):

@@ -11,17 +11,21 @@ anything a product module does not already depend on.
   signal sent to a run at a chosen point, for the stop-and-resume tests.
 - :func:`modules_loaded_by`: what importing some modules drags in, for the tests that keep
   inference free of training code.
+- :func:`exit_of_entry_point`: an entry point's exit status and message for a user's mistake,
+  without starting an interpreter.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,3 +151,19 @@ def modules_loaded_by(imports: Sequence[str], watched: Sequence[str]) -> list[st
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return [name for name in done.stdout.strip().split(",") if name]
+
+
+def exit_of_entry_point(function: Callable[[], Any], program: str) -> tuple[int, str]:
+    """The exit status and standard error of an entry point that runs ``function`` through
+    :func:`trilab.errors.report_user_errors`, in this process: the cases of one mistake after
+    another cost no interpreter start each (one real command-line run per script proves the
+    wiring)."""
+    from trilab.errors import report_user_errors
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            report_user_errors(function, program=program)
+        except SystemExit as exit:
+            return int(exit.code), stderr.getvalue()
+    return 0, stderr.getvalue()
