@@ -17,6 +17,7 @@ from trilab.checkpoint import (
     load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
+    weights_digest,
 )
 from trilab.seed import seed_everything
 
@@ -192,3 +193,11 @@ def test_resuming_with_another_number_of_processes_warns(tmp_path, recwarn):
         load_checkpoint(two, model=model, world_size=1)
     with pytest.warns(UserWarning, match="1 process.*resumed by 4"):
         load_checkpoint(one, model=model, rank=3, world_size=4)
+
+
+def test_weights_digest_names_the_weights_whatever_wraps_them():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    before = weights_digest(model)
+    assert weights_digest(torch.compile(model, backend="eager")) == before
+    model[1].running_mean += 1  # buffers count: clustering artefacts depend on them too
+    assert weights_digest(model) != before

@@ -15,8 +15,8 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from torch.utils.data import DataLoader
 
 from drag.errors import DragInputError, MissingFileError
-from drag.model.backbone import Backbone, fingerprint
-from trilab.checkpoint import atomic_save
+from drag.model.backbone import Backbone
+from trilab.checkpoint import atomic_save, weights_digest
 from trilab.safe_load import load_torch_file
 
 
@@ -108,7 +108,7 @@ def cluster_channels(
         assignment=assignment,
         groups=groups,
         arch=backbone.arch,
-        backbone_fingerprint=fingerprint(backbone),
+        backbone_fingerprint=weights_digest(backbone),
         n_images=desc.shape[1] // 2,
         image_size=image_size,
         inertia=inertia,
@@ -142,7 +142,7 @@ def load_clusters(path: str | Path, backbone: Backbone | None = None) -> Channel
                 f"{path} was computed for {clusters.arch} ({len(clusters.assignment)} channels), "
                 f"not {backbone.arch} ({backbone.channels} channels)"
             )
-        current = fingerprint(backbone)
+        current = weights_digest(backbone)
         if clusters.backbone_fingerprint != current:
             raise ClusterMismatchError(
                 f"{path} was computed with backbone weights {clusters.backbone_fingerprint[:12]}, "

@@ -8,6 +8,7 @@ temporary file that :func:`remove_stale_temporaries` clears when the next run st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import re
@@ -112,6 +113,16 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over the unwrapped module's parameters and buffers, by name: equal weights give
+    an equal digest on any rank, and a run's or an artefact's weights can be named by it."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(unwrap_model(model).state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def numpy_global_state() -> dict[str, Any]:

@@ -7,11 +7,9 @@ times and ``stall_s`` is what training waited for them.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from trilab.distributed import DistContext
@@ -98,13 +96,3 @@ def mean_epoch_times(history: list[dict]) -> dict[str, float]:
     return {
         key: float(np.mean([h[key] for h in timed])) if timed else float("nan") for key in TIMES
     }
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over the (unwrapped) model's state: equal weights, equal digest, on any rank."""
-    module = model.module if hasattr(model, "module") else model
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
-from trilab.checkpoint import checkpoint_dir, load_checkpoint
+from trilab.checkpoint import checkpoint_dir, load_checkpoint, weights_digest
 from trilab.distributed import DistContext, init_distributed
 from trilab.errors import UserError
 from trilab.hydra_utils import run_dir
@@ -30,7 +30,7 @@ from trilab.seed import seed_everything
 from zerocopy_gcn.fetch import FeatureFetcher, build_fetcher
 from zerocopy_gcn.graph.dataset import open_dataset
 from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
-from zerocopy_gcn.metrics import epoch_record, run_metrics, weights_digest
+from zerocopy_gcn.metrics import epoch_record, run_metrics
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, prepare_batch
 from zerocopy_gcn.sampling import NeighborSampler, make_sampler, sampling_arrays, seed_batches

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -76,12 +75,3 @@ def _make_resnet(arch: str, pretrained: bool | str) -> nn.Module:
 
 def build_backbone(cfg) -> Backbone:
     return Backbone(cfg.arch, pretrained=cfg.pretrained)
-
-
-def fingerprint(module: nn.Module) -> str:
-    """SHA-256 over the parameters and buffers: the identity a clustering artefact is tied to."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
