@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glagcn.skeleton import H36M_17
+
 H36M_SPINE, H36M_PELVIS, H36M_THORAX = 7, 0, 8
 
 COCO17_JOINTS = (
@@ -112,25 +114,7 @@ WHOLEBODY133_JOINTS = COCO17_JOINTS + tuple(
     for part, count in (("foot", 6), ("face", 68), ("left_hand", 21), ("right_hand", 21))
     for i in range(count)
 )
-H36M17_JOINTS = (
-    "pelvis",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "spine",
-    "thorax",
-    "neck_nose",
-    "head",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
+H36M17_JOINTS = H36M_17.joint_names  # the lifter's own order: input already in it
 
 _SPINE: tuple[int, ...] = ()  # synthesised from pelvis and thorax
 
