@@ -178,3 +178,22 @@ def test_converted_or_unvalidated_checkpoint_says_why_0_5(trained_run, tmp_path)
     log = RecordingLogger()
     assert decision_threshold(info, None, log) == 0.5
     assert "authors' notebook weights" in log.records[0][1] and log.records[0][0] == "warning"
+
+
+def test_a_full_disk_while_drawing_stops_naming_the_figure(
+    trained_run, tiny_synthetic, tmp_path, monkeypatch
+):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from trilab.errors import WriteError
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no name
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    photos = tiny_synthetic / "images" / "private"
+    out = tmp_path / "figures"
+    with pytest.raises(WriteError, match=rf"cannot write {out}/.*regions\.png: No space left"):
+        explain(photos, ckpt(trained_run, "drag"), out, device="cpu", max_images=1)

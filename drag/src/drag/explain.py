@@ -23,6 +23,7 @@ from drag.data.images import (  # noqa: E402
 from drag.inference import list_images, load_trained  # noqa: E402
 from drag.model.drag import DRAG  # noqa: E402
 from trilab.device import select_device  # noqa: E402
+from trilab.errors import writing  # noqa: E402
 from trilab.hydra_utils import run_dir  # noqa: E402
 from trilab.runlog import RunLogger  # noqa: E402
 
@@ -120,9 +121,12 @@ def explain_image(
         printable_path(title or Path(image_path).name),
         p_private,
     )
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with writing(out_png):
+            out_png.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out_png, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return {
         "image": printable_path(image_path),
         "png": printable_path(out_png),
