@@ -194,19 +194,28 @@ def test_predict_options_that_are_not_numbers_are_named_before_anything_is_read(
     assert not (tmp_path / "out" / "poses_3d.json").exists()
 
 
-def test_a_full_disk_while_writing_poses_names_the_output_folder(tmp_path, checkpoint, monkeypatch):
+def test_a_full_disk_while_writing_poses_names_the_file_and_keeps_the_previous_one(
+    tmp_path, checkpoint, monkeypatch
+):
     import errno
 
     import glagcn.predict as predict_module
     from trilab.errors import WriteError
 
-    def full_disk(*args, **kwargs):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "poses_3d.npz").write_bytes(b"the previous run's poses")
+    write_npz = predict_module.np.savez
+
+    def full_disk(handle, **arrays):
+        write_npz(handle, **arrays)  # the bytes went out, then the disk filled up
         raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no name
 
     monkeypatch.setattr(predict_module.np, "savez", full_disk)
-    out = tmp_path / "out"
-    with pytest.raises(WriteError, match=f"cannot write {out}: No space left on device"):
+    with pytest.raises(WriteError, match=f"cannot write {out}/poses_3d.npz: No space left"):
         predict_module.predict(_predict_config(tmp_path, checkpoint))
+    assert (out / "poses_3d.npz").read_bytes() == b"the previous run's poses"
+    assert sorted(p.name for p in out.iterdir()) == ["poses_3d.npz"]  # no temporary left
 
 
 @pytest.mark.parametrize(

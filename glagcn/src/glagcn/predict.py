@@ -28,6 +28,7 @@ from glagcn.lift import LiftResult, lift_track
 from glagcn.render import render_frames_png, render_sequence
 from glagcn.skeleton import H36M_17
 from glagcn.video_io import VideoInfo, video_info
+from trilab.checkpoint import atomic_write, atomic_write_text
 from trilab.errors import UserError, writing
 
 
@@ -144,8 +145,7 @@ def _write_poses(
     image_size: tuple[int, int],
     fps: float,
 ) -> dict:
-    np.savez(
-        out / "poses_3d.npz",
+    npz = dict(
         poses_3d=result.poses_3d,
         frame_indices=result.frame_indices,
         valid=result.valid,
@@ -157,11 +157,14 @@ def _write_poses(
         image_size=np.array(image_size),
         fps=fps,
     )
+    # each output replaces the last run's whole or not at all (a kill, a full disk)
+    atomic_write(out / "poses_3d.npz", lambda handle: np.savez(handle, **npz))
     frames = [
         {"frame_index": int(f), "valid": bool(v), "joints": p.round(5).tolist() if v else None}
         for f, v, p in zip(result.frame_indices, result.valid, result.poses_3d, strict=True)
     ]
-    (out / "poses_3d.json").write_text(
+    atomic_write_text(
+        out / "poses_3d.json",
         json.dumps(
             {
                 "layout": "h36m17",
@@ -176,7 +179,7 @@ def _write_poses(
                 "frames": frames,
             },
             allow_nan=False,  # strict JSON: other languages' parsers reject NaN literals
-        )
+        ),
     )
     return {"poses_3d": str(out / "poses_3d.npz"), "poses_json": str(out / "poses_3d.json")}
 

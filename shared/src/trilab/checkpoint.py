@@ -14,9 +14,9 @@ import random
 import re
 import secrets
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -50,7 +50,10 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write`` with a binary handle to a temporary file beside ``path``, then rename it to
+    ``path``: a kill or a full disk leaves the file that was there before, never half of one."""
+    path = Path(path)
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,19 +78,16 @@ def _atomic_write(path: Path, write) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+    return path
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` that never leaves a half-written file at ``path``."""
-    path = Path(path)
-    _atomic_write(path, lambda handle: torch.save(obj, handle))
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-    return path
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
