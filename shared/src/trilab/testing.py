@@ -11,8 +11,8 @@ anything a product module does not already depend on.
   signal sent to a run at a chosen point, for the stop-and-resume tests.
 - :func:`modules_loaded_by`: what importing some modules drags in, for the tests that keep
   inference free of training code.
-- :func:`exit_of_entry_point`: an entry point's exit status and message for a user's mistake,
-  without starting an interpreter.
+- :func:`user_error_of`, :func:`exit_of_entry_point`: an entry point's message for a user's
+  mistake, from a real command line or without starting an interpreter.
 """
 
 from __future__ import annotations
@@ -167,3 +167,30 @@ def exit_of_entry_point(function: Callable[[], Any], program: str) -> tuple[int,
         except SystemExit as exit:
             return int(exit.code), stderr.getvalue()
     return 0, stderr.getvalue()
+
+
+def user_error_of(
+    command: Sequence[str],
+    cwd: str | Path | None = None,
+    *,
+    timeout: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run ``command`` as a user would and return its standard error, once it is shown to be a
+    user error as every entry point reports one: exit status 2, no traceback, one or two lines.
+    """
+    done = subprocess.run(
+        list(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )
+    lines = done.stderr.strip().splitlines()
+    if done.returncode != 2 or "Traceback" in done.stderr + done.stdout or not 1 <= len(lines) <= 2:
+        raise AssertionError(
+            f"{shlex.join(map(str, command))}: exit status {done.returncode}, expected a one- or "
+            f"two-line user error with status 2; standard error:\n{done.stderr[-3000:]}"
+        )
+    return done.stderr
