@@ -25,7 +25,7 @@ from trilab.finite import NonFiniteLossError
 from trilab.loop import epoch_order
 from trilab.run_folder import RunFolderError, claim_run_folder
 from trilab.runlog import read_scalars
-from trilab.testing import signal_once_logged, torchrun_command
+from trilab.testing import exit_of_entry_point, signal_once_logged, torchrun_command
 
 TOY = Path(__file__).with_name("trilab_toy_training.py")
 STEPS_PER_EPOCH = 12  # 48 items, batches of 4
@@ -91,11 +91,25 @@ def test_a_nan_loss_stops_the_run_without_overwriting_the_last_good_checkpoint(t
     _same_weights(after["model"], good["model"])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
-    uninterrupted, tmp_path, signum
-):
+def test_ctrl_c_stops_like_sigterm_with_exit_130_in_one_line(uninterrupted, tmp_path):
     reference, _ = uninterrupted
+    status, stderr = exit_of_entry_point(
+        lambda: train(tmp_path, signal_at=(1, 2), signum=signal.SIGINT), "toy_train.py"
+    )
+    last_line = stderr.strip().splitlines()[-1]  # after the log lines and progress bars
+    assert status == 130 and "Traceback" not in stderr
+    assert last_line.startswith("toy_train.py: stopped by SIGINT in epoch 1 after step 3")
+    assert "resume=true" in last_line
+    _same_weights(train(tmp_path, resume=True), reference)
+
+
+def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
+    uninterrupted, tmp_path
+):
+    """A SIGTERM from outside the process (a scheduler's); Ctrl-C's SIGINT takes the same path
+    (the test above)."""
+    reference, _ = uninterrupted
+    signum = signal.SIGTERM
     command = [sys.executable, str(TOY), str(tmp_path), "step_seconds=0.02"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     signal_once_logged(process, tmp_path / "run.log", "epoch 0:", signum)

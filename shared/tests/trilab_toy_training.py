@@ -44,12 +44,13 @@ def train(
     seed: int = 0,
     optimizer: str = "adam",
     signal_at: tuple[int, int] | None = None,
+    signum: int = signal.SIGTERM,
     nan_at: tuple[int, int] | None = None,
     step_seconds: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Train into ``run_dir``; returns the final weights.
 
-    ``signal_at=(epoch, step)``: the process sends itself SIGTERM during that step (step 0 is
+    ``signal_at=(epoch, step)``: the process sends itself ``signum`` during that step (step 0 is
     the epoch's first; step -1: during the epoch's evaluation); ``nan_at``: that step's loss is
     NaN; ``step_seconds``: a pause per step, so that a signal from outside lands in the middle
     of the run.
@@ -96,7 +97,7 @@ def train(
             where = (position["epoch"], position["step"])
             position["step"] += 1
             if where == signal_at:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
             time.sleep(step_seconds)
             loss = nn.functional.mse_loss(trainable(inputs[indices]), targets[indices])
             if where == nan_at:
@@ -108,7 +109,7 @@ def train(
 
         def end_epoch(epoch: int, totals) -> EpochResult:
             if (epoch, -1) == signal_at:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
             model.eval()
             with torch.no_grad():
                 val = float(nn.functional.mse_loss(model(inputs[:8]), targets[:8]))
