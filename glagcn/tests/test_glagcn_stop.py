@@ -25,6 +25,7 @@ from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
 from trilab.testing import (
     exit_of_entry_point,
+    run_to_completion,
     signal_once_logged,
     torchrun_command,
     user_error_of,
@@ -183,15 +184,7 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
     command, env = _subprocess_command(synthetic)
     train_args = command[1:]  # without the interpreter: torchrun runs train.py itself
     reference = tmp_path / "reference"
-    done = subprocess.run(
-        torchrun_command(*train_args, f"hydra.run.dir={reference}"),
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_to_completion(torchrun_command(*train_args, f"hydra.run.dir={reference}"), PROJECT, env=env)
 
     run = tmp_path / "run"
     process = subprocess.Popen(
@@ -218,13 +211,7 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resume_matches(
     if position.startswith("in epoch"):
         steps = int(position.rsplit(" ", 1)[1])
         assert payload["steps_into_next_epoch"] == steps and steps % 10 == 0
-    resumed = subprocess.run(
-        torchrun_command(*train_args, f"hydra.run.dir={run}", "resume=true"),
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_to_completion(
+        torchrun_command(*train_args, f"hydra.run.dir={run}", "resume=true"), PROJECT, env=env
     )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same(_final_state(reference), _final_state(run))

@@ -25,7 +25,12 @@ from trilab.finite import NonFiniteLossError
 from trilab.loop import epoch_order
 from trilab.run_folder import RunFolderError, claim_run_folder
 from trilab.runlog import read_scalars
-from trilab.testing import exit_of_entry_point, signal_once_logged, torchrun_command
+from trilab.testing import (
+    exit_of_entry_point,
+    run_to_completion,
+    signal_once_logged,
+    torchrun_command,
+)
 
 TOY = Path(__file__).with_name("trilab_toy_training.py")
 STEPS_PER_EPOCH = 12  # 48 items, batches of 4
@@ -118,8 +123,7 @@ def test_a_real_signal_exits_128_plus_signal_in_one_line_and_resume_matches(
     last_line = stderr.strip().splitlines()[-1]  # after the log lines and progress bars
     assert "Traceback" not in stderr and last_line.startswith("toy_train.py: stopped by ")
     assert f"stopped by {signal.Signals(signum).name}" in last_line and "resume=true" in last_line
-    resumed = subprocess.run([*command, "resume=true"], capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    run_to_completion([*command, "resume=true"], timeout=120)
     weights = json.loads((tmp_path / "weights_rank0.json").read_text())
     _same_weights({k: torch.tensor(v) for k, v in weights.items()}, reference)
 
@@ -131,14 +135,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     two-process run ends with the uninterrupted two-process run's weights on both ranks."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
-    done = subprocess.run(
-        torchrun_command(str(TOY), str(reference), "epochs=4"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_to_completion(torchrun_command(str(TOY), str(reference), "epochs=4"), env=env)
 
     run = tmp_path / "run"
     command = torchrun_command(str(TOY), str(run), "epochs=4", "step_seconds=0.05")
@@ -155,14 +152,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_step_and_resume_matches(
     assert len(saved["rng_per_rank"]) == 2
     if stops[0].startswith("in epoch"):
         assert saved["steps_into_next_epoch"] % 10 == 0  # the ranks agree every 10 steps
-    resumed = subprocess.run(
-        torchrun_command(str(TOY), str(run), "epochs=4", "resume=true"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_to_completion(torchrun_command(str(TOY), str(run), "epochs=4", "resume=true"), env=env)
     for rank in (0, 1):
         name = f"weights_rank{rank}.json"
         assert json.loads((run / name).read_text()) == json.loads((reference / name).read_text())

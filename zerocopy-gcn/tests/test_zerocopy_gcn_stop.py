@@ -24,6 +24,7 @@ from trilab.errors import RunStopped
 from trilab.stopping import StopSignal
 from trilab.testing import (
     exit_of_entry_point,
+    run_to_completion,
     signal_once_logged,
     torchrun_command,
     user_error_of,
@@ -162,15 +163,9 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     data = tmp_path / "data"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = torchrun_command("train.py", *TINY, f"data.root={data}", "epochs=12")
-    done = subprocess.run(
-        [*command, f"hydra.run.dir={tmp_path / 'reference'}", "host_table=shm"],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_to_completion(
+        [*command, f"hydra.run.dir={tmp_path / 'reference'}", "host_table=shm"], PROJECT, env=env
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
     returncode, stderr = _sigterm_after_first_epoch(command, run, env)
     assert returncode != 0
@@ -178,15 +173,7 @@ def test_sigterm_under_torchrun_stops_both_ranks_at_one_place_and_resume_matches
     stops = re.findall(r"train\.py: stopped by SIGTERM ([^;]*);", stderr)
     assert len(stops) == 2 and stops[0] == stops[1], stderr[-3000:]
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] < 11
-    resumed = subprocess.run(
-        [*command, f"hydra.run.dir={run}", "resume=true"],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_to_completion([*command, f"hydra.run.dir={run}", "resume=true"], PROJECT, env=env)
     _assert_same_final_result(tmp_path / "reference", run)
     for folder, host_table in ((tmp_path / "reference", "shm"), (run, "mmap")):
         _assert_ranks_agree(folder, host_table)

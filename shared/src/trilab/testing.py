@@ -7,8 +7,9 @@ anything a product module does not already depend on.
   "pickle that runs code", for the tests that prove a loader refuses it before it runs.
 - :class:`RecordingLogger`: a stand-in for :class:`trilab.runlog.RunLogger` that keeps what it
   was told, for tests that assert on what a function logs.
-- :func:`torchrun_command`, :func:`signal_once_logged`: a two-process job, and a scheduler's
-  signal sent to a run at a chosen point, for the stop-and-resume tests.
+- :func:`torchrun_command`, :func:`signal_once_logged`, :func:`run_to_completion`: a
+  two-process job, a scheduler's signal sent to a run at a chosen point, and a run that must
+  finish, for the stop-and-resume tests.
 - :func:`modules_loaded_by`: what importing some modules drags in, for the tests that keep
   inference free of training code.
 - :func:`user_error_of`, :func:`exit_of_entry_point`: an entry point's message for a user's
@@ -192,5 +193,30 @@ def user_error_of(
         raise AssertionError(
             f"{shlex.join(map(str, command))}: exit status {done.returncode}, expected a one- or "
             f"two-line user error with status 2; standard error:\n{done.stderr[-3000:]}"
+        )
+    return done.stderr
+
+
+def run_to_completion(
+    command: Sequence[str],
+    cwd: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> str:
+    """Run ``command`` (a whole run, e.g. a reference or a resumed one) and return its standard
+    error; raises ``AssertionError`` with the end of it unless the command exits 0."""
+    done = subprocess.run(
+        list(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )
+    if done.returncode != 0:
+        raise AssertionError(
+            f"{shlex.join(map(str, command))}: exit status {done.returncode}:\n"
+            f"{done.stderr[-3000:]}"
         )
     return done.stderr
