@@ -29,7 +29,7 @@ from glagcn.render import render_frames_png, render_sequence
 from glagcn.skeleton import H36M_17
 from glagcn.video_io import VideoInfo, video_info
 from trilab.checkpoint import atomic_write, atomic_write_text
-from trilab.errors import UserError, writing
+from trilab.errors import UserError
 
 
 def _optional_number(value, name: str, low: float = -np.inf, high: float = np.inf) -> float | None:
@@ -259,8 +259,7 @@ def predict(cfg: DictConfig) -> dict:
     for message in result.messages:
         print(f"note: {message}")
     fps = given["fps"] or (video.fps if video and video.fps else 25.0)
-    with writing(out):  # a full disk names no file in its error
-        written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
+    written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")

@@ -170,6 +170,22 @@ def exit_of_entry_point(function: Callable[[], Any], program: str) -> tuple[int,
     return 0, stderr.getvalue()
 
 
+def _run(
+    command: Sequence[str],
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )
+
+
 def user_error_of(
     command: Sequence[str],
     cwd: str | Path | None = None,
@@ -180,14 +196,7 @@ def user_error_of(
     """Run ``command`` as a user would and return its standard error, once it is shown to be a
     user error as every entry point reports one: exit status 2, no traceback, one or two lines.
     """
-    done = subprocess.run(
-        list(command),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=None if env is None else dict(env),
-    )
+    done = _run(command, cwd, env, timeout)
     lines = done.stderr.strip().splitlines()
     if done.returncode != 2 or "Traceback" in done.stderr + done.stdout or not 1 <= len(lines) <= 2:
         raise AssertionError(
@@ -206,14 +215,7 @@ def run_to_completion(
 ) -> str:
     """Run ``command`` (a whole run, e.g. a reference or a resumed one) and return its standard
     error; raises ``AssertionError`` with the end of it unless the command exits 0."""
-    done = subprocess.run(
-        list(command),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=None if env is None else dict(env),
-    )
+    done = _run(command, cwd, env, timeout)
     if done.returncode != 0:
         raise AssertionError(
             f"{shlex.join(map(str, command))}: exit status {done.returncode}:\n"

@@ -1,5 +1,5 @@
-"""What a run reports: each epoch's accuracy and time record (kept in the checkpoints' history),
-the summary written to ``metrics.json``, and the weights digest runs are compared by.
+"""What a run reports: each epoch's accuracy and time record (kept in the checkpoints' history)
+and the summary written to ``metrics.json``.
 
 Times are synchronised clocks; with prefetch on, ``sample_s``/``fetch_s`` are the producer's own
 times and ``stall_s`` is what training waited for them.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trilab.errors import UserError
 from zerocopy_gcn.graph.csr import CSRGraph, numpy_to_tensor
 
 
@@ -226,8 +227,6 @@ def make_sampler(
     (any device; the GPU-sampling path); ``auto``: compiled on the CPU where numba is
     installed, else the reference.
     """
-    from trilab.errors import UserError
-
     if kind not in SAMPLER_KINDS:
         raise UserError(f"sampler.kind must be one of {SAMPLER_KINDS}, got {kind!r}")
     on_cpu = torch.device(device).type == "cpu"
@@ -261,8 +260,6 @@ def sampling_arrays(
     ``mapped``: the host arrays pinned in place and read by GPU ops over PCIe (GPU sampling
     for a CSR larger than device memory).
     """
-    from trilab.errors import UserError
-
     if sample_on == "cpu":
         return torch.device("cpu"), {}, []
     if sample_on == "device":
