@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2
 
-from zerocopy_gcn.compiled_sampler import CompiledNeighborSampler
 from zerocopy_gcn.graph.csr import GraphFormatError
 from zerocopy_gcn.sampling import (
     NeighborSampler,
@@ -23,6 +22,7 @@ from zerocopy_gcn.sampling import (
     make_sampler,
     unique_keep_prefix,
 )
+from zerocopy_gcn.sampling.compiled import CompiledNeighborSampler
 
 # every phase split into many chunks, dedup across 3 owners
 PARALLEL = {"num_threads": 3, "parallel_dedup": True, "min_chunk_nodes": 1, "min_chunk_edges": 1}

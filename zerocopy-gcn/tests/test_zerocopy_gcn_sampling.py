@@ -105,3 +105,104 @@ def test_pyg_sageconv_consumes_blocks(small_graph):
     h = conv1((x, x[: b0.num_dst]), b0.edge_index)
     out = conv2((h, h[: b1.num_dst]), b1.edge_index)
     assert out.shape == (10, 3)
+
+
+def _same_batch(a, b):
+    return all(
+        torch.equal(x.src_nodes, y.src_nodes) and torch.equal(x.edge_ids, y.edge_ids)
+        for x, y in zip(a.blocks, b.blocks, strict=True)
+    )
+
+
+@pytest.mark.parametrize("kind", ["reference", "compiled"])
+def test_batch_key_is_the_one_seed_rule(small_graph, kind):
+    """Both samplers draw batch (epoch, step) of rank r from batch_key(seed, epoch, step, r):
+    each field changes the batch, equal fields give the same batch."""
+    from zerocopy_gcn.sampling import BlockSampler, make_sampler
+
+    seeds = torch.from_numpy(small_graph.splits["train"][:60])
+    base = make_sampler(kind, small_graph, [4, 4], seed=3, rank=0)
+    assert isinstance(base, BlockSampler)
+    batch = base.sample(seeds, epoch=1, step=2)
+    assert _same_batch(batch, make_sampler(kind, small_graph, [4, 4], seed=3).sample(seeds, 1, 2))
+    for seed, rank, epoch, step in [(4, 0, 1, 2), (3, 1, 1, 2), (3, 0, 2, 2), (3, 0, 1, 3)]:
+        other = make_sampler(kind, small_graph, [4, 4], seed=seed, rank=rank)
+        assert not _same_batch(batch, other.sample(seeds, epoch=epoch, step=step))
+
+
+def test_batch_key_seeds_the_reference_generator():
+    from zerocopy_gcn.sampling import batch_key
+
+    sampler = NeighborSampler(None, [2], indptr=torch.tensor([0, 0]), indices=torch.tensor([0]))
+    sampler.seed, sampler.rank = 5, 2
+    assert sampler.generator(epoch=-1, step=7).initial_seed() == batch_key(5, -1, 7, 2)
+    # the folding keeps fields apart where a (seed * A + epoch) sum would not
+    assert (
+        len(
+            {
+                batch_key(s, e, t, r)
+                for s in range(3)
+                for e in range(3)
+                for t in range(3)
+                for r in range(3)
+            }
+        )
+        == 81
+    )
+    assert 0 <= batch_key(-1, -1, -1, -1) < 2**64
+
+
+def _module_imports(path):
+    """Modules a file imports at its top level (imports inside functions are deferred)."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_sampling_modules_import_no_circle():
+    """base.py is the interface only (it imports no sampler), and the sampling modules import
+    each other in one direction."""
+    from pathlib import Path
+
+    import zerocopy_gcn.sampling as package
+
+    folder = Path(package.__file__).parent
+    modules = {f"zerocopy_gcn.sampling.{p.stem}": p for p in folder.glob("*.py")}
+    graph = {
+        name: {m for m in _module_imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+        if not name.endswith("__init__")
+    }
+    assert not {m for m in graph["zerocopy_gcn.sampling.base"] if m.startswith("zerocopy_gcn")}
+    done, stack = set(), []
+
+    def visit(name):
+        assert name not in stack, f"import circle: {stack[stack.index(name) :] + [name]}"
+        if name in done:
+            return
+        stack.append(name)
+        for imported in graph.get(name, ()):
+            visit(imported)
+        stack.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
+
+
+def test_seed_batches_follow_the_epoch_order():
+    from trilab.loop import epoch_order
+    from zerocopy_gcn.sampling import seed_batches
+
+    nodes = np.arange(100, 150)
+    batches = seed_batches(nodes, 16, epoch=2, seed=9, rank=1, world_size=2)
+    expected = nodes[epoch_order(50, 9, 2, rank=1, world_size=2)]
+    assert [b.shape[0] for b in batches] == [16, 9]
+    assert torch.equal(torch.cat(batches), torch.from_numpy(expected))
+    assert torch.equal(torch.cat(seed_batches(nodes, 7, shuffle=False)), torch.from_numpy(nodes))

@@ -1,7 +1,7 @@
 """Compiled CPU neighbour sampler: sampling and block construction fused, parallel over nodes.
 
-Same batches in the same layout as :class:`zerocopy_gcn.sampling.NeighborSampler` (the
-vectorised reference), built per hop by a few numba kernels instead of a chain of tensor ops:
+Same batches in the same layout as :class:`zerocopy_gcn.sampling.reference.NeighborSampler`
+(the vectorised reference), built per hop by a few numba kernels instead of a chain of tensor ops:
 
 1. ``_row_extents`` (calling thread): start and degree of each frontier row; the output
    offsets follow from them;
@@ -21,8 +21,9 @@ a shared counter: nothing spins while it waits, each hop has one point where thr
 each other, and a descheduled thread holds up only the chunk it has, which keeps the rate
 steady when another process shares the cores; the sampler is safe to use from several Python
 threads.  Random numbers are a counter-based stream per (batch, hop, frontier position), so a
-batch depends on (seed, epoch, step) only: not on the thread count, the chunking or which
-thread (training or prefetch) asked for it.
+batch depends on (seed, epoch, step, rank) only: not on the thread count, the chunking or which
+thread (training or prefetch) asked for it.  The batch's key is
+:func:`zerocopy_gcn.sampling.keys.batch_key`, the rule every sampler uses.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from zerocopy_gcn.graph.csr import CSRGraph, GraphFormatError
-from zerocopy_gcn.sampling import Block, MiniBatch, default_num_threads
+from zerocopy_gcn.sampling.base import Block, MiniBatch
+from zerocopy_gcn.sampling.keys import GOLDEN64, batch_key, hop_key
+from zerocopy_gcn.sampling.threads import default_num_threads
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (2^64 / golden ratio)
+_GOLDEN = np.uint64(GOLDEN64)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -62,25 +65,6 @@ _CHUNKS_PER_THREAD = 4  # a descheduled thread then holds up at most a quarter o
 # 4.5x the serial dedup's CPU time (measured), so below this many threads the calling thread
 # dedups alone, overlapped with the other threads' sampling.
 _PARALLEL_DEDUP_MIN_THREADS = 4
-
-
-def _splitmix64(value: int) -> int:
-    """splitmix64 of a Python int (mod 2^64): the per-batch and per-hop stream keys."""
-    z = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return z ^ (z >> 31)
-
-
-def batch_key(seed: int, epoch: int, step: int) -> int:
-    """64-bit key of one batch's random stream (same (seed, epoch, step) -> same batch)."""
-    return _splitmix64(
-        _splitmix64(_splitmix64(seed) ^ (epoch & 0xFFFFFFFFFFFFFFFF)) ^ (step & 0xFFFFFFFFFFFFFFFF)
-    )
-
-
-def hop_key(key: int, hop: int) -> np.uint64:
-    return np.uint64(_splitmix64(key ^ _splitmix64(hop + 1)))
 
 
 # How far ahead the random-access loops prefetch: each of them waits on memory (a row of a
@@ -328,8 +312,9 @@ def _chunks(total: int, min_per_chunk: int, num_threads: int) -> list[tuple[int,
 
 
 class CompiledNeighborSampler:
-    """Drop-in for :class:`~zerocopy_gcn.sampling.NeighborSampler` on the CPU (same
-    ``sample(seeds, epoch, step)`` -> :class:`MiniBatch`, blocks in the same layout).
+    """Drop-in for :class:`~zerocopy_gcn.sampling.reference.NeighborSampler` on the CPU (same
+    ``sample(seeds, epoch, step)`` -> :class:`MiniBatch`, blocks in the same layout; a
+    :class:`~zerocopy_gcn.sampling.base.BlockSampler`).
 
     ``num_threads``: threads per batch (0 or None: the CPUs of this process's affinity mask);
     the calling thread is one of them.  Blocks do not share buffers with the sampler.
@@ -350,9 +335,11 @@ class CompiledNeighborSampler:
         parallel_dedup: bool | None = None,
         min_chunk_nodes: int = _MIN_NODES_PER_CHUNK,
         min_chunk_edges: int = _MIN_EDGES_PER_CHUNK,
+        rank: int = 0,
     ) -> None:
         self.fanouts = [int(f) for f in fanouts]
         self.seed = int(seed)
+        self.rank = int(rank)
         self.device = torch.device("cpu")
         self.num_threads = int(num_threads) if num_threads else default_num_threads()
         if self.num_threads < 1:
@@ -426,7 +413,7 @@ class CompiledNeighborSampler:
         local_of = self._take_map()
         # on an error the map, which may hold entries, is dropped rather than given back
         blocks, src_nodes = self._sample_blocks(
-            seed_ids, batch_key(self.seed, epoch, step), local_of
+            seed_ids, batch_key(self.seed, epoch, step, self.rank), local_of
         )
         _clear(src_nodes, 0, src_nodes.shape[0], local_of)  # one fast pass: not worth a hand-off
         self._give_back_map(local_of)
@@ -443,7 +430,7 @@ class CompiledNeighborSampler:
         blocks = []
         for hop, fanout in enumerate(self.fanouts):
             src_nodes, edge_index, edge_ids = self._hop(
-                frontier, fanout, hop_key(key, hop), local_of
+                frontier, fanout, np.uint64(hop_key(key, hop)), local_of
             )
             blocks.append(
                 Block(
