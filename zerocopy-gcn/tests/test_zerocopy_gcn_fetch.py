@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from cuda_doubles import FakeRuntime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,20 +163,6 @@ def test_kernels_compile_with_nvcc(tmp_path):
 
 
 # --- host registration bookkeeping (fake CUDA runtime on CPU) -----------------------------------
-
-
-class FakeRuntime:
-    def __init__(self):
-        self.registered = {}
-
-    def hostRegister(self, ptr, size, flags):  # noqa: N802 - mirrors cupy.cuda.runtime
-        self.registered[ptr] = (size, flags)
-
-    def hostUnregister(self, ptr):  # noqa: N802
-        del self.registered[ptr]
-
-    def hostGetDevicePointer(self, ptr, flags):  # noqa: N802
-        return ptr  # unified addressing: same address on both sides
 
 
 def test_registration_refuses_overlap_and_unregisters():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
+
+BoundsCheck = Callable[[], None]  # raises IndexError naming the first out-of-range id
 
 
 def check_indices(idx: torch.Tensor, num_rows: int) -> None:
@@ -46,7 +49,16 @@ class FeatureFetcher(ABC):
         return self.table.dtype
 
     def fetch(self, idx: torch.Tensor) -> torch.Tensor:
-        out = self._fetch(idx.reshape(-1).long())
+        return self._count(self._fetch(idx.reshape(-1).long()))
+
+    def fetch_deferred(self, idx: torch.Tensor) -> tuple[torch.Tensor, BoundsCheck | None]:
+        """``fetch``, except that a fetcher which checks the ids on the device returns that
+        check instead of waiting for it: call it once the work queued so far on the current
+        stream has finished (a producer thread then never waits on the host for it).  Fetchers
+        that check on the host return ``None``: their check is already done."""
+        return self.fetch(idx), None
+
+    def _count(self, out: torch.Tensor) -> torch.Tensor:
         self.rows_fetched += out.shape[0]
         self.bytes_fetched += out.shape[0] * self.row_bytes
         return out

@@ -1,0 +1,158 @@
+"""The zero-copy fetcher's logic on the CPU: CuPy 14's runtime names, registration lifetimes,
+read-only pinning, strided ids and the deferred bounds check (fake runtime, emulated kernels)."""
+
+import gc
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cuda_doubles import FAKE_ALIAS_OFFSET, EmulatedLauncher, FakeRuntime, cupy14_runtime_names
+from kernel_emulation import build_emulator, compiler
+
+from trilab.errors import UserError
+from zerocopy_gcn.fetch import zerocopy
+from zerocopy_gcn.fetch.zerocopy import (
+    REGISTRY,
+    HostRegistration,
+    RegistrationError,
+    ZeroCopyFetcher,
+)
+
+SOURCES = Path(zerocopy.__file__).resolve().parents[1]
+needs_compiler = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    if compiler() is None:
+        pytest.skip("no C++ compiler for the emulator")
+    return build_emulator(tmp_path_factory.mktemp("emu"))
+
+
+@pytest.fixture(autouse=True)
+def no_registration_left():
+    yield
+    gc.collect()
+    assert REGISTRY.ranges == {}, "a test left a host range registered"
+
+
+def runtime_names_used() -> set[str]:
+    """Every ``runtime.<name>`` the package calls, and the attribute names it looks up by string."""
+    used = set()
+    for path in SOURCES.rglob("*.py"):
+        text = path.read_text()
+        used |= set(re.findall(r"runtime\.(\w+)", text))
+        used |= set(re.findall(r"\"(cudaDevAttr\w+)\"", text))
+    return used
+
+
+def test_every_runtime_name_the_code_uses_exists_in_cupy14():
+    names = cupy14_runtime_names()
+    assert "hostRegister" in names and "hostGetDevicePointer" not in names  # the list is real
+    used = runtime_names_used()
+    assert {"hostRegister", "pointerGetAttributes", "deviceGetAttribute"} <= used
+    assert used - names == set()
+
+
+def test_the_fake_runtime_offers_only_what_cupy14_has():
+    offered = {name for name in dir(FakeRuntime()) if not name.startswith("_")}
+    offered -= {"attributes", "registered", "calls"}  # the double's own records
+    assert offered - cupy14_runtime_names() == set()
+    assert runtime_names_used() <= offered | {"cudaDevAttrHostRegisterReadOnlySupported"}
+
+
+def test_device_pointer_is_the_host_pointer_where_the_gpu_allows_it():
+    table = torch.zeros(64, 8)
+    with HostRegistration(table, runtime=FakeRuntime(can_use_host_pointer=True)) as registration:
+        assert registration.device_ptr == table.data_ptr()
+    runtime = FakeRuntime(can_use_host_pointer=False)
+    with HostRegistration(table, runtime=runtime) as registration:
+        assert registration.device_ptr == table.data_ptr() + FAKE_ALIAS_OFFSET
+        assert "pointerGetAttributes" in runtime.calls
+
+
+def test_no_device_alias_unregisters_and_says_why():
+    class NoAlias(FakeRuntime):
+        def pointerGetAttributes(self, ptr):  # noqa: N802
+            attributes = super().pointerGetAttributes(ptr)
+            attributes.devicePointer = 0
+            return attributes
+
+    runtime = NoAlias(can_use_host_pointer=False)
+    with pytest.raises(RegistrationError, match="no device address"):
+        HostRegistration(torch.zeros(8, 8), runtime=runtime)
+    assert runtime.registered == {}
+
+
+def test_read_only_maps_need_the_gpu_to_support_read_only_pinning(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((16, 4), np.float32))
+    table = torch.from_numpy(np.load(tmp_path / "t.npy", mmap_mode="c"))
+    runtime = FakeRuntime(read_only_supported=False)
+    with pytest.raises(UserError, match="host_table=shm") as raised:
+        HostRegistration(table, runtime=runtime, read_only=True)
+    assert "\n" not in str(raised.value)
+    assert "hostRegister" not in runtime.calls and REGISTRY.ranges == {}
+    with HostRegistration(table, runtime=FakeRuntime(), read_only=True) as registration:
+        assert registration.flags & zerocopy.CUDA_HOST_REGISTER_READ_ONLY
+
+
+def test_unregistering_waits_for_the_device_first_and_close_is_idempotent():
+    runtime = FakeRuntime()
+    registration = HostRegistration(torch.zeros(32, 4), runtime=runtime)
+    registration.close()
+    registration.close()
+    assert runtime.calls[-2:] == ["deviceSynchronize", "hostUnregister"]
+    assert runtime.calls.count("hostUnregister") == 1 and not registration.registered
+
+
+@needs_compiler
+def test_a_failed_init_leaves_nothing_registered(emulator):
+    table = torch.randn(50, 16)
+    runtime = FakeRuntime()
+    launcher = EmulatedLauncher(emulator, runtime, fail_on="gather_aligned_w16")
+    with pytest.raises(RuntimeError, match="compiling gather_aligned_w16 failed"):
+        ZeroCopyFetcher(table, "cpu", runtime=runtime, launcher=launcher)
+    assert runtime.registered == {} and REGISTRY.ranges == {}
+    assert runtime.calls[-2:] == ["deviceSynchronize", "hostUnregister"]
+    # the range is free again: the same table registers at once
+    fetcher = ZeroCopyFetcher(table, "cpu", launcher=EmulatedLauncher(emulator, runtime))
+    fetcher.close()
+    fetcher.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        fetcher.fetch(torch.tensor([0]))
+
+
+@needs_compiler
+@pytest.mark.parametrize("sort", [False, True])
+def test_strided_ids_gather_the_rows_they_name(emulator, sort):
+    table = torch.randn(400, 25)
+    ids = torch.randint(0, 400, (301,), generator=torch.Generator().manual_seed(0))
+    strided = ids[::2]
+    assert not strided.is_contiguous()
+    launcher = EmulatedLauncher(emulator)
+    with ZeroCopyFetcher(table, "cpu", launcher=launcher, sort_indices=sort) as fetcher:
+        assert torch.equal(fetcher.fetch(strided), table.index_select(0, strided))
+        assert torch.equal(fetcher.fetch(ids[1::3]), table.index_select(0, ids[1::3]))
+        assert launcher.launches == 2 and fetcher.rows_fetched == 151 + 100
+
+
+@needs_compiler
+def test_bounds_check_now_or_deferred(emulator):
+    table = torch.randn(30, 8)
+    with ZeroCopyFetcher(table, "cpu", launcher=EmulatedLauncher(emulator)) as fetcher:
+        with pytest.raises(IndexError, match="node id 30 is out of range"):
+            fetcher.fetch(torch.tensor([1, 30, 2]))
+        out, check = fetcher.fetch_deferred(torch.tensor([4, -1]))  # no error until checked
+        assert out.shape == (2, 8) and torch.equal(out[0], table[4])
+        with pytest.raises(IndexError, match="node id -1"):
+            check()
+        out, check = fetcher.fetch_deferred(torch.tensor([3, 2]))
+        check()  # in range: nothing raised
+        assert torch.equal(out, table[[3, 2]])
+    with ZeroCopyFetcher(
+        table, "cpu", launcher=EmulatedLauncher(emulator), check_bounds=False
+    ) as fetcher:
+        out, check = fetcher.fetch_deferred(torch.tensor([0, 99]))
+        assert check is None and torch.equal(out[0], table[0])  # row 1 is left uninitialised
