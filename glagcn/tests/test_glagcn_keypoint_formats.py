@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from glagcn.keypoints import (
+    FORMATS,
+    LAYOUTS,
     KeypointInputError,
     ReadOptions,
     build_tracks,
@@ -546,7 +548,7 @@ def test_coco_layout_maps_onto_h36m_with_derived_joints():
     [
         ([{"no_keypoints": []}], "entry 0 has no 'keypoints'"),
         ([{"keypoints": [1.0] * 50}], "50 keypoint values"),
-        ({"something": 1}, "expected a list"),
+        ({"something": 1}, "expected one of: a list"),
     ],
 )
 def test_malformed_coco_json_is_named(tmp_path, content, message):
@@ -561,8 +563,53 @@ def test_malformed_native_npz_and_missing_file(tmp_path):
         sequence_of(tmp_path / "none.npz")
     path = tmp_path / "k.npz"
     np.savez(path, points=np.zeros((3, 17, 2)))
-    with pytest.raises(KeypointInputError, match="missing key 'keypoints'"):
+    with pytest.raises(
+        KeypointInputError, match=r"k.npz: .* key 'keypoints' without 'boxes' \(npz\)"
+    ):
         sequence_of(path)
     np.savez(path, keypoints=np.zeros((3, 15, 2)))
     with pytest.raises(KeypointInputError, match=r"shape \(T, 17, 2\|3\)"):
         sequence_of(path)
+
+
+# The detector -> H36M tables as they were written out by index before layouts.py derived them
+# from the joint names (per H36M joint in its order; the spine, 7, has no source).
+FROZEN_TO_H36M = {
+    "coco17": ((11, 12), 12, 14, 16, 11, 13, 15, (), (5, 6), 0, (1, 2), 5, 7, 9, 6, 8, 10),
+    "halpe26": (19, 12, 14, 16, 11, 13, 15, (), 18, 0, 17, 5, 7, 9, 6, 8, 10),
+    "body25": (8, 9, 10, 11, 12, 13, 14, (), 1, 0, (15, 16), 5, 6, 7, 2, 3, 4),
+    "coco18": ((8, 11), 8, 9, 10, 11, 12, 13, (), 1, 0, (14, 15), 5, 6, 7, 2, 3, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN_TO_H36M))
+def test_joint_maps_derived_from_names_equal_the_index_tables(name):
+    frozen = tuple(v if isinstance(v, tuple) else (v,) for v in FROZEN_TO_H36M[name])
+    assert LAYOUTS[name].to_h36m == frozen
+    assert LAYOUTS["wholebody133"].to_h36m == LAYOUTS["coco17"].to_h36m
+    assert LAYOUTS["h36m17"].to_h36m == tuple((j,) for j in range(17))
+
+
+def test_detection_order_and_unrecognised_npz_names_every_npz_format(tmp_path):
+    # alphapose before coco_json: an AlphaPose file is a COCO results list too
+    assert list(FORMATS) == [
+        "alphapose",
+        "coco_json",
+        "mmpose",
+        "npz",
+        "openpose",
+        "videopose3d",
+        "detectron2",
+    ]
+    path = tmp_path / "other.npz"
+    np.savez(path, points=np.zeros(3))
+    with pytest.raises(KeypointInputError) as caught:
+        read_detections(path)
+    message = str(caught.value)
+    for name in (f.name for f in FORMATS.values() if ".npz" in f.inputs):
+        assert f"({name})" in message
+    assert "found keys ['points']" in message
+    table = tmp_path / "k.csv"
+    table.write_text("x,y\n")
+    with pytest.raises(KeypointInputError, match=r"'\.csv' \(expected \.json, \.npz or a folder\)"):
+        read_detections(table)

@@ -41,6 +41,13 @@ class Skeleton:
     def num_joints(self) -> int:
         return len(self.parents)
 
+    def joint(self, name: str) -> int:
+        """The index of the joint called ``name``."""
+        try:
+            return self.joint_names.index(name)
+        except ValueError:
+            raise ValueError(f"{self.name} has no joint {name!r}: {self.joint_names}") from None
+
     @property
     def bones(self) -> list[tuple[int, int]]:
         """(child, parent) pairs."""

@@ -23,6 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_triples, track_id_of, xywh_to_xyxy
+from glagcn.keypoints.base import (
+    FilePeek,
+    InputFormat,
+    ReadOptions,
+    apply_first_frame,
+    frame_number_from_name,
+)
 from glagcn.keypoints.core import (
     Detection,
     DetectionSet,
@@ -31,14 +38,6 @@ from glagcn.keypoints.core import (
     numeric_array,
 )
 from glagcn.keypoints.layouts import get_layout
-from glagcn.keypoints.registry import (
-    FilePeek,
-    InputFormat,
-    ReadOptions,
-    apply_first_frame,
-    frame_number_from_name,
-    register,
-)
 
 VALUE_COUNTS = {51: "coco17", 78: "halpe26", 399: "wholebody133"}
 SCORE_MEANING = "heatmap peak per joint (about 0..1)"
@@ -162,19 +161,23 @@ def _read(peek: FilePeek, options: ReadOptions, name: str) -> DetectionSet:
     )
 
 
-register(
+FORMATS = (  # alphapose first: its files are COCO results lists too
     InputFormat(
         "alphapose",
         "AlphaPose alphapose-results.json (COCO-17/Halpe-26/133; 'idx' with tracking)",
+        (".json",),
+        "a list of person objects with 'keypoints' and AlphaPose's 'idx', 'box' or a file name "
+        "as 'image_id'",
         _looks_like_alphapose,
         lambda peek, options: _read(peek, options, "alphapose"),
-    )
-)
-register(
+    ),
     InputFormat(
         "coco_json",
         "COCO-style keypoint results: [{image_id, keypoints: [x, y, score] * 17}]",
-        lambda peek: _is_results_list(peek),
+        (".json",),
+        "a list of {image_id, keypoints} objects, or a dict with an "
+        "'annotations'/'frames'/'predictions' list of them",
+        _is_results_list,
         lambda peek, options: _read(peek, options, "coco_json"),
-    )
+    ),
 )

@@ -12,15 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from glagcn.keypoints.errors import KeypointInputError
 from glagcn.keypoints.layouts import LAYOUTS, get_layout
-from trilab.errors import UserError
 
 SCORE_RULE_KINDS = ("absolute", "relative", "none")
 DEFAULT_THRESHOLDS = {"absolute": 0.3, "relative": 0.2, "none": 0.0}
-
-
-class KeypointInputError(UserError, ValueError):
-    """A keypoint file or array cannot be used; the message names the file, key or joint."""
 
 
 MAX_IMAGE_SIDE_PX = 100_000  # no camera writes wider images; beyond it a size is garbage

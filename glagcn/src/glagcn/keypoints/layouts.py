@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glagcn.keypoints.errors import KeypointInputError
 from glagcn.skeleton import H36M_17
 
-H36M_SPINE, H36M_PELVIS, H36M_THORAX = 7, 0, 8
+H36M_SPINE, H36M_PELVIS, H36M_THORAX = (H36M_17.joint(n) for n in ("spine", "pelvis", "thorax"))
 
 COCO17_JOINTS = (
     "nose",
@@ -116,8 +117,6 @@ WHOLEBODY133_JOINTS = COCO17_JOINTS + tuple(
 )
 H36M17_JOINTS = H36M_17.joint_names  # the lifter's own order: input already in it
 
-_SPINE: tuple[int, ...] = ()  # synthesised from pelvis and thorax
-
 
 @dataclass(frozen=True)
 class JointLayout:
@@ -136,81 +135,71 @@ class JointLayout:
         return tuple(sorted({j for sources in self.to_h36m for j in sources}))
 
 
-def _table(
-    pelvis,
-    r_hip,
-    r_knee,
-    r_ankle,
-    l_hip,
-    l_knee,
-    l_ankle,
-    thorax,
-    nose,
-    head,
-    l_sh,
-    l_el,
-    l_wr,
-    r_sh,
-    r_el,
-    r_wr,
-) -> tuple[tuple[int, ...], ...]:
-    def t(value):
-        return tuple(value) if isinstance(value, tuple) else (value,)
-
-    return (
-        t(pelvis),
-        t(r_hip),
-        t(r_knee),
-        t(r_ankle),
-        t(l_hip),
-        t(l_knee),
-        t(l_ankle),
-        _SPINE,
-        t(thorax),
-        t(nose),
-        t(head),
-        t(l_sh),
-        t(l_el),
-        t(l_wr),
-        t(r_sh),
-        t(r_el),
-        t(r_wr),
-    )
+def _to_h36m(joint_names: tuple[str, ...], **derived: str | tuple[str, ...]):
+    """Per H36M joint (in the skeleton's order), the indices of the detector joints averaged
+    into it.  Limb joints have the same name in every layout; ``derived`` names the sources of
+    the joints each layout makes its own way (pelvis, thorax, neck_nose, head).  The spine has
+    no source: :func:`to_h36m` makes it from pelvis and thorax."""
+    table = []
+    for h36m_joint in H36M17_JOINTS:
+        if h36m_joint == "spine":
+            table.append(())
+            continue
+        sources = derived.get(h36m_joint, h36m_joint)
+        names = (sources,) if isinstance(sources, str) else sources
+        table.append(tuple(joint_names.index(name) for name in names))
+    return tuple(table)
 
 
-_COCO_TABLE = _table((11, 12), 12, 14, 16, 11, 13, 15, (5, 6), 0, (1, 2), 5, 7, 9, 6, 8, 10)
+_COCO_TO_H36M = _to_h36m(
+    COCO17_JOINTS,
+    pelvis=("left_hip", "right_hip"),
+    thorax=("left_shoulder", "right_shoulder"),
+    neck_nose="nose",
+    head=("left_eye", "right_eye"),
+)
 
 LAYOUTS: dict[str, JointLayout] = {
     layout.name: layout
     for layout in (
         JointLayout("h36m17", "Human3.6M-17", H36M17_JOINTS, tuple((j,) for j in range(17))),
-        JointLayout("coco17", "COCO-17", COCO17_JOINTS, _COCO_TABLE),
+        JointLayout("coco17", "COCO-17", COCO17_JOINTS, _COCO_TO_H36M),
         JointLayout(
             "halpe26",
             "Halpe-26",
             HALPE26_JOINTS,
-            _table(19, 12, 14, 16, 11, 13, 15, 18, 0, 17, 5, 7, 9, 6, 8, 10),
+            _to_h36m(HALPE26_JOINTS, pelvis="hip", thorax="neck", neck_nose="nose", head="head"),
         ),
         JointLayout(
             "body25",
             "OpenPose BODY_25",
             BODY25_JOINTS,
-            _table(8, 9, 10, 11, 12, 13, 14, 1, 0, (15, 16), 5, 6, 7, 2, 3, 4),
+            _to_h36m(
+                BODY25_JOINTS,
+                pelvis="mid_hip",
+                thorax="neck",
+                neck_nose="nose",
+                head=("right_eye", "left_eye"),
+            ),
         ),
         JointLayout(
             "coco18",
             "OpenPose COCO-18",
             COCO18_JOINTS,
-            _table((8, 11), 8, 9, 10, 11, 12, 13, 1, 0, (14, 15), 5, 6, 7, 2, 3, 4),
+            _to_h36m(
+                COCO18_JOINTS,
+                pelvis=("right_hip", "left_hip"),
+                thorax="neck",
+                neck_nose="nose",
+                head=("right_eye", "left_eye"),
+            ),
         ),
-        JointLayout("wholebody133", "COCO-WholeBody-133", WHOLEBODY133_JOINTS, _COCO_TABLE),
+        JointLayout("wholebody133", "COCO-WholeBody-133", WHOLEBODY133_JOINTS, _COCO_TO_H36M),
     )
 }
 
 
 def get_layout(name: str) -> JointLayout:
-    from glagcn.keypoints.core import KeypointInputError
-
     if name not in LAYOUTS:
         raise KeypointInputError(f"unknown joint layout {name!r}; known: {sorted(LAYOUTS)}")
     return LAYOUTS[name]
@@ -229,11 +218,11 @@ def to_h36m(
     out_kp = np.empty(keypoints.shape[:-2] + (17, 2), dtype=keypoints.dtype)
     out_sc = np.empty(scores.shape[:-1] + (17,), dtype=scores.dtype)
     for target, sources in enumerate(layout.to_h36m):
-        if target == H36M_SPINE and layout.name != "h36m17":
+        if not sources:  # the spine, made below
             continue
         out_kp[..., target, :] = keypoints[..., list(sources), :].mean(axis=-2)
         out_sc[..., target] = scores[..., list(sources)].min(axis=-1)
-    if layout.name != "h36m17":
+    if not layout.to_h36m[H36M_SPINE]:  # no detector has H36M's spine
         out_kp[..., H36M_SPINE, :] = 0.5 * (
             out_kp[..., H36M_PELVIS, :] + out_kp[..., H36M_THORAX, :]
         )

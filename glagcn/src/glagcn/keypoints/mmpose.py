@@ -18,6 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays, track_id_of, xyxy
+from glagcn.keypoints.base import (
+    FilePeek,
+    InputFormat,
+    ReadOptions,
+    apply_first_frame,
+)
 from glagcn.keypoints.core import (
     Detection,
     DetectionSet,
@@ -26,13 +32,6 @@ from glagcn.keypoints.core import (
     numeric_array,
 )
 from glagcn.keypoints.layouts import get_layout, layout_for_joint_count
-from glagcn.keypoints.registry import (
-    FilePeek,
-    InputFormat,
-    ReadOptions,
-    apply_first_frame,
-    register,
-)
 
 SCORE_MEANING = "MMPose keypoint score (heatmap or SimCC peak; not a calibrated probability)"
 
@@ -120,8 +119,13 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     )
 
 
-register(
+FORMATS = (
     InputFormat(
-        "mmpose", "MMPose inferencer predictions JSON ([{frame_id, instances}])", _recognise, _read
-    )
+        "mmpose",
+        "MMPose inferencer predictions JSON ([{frame_id, instances}])",
+        (".json",),
+        "a list of {frame_id, instances} objects or of instances with 'keypoint_scores'",
+        _recognise,
+        _read,
+    ),
 )

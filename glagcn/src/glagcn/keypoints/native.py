@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays
+from glagcn.keypoints.base import FilePeek, InputFormat, ReadOptions
 from glagcn.keypoints.core import (
     Detection,
     DetectionSet,
@@ -17,7 +18,6 @@ from glagcn.keypoints.core import (
     numeric_array,
 )
 from glagcn.keypoints.layouts import get_layout
-from glagcn.keypoints.registry import FilePeek, InputFormat, ReadOptions, register
 from trilab.safe_load import load_npz
 
 
@@ -86,11 +86,13 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     )
 
 
-register(
+FORMATS = (
     InputFormat(
         "npz",
         "this project's npz (keypoints (T, J, 2|3), frame_indices, layout)",
+        (".npz",),
+        "key 'keypoints' without 'boxes'",
         _recognise,
         _read,
-    )
+    ),
 )

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_triples, track_id_of
-from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
-from glagcn.keypoints.layouts import get_layout
-from glagcn.keypoints.registry import (
+from glagcn.keypoints.base import (
+    FOLDER,
     FilePeek,
     InputFormat,
     ReadOptions,
     apply_first_frame,
     frame_number_from_name,
-    register,
 )
+from glagcn.keypoints.core import Detection, DetectionSet, KeypointInputError, ScoreRule
+from glagcn.keypoints.layouts import get_layout
 
 SCORE_MEANING = "OpenPose part confidence in [0, 1]; joints not found are written as 0, 0, 0"
 VALUE_COUNTS = {75: "body25", 54: "coco18"}
@@ -182,11 +182,14 @@ def _read(peek: FilePeek, options: ReadOptions) -> DetectionSet:
     )
 
 
-register(
+FORMATS = (
     InputFormat(
         "openpose",
         "OpenPose --write_json folder (BODY_25 / COCO-18), one file per frame",
+        (".json", FOLDER),
+        "an OpenPose folder of '*_keypoints.json' files or a frame file (an object with a "
+        "'people' list)",
         _recognise,
         _read,
-    )
+    ),
 )

@@ -30,6 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from glagcn.keypoints._build import detection_from_arrays, xyxy
+from glagcn.keypoints.base import (
+    FilePeek,
+    InputFormat,
+    ReadOptions,
+    apply_first_frame,
+)
 from glagcn.keypoints.core import (
     Detection,
     DetectionSet,
@@ -38,13 +44,6 @@ from glagcn.keypoints.core import (
     numeric_array,
 )
 from glagcn.keypoints.layouts import COCO17_JOINTS
-from glagcn.keypoints.registry import (
-    FilePeek,
-    InputFormat,
-    ReadOptions,
-    apply_first_frame,
-    register,
-)
 from trilab.safe_load import load_npz
 
 CUSTOM_LAYOUTS = {"coco": "coco17", "h36m": "h36m17"}
@@ -255,21 +254,23 @@ def _members(peek: FilePeek) -> set[str]:
     return set(peek.npz_members)
 
 
-register(
+FORMATS = (
     InputFormat(
         "videopose3d",
         "VideoPose3D data_2d_custom_<name>.npz (positions_2d, metadata)",
+        (".npz",),
+        "key 'positions_2d'",
         lambda peek: "positions_2d" in _members(peek),
         _read_custom,
-    )
-)
-register(
+    ),
     InputFormat(
         "detectron2",
         "VideoPose3D's detectron2 per-video npz (boxes, keypoints, metadata)",
+        (".npz",),
+        "keys 'boxes' + 'keypoints'",
         lambda peek: {"boxes", "keypoints"} <= _members(peek),
         _read_detectron,
-    )
+    ),
 )
 
 
