@@ -1,9 +1,14 @@
 """Overlap: sample and fetch batch i+1 while batch i trains.
 
-On a GPU the producer work for the next batch is issued on a side CUDA stream and an event
-marks its completion; the training stream waits on that event (not on the host) before it
-touches the batch, and the batch's tensors are recorded on the training stream so the caching
-allocator cannot recycle them early.  On CPU a background thread fills a bounded queue.
+With ``enabled`` a producer thread builds the batches ahead of the training loop into a
+bounded queue.  On a GPU the producer issues its work on a side CUDA stream of its own (the
+current stream is per thread) and records an event after each batch; the training stream waits
+on that event, not the host, before it touches the batch, and the batch's tensors are recorded
+on the training stream so the caching allocator cannot recycle them early.  The producer does
+not wait on the host for the zero-copy kernel's bounds flag either: the flag is read by the
+consumer once the batch's event has completed (:meth:`PreparedBatch.wait`).  What still waits
+inside the producer is the samplers' own work (GPU sampling's ``unique``/``nonzero`` return
+sizes to the host; copies from pageable memory).
 
 Each prepared batch carries the producer's own sample and fetch seconds, so the per-epoch time
 breakdown stays meaningful when the work is hidden behind training.
@@ -19,8 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from zerocopy_gcn.fetch.base import FeatureFetcher
+from zerocopy_gcn.fetch.base import BoundsCheck, FeatureFetcher
 from zerocopy_gcn.sampling import MiniBatch, NeighborSampler
+
+_producer = threading.local()  # .defer_checks: this thread is a Prefetcher's producer
 
 
 @dataclass
@@ -30,9 +37,11 @@ class PreparedBatch:
     sample_s: float
     fetch_s: float
     ready: torch.cuda.Event | None = None
+    bounds_check: BoundsCheck | None = None  # the fetch's id check, run by wait()
 
     def wait(self) -> None:
-        """Make the current stream wait for the producer's work (GPU), no-op on CPU."""
+        """Make the current stream wait for the producer's work (GPU), then run the fetch's
+        bounds check, which needs only the producer's work up to this batch to be done."""
         if self.ready is not None:
             stream = torch.cuda.current_stream(self.features.device)
             stream.wait_event(self.ready)
@@ -41,6 +50,11 @@ class PreparedBatch:
                 block.edge_index.record_stream(stream)
             if self.batch.labels is not None:
                 self.batch.labels.record_stream(stream)
+            if self.bounds_check is not None:
+                self.ready.synchronize()
+        check, self.bounds_check = self.bounds_check, None
+        if check is not None:
+            check()
 
 
 def prepare_batch(
@@ -52,22 +66,29 @@ def prepare_batch(
     device: torch.device,
     sync: bool,
 ) -> PreparedBatch:
-    """Sample, move the blocks to ``device`` and fetch the input rows (one batch)."""
+    """Sample, move the blocks to ``device`` and fetch the input rows (one batch).
+
+    Called by a :class:`Prefetcher`'s producer, the fetch's device-side bounds check is handed
+    to the batch (:meth:`PreparedBatch.wait` runs it) instead of being waited for here."""
     start = time.perf_counter()
     batch = sampler.sample(seeds, epoch=epoch, step=step)
     batch = batch.to(device, non_blocking=True)
     if sync and device.type == "cuda":
         torch.cuda.current_stream(device).synchronize()
     sampled = time.perf_counter()
-    features = fetcher.fetch(batch.input_nodes)
+    check = None
+    if getattr(_producer, "defer_checks", False):
+        features, check = fetcher.fetch_deferred(batch.input_nodes)
+    else:
+        features = fetcher.fetch(batch.input_nodes)
     if sync and device.type == "cuda":
         torch.cuda.current_stream(device).synchronize()
     fetched = time.perf_counter()
-    return PreparedBatch(batch, features, sampled - start, fetched - sampled)
+    return PreparedBatch(batch, features, sampled - start, fetched - sampled, bounds_check=check)
 
 
 class Prefetcher:
-    """Iterate prepared batches; with ``enabled`` the next one is produced concurrently."""
+    """Iterate prepared batches; with ``enabled`` a producer thread builds them ahead."""
 
     def __init__(
         self,
@@ -95,45 +116,45 @@ class Prefetcher:
         if not self.enabled:
             for step, seeds in enumerate(self.seed_batches):
                 yield self.make_batch(step, seeds)
-        elif self.device.type == "cuda":
-            yield from self._cuda_iter()
         else:
             yield from self._thread_iter()
 
-    def _cuda_iter(self) -> Iterator[PreparedBatch]:
-        side = torch.cuda.Stream(self.device)
-        main = torch.cuda.current_stream(self.device)
-
-        def launch(step: int) -> PreparedBatch:
-            side.wait_stream(main)  # inputs allocated on the main stream must be ready
-            with torch.cuda.stream(side):
-                prepared = self.make_batch(step, self.seed_batches[step])
+    def _produce_all(
+        self,
+        slots: queue.Queue,
+        stop: threading.Event,
+        done: object,
+        side: torch.cuda.Stream | None,
+    ) -> None:
+        """The producer thread: every batch in order, each followed by its ready event on the
+        side stream, which is made this thread's current stream (GPU)."""
+        if side is not None:
+            torch.cuda.set_device(self.device)
+            torch.cuda.set_stream(side)  # the current stream is per thread: the consumer's stays
+        _producer.defer_checks = True
+        for step, seeds in enumerate(self.seed_batches):
+            if stop.is_set():
+                return
+            prepared = self.make_batch(step, seeds)
+            if side is not None:
                 prepared.ready = torch.cuda.Event()
                 prepared.ready.record(side)
-            return prepared
-
-        if not self.seed_batches:
-            return
-        pending = launch(0)
-        for step in range(len(self.seed_batches)):
-            current = pending
-            if step + 1 < len(self.seed_batches):
-                pending = launch(step + 1)  # queued on the side stream, overlaps batch `step`
-            current.wait()
-            yield current
+            slots.put(prepared)
+        slots.put(done)
 
     def _thread_iter(self) -> Iterator[PreparedBatch]:
         slots: queue.Queue = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
         done = object()
 
+        side = None
+        if self.device.type == "cuda":
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))  # after the set-up's work
+
         def produce() -> None:
             try:
-                for step, seeds in enumerate(self.seed_batches):
-                    if stop.is_set():
-                        return
-                    slots.put(self.make_batch(step, seeds))
-                slots.put(done)
+                self._produce_all(slots, stop, done, side)
             except BaseException as error:  # surface producer failures in the consumer
                 slots.put(error)
 

@@ -1,0 +1,67 @@
+"""The prefetcher's producer thread: it builds batch i+1 while the consumer still holds batch i,
+and a device-side bounds check is run by the consumer (after the batch is ready), never by the
+producer."""
+
+import threading
+
+import pytest
+import torch
+from cuda_doubles import EmulatedLauncher
+from kernel_emulation import build_emulator, compiler
+
+from zerocopy_gcn.fetch.zerocopy import ZeroCopyFetcher
+from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, prepare_batch
+from zerocopy_gcn.sampling import NeighborSampler, seed_batches
+
+CPU = torch.device("cpu")
+
+
+def test_the_producer_runs_ahead_of_the_consumer():
+    started = {step: threading.Event() for step in range(4)}
+    threads = {}
+
+    def make(step, seeds):
+        threads[step] = threading.current_thread()
+        started[step].set()
+        return PreparedBatch(None, seeds, 0.0, 0.0)
+
+    batches = [torch.tensor([step]) for step in range(4)]
+    for step, prepared in enumerate(Prefetcher(make, batches, CPU, enabled=True, depth=1)):
+        assert int(prepared.features) == step
+        if step + 1 < len(batches):
+            # while batch `step` is still being consumed, batch `step + 1` is being built: a
+            # producer working in turn with the consumer would never set this event here
+            assert started[step + 1].wait(timeout=10), f"batch {step + 1} was not started ahead"
+    assert all(thread is not threading.current_thread() for thread in threads.values())
+    assert len({thread.name for thread in threads.values()}) == 1  # one producer, in order
+
+
+def test_without_prefetch_batches_are_built_in_turn():
+    started = {step: threading.Event() for step in range(2)}
+
+    def make(step, seeds):
+        started[step].set()
+        return PreparedBatch(None, seeds, 0.0, 0.0)
+
+    for step, _ in enumerate(Prefetcher(make, [torch.tensor([0])] * 2, CPU, enabled=False)):
+        if step == 0:
+            assert not started[1].is_set()
+
+
+@pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
+def test_the_bounds_check_is_left_to_the_consumer(small_graph, tmp_path):
+    sampler = NeighborSampler(small_graph, [4, 3], seed=0)
+    table = torch.randn(5, 8)  # far fewer rows than the graph has nodes: ids out of range
+    fetcher = ZeroCopyFetcher(table, "cpu", launcher=EmulatedLauncher(build_emulator(tmp_path)))
+    batches = seed_batches(small_graph.splits["train"], 50, epoch=0, seed=0)
+
+    def make(step, seeds):
+        return prepare_batch(sampler, fetcher, seeds, 0, step, CPU, sync=False)
+
+    with pytest.raises(IndexError, match="out of range"):
+        make(0, batches[0])  # outside a producer the check runs at once
+    prepared = next(iter(Prefetcher(make, batches, CPU, enabled=True)))
+    assert prepared.bounds_check is not None  # the producer did not wait for it
+    with pytest.raises(IndexError, match="out of range"):
+        prepared.wait()
+    fetcher.close()
