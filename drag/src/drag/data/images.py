@@ -115,14 +115,6 @@ def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    """Undo the normalisation: C x H x W tensor -> H x W x 3 uint8 array."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    array = (tensor.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
-    return (array * 255).astype(np.uint8)
-
-
 @dataclass
 class BadFileReport:
     """Files that could not be used, with the reason; one summary warning, one report file."""
