@@ -14,8 +14,8 @@ from zerocopy_gcn.graph import (
     convert_npz,
     convert_ogb_node_folder,
     load_graph,
-    loaders,
 )
+from zerocopy_gcn.graph.convert import features, ogb, ogb_files
 from zerocopy_gcn.graph.csr import save_graph
 from zerocopy_gcn.graph.npz_stream import NpzArrays
 from zerocopy_gcn.graph.ogb_synthetic import write_ogb_binary_folder
@@ -31,8 +31,8 @@ def _edges_as_rows(graph):
 
 @pytest.mark.parametrize("layout", [{}, {"compressed": True}, {"fortran_edges": True}])
 def test_binary_folder_converts_like_a_whole_np_load(tmp_path, layout, monkeypatch):
-    monkeypatch.setattr(loaders, "_EDGES_PER_BLOCK", 1000)  # many blocks, both edge rows
-    monkeypatch.setattr(loaders, "_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(ogb_files, "EDGES_PER_BLOCK", 1000)  # many blocks, both edge rows
+    monkeypatch.setattr(features, "_BLOCK_BYTES", 4096)
     root = write_ogb_binary_folder(
         tmp_path / "ogbn_papers", 700, feat_dim=8, progress=False, **layout
     )
@@ -69,9 +69,9 @@ def _peak_conversion_bytes(tmp_path, avg_degree, feat_dim):
 def test_binary_conversion_holds_blocks_not_arrays(tmp_path, monkeypatch):
     """Peak heap is set by the block sizes and the node count, not by the edges or features:
     ~5x the input (4x edges, 16x feature width) on the same nodes costs no more memory."""
-    monkeypatch.setattr(loaders, "_EDGES_PER_BLOCK", 2000)
-    monkeypatch.setattr(loaders, "_BLOCK_BYTES", 8192)
-    monkeypatch.setattr(loaders, "build_csr", _small_block_build_csr)
+    monkeypatch.setattr(ogb_files, "EDGES_PER_BLOCK", 2000)
+    monkeypatch.setattr(features, "_BLOCK_BYTES", 8192)
+    monkeypatch.setattr(ogb, "build_csr", _small_block_build_csr)
     small_peak, small_input = _peak_conversion_bytes(tmp_path, 10, 8)
     large_peak, large_input = _peak_conversion_bytes(tmp_path, 40, 128)
     assert large_input > 4 * small_input

@@ -152,50 +152,6 @@ def test_batch_key_seeds_the_reference_generator():
     assert 0 <= batch_key(-1, -1, -1, -1) < 2**64
 
 
-def _module_imports(path):
-    """Modules a file imports at its top level (imports inside functions are deferred)."""
-    import ast
-
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return names
-
-
-def test_sampling_modules_import_no_circle():
-    """base.py is the interface only (it imports no sampler), and the sampling modules import
-    each other in one direction."""
-    from pathlib import Path
-
-    import zerocopy_gcn.sampling as package
-
-    folder = Path(package.__file__).parent
-    modules = {f"zerocopy_gcn.sampling.{p.stem}": p for p in folder.glob("*.py")}
-    graph = {
-        name: {m for m in _module_imports(path) if m in modules and m != name}
-        for name, path in modules.items()
-        if not name.endswith("__init__")
-    }
-    assert not {m for m in graph["zerocopy_gcn.sampling.base"] if m.startswith("zerocopy_gcn")}
-    done, stack = set(), []
-
-    def visit(name):
-        assert name not in stack, f"import circle: {stack[stack.index(name) :] + [name]}"
-        if name in done:
-            return
-        stack.append(name)
-        for imported in graph.get(name, ()):
-            visit(imported)
-        stack.pop()
-        done.add(name)
-
-    for name in graph:
-        visit(name)
-
-
 def test_seed_batches_follow_the_epoch_order():
     from trilab.loop import epoch_order
     from zerocopy_gcn.sampling import seed_batches

@@ -11,7 +11,9 @@ import argparse
 from pathlib import Path
 
 from trilab.errors import UserError, report_user_errors
-from zerocopy_gcn.graph.loaders import convert_npz, convert_ogb_node_folder, staged_output
+from zerocopy_gcn.graph.convert.npz import convert_npz
+from zerocopy_gcn.graph.convert.ogb import convert_ogb_node_folder
+from zerocopy_gcn.graph.convert.staging import staged_output
 from zerocopy_gcn.graph.rmat import PRESETS, generate_rmat, preset_spec
 
 
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _convert(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(
+        prog="python -m zerocopy_gcn.graph.convert",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("kind", choices=["ogb", "npz", "rmat"])
@@ -64,7 +67,3 @@ def _convert(argv: list[str] | None) -> None:
         with staged_output(out) as work:
             generate_rmat(work, spec, name=args.source)
     print(f"graph folder written: {out}")
-
-
-if __name__ == "__main__":
-    main()
