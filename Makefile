@@ -27,10 +27,11 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt $(PROJECT_MANIFESTS)
+$(STAMP): requirements.txt requirements-nodeps.txt $(PROJECT_MANIFESTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e shared \
 		$(foreach p,$(PROJECTS),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
 	touch $(STAMP)

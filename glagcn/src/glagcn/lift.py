@@ -98,10 +98,17 @@ def lift_track(
     max_gap_frames: int = 15,
     flip_test: bool = True,
     device: str | torch.device = "cpu",
+    smooth=None,
 ) -> LiftResult:
-    """Prepare (missing joints, gaps, H36M-17) and lift one person's track."""
+    """Prepare (missing joints, gaps, H36M-17) and lift one person's track.  ``smooth``:
+    a function applied to each lifted segment's H36M-17 pixels (T, 17, 2) before lifting
+    (e.g. the One-Euro filter of :mod:`glagcn.smoothing`); the result reports the smoothed
+    keypoints."""
     _image_size(image_size)
     prepared = prepare_h36m(sequence, score_rule, max_missing_fraction, max_gap_frames)
+    if smooth is not None:
+        for start, stop in prepared.segments:
+            prepared.keypoints[start:stop] = smooth(prepared.keypoints[start:stop])
     model = checkpoint if isinstance(checkpoint, GLAGCN) else load_lifter(checkpoint, device)
     poses = lift_prepared(prepared, image_size, model, flip_test, device)
     return LiftResult(

@@ -27,8 +27,8 @@ from glagcn.keypoints.videopose3d import write_data_2d_custom, write_detectron_n
 from glagcn.lift import LiftResult, lift_track
 from glagcn.render import render_frames_png, render_sequence
 from glagcn.skeleton import H36M_17
-from glagcn.video_io import VideoInfo, video_info
-from trilab.checkpoint import atomic_write, atomic_write_text
+from glagcn.video_io import VideoInfo, source_kind, video_info
+from trilab.atomic import atomic_write, atomic_write_text
 from trilab.errors import UserError
 
 
@@ -109,10 +109,28 @@ def resolve_image_size(
     return (int(size[0]), int(size[1])), origin
 
 
-def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
-    from glagcn.detect import build_detector, detect_video, detector_batch_size
+def _detector_name(cfg: DictConfig) -> str:
+    from glagcn.detect import default_detector
 
-    detector = build_detector(
+    return default_detector(cfg.get("detector"), cfg.detector_device)
+
+
+def _blazepose(cfg: DictConfig, video: bool = True):
+    from glagcn.detect import BlazePose
+
+    confidence = _optional_number(cfg.blazepose_min_confidence, "blazepose_min_confidence", 0, 1)
+    return BlazePose(
+        _optional_int(cfg.blazepose_complexity, "blazepose_complexity", 0),
+        confidence,
+        confidence,
+        video=video,
+    )
+
+
+def _keypoint_rcnn(cfg: DictConfig):
+    from glagcn.detect import build_detector
+
+    return build_detector(
         cfg.detector_weights,
         cfg.detector_score_threshold,
         cfg.detector_max_people,
@@ -120,8 +138,24 @@ def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
         device=cfg.detector_device,
         proposals=cfg.detector_proposals,
     )
-    batch_size = cfg.detector_batch_size or detector_batch_size(cfg.detector_device)
-    found = detect_video(video.path, detector, batch_size, cfg.detector_device, cfg.progress)
+
+
+def _detector_description(cfg: DictConfig, name: str) -> str:
+    if name == "blazepose":
+        return f"BlazePose, min_detection_confidence {cfg.blazepose_min_confidence}"
+    return f"Keypoint R-CNN, person score >= {cfg.detector_score_threshold}"
+
+
+def _detect(cfg: DictConfig, video: VideoInfo, out: Path, name: str) -> Path:
+    from glagcn.detect import detect_video, detect_video_one_person, detector_batch_size
+
+    if name == "blazepose":
+        with _blazepose(cfg) as detector:
+            found = detect_video_one_person(video.path, detector, cfg.progress)
+    else:
+        detector = _keypoint_rcnn(cfg)
+        batch_size = cfg.detector_batch_size or detector_batch_size(cfg.detector_device)
+        found = detect_video(video.path, detector, batch_size, cfg.detector_device, cfg.progress)
     path = write_detectron_npz(
         out / f"detections_{video.path.stem}.npz",
         found.boxes,
@@ -131,16 +165,25 @@ def _detect(cfg: DictConfig, video: VideoInfo, out: Path) -> Path:
     )
     people = sum(len(b) for b in found.boxes)
     print(
-        f"detected {people} people in {found.frames} frames "
-        f"({found.seconds / max(found.frames, 1):.2f} s/frame) -> {path}"
+        f"{name}: detected {people} people in {found.frames} frames "
+        f"({found.seconds / max(found.frames, 1):.3f} s/frame) -> {path}"
     )
     return path
+
+
+def smoothing_options(cfg: DictConfig) -> dict:
+    """The One-Euro filter's parameters from the configuration, checked."""
+    return {
+        "min_cutoff": _optional_number(cfg.smooth_min_cutoff, "smooth_min_cutoff", 1e-6),
+        "beta": _optional_number(cfg.smooth_beta, "smooth_beta", 0),
+        "d_cutoff": _optional_number(cfg.smooth_d_cutoff, "smooth_d_cutoff", 1e-6),
+    }
 
 
 def _write_poses(
     out: Path,
     result: LiftResult,
-    detections: DetectionSet,
+    source: tuple[str, str],
     person: int,
     image_size: tuple[int, int],
     fps: float,
@@ -171,8 +214,8 @@ def _write_poses(
                 "joint_names": list(H36M_17.joint_names),
                 "units": "metres",
                 "coordinates": "camera frame (x right, y down, z forward), root-relative",
-                "source": detections.source,
-                "format": detections.format,
+                "source": source[0],
+                "format": source[1],
                 "person": person,
                 "image_size": list(image_size),
                 "fps": fps,
@@ -186,17 +229,29 @@ def _write_poses(
 
 def predict(cfg: DictConfig) -> dict:
     given = _options(cfg)
+    if cfg.export not in (None, "bvh"):
+        raise UserError(f"export must be null or bvh, got {cfg.export!r}")
     out = Path(str(cfg.output))
     out.mkdir(parents=True, exist_ok=True)
-    video = video_info(cfg.video) if cfg.get("video") else None
+    live = cfg.get("live")
+    if cfg.get("video") is not None and cfg.get("input") is None:
+        if live is None:
+            live = source_kind(cfg.video) != "file"
+        if live:
+            return predict_live(cfg, out, given["fps"])
+    elif live:
+        raise UserError("live=true needs video=CAMERA_INDEX|URL|FILE and no input=")
+    video = video_info(cfg.video) if cfg.get("video") is not None else None
     written: dict = {}
+    detector = None
     if cfg.get("input") is None:
         if video is None:
             raise UserError(
                 "give input=KEYPOINTS (a detector's output: file or OpenPose "
-                "folder), or video=VIDEO to detect people with Keypoint R-CNN first"
+                "folder), or video=VIDEO to detect people first (BlazePose on a CPU)"
             )
-        input_path, input_format = _detect(cfg, video, out), "detectron2"
+        detector = _detector_name(cfg)
+        input_path, input_format = _detect(cfg, video, out, detector), "detectron2"
         written["detections"] = str(input_path)
     else:
         input_path, input_format = Path(str(cfg.input)), cfg.get("format")
@@ -219,9 +274,13 @@ def predict(cfg: DictConfig) -> dict:
         return {"people": [t.track_id for t in tracks]}
     if not tracks and cfg.get("input") is None:
         raise KeypointInputError(
-            f"nobody was detected in {video.path} (Keypoint R-CNN, person score >= "
-            f"{cfg.detector_score_threshold}); lower detector_score_threshold, or check that "
-            "the video shows people"
+            f"nobody was detected in {video.path} ({_detector_description(cfg, detector)}); "
+            "check that the video shows a person, or lower "
+            + (
+                "blazepose_min_confidence"
+                if detector == "blazepose"
+                else "detector_score_threshold"
+            )
         )
     track = choose_track(tracks, given["person"], detections.source)
     sequence = track_sequence(detections, track)
@@ -246,6 +305,17 @@ def predict(cfg: DictConfig) -> dict:
     if cfg.get("input") is None:
         custom = _write_track_2d(out, video, sequence, last + 1)
         written["keypoints_2d"] = str(custom)
+    fps = given["fps"] or (video.fps if video and video.fps else 25.0)
+    smooth = None
+    if cfg.get("smooth"):  # null or false: off for files and keypoint inputs
+        from glagcn.smoothing import smooth_sequence
+
+        options = smoothing_options(cfg)
+        print(f"One-Euro smoothing of the 2D keypoints ({options}, {fps:g} frames/s)")
+
+        def smooth(keypoints):
+            return smooth_sequence(keypoints, fps, **options)
+
     result = lift_track(
         sequence,
         image_size,
@@ -255,15 +325,32 @@ def predict(cfg: DictConfig) -> dict:
         given["max_gap_frames"],
         bool(cfg.flip_test),
         cfg.device,
+        smooth=smooth,
     )
     for message in result.messages:
         print(f"note: {message}")
-    fps = given["fps"] or (video.fps if video and video.fps else 25.0)
-    written.update(_write_poses(out, result, detections, track.track_id, image_size, fps))
+    source = (detections.source, detections.format)
+    written.update(_write_poses(out, result, source, track.track_id, image_size, fps))
+    if cfg.export == "bvh":
+        written["bvh"] = _export_bvh(out, result.poses_3d, fps)
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")
     return written
+
+
+def _export_bvh(out: Path, poses_3d: np.ndarray, fps: float) -> str:
+    """``poses.bvh`` of the lifted frames (frames that were not lifted are left out)."""
+    from glagcn.bvh import write_bvh
+
+    valid = np.isfinite(poses_3d).all(axis=(1, 2))
+    if not valid.any():
+        raise KeypointInputError("export=bvh: no frame was lifted, there is nothing to write")
+    path = out / "poses.bvh"
+    write_bvh(path, poses_3d[valid], fps, joint_names=list(H36M_17.joint_names))
+    if not valid.all():
+        print(f"note: poses.bvh leaves out the {int((~valid).sum())} frames that were not lifted")
+    return str(path)
 
 
 def _render(
@@ -310,3 +397,146 @@ def _write_track_2d(out: Path, video: VideoInfo, sequence, frames: int) -> Path:
     scores[present] = sequence.scores[sequence.present]
     path = out / f"data_2d_custom_{video.path.stem}.npz"
     return write_data_2d_custom(path, video.path.stem, keypoints, scores, video.width, video.height)
+
+
+def _stream_name(source) -> str:
+    """A file-name-safe name for a live source: camera0, the URL's last part, or the stem."""
+    if source.kind == "camera":
+        return source.name.replace(" ", "")
+    if source.kind == "file":
+        return Path(source.name).stem
+    tail = source.name.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(tail).stem)
+    return safe or "stream"
+
+
+def _live_detector(cfg: DictConfig, name: str):
+    """(detect(rgb) -> boxes (N, 5), keypoints (N, 4, 17); its close function)."""
+    if name == "blazepose":
+        detector = _blazepose(cfg, video=True)
+        return detector, detector.close
+    import torch
+
+    from glagcn.detect import _to_arrays
+
+    model = _keypoint_rcnn(cfg)
+    device = torch.device(cfg.detector_device)
+
+    @torch.inference_mode()
+    def detect(frame: np.ndarray):
+        image = torch.from_numpy(frame).permute(2, 0, 1).float().div_(255.0).to(device)
+        return _to_arrays(model([image])[0])
+
+    return detect, lambda: None
+
+
+def predict_live(cfg: DictConfig, out: Path, fps_given: float | None) -> dict:
+    """Frames of ``cfg.video`` (camera index, stream URL or file) lifted as they come, one JSON
+    line per frame (``jsonl``: a file, default ``<output>/poses_3d.jsonl``, or ``-`` for
+    stdout); at the end of the stream or on Ctrl-C the npz/JSON (and BVH) of everything done so
+    far are written.  A camera or stream that stops sending frames, or a source where nobody
+    was seen, is an error after those files are written (exit 2); Ctrl-C exits 130."""
+    import sys
+
+    from glagcn.lift import load_lifter
+    from glagcn.live import LiveSession, OnlineLifter
+    from glagcn.video_io import open_source
+
+    to_stdout = str(cfg.jsonl) == "-"
+    say = sys.stderr if to_stdout else sys.stdout  # stdout carries only the JSON lines then
+
+    def note(message: str) -> None:
+        print(message, file=say, flush=True)
+
+    name = _detector_name(cfg)
+    timeout = _optional_number(cfg.stream_timeout_s, "stream_timeout_s", 0.1, 3600)
+    smooth = cfg.get("smooth")
+    smooth = True if smooth is None else bool(smooth)  # on by default for live input
+    options = smoothing_options(cfg) if smooth else None
+    model = load_lifter(cfg.checkpoint, cfg.device)
+    source = open_source(cfg.video, timeout, timeout)
+    fps = fps_given or source.fps or 25.0
+    stem = _stream_name(source)
+    smoother = None
+    if smooth:
+        from glagcn.smoothing import OneEuroFilter
+
+        smoother = OneEuroFilter(**options)
+    detect, close_detector = _live_detector(cfg, name)
+    lifter = OnlineLifter(model, bool(cfg.flip_test), cfg.device)
+    jsonl = None if to_stdout else out / "poses_3d.jsonl"
+    sink = sys.stdout if to_stdout else open(jsonl, "w", encoding="utf-8")  # noqa: SIM115
+    session = LiveSession(detect, name, lifter, (source.width, source.height), sink, smoother)
+    note(
+        f"live: {source.name} ({source.width}x{source.height}, {fps:g} frames/s), {name}, "
+        f"the {model.receptive_field}-frame {'causal' if lifter.causal else 'symmetric'} model "
+        f"(pose latency: processing time + {lifter.delay_frames} frames), smoothing "
+        f"{options if smooth else 'off'} -> {jsonl or 'stdout'}"
+    )
+    interrupted = False
+    written: dict = {}
+    try:
+        with source:
+            for index, timestamp, frame in source:
+                session.process(index, timestamp, frame)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # everything done so far is written whatever ended the stream
+        close_detector()
+        session.finish()
+        if not to_stdout:
+            sink.close()
+            written["jsonl"] = str(jsonl)
+        written.update(_write_live(cfg, out, session, source, stem, fps))
+    done = (
+        f"{len(session.record)} frames ({session.people_frames} with a person) -> "
+        f"{', '.join(sorted(Path(p).name for p in written.values()))} in {out}"
+    )
+    if source.dropped:
+        done += f"; {source.dropped} frames skipped to keep up with the source"
+    note(f"live: {done}")
+    if interrupted:
+        raise KeyboardInterrupt
+    if session.people_frames == 0:
+        raise KeypointInputError(
+            f"nobody was detected in {source.name} ({len(session.record)} frames, "
+            f"{_detector_description(cfg, name)}); check that it shows a person"
+        )
+    source.check_stopped(kept=f"the {len(session.record)} frames before are kept in {out}")
+    return written
+
+
+def _write_live(cfg: DictConfig, out: Path, session, source, stem: str, fps: float) -> dict:
+    record = session.record
+    written: dict = {}
+    if record.detections:
+        last = max(record.detections)
+        empty = (np.zeros((0, 5), np.float32), np.zeros((0, 4, 17), np.float32))
+        per_frame = [record.detections.get(i, empty) for i in range(last + 1)]
+        written["detections"] = str(
+            write_detectron_npz(
+                out / f"detections_{stem}.npz",
+                [b for b, _ in per_frame],
+                [k for _, k in per_frame],
+                source.width,
+                source.height,
+            )
+        )
+    if not len(record):
+        return written
+    poses = np.stack(record.poses_3d).astype(np.float32)
+    valid = np.isfinite(poses).all(axis=(1, 2))
+    result = LiftResult(
+        poses,
+        np.stack(record.keypoints_2d).astype(np.float32),
+        np.asarray(record.frame_indices),
+        valid,
+        np.zeros((len(poses), 17), dtype=bool),
+    )
+    written.update(
+        _write_poses(out, result, (source.name, "live"), 0, (source.width, source.height), fps)
+    )
+    if cfg.export == "bvh" and valid.any():
+        written["bvh"] = _export_bvh(out, poses, fps)
+    return written
