@@ -1,14 +1,13 @@
 """python explain.py images=DIR_OR_FILE checkpoint=PATH -> PNG of region maps + adjacency."""
 
-import hydra
+from trilab import entry
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="explain")
+@entry.main(config_path="configs", config_name="explain", program="explain.py")
 def main(cfg) -> None:
     from drag.explain import run
-    from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: run(cfg), program="explain.py")
+    run(cfg)
 
 
 if __name__ == "__main__":

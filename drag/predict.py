@@ -1,14 +1,13 @@
 """python predict.py images=DIR checkpoint=PATH [out=preds.csv] -> CSV path,p_private,label."""
 
-import hydra
+from trilab import entry
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+@entry.main(config_path="configs", config_name="predict", program="predict.py")
 def main(cfg) -> None:
     from drag.predict import run
-    from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: run(cfg), program="predict.py")
+    run(cfg)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Evaluate a checkpoint: `python evaluate.py checkpoint=PATH [+experiment=NAME data.root=DIR]`."""
 
-import hydra
 from omegaconf import DictConfig
 
+from trilab import entry
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+
+@entry.main(config_path="configs", config_name="config", program="evaluate.py")
 def main(cfg: DictConfig) -> None:
     from glagcn.evaluate import evaluate
-    from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: evaluate(cfg), program="evaluate.py")
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

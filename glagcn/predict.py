@@ -2,16 +2,16 @@
 or `python predict.py video=V.mp4 checkpoint=CKPT` to detect people first
 (options: configs/predict.yaml)."""
 
-import hydra
 from omegaconf import DictConfig
 
+from trilab import entry
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+
+@entry.main(config_path="configs", config_name="predict", program="predict.py")
 def main(cfg: DictConfig) -> None:
     from glagcn.predict import predict
-    from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: predict(cfg), program="predict.py")
+    predict(cfg)
 
 
 if __name__ == "__main__":

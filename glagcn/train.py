@@ -1,15 +1,15 @@
 """Train GLA-GCN: `python train.py [+experiment=h36m_gt_243] [key=value ...]`."""
 
-import hydra
 from omegaconf import DictConfig
 
+from trilab import entry
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+
+@entry.main(config_path="configs", config_name="config", program="train.py")
 def main(cfg: DictConfig) -> None:
     from glagcn.training import train
-    from trilab.errors import report_user_errors
 
-    report_user_errors(lambda: train(cfg), program="train.py")
+    train(cfg)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Train a GNN with the chosen feature-fetch mode: python train.py fetch=zerocopy ..."""
 
-import hydra
 from omegaconf import DictConfig
 
+from trilab import entry
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+
+@entry.main(config_path="configs", config_name="config", program="train.py")
 def main(cfg: DictConfig) -> None:
-    from trilab.errors import report_user_errors
     from zerocopy_gcn.training import train
 
-    report_user_errors(lambda: train(cfg), program="train.py")
+    train(cfg)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,6 +30,32 @@ class UserError(Exception):
 REFUSED_BY_SYSTEM = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 )
+
+# a component of the path is a file where a folder has to be: a user's path mistake when
+# :func:`file_in_the_way` finds that file (an EEXIST for an existing folder is not one)
+IN_THE_WAY = frozenset({errno.EEXIST, errno.ENOTDIR})
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The nearest existing component of ``path`` (itself or a parent) when it is not a folder:
+    what makes creating ``path`` as a folder, or a file inside it, fail with EEXIST/ENOTDIR."""
+    for candidate in (Path(path), *Path(path).parents):
+        if candidate.is_symlink() or candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def refusal_reason(error: OSError, path: str | Path | None = None) -> str | None:
+    """Why the system refused an operation on ``error.filename`` (or ``path``), in words a user
+    can act on ("Read-only file system", "x is a file, not a folder"); None when ``error`` is
+    not one a user can fix."""
+    if error.errno in IN_THE_WAY:
+        where = error.filename or path
+        blocker = None if where is None else file_in_the_way(where)
+        return None if blocker is None else f"{blocker} is a file, not a folder"
+    if error.errno in REFUSED_BY_SYSTEM:
+        return os.strerror(error.errno)
+    return None
 
 
 class WriteError(UserError, OSError):
@@ -88,10 +115,11 @@ def report_user_errors(function: Callable[[], T], *, program: str | None = None)
         print(f"{prefix}error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
     except OSError as error:
-        if error.errno not in REFUSED_BY_SYSTEM:
+        reason = refusal_reason(error)
+        if reason is None:
             raise
         where = f"{error.filename}: " if error.filename else ""
-        print(f"{prefix}error: {where}{os.strerror(error.errno)}", file=sys.stderr, flush=True)
+        print(f"{prefix}error: {where}{reason}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
     except RunStopped as stop:
         print(f"{prefix}{stop}", file=sys.stderr, flush=True)
