@@ -10,11 +10,12 @@ pass, and a collection error is a testcase whose ``<error>`` carries the import 
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from gpucheck.proc import run_in_group, tail
 
 GPU_MARK = re.compile(r"(pytest\.)?mark\.gpu\b")
 MODULE_IN_MESSAGE = re.compile(r"(?:could not import|No module named) '([\w.]+)'")
@@ -69,9 +70,15 @@ def judge(outcomes: list[Outcome], missing: dict[str, str]) -> list[Outcome]:
 
 
 def run_gpu_tests(
-    root: Path, testpaths: list[str], junit: Path, env: dict[str, str], timeout: float
+    root: Path,
+    testpaths: list[str],
+    junit: Path,
+    env: dict[str, str],
+    timeout: float,
+    log: Path | None = None,
 ) -> tuple[list[Outcome], str]:
-    """Run ``pytest -m gpu`` over the GPU test files; (outcomes, pytest's last lines)."""
+    """Run ``pytest -m gpu`` over the GPU test files, its output in ``log`` and its process
+    group ended after ``timeout``; (outcomes, pytest's last lines)."""
     files = gpu_test_files(root, testpaths)
     if not files:
         return [], "no GPU test files found"
@@ -88,16 +95,13 @@ def run_gpu_tests(
         f"--junitxml={junit}",
         *[str(f.relative_to(root)) for f in files],
     ]
-    try:
-        done = subprocess.run(
-            command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
-        )
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-    except subprocess.TimeoutExpired:
-        tail = f"pytest did not finish within {timeout:.0f} s"
+    code = run_in_group(command, root, env, timeout, log or junit.with_suffix(".log"))
+    tail_text = tail(log or junit.with_suffix(".log"))
+    if code is None:
+        tail_text += f"\npytest did not finish within {timeout:.0f} s (its process group ended)"
     if not junit.is_file():
-        return [Outcome("pytest", "error", tail, "failure")], tail
-    return parse_junit(junit), tail
+        return [Outcome("pytest", "error", tail_text, "failure")], tail_text
+    return parse_junit(junit), tail_text
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, int]:

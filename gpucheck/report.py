@@ -1,23 +1,25 @@
-"""Figures beside their targets, in one Markdown + JSON report named after the GPU, linking to
-the reports the projects' own benchmark scripts wrote (their tables are not rendered again).
+"""Figures beside their targets, in one Markdown + JSON report named after the GPU, with the
+reports the projects' own benchmark scripts wrote embedded below (only the folder given with
+``--out`` comes back from a lent machine, so nothing is linked); the steps' JSON is kept in the
+report's JSON.
 
 Targets: aligned zero-copy gather >= 85 % of a pinned host-to-device memcpy of the same bytes
 for rows >= 256 B, and >= 2x the conventional path; GraphSAGE epoch with zero-copy within 1.3x
 of all-in-GPU; DRAG's head <= 10 % over the backbone alone (ResNet-101, the paper's backbone);
 GLA-GCN's fp32 training step >= 1.5x the frozen form of the authors' model with the same
-outputs.  Everything else is in the linked reports, without a target.
+outputs.  Everything else is in the embedded reports, without a target.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gpucheck import returned
 from gpucheck.benches import GLAGCN_SPEED_STEP, StepResult
 from gpucheck.probe import Probe, describe
 from gpucheck.pytest_gate import Outcome, summary
@@ -195,11 +197,20 @@ def evaluate(results: list[StepResult]) -> list[Target]:
     return targets
 
 
-def links(result: StepResult, base: Path) -> list[str]:
-    """Markdown links, relative to ``base`` (the report's folder), to the step's own reports."""
-    return [
-        f"[{Path(r).name}]({Path(os.path.relpath(r, base)).as_posix()})" for r in result.reports
-    ]
+EMBEDDED_REPORT_CHARS = 64_000  # per step report, so the Markdown stays far under 16 MiB
+
+
+def embedded_reports(result: StepResult) -> list[str]:
+    """The step's own Markdown reports, headings moved two levels down, for the GPU report
+    (only the GPU report's folder comes back from a lent machine)."""
+    lines = []
+    for path in result.reports:
+        text = Path(path).read_text(errors="replace")
+        if len(text) > EMBEDDED_REPORT_CHARS:
+            text = text[:EMBEDDED_REPORT_CHARS] + "\n\n(cut: the report was longer)\n"
+        lines += ["", f"### {result.name}: `{Path(path).name}`", ""]
+        lines += [f"##{line}" if line.startswith("#") else line for line in text.splitlines()]
+    return lines
 
 
 def markdown(
@@ -208,15 +219,16 @@ def markdown(
     tests_note: str,
     results: list[StepResult],
     targets: list[Target],
-    base: Path,
     command: str,
     created: str,
+    phase: str,
+    not_started: list[str],
 ) -> str:
     counts = summary(outcomes)
     lines = [
         f"# GPU check: {found.gpu_name or 'no GPU'}",
         "",
-        f"Command: `{command}` ({created})",
+        f"Command: `{command}` ({created}); written after: **{phase}**",
         "",
     ]
     lines += (
@@ -244,19 +256,21 @@ def markdown(
             lines.append(f"- {o.verdict}: `{o.test}` {o.outcome}: {o.message[:200]}")
     lines += [
         "",
-        "## Benchmark steps (two parts, 8 minutes each)",
+        "## Benchmark steps (most wanted first, one time budget for the whole check)",
         "",
         "Each step is a project's own benchmark script; its report (tables, the command "
-        "and the machine) is linked.",
+        "and the machine) follows below.",
         "",
-        "| part | step | status | seconds | report | note |",
-        "|---|---|---|---|---|---|",
+        "| step | status | seconds | note |",
+        "|---|---|---|---|",
     ]
     for r in results:
-        lines.append(
-            f"| {r.part} | {r.name} | {r.status} | {r.seconds:.0f} | "
-            f"{', '.join(links(r, base)) or '-'} | {r.reason} |"
-        )
+        lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {r.reason} |")
+    for name in not_started:
+        lines.append(f"| {name} | not reached yet | - | |")
+    lines += ["", "## The steps' own reports"]
+    for r in results:
+        lines += embedded_reports(r)
     return "\n".join(lines) + "\n"
 
 
@@ -267,25 +281,35 @@ def write_report(
     tests_note: str,
     results: list[StepResult],
     command: str,
+    phase: str = "all phases",
+    not_started: list[str] | None = None,
+    logs: list[tuple[str, Path]] | None = None,
 ) -> tuple[Path, Path, list[Target]]:
+    """Write (replace) the report: ``<GPU>.md``, ``<GPU>.json`` and ``<GPU>.log.txt``.  Called
+    after every phase, so a run ended early still leaves the report of what it did."""
     targets = evaluate(results)
     created = time.strftime("%Y-%m-%d %H:%M %Z")
     out.mkdir(parents=True, exist_ok=True)
     name = report_name(found.gpu_name)
     md_path, json_path = out / f"{name}.md", out / f"{name}.json"
-    md_path.write_text(
-        markdown(found, outcomes, tests_note, results, targets, out, command, created)
+    not_started = not_started or []
+    returned.write_atomic(
+        md_path,
+        markdown(
+            found, outcomes, tests_note, results, targets, command, created, phase, not_started
+        ),
     )
     steps = [
         {
-            **{k: v for k, v in asdict(r).items() if k not in ("data", "reports")},
-            "reports": [Path(os.path.relpath(p, out)).as_posix() for p in r.reports],
+            **{k: v for k, v in asdict(r).items() if k != "reports"},
+            "reports": [Path(p).name for p in r.reports],
         }
         for r in results
     ]
     payload = {
         "command": command,
         "created": created,
+        "phase": phase,
         "probe": found.to_dict(),
         "tests": {
             "summary": summary(outcomes),
@@ -293,7 +317,10 @@ def write_report(
             "outcomes": [asdict(o) for o in outcomes],
         },
         "steps": steps,
+        "not_started": not_started,
         "targets": [{**asdict(t), "result": t.mark} for t in targets],
     }
-    json_path.write_text(json.dumps(payload, indent=2, default=str))
+    returned.write_atomic(json_path, json.dumps(payload, indent=2, default=str))
+    if logs:
+        returned.write_atomic(out / f"{name}.log.txt", returned.log_text(logs))
     return md_path, json_path, targets

@@ -1,6 +1,6 @@
 """A folder of wheels for GPU machines without network, and its offline install.
 
-    python -m gpucheck.wheels download gpu-wheels [--python-version 3.11] [--platform TAG ...]
+    python -m gpucheck.wheels download gpu-wheels [--python-version 3.12] [--platform TAG ...]
     python -m gpucheck.wheels install gpu-wheels --target .gpu-site
 
 ``download`` (where the package index is reachable; ``make gpu-wheels``) fetches, without
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     get = sub.add_parser("download")
     get.add_argument("folder", type=Path)
-    get.add_argument("--python-version", default="3.11")
+    get.add_argument("--python-version", default="3.12")
     get.add_argument("--platform", action="append", default=None)
     put = sub.add_parser("install")
     put.add_argument("folder", type=Path)

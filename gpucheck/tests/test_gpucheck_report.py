@@ -3,6 +3,7 @@ runner's skip rules and the offline wheel selection."""
 
 import json
 import sys
+import time
 
 from gpucheck import benches, report, wheels
 from gpucheck.benches import Step, StepResult
@@ -16,14 +17,14 @@ def test_probe_and_report_on_a_machine_without_gpu(tmp_path):
     assert found.no_gpu_line().startswith("no CUDA GPU found (")
     assert {d.module for d in found.dependencies} == set(DEPENDENCIES)
     skipped = [
-        StepResult(s.name, s.part, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
-        for s in benches.steps(tmp_path / "work", tmp_path)
+        StepResult(s.name, "skipped", " ".join(s.args[1:]), reason="no CUDA GPU")
+        for s in benches.steps(tmp_path / "work")
     ]
     md, js, targets = report.write_report(tmp_path, found, [], "not run", skipped, "make gpu-check")
     assert md.name == "no_gpu.md" and js.name == "no_gpu.json"
     assert targets and all(t.ok is None for t in targets)
     text = md.read_text()
-    assert "no CUDA GPU found" in text and "not measured" in text and "| 2 | drag |" in text
+    assert "no CUDA GPU found" in text and "not measured" in text and "| drag | skipped |" in text
     saved = json.loads(js.read_text())
     assert saved["probe"]["cuda_available"] is False
     assert {t["result"] for t in saved["targets"]} == {"not measured"}
@@ -65,13 +66,16 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
             ("zerocopy-prefetch", 1.5),
         )
     ]
-    speed_report = tmp_path / "glagcn_step_vs_the_authors_form" / "speed_cuda.md"
+    speed_report = tmp_path / "work" / "speed_cuda.md"
+    speed_report.parent.mkdir()
+    speed_report.write_text(
+        "# GLA-GCN step speed\n\n| frames | speedup |\n|---|---|\n| 27 | 1.80 |\n"
+    )
     results = [
-        StepResult("zerocopy gather", 1, "ok", "", data={"measurements": gather}),
-        StepResult("zerocopy epochs", 1, "ok", "", data={"rows": epochs}),
+        StepResult("zerocopy gather", "ok", "", data={"measurements": gather}),
+        StepResult("zerocopy epochs", "ok", "", data={"rows": epochs}),
         StepResult(
             "drag",
-            2,
             "ok",
             "",
             data={
@@ -87,7 +91,6 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
         ),
         StepResult(
             "glagcn fp32 eager",
-            2,
             "ok",
             "",
             data={
@@ -102,7 +105,6 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
         ),
         StepResult(
             benches.GLAGCN_SPEED_STEP,
-            2,
             "ok",
             "",
             data={
@@ -142,13 +144,17 @@ def test_targets_are_judged_from_the_benchmark_json(tmp_path):
         tmp_path, found, [Outcome("t", "passed")], "", results, "make gpu-check"
     )
     assert md.name == "NVIDIA_H100_80GB_HBM3.md"
-    # the projects' own tables are linked, not rendered again
-    assert "[speed_cuda.md](glagcn_step_vs_the_authors_form/speed_cuda.md)" in md.read_text()
-    assert "| 45.00 |" not in md.read_text()
+    # the projects' own reports are embedded (only --out comes back), headings moved down
+    text = md.read_text()
+    assert "### glagcn step vs the authors' form: `speed_cuda.md`" in text
+    assert "### GLA-GCN step speed" in text and "| 27 | 1.80 |" in text
     saved = json.loads(js.read_text())
-    assert "tables" not in saved
     step = next(s for s in saved["steps"] if s["name"] == benches.GLAGCN_SPEED_STEP)
-    assert step["reports"] == ["glagcn_step_vs_the_authors_form/speed_cuda.md"]
+    assert step["reports"] == ["speed_cuda.md"] and step["data"]["rows"][0]["speedup"] == 1.8
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "NVIDIA_H100_80GB_HBM3.json",
+        "NVIDIA_H100_80GB_HBM3.md",
+    ]
 
 
 def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
@@ -157,40 +163,37 @@ def test_steps_skip_for_missing_dependencies_and_spent_budget(tmp_path):
         " + 1]); out.mkdir(parents=True, exist_ok=True); "
         "(out / 'r.json').write_text(json.dumps({'value': 7}))"
     )
+
+    def step(name, code, needs=(), max_s=60, min_s=0):
+        out = ["--out", str(tmp_path / benches.slug(name))]
+        return Step(name, [sys.executable, "-c", code, *out], needs, max_s=max_s, min_s=min_s)
+
     plan = [
-        Step(
-            "writes json",
-            1,
-            [sys.executable, "-c", script, "--out", str(tmp_path / "a")],
-            ("numpy",),
-            min_seconds=0,
-        ),
-        Step(
-            "needs cupy", 1, [sys.executable, "-c", "pass", "--out", str(tmp_path / "b")], ("cupy",)
-        ),
-        Step(
-            "too late",
-            2,
-            [sys.executable, "-c", "pass", "--out", str(tmp_path / "c")],
-            (),
-            min_seconds=1e6,
-        ),
-        Step(
-            "fails",
-            1,
-            [sys.executable, "-c", "raise SystemExit(3)", "--out", str(tmp_path / "d")],
-            (),
-            min_seconds=0,
-        ),
+        step("writes json", script, ("numpy",)),
+        step("needs cupy", "pass", ("cupy",)),
+        step("fails", "raise SystemExit(3)"),
+        step("past its cap", "import time; time.sleep(30)", max_s=0.5),
+        step("too late", "pass", min_s=1e6),
     ]
+    seen = []
     results = {
         r.name: r
-        for r in benches.run_steps(plan, tmp_path, {}, {"cupy": "..."}, log=lambda line: None)
+        for r in benches.run_steps(
+            plan,
+            tmp_path,
+            {},
+            {"cupy": "..."},
+            deadline=time.monotonic() + 120,
+            log=lambda line: None,
+            after_each=lambda so_far: seen.append([r.name for r in so_far]),
+        )
     }
     assert results["writes json"].status == "ok" and results["writes json"].data == {"value": 7}
     assert results["needs cupy"].status == "skipped" and "cupy" in results["needs cupy"].reason
-    assert results["too late"].status == "skipped" and "budget" in results["too late"].reason
     assert results["fails"].status == "failed" and "exit 3" in results["fails"].reason
+    assert results["past its cap"].status == "timeout" and results["past its cap"].seconds < 15
+    assert results["too late"].status == "skipped" and "budget" in results["too late"].reason
+    assert seen == [[s.name for s in plan[: i + 1]] for i in range(len(plan))]  # after each step
 
 
 def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
@@ -217,7 +220,7 @@ def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
 
 def test_every_step_names_a_script_and_options_it_declares(tmp_path):
     root = benches.Path(__file__).resolve().parents[2]
-    for step in benches.steps(tmp_path / "work", tmp_path):
+    for step in benches.steps(tmp_path / "work"):
         script = root / step.args[1]
         assert script.is_file(), step.name
         declared = script.read_text()
