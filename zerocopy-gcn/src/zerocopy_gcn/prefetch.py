@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from zerocopy_gcn.fetch.base import BoundsCheck, FeatureFetcher
-from zerocopy_gcn.sampling import MiniBatch, NeighborSampler
+from zerocopy_gcn.sampling import BlockSampler, MiniBatch
 
 _producer = threading.local()  # .defer_checks: this thread is a Prefetcher's producer
 
@@ -58,7 +58,7 @@ class PreparedBatch:
 
 
 def prepare_batch(
-    sampler: NeighborSampler,
+    sampler: BlockSampler,
     fetcher: FeatureFetcher,
     seeds: torch.Tensor,
     epoch: int,
@@ -66,7 +66,8 @@ def prepare_batch(
     device: torch.device,
     sync: bool,
 ) -> PreparedBatch:
-    """Sample, move the blocks to ``device`` and fetch the input rows (one batch).
+    """Sample with either sampler (a :class:`BlockSampler`), move the blocks to ``device`` and
+    fetch the input rows (one batch).
 
     Called by a :class:`Prefetcher`'s producer, the fetch's device-side bounds check is handed
     to the batch (:meth:`PreparedBatch.wait` runs it) instead of being waited for here."""
