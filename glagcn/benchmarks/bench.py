@@ -1,7 +1,8 @@
 """``make bench``: training-step and inference throughput of the 27/81/243-frame models.
 
-``python benchmarks/bench.py --out benchmarks [--device auto] [--steps 3] [--amp] [--compile]``
-writes ``benchmarks/bench_<device>[_amp][_compile].json`` and ``.md``.  One predicted frame =
+``python benchmarks/bench.py [--out DIR] [--device auto] [--steps 3] [--amp] [--compile]``
+writes ``bench_<device>[_amp][_compile].json`` and ``.md`` into ``benchmarks/bench/`` (or
+``--out``).  One predicted frame =
 one window; rates from the median step.  ``--amp``: bf16 autocast (CUDA); ``--compile``:
 ``torch.compile`` (its compile time is reported separately, not counted in the rates).
 """
@@ -21,6 +22,7 @@ from glagcn.skeleton import H36M_17
 from trilab.bench import Column, command_line, cuda_sync, interleaved, write_report
 from trilab.device import select_device
 
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 H36M_TRAINING_FRAMES = 1_559_752  # S1, S5, S6, S7, S8 x 4 cameras at 50 fps
 
 
@@ -136,7 +138,7 @@ def report(
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=None)

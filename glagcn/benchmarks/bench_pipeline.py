@@ -1,7 +1,7 @@
 """Where a training run's time goes besides the model: the data pipeline, the training loop
 and whole-sequence evaluation of the 243-frame model.
 
-``python benchmarks/bench_pipeline.py --out benchmarks --tag NAME`` measures
+``python benchmarks/bench_pipeline.py --tag NAME [--out DIR]`` measures
 
 * ``batch_ms``: assembling one training batch (512 windows of 243 frames, 2D inputs + 3D
   targets, random flips) and having it on the training device, as the training loop gets it;
@@ -10,7 +10,8 @@ and whole-sequence evaluation of the 243-frame model.
 * ``eval_frames_per_s``: whole-sequence prediction with test-time flip (``predict_sequence``),
   the path of validation, testing and ``predict.py``;
 
-and files the figures under ``NAME`` in ``benchmarks/pipeline_<device>.json`` (other tags
+and files the figures under ``NAME`` in ``pipeline_<device>.json`` in
+``benchmarks/bench_pipeline/`` (or ``--out``; other tags
 kept), so the same command run on two commits gives a before/after table in
 ``pipeline_<device>.md``.
 """
@@ -45,6 +46,7 @@ from trilab.bench import (
 )
 from trilab.device import select_device
 
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 RECEPTIVE_FIELD = 243
 H36M_TRAINING_FRAMES = 1_559_752
 
@@ -222,7 +224,7 @@ def report(rows: list[dict], stem: Path) -> Path:
         rows,
         COLUMNS,
         f"GLA-GCN pipeline, {frames}-frame model",
-        "python benchmarks/bench_pipeline.py --out benchmarks --tag TAG",
+        "python benchmarks/bench_pipeline.py --tag TAG",
         notes=notes,
     )
     return md
@@ -230,7 +232,7 @@ def report(rows: list[dict], stem: Path) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default="current")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=300_000)

@@ -1,5 +1,6 @@
-"""The README's demo table from a run's ``metrics.json``: ``demo_table.py METRICS --out STEM``
-writes STEM.json (the metrics) and STEM.md (the table, with the command that made the run)."""
+"""The README's demo table from a run's ``metrics.json``: ``demo_table.py METRICS [--out STEM]``
+writes STEM.json (the metrics) and STEM.md (the table, with the command that made the run);
+STEM is ``benchmarks/demo_table/demo_cpu`` unless given."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import argparse
 import json
 import platform
 from pathlib import Path
+
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 
 COLUMNS = (
     ("MPJPE mm", "mpjpe_mm"),
@@ -54,10 +57,13 @@ def table(metrics: dict, command: str) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("metrics", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="output path without suffix")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "demo_cpu", help="output path without suffix"
+    )
     parser.add_argument("--command", default="make -C glagcn figures")
     args = parser.parse_args(argv)
     metrics = json.loads(args.metrics.read_text())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     args.out.with_suffix(".md").write_text(table(metrics, args.command))
     print(args.out.with_suffix(".md").read_text())

@@ -1,12 +1,13 @@
 """Train one configuration per variant (same seed, same epochs) and compare their test errors.
 
-``python benchmarks/variants.py --out benchmarks --name padding
+``python benchmarks/variants.py --name padding
 authors:model.temporal_padding=authors centred:model.temporal_padding=centred``
 
 Each variant is ``LABEL:OVERRIDE[,OVERRIDE...]``; it runs ``train.py`` with those Hydra overrides
 (plus any ``--common`` ones) into ``outputs/variants/NAME_LABEL`` and its ``metrics.json`` is
-summarised in ``<out>/variants_NAME.json`` and ``.md``.  Without ``--common`` the default
-configuration is trained: the synthetic demo set and the small model.
+summarised in ``variants_NAME.json`` and ``.md`` in ``benchmarks/variants/`` (or ``--out``).
+Without ``--common`` the default configuration is trained: the synthetic demo set and the small
+model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from trilab.bench import Column, command_line, write_report
 
 PROJECT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm")
 
 
@@ -78,12 +80,15 @@ def report(name: str, rows: list[dict], out: Path, command: str) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", required=True)
     parser.add_argument("--common", nargs="*", default=[], help="overrides for every variant")
     parser.add_argument("variants", nargs="+", help="LABEL:OVERRIDE[,OVERRIDE...]")
     args = parser.parse_args(argv)
-    variants = [parse_variant(text) for text in args.variants]
+    try:
+        variants = [parse_variant(text) for text in args.variants]
+    except ValueError as error:
+        parser.error(str(error))  # one line, exit 2
     rows = [
         run_variant(args.name, label, [*args.common, *overrides]) for label, overrides in variants
     ]

@@ -1,7 +1,7 @@
 """Building blocks on features shaped (N, C, T, V): batch, channels, frames, joints.
 
 The forward passes compute what the straightforward forms compute (the frozen copy in
-``glagcn/benchmarks/bench_speed.py`` is the reference, and tests hold the two equal) with fewer
+:mod:`glagcn.model.frozen_reference` is the reference, and tests hold the two equal) with fewer
 passes over memory: the graph unit's subsets share one GEMM (``glagcn.model.fused``), residual
 additions and ReLUs run in place on fresh outputs, and dropout draws its mask as ``rand >= p`` (keep
 probability 1 - p and scale 1 / (1 - p), as ``nn.Dropout``; the masks differ from
