@@ -8,12 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 from omegaconf import OmegaConf
 
 from glagcn.keypoints import KeypointInputError, read_detections
 from glagcn.predict import predict
+from glagcn.video_io import write_photo_clip
 from trilab.safe_load import UnsafeFileError
-from trilab.testing import write_crafted_npz
+from trilab.testing import exit_of_entry_point, run_to_completion, write_crafted_npz
 
 PROJECT = Path(__file__).resolve().parents[1]
 POSE = np.array(
@@ -67,6 +69,7 @@ def test_video_in_3d_out_with_an_untrained_detector(tmp_path, checkpoint, capsys
     out = tmp_path / "out"
     # Untrained weights, every box kept: the whole path runs without a download.
     detector = {
+        "detector": "keypoint_rcnn",
         "detector_weights": "random",
         "detector_score_threshold": 0.0,
         "detector_max_people": 2,
@@ -137,8 +140,57 @@ def test_video_where_nobody_is_detected(tmp_path, checkpoint, monkeypatch):
         KeypointInputError,
         match="nobody was detected in .*empty.mp4.*lower detector_score_threshold",
     ):
-        predict(config(video=str(video), checkpoint=str(checkpoint), output=str(tmp_path / "o")))
+        predict(
+            config(
+                video=str(video),
+                checkpoint=str(checkpoint),
+                output=str(tmp_path / "o"),
+                detector="keypoint_rcnn",
+            )
+        )
     assert read_detections(tmp_path / "o" / "detections_empty.npz").num_detections == 0
+
+
+def test_photo_clip_without_a_person_is_one_line_and_exit_2(tmp_path, checkpoint):
+    """BlazePose, the CPU default, on a real photograph with nobody in it."""
+    video = write_photo_clip(tmp_path / "coffee.mp4", skimage.data.coffee(), (320, 240), 3, 10)
+    status, stderr = exit_of_entry_point(
+        lambda: predict(
+            config(video=str(video), checkpoint=str(checkpoint), output=str(tmp_path / "o"))
+        ),
+        "predict.py",
+    )
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert "nobody was detected in" in stderr and "BlazePose" in stderr
+    assert read_detections(tmp_path / "o" / "detections_coffee.npz").num_detections == 0
+
+
+def test_cli_lifts_a_real_person_with_blazepose_by_default(tmp_path, checkpoint):
+    """`predict.py video=clip.mp4 checkpoint=CKPT` on a CPU: BlazePose, smoothing, BVH."""
+    video = write_photo_clip(tmp_path / "clip.mp4", skimage.data.astronaut(), (480, 270), 8, 10)
+    out = tmp_path / "out"
+    run_to_completion(
+        [
+            sys.executable,
+            "predict.py",
+            f"video={video}",
+            f"checkpoint={checkpoint}",
+            f"output={out}",
+            "smooth=true",
+            "render_format=gif",
+            "progress=false",
+        ],
+        cwd=PROJECT,
+    )
+    raw = read_detections(out / "detections_clip.npz")
+    assert raw.format == "detectron2" and sorted(raw.frames) == list(range(8))
+    assert raw.num_detections == 8  # one person in every frame
+    result = np.load(out / "poses_3d.npz")
+    assert result["poses_3d"].shape == (8, 17, 3) and result["valid"].all()
+    # the lifted 2D head lies on her face: inside the photograph's face region in every frame
+    head = result["keypoints_2d"][:, 10]
+    assert ((head[:, 0] > 100) & (head[:, 0] < 380) & (head[:, 1] > 20) & (head[:, 1] < 150)).all()
+    assert (out / "lift.gif").is_file() and (out / "lift_frames.png").is_file()
 
 
 def openpose_folder(folder, frames, absent=()):
