@@ -12,7 +12,8 @@ from drag.checkpoint_stage import stage_of
 from drag.errors import NoImagesError, UserError, WrongStageError
 from drag.explain import display_photo, explain, figure_path, region_figure
 from drag.predict import predict_folder
-from trilab.checkpoint import atomic_save, read_checkpoint
+from trilab.atomic import atomic_save
+from trilab.checkpoint import read_checkpoint
 from trilab.testing import RecordingLogger
 
 

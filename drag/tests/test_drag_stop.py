@@ -131,7 +131,9 @@ def test_drag_stage_with_region_losses_resumes_to_the_uninterrupted_run(
         ours = torch.load(interrupted / "drag" / "checkpoints" / name, weights_only=True)
         theirs = torch.load(uninterrupted / "drag" / "checkpoints" / name, weights_only=True)
         _assert_same_tensors(ours["model"], theirs["model"], name)
-        _assert_same_tensors(ours["optimizer"], theirs["optimizer"], name)
+        _assert_same_tensors(ours["state"], theirs["state"], name)
+        if name == "last.pt":  # the region step's optimizer beside the stage's
+            assert set(ours["state"]) == {"optimizer", "region_losses"}
 
 
 def test_resuming_with_region_losses_from_a_checkpoint_without_their_optimizer_is_refused(
@@ -151,8 +153,7 @@ def test_resuming_with_region_losses_from_a_checkpoint_without_their_optimizer_i
     on = _drag_stage_overrides(tiny_synthetic, trained_run, tiny_overrides, 0.1)
     with pytest.raises(
         CheckpointError,
-        match=r"last\.pt was trained with the optimizer Adam\(.*"
-        r"region_losses=Adam\(.*drag\.distance_weight=0\.1",
+        match=r"last\.pt holds no state for region_losses \(Adam\(lr=",
     ):
         train(compose_cfg(on + ["resume=true"]))
     assert last.read_bytes() == before

@@ -156,6 +156,7 @@ def test_training_windows_are_built_where_data_on_device_says(
     synthetic, tmp_path, monkeypatch, data_on_device
 ):
     import glagcn.training
+    import trilab.run
 
     class Placed(Exception):
         pass
@@ -166,7 +167,7 @@ def test_training_windows_are_built_where_data_on_device_says(
     # The training device is "meta" (tensors without storage): the only device a CPU machine can
     # tell apart from "cpu".  Training stops where the windows are built.
     monkeypatch.setattr(glagcn.training, "WindowedPoses", record)
-    monkeypatch.setattr(glagcn.training, "init_distributed", _pretend_training_device("meta"))
+    monkeypatch.setattr(trilab.run, "init_distributed", _pretend_training_device("meta"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(Placed) as placed:
         train(_compose(_small(synthetic, "epochs=1", f"train.data_on_device={data_on_device}")))

@@ -7,19 +7,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-from trilab.checkpoint import (
-    CheckpointError,
-    atomic_save,
-    capture_rng_state,
-    latest_checkpoint,
-    load_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
-    weights_digest,
-)
+from trilab.atomic import remove_stale_temporaries
+from trilab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from trilab.rng import capture_rng_state
 from trilab.seed import seed_everything
+from trilab.weights import weights_digest
 
 
 def _model_and_optim(seed: int):
@@ -38,15 +31,15 @@ def test_round_trip_restores_model_optimizer_scheduler(tmp_path):
     path = save_checkpoint(
         tmp_path / "checkpoints" / "last.pt",
         model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
+        checkpointables={"optimizer": optimizer, "scheduler": scheduler},
         epoch=3,
         extra={"best": 1.5},
     )
-    assert latest_checkpoint(tmp_path) == path
 
     other, other_opt, other_sched = _model_and_optim(1)
-    state = load_checkpoint(path, model=other, optimizer=other_opt, scheduler=other_sched)
+    state = load_checkpoint(
+        path, model=other, checkpointables={"optimizer": other_opt, "scheduler": other_sched}
+    )
     assert state["epoch"] == 3 and state["extra"] == {"best": 1.5}
     for a, b in zip(model.parameters(), other.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -89,58 +82,6 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "writer.py"]
 
 
-def _train(model, optimizer, loader, epochs, history):
-    for epoch in epochs:
-        order = []
-        for (x,) in loader:
-            order.append(x[:, 0].long().tolist())
-            noise = torch.randn(()) * 0.01 + float(np.random.rand()) * 0.0
-            loss = (model(x) ** 2).mean() + noise
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        history[epoch] = (order, torch.rand(()).item())
-
-
-def test_resume_continues_with_the_same_batches_and_random_draws(tmp_path):
-    data = TensorDataset(torch.arange(20, dtype=torch.float32).unsqueeze(1).repeat(1, 3))
-
-    generator = seed_everything(7)
-    model, optimizer, _ = _model_and_optim(0)
-    loader = DataLoader(data, batch_size=4, shuffle=True, generator=generator)
-    uninterrupted: dict = {}
-    _train(model, optimizer, loader, range(3), uninterrupted)
-
-    generator = seed_everything(7)
-    model, optimizer, _ = _model_and_optim(0)
-    loader = DataLoader(data, batch_size=4, shuffle=True, generator=generator)
-    resumed: dict = {}
-    _train(model, optimizer, loader, range(1), resumed)
-    path = save_checkpoint(
-        tmp_path / "last.pt",
-        model=model,
-        optimizer=optimizer,
-        epoch=0,
-        generators={"loader": generator},
-    )
-    # a fresh process would start from other states: scramble them before resuming
-    seed_everything(12345)
-    generator = torch.Generator().manual_seed(999)
-    model, optimizer, _ = _model_and_optim(5)
-    loader = DataLoader(data, batch_size=4, shuffle=True, generator=generator)
-    state = load_checkpoint(
-        path, model=model, optimizer=optimizer, generators={"loader": generator}
-    )
-    _train(model, optimizer, loader, range(state["epoch"] + 1, 3), resumed)
-
-    assert resumed == uninterrupted
-
-
-def test_atomic_save_leaves_no_temp_files(tmp_path):
-    atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
-    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
-
-
 def test_missing_corrupt_and_mismatched_checkpoints_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="not found: .*nope.pt"):
         load_checkpoint(tmp_path / "nope.pt", model=torch.nn.Linear(2, 2))
@@ -151,9 +92,35 @@ def test_missing_corrupt_and_mismatched_checkpoints_are_named(tmp_path):
     path = save_checkpoint(tmp_path / "small.pt", model=torch.nn.Linear(2, 2), epoch=0)
     with pytest.raises(CheckpointError, match="does not fit the model"):
         load_checkpoint(path, model=torch.nn.Linear(3, 2))
-    with pytest.raises(CheckpointError, match="no optimizer state"):
-        model = torch.nn.Linear(2, 2)
-        load_checkpoint(path, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=1))
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(CheckpointError, match=r"no state for optimizer \(SGD\(lr=1"):
+        load_checkpoint(
+            path, model=model, checkpointables={"optimizer": torch.optim.SGD(model.parameters(), 1)}
+        )
+
+
+def test_a_resume_must_checkpoint_the_same_objects_as_the_run_that_wrote(tmp_path):
+    """A second optimizer (drag's region step) is one more name in the mapping: a checkpoint
+    without its state, or with state this run has no object for, is refused by name."""
+    model = torch.nn.Linear(2, 2)
+    main = torch.optim.Adam(model.parameters(), lr=0.1)
+    extra = torch.optim.Adam(model.parameters(), lr=0.2)
+    both = save_checkpoint(
+        tmp_path / "both.pt",
+        model=model,
+        epoch=0,
+        checkpointables={"optimizer": main, "region": extra},
+    )
+    one = save_checkpoint(
+        tmp_path / "one.pt", model=model, epoch=0, checkpointables={"optimizer": main}
+    )
+    with pytest.raises(
+        CheckpointError, match=r"both.pt also holds the state of region \(Adam\(lr=0.2"
+    ):
+        load_checkpoint(both, model=model, checkpointables={"optimizer": main})
+    with pytest.raises(CheckpointError, match=r"one.pt holds no state for region"):
+        load_checkpoint(one, model=model, checkpointables={"optimizer": main, "region": extra})
+    load_checkpoint(both, model=model, checkpointables={"optimizer": main, "region": extra})
 
 
 def test_each_rank_gets_its_own_random_state_back(tmp_path):

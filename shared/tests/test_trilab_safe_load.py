@@ -1,4 +1,4 @@
-"""No code from data: restricted npz/npy/torch loading, legacy checkpoints, user errors."""
+"""No code from data: restricted npz/npy/torch loading, checkpoints, user errors."""
 
 from __future__ import annotations
 
@@ -111,33 +111,6 @@ def test_own_checkpoints_load_with_weights_only_and_restore_numpy_rng(tmp_path):
     payload = load_checkpoint(path, model=model)
     np.testing.assert_array_equal(np.random.rand(3), expected)
     assert resume_position(payload) == (5, 7)
-
-
-def test_checkpoint_of_an_earlier_version_is_refused_in_one_line(tmp_path):
-    model = torch.nn.Linear(2, 2)
-    legacy = tmp_path / "old.pt"
-    torch.save(
-        {
-            "format_version": 1,
-            "epoch": 2,
-            "model": model.state_dict(),
-            "optimizer": None,
-            "scheduler": None,
-            "generators": {},
-            "extra": {},
-            "rng": {
-                "python": __import__("random").getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-            },
-        },
-        legacy,
-    )
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(legacy, model=model)
-    message = str(info.value)
-    assert "\n" not in message
-    assert str(legacy) in message and "earlier versions" in message and "not supported" in message
 
 
 def test_mismatch_report_is_short(tmp_path):

@@ -17,14 +17,12 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from trilab.distributed import init_distributed
 from trilab.errors import report_user_errors
-from trilab.loop import EpochResult, StepResult, TrainLoop, epoch_order
-from trilab.run_folder import claim_run_folder
-from trilab.runlog import RunLogger
-from trilab.seed import seed_everything
+from trilab.loop import EpochResult, StepResult, epoch_order, steps_per_epoch
+from trilab.run import start_run
 
 ITEMS, BATCH = 48, 4
 
@@ -56,31 +54,36 @@ def train(
     of the run.
     """
     run_dir = Path(run_dir)
-    ctx = init_distributed("cpu")
-    seed_everything(seed)
-    with (
-        claim_run_folder(run_dir, resume=resume, overwrite=overwrite, ctx=ctx),
-        RunLogger(run_dir, enabled=ctx.is_main, tensorboard=False) as log,
-        ctx,
-    ):
+    cfg = OmegaConf.create(
+        {
+            "device": "cpu",
+            "seed": seed,
+            "deterministic": False,
+            "resume": resume,
+            "overwrite": overwrite,
+            "tensorboard": False,
+            "epochs": epochs,
+            "lr": 0.01,
+            "lr_for_sgd": "${lr}",  # an interpolation, saved resolved
+        }
+    )
+    with start_run(cfg, project="toy", folder=run_dir) as run:
+        ctx = run.ctx
+        # what this rank's global generator was seeded with: the per-rank rule, observed
+        (run_dir / f"seed_rank{ctx.rank}.json").write_text(json.dumps(torch.initial_seed()))
         inputs, targets = _data()
         model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
         trainable = ctx.wrap_model(model)
         if optimizer == "adam":
-            optim = torch.optim.Adam(model.parameters(), lr=0.01)
+            optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         else:
-            optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            optim = torch.optim.SGD(model.parameters(), lr=cfg.lr_for_sgd, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optim, step_size=1, gamma=0.7)
-        share = ITEMS // ctx.world_size
-        loop = TrainLoop(
+        loop = run.loop(
             trainable,
-            optim,
-            checkpoint_dir=run_dir / "checkpoints",
+            {"optimizer": optim},
             epochs=epochs,
-            steps_per_epoch=-(-share // BATCH),
-            ctx=ctx,
-            log=log,
-            resume=resume,
+            steps_per_epoch=steps_per_epoch(ITEMS, BATCH, ctx.world_size),
             scheduler=scheduler,
             best="min",
             extra={"toy": True},
@@ -125,7 +128,7 @@ def train(
         loop.run(batches, step, end_epoch)
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         if ctx.is_main:
-            log.write_metrics({"best_epoch": loop.best_epoch})
+            run.log.write_metrics({"best_epoch": loop.best_epoch})
         (run_dir / f"weights_rank{ctx.rank}.json").write_text(
             json.dumps({k: v.tolist() for k, v in weights.items()})
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drag.errors import WrongStageError
+from trilab.run_files import BEST_CHECKPOINT, CHECKPOINT_DIR, checkpoint_dir
 
 CHECKPOINT_STAGES = ("finetune_backbone", "pretrain_cgl", "drag")
 DESCRIPTIONS = {
@@ -22,7 +23,7 @@ AUTHORS_SOURCE = "authors_notebooks"  # extra["source"] of converted notebook we
 
 def _stage_folder(path: Path) -> str | None:
     """``<run>/<stage>/checkpoints/x.pt`` -> stage."""
-    if path.parent.name == "checkpoints" and path.parent.parent.name in CHECKPOINT_STAGES:
+    if path.parent.name == CHECKPOINT_DIR and path.parent.parent.name in CHECKPOINT_STAGES:
         return path.parent.parent.name
     return None
 
@@ -51,8 +52,8 @@ def suggested_path(path: str | Path, stage: str) -> str:
     """The file of ``stage`` in the same run as ``path`` (or the pattern when unknown)."""
     path = Path(path)
     if _stage_folder(path) is not None:
-        return str(path.parent.parent.parent / stage / "checkpoints" / "best.pt")
-    return f"<run>/{stage}/checkpoints/best.pt"
+        return str(checkpoint_dir(path.parent.parent.parent / stage) / BEST_CHECKPOINT)
+    return f"<run>/{stage}/{CHECKPOINT_DIR}/{BEST_CHECKPOINT}"
 
 
 def require_stage(

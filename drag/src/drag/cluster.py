@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 
 from drag.errors import DragInputError, MissingFileError
 from drag.model.backbone import Backbone
-from trilab.checkpoint import atomic_save, weights_digest
+from trilab.atomic import atomic_save
 from trilab.safe_load import load_torch_file
+from trilab.weights import weights_digest
 
 
 class ClusterMismatchError(DragInputError):

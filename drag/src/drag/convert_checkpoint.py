@@ -34,7 +34,8 @@ from drag.checkpoint_stage import AUTHORS_SOURCE
 from drag.errors import DragInputError, UserError
 from drag.model.backbone import Backbone
 from drag.model.drag import build_drag
-from trilab.checkpoint import FORMAT_VERSION, atomic_save
+from trilab.atomic import atomic_save
+from trilab.checkpoint import FORMAT_VERSION
 from trilab.safe_load import load_torch_file
 
 # torchvision ResNet module names -> positions in Backbone.trunk

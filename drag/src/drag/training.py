@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from drag import CLASS_NAMES
 from drag.checkpoint_stage import CHECKPOINT_STAGES, require_stage
@@ -32,24 +31,23 @@ from drag.model.backbone import Backbone
 from drag.model.cgl import cgl_pretrain_loss, membership_targets
 from drag.model.drag import DRAG, build_drag
 from drag.model.losses import class_weights_from_labels, distance_loss, diversity_loss
-from trilab.checkpoint import (
+from trilab.atomic import atomic_write_text
+from trilab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from trilab.hydra_utils import run_dir
+from trilab.loop import EpochResult, EpochTotals, StepResult, epoch_order, steps_per_epoch
+from trilab.metrics import classification_metrics
+from trilab.run import Run as TrilabRun
+from trilab.run import start_run
+from trilab.run_files import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
-    CheckpointError,
-    describe_optimizer,
-    load_checkpoint,
-    read_checkpoint,
-    unwrap_model,
+    METRICS_FILE,
+    RUN_FILES,
+    checkpoint_dir,
+    checkpoint_records,
 )
-from trilab.distributed import init_distributed
-from trilab.hydra_utils import run_dir
-from trilab.loop import EpochResult, EpochTotals, StepResult, TrainLoop, epoch_order
-from trilab.metrics import classification_metrics
-from trilab.run_folder import RUN_FILES, claim_run_folder
-from trilab.runlog import RunLogger, to_jsonable
-from trilab.seed import seed_everything
-from trilab.stopping import StopSignal
+from trilab.runlog import to_jsonable
+from trilab.weights import unwrap_model
 
 STAGES = ("finetune_backbone", "cluster", "pretrain_cgl", "drag")
 
@@ -64,31 +62,23 @@ def train(cfg, stage_functions: dict | None = None) -> dict:
     stages = [s for s in STAGES if s in cfg.stages]
     out_dir = run_dir()
     work_dir = Path(cfg.work_dir) if cfg.get("work_dir") else out_dir
-    ctx = init_distributed(cfg.device)
-    with (
-        ctx,
-        claim_run_folder(
-            work_dir,
-            resume=bool(cfg.resume),
-            overwrite=bool(cfg.overwrite),
-            ctx=ctx,
-            records=_stage_records(stages),
-            run_files=_replaced_by_overwrite(stages, work_dir == out_dir),
-        ),
-        RunLogger(out_dir, enabled=ctx.is_main) as log,
-        StopSignal(ctx) as stop,
-    ):
-        seed_everything(cfg.seed + ctx.rank, deterministic=cfg.deterministic)
+    with start_run(
+        cfg,
+        project="drag",
+        folder=work_dir,
+        log_folder=out_dir,
+        records=_stage_records(stages),
+        run_files=_replaced_by_overwrite(stages, work_dir == out_dir),
+    ) as started:
+        run = Run(**vars(started))
+        ctx, log, stop = run.ctx, run.log, run.stop
         log.info(
             f"DRAG stages {stages} on {ctx.device} (world size {ctx.world_size}); "
             f"artefacts in {work_dir}"
         )
-        if ctx.is_main:
-            (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            if cfg.data.format == "ipd":
-                maybe_generate(cfg.data, log)  # rank 0 only: no two writers per file
+        if ctx.is_main and cfg.data.format == "ipd":
+            maybe_generate(cfg.data, log)  # rank 0 only: no two writers per file
         ctx.barrier()
-        run = Run(cfg, ctx, log, work_dir, stop)
         run.splits = build_splits(cfg.data, cfg.seed, log, run.report)
         times = {}
         for number, stage in enumerate(stages):
@@ -102,7 +92,7 @@ def train(cfg, stage_functions: dict | None = None) -> dict:
         summary = summarize(run, times)
         log.write_metrics(summary)
         if work_dir != out_dir and ctx.is_main:
-            (work_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+            atomic_write_text(work_dir / METRICS_FILE, json.dumps(summary, indent=2, default=str))
         return summary
 
 
@@ -110,10 +100,7 @@ def _stage_records(stages: list[str]) -> list[str]:
     """What shows that a stage of this run already ran in the folder: its checkpoints (the
     run's log is shared by stages run one at a time into one folder)."""
     return [
-        f"{stage}/{CHECKPOINT_DIR}/{name}"
-        for stage in stages
-        if stage in CHECKPOINT_STAGES
-        for name in (LAST_CHECKPOINT, BEST_CHECKPOINT)
+        name for stage in stages if stage in CHECKPOINT_STAGES for name in checkpoint_records(stage)
     ]
 
 
@@ -124,23 +111,15 @@ def _replaced_by_overwrite(stages: list[str], logs_in_work_dir: bool) -> list[st
 
 
 @dataclass
-class Run:
-    """What the stages of one run share."""
+class Run(TrilabRun):
+    """What the stages of one run share: trilab's run (its ``folder`` is the ``work_dir``),
+    the files skipped so far and the data splits."""
 
-    cfg: object
-    ctx: object  # trilab DistContext
-    log: RunLogger
-    work_dir: Path
-    stop: StopSignal
     report: BadFileReport = field(default_factory=BadFileReport)
     splits: dict = field(default_factory=dict)
 
-    @property
-    def device(self) -> torch.device:
-        return self.ctx.device
-
     def stage_dir(self, name: str) -> Path:
-        return self.work_dir / name
+        return self.folder / name
 
     def eval_loader(self, split: str):
         return make_loader(self.splits[split], self.cfg.data)
@@ -153,10 +132,11 @@ class Run:
             weight = class_weights_from_labels(labels).to(self.device)
         return lambda logits, labels: F.cross_entropy(logits, labels, weight=weight)
 
-    def write_json(self, path: Path, payload: dict) -> None:
+    def write_metrics(self, stage: str, payload: dict) -> None:
+        """``<stage>/metrics.json`` (rank 0)."""
         if self.ctx.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
+            text = json.dumps(to_jsonable(payload), indent=2, sort_keys=True)
+            atomic_write_text(self.stage_dir(stage) / METRICS_FILE, text)
 
     def progress_until_stop(self, iterable, **kwargs):
         """``log.progress`` for work that cannot be checkpointed half-way (clustering, on rank
@@ -180,7 +160,7 @@ def fit(
     select: bool = True,
     start_epoch: Callable[[int], None] | None = None,
     after_step: Callable[[dict], None] | None = None,
-    checkpointed: object | None = None,
+    checkpointables: dict | None = None,
 ) -> Path:
     """Train ``model`` (as wrapped for training) on the training split; the path of the best
     epoch's checkpoint.
@@ -188,25 +168,21 @@ def fit(
     The best epoch is chosen on validation ROC-AUC (threshold-free); without ``select`` the
     last epoch is kept as best.  Every checkpoint records ``extra["stage"]``; with ``select``
     also the decision threshold chosen on validation for its weights (``extra["threshold"]``).
-    ``checkpointed``: what ``last.pt`` saves as the optimizer when ``after_step`` steps one of
-    its own (a :class:`RegionLossOptimizers`); ``optimizer`` by default.
+    ``checkpointables``: what ``last.pt`` saves besides the weights (by default ``optimizer``;
+    also the optimizer of an ``after_step`` that steps one of its own).
     """
     cfg, ctx = run.cfg, run.ctx
     samples = run.splits["train"]
     batch_size = int(cfg.data.batch_size)
     weights = balanced_weights(samples) if cfg.data.get("balanced_sampling", False) else None
-    loop = TrainLoop(
+    loop = run.loop(
         model,
-        optimizer if checkpointed is None else checkpointed,
-        checkpoint_dir=run.stage_dir(stage) / CHECKPOINT_DIR,
-        epochs=int(epochs),
-        steps_per_epoch=-(-(len(samples) // ctx.world_size) // batch_size),
-        ctx=ctx,
-        log=run.log,
-        resume=bool(cfg.resume),
+        checkpointables or {"optimizer": optimizer},
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch(len(samples), batch_size, ctx.world_size),
+        checkpoint_folder=checkpoint_dir(run.stage_dir(stage)),
         extra={**extra, "stage": stage},
         name=f"stage {stage}",
-        stop=run.stop,
     )
     val_loader = run.eval_loader("val")
     plain = unwrap_model(model)
@@ -278,7 +254,7 @@ def finetune_backbone(run: Run) -> dict:
     load_checkpoint(best, model=model, restore_rng=False)
     model.eval()
     result = evaluate_splits(model, _eval_loaders(run), run.device, run.report, run.log)
-    run.write_json(run.stage_dir("finetune_backbone") / "metrics.json", result)
+    run.write_metrics("finetune_backbone", result)
     run.log.info(f"baseline (backbone alone) test accuracy {result['test']['accuracy']:.4f}")
     return result
 
@@ -318,7 +294,7 @@ def cluster(run: Run) -> dict:
             f"of sizes {clusters.sizes()} over {clusters.n_images} images "
             f"in {clusters.seconds:.1f}s -> {path}"
         )
-        run.write_json(run.stage_dir("cluster") / "metrics.json", result)
+        run.write_metrics("cluster", result)
     run.ctx.barrier()
     return result
 
@@ -361,36 +337,8 @@ def pretrain_cgl(run: Run) -> dict:
         f"CGL pretraining: argmax of w[:, c] matches the k-means cluster for "
         f"{agreement:.1%} of channels (val images)"
     )
-    run.write_json(run.stage_dir("pretrain_cgl") / "metrics.json", result)
+    run.write_metrics("pretrain_cgl", result)
     return result
-
-
-class RegionLossOptimizers:
-    """The drag stage's optimizer and the CGL-only one of its MA-CNN region step, checkpointed
-    as the single optimizer the training loop saves and restores.
-
-    The loop has one optimizer slot, and a resume that restarted the region step's Adam
-    (moments, step count) would not continue the run that stopped.  Its class name and
-    description are what the loop compares on resume: a ``last.pt`` of the plain optimizer
-    (region losses off, or written before this state was saved) is refused, as is the reverse.
-    """
-
-    def __init__(
-        self, stage: torch.optim.Optimizer, region_losses: torch.optim.Optimizer, settings: str
-    ) -> None:
-        self.optimizers = {"stage": stage, "region_losses": region_losses}
-        # describe_optimizer reads ``defaults``: a refusal names both and the loss weights
-        self.defaults = {
-            "stage": describe_optimizer(stage),
-            "region_losses": f"{describe_optimizer(region_losses)} for {settings}",
-        }
-
-    def state_dict(self) -> dict:
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state[name])
 
 
 def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_drag) -> dict:
@@ -420,14 +368,9 @@ def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_d
     ce = run.weighted_ce()
     region_weight = float(cfg.distance_weight) + float(cfg.diversity_weight)
     cgl_optimizer = torch.optim.Adam(model.cgl.parameters(), lr=cfg.lr_cgl)
-    checkpointed = None
-    if region_weight > 0:
-        checkpointed = RegionLossOptimizers(
-            optimizer,
-            cgl_optimizer,
-            f"drag.distance_weight={cfg.distance_weight} "
-            f"drag.diversity_weight={cfg.diversity_weight}",
-        )
+    checkpointables = {"optimizer": optimizer}
+    if region_weight > 0:  # a resume continues the region step's Adam too (moments, steps)
+        checkpointables["region_losses"] = cgl_optimizer
 
     def freeze_backbone_early(epoch: int) -> None:
         model.freeze_backbone = epoch < cfg.freeze_backbone_epochs
@@ -457,13 +400,13 @@ def train_drag(run: Run, build_model: Callable[[Backbone, dict], DRAG] = build_d
         extra={"model_config": config},
         start_epoch=freeze_backbone_early,
         after_step=region_step if region_weight > 0 else None,
-        checkpointed=checkpointed,
+        checkpointables=checkpointables,
     )
     load_checkpoint(best, model=model, restore_rng=False)
     model.freeze_backbone = False
     model.eval()
     result = evaluate_splits(model, _eval_loaders(run), run.device, run.report, run.log)
-    run.write_json(run.stage_dir("drag") / "metrics.json", result)
+    run.write_metrics("drag", result)
     run.log.info(f"DRAG test accuracy {result['test']['accuracy']:.4f}")
     return result
 
@@ -544,7 +487,7 @@ def summarize(run: Run, times: dict) -> dict:
     """DRAG, the backbone-only baseline and the majority rate on the same test split."""
 
     def stage_metrics(name):
-        path = run.stage_dir(name) / "metrics.json"
+        path = run.stage_dir(name) / METRICS_FILE
         return json.loads(path.read_text()) if path.is_file() else None
 
     test_labels = [s.label for s in run.splits["test"]]

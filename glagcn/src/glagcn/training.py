@@ -20,25 +20,17 @@ from glagcn.metrics import mpjpe
 from glagcn.model import GLAGCN, build_model, count_parameters
 from glagcn.optim import bn_momentum, build_optimizer, build_scheduler, set_bn_momentum
 from glagcn.render import plot_training_curves
-from trilab.checkpoint import checkpoint_dir, load_checkpoint
-from trilab.distributed import DistContext, init_distributed
-from trilab.hydra_utils import run_dir
+from trilab.checkpoint import load_checkpoint
+from trilab.distributed import DistContext
 from trilab.loop import EpochResult, EpochTotals, StepResult, TrainLoop, epoch_generator
-from trilab.run_folder import claim_run_folder
+from trilab.run import start_run
 from trilab.runlog import RunLogger
-from trilab.seed import seed_everything
 
 
 def train(cfg: DictConfig) -> dict:
     """Train on the configured data, select on validation (or keep the last epoch), test."""
-    ctx = init_distributed(cfg.device)
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    out = run_dir()
-    with (
-        claim_run_folder(out, resume=bool(cfg.resume), overwrite=bool(cfg.overwrite), ctx=ctx),
-        RunLogger(out, enabled=ctx.is_main) as log,
-        ctx,
-    ):
+    with start_run(cfg, project="glagcn") as run:
+        ctx, log = run.ctx, run.log
         splits = load_splits(cfg.data)
         for note in splits.notes:
             log.warning(note)
@@ -76,15 +68,11 @@ def train(cfg: DictConfig) -> dict:
         if cfg.train.compile:
             trainable = torch.compile(trainable, backend=compile_backend(cfg.train.compile))
         total_batches = batches_per_epoch(windows, cfg, ctx)
-        loop = TrainLoop(
+        loop = run.loop(
             trainable,
-            optimizer,
-            checkpoint_dir=checkpoint_dir(out),
-            epochs=int(cfg.epochs),
+            {"optimizer": optimizer},
+            epochs=cfg.epochs,
             steps_per_epoch=total_batches // ctx.world_size,
-            ctx=ctx,
-            log=log,
-            resume=bool(cfg.resume),
             scheduler=scheduler,
             best="min",
             extra={
@@ -97,7 +85,7 @@ def train(cfg: DictConfig) -> dict:
             return windows.iterate(
                 int(cfg.batch_size),
                 shuffle=True,
-                generator=epoch_generator(int(cfg.seed), epoch),
+                generator=epoch_generator(run.seed, epoch),
                 rank=ctx.rank,
                 world_size=ctx.world_size,
                 max_batches=total_batches,
@@ -135,7 +123,9 @@ def train(cfg: DictConfig) -> dict:
         log.write_metrics(metrics)
         try:
             plot_training_curves(
-                out, out / "training_curves.png", keys=("train/loss_mm", "val/mpjpe_mm")
+                run.folder,
+                run.folder / "training_curves.png",
+                keys=("train/loss_mm", "val/mpjpe_mm"),
             )
         except ValueError as error:
             log.warning(f"no training-curve plot: {error}")

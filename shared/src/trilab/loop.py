@@ -12,8 +12,9 @@ Per epoch::
 
 What the loop owns:
 
-* **Resume**: with ``resume=true`` it restores ``last.pt`` (weights, optimizer, scheduler, this
-  rank's RNG state, the epoch's running sums) and continues at the epoch and step it records.
+* **Resume**: with ``resume=true`` it restores ``last.pt`` (weights, the checkpointed objects:
+  optimizers, the scheduler, ...; this rank's RNG state, the epoch's running sums) and
+  continues at the epoch and step it records.
 * **Data order**: one rule, :func:`epoch_order` / :func:`epoch_generator`: an epoch's order is a
   function of ``(seed, epoch)`` alone, so a resumed epoch redraws the interrupted one's order
   and ``skip`` says how many of this rank's batches are already done.
@@ -42,15 +43,14 @@ import numpy as np
 import torch
 
 from trilab.checkpoint import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
     find_resume_checkpoint,
-    gather_rng_states,
     load_checkpoint,
     resume_position,
     save_checkpoint,
 )
 from trilab.finite import FiniteLossGuard
+from trilab.rng import gather_rng_states
+from trilab.run_files import BEST_CHECKPOINT, LAST_CHECKPOINT
 from trilab.stopping import StopSignal
 
 GUARD_CHECK_EVERY = 100  # steps between reads of the device-side NaN flag on a GPU
@@ -60,6 +60,16 @@ def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
     """The random draws of one epoch's data order (shuffle, augmentation flips): a function of
     ``(seed, epoch)`` alone, the same on every rank."""
     return np.random.default_rng([int(seed), int(epoch)])
+
+
+def steps_per_epoch(
+    num_items: int, batch_size: int, world_size: int = 1, max_steps: int | None = None
+) -> int:
+    """Steps of one rank in an epoch of :func:`epoch_order` shares: its ``num_items //
+    world_size`` items in batches of ``batch_size``, the last one partial (at most
+    ``max_steps``)."""
+    steps = -(-(int(num_items) // int(world_size)) // int(batch_size))
+    return min(steps, int(max_steps)) if max_steps else steps
 
 
 def epoch_order(
@@ -134,9 +144,12 @@ class TrainLoop:
     """Epochs of a project's steps, resumable at any step; see the module docstring.
 
     ``model`` is the module as trained (DDP- or compile-wrapped or not: checkpoints hold the
-    plain module's weights).  ``extra``: the project's data for every checkpoint (its model
-    configuration, ...); a resumed loop's ``extra`` is the checkpoint's.  ``name`` (e.g.
-    ``"stage drag"``) goes into the log lines and stop messages of a run with several loops.
+    plain module's weights).  ``checkpointables``: name -> every other object whose state a
+    resume needs (optimizers; anything with ``state_dict``/``load_state_dict``); ``scheduler``
+    is stepped after each epoch and checkpointed as ``"scheduler"``.  ``extra``: the
+    project's data for every checkpoint (its model configuration, ...); a resumed loop's
+    ``extra`` is the checkpoint's.  ``name`` (e.g. ``"stage drag"``) goes into the log lines
+    and stop messages of a run with several loops.
     ``stop``: the run's :class:`StopSignal` when it spans more than this loop; by default the
     loop listens for signals while it runs.
     """
@@ -144,7 +157,7 @@ class TrainLoop:
     def __init__(
         self,
         model: torch.nn.Module,
-        optimizer,
+        checkpointables: Mapping[str, Any],
         *,
         checkpoint_dir: str | Path,
         epochs: int,
@@ -160,7 +173,10 @@ class TrainLoop:
     ) -> None:
         if best not in ("max", "min"):
             raise ValueError(f"best must be 'max' or 'min', got {best!r}")
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.model, self.scheduler = model, scheduler
+        self.checkpointables = dict(checkpointables)
+        if scheduler is not None:
+            self.checkpointables["scheduler"] = scheduler
         self.checkpoint_dir = Path(checkpoint_dir)
         self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch)
         self.ctx, self.log, self.resume = ctx, log, bool(resume)
@@ -234,8 +250,7 @@ class TrainLoop:
         state = load_checkpoint(
             previous,
             model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
+            checkpointables=self.checkpointables,
             map_location=self.ctx.device,
             rank=self.ctx.rank,
             world_size=self.ctx.world_size,
@@ -320,8 +335,7 @@ class TrainLoop:
             save_checkpoint(
                 self.last,
                 model=self.model,
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
+                checkpointables=self.checkpointables,
                 epoch=epoch,
                 extra=extra,
                 steps_into_next_epoch=steps_into_next_epoch,

@@ -22,24 +22,9 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trilab.checkpoint import (
-    BEST_CHECKPOINT,
-    CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
-    remove_stale_temporaries,
-)
+from trilab.atomic import remove_stale_temporaries
 from trilab.errors import UserError
-from trilab.runlog import LOG_FILE, METRICS_FILE, SCALARS_FILE
-
-LOCK_FILE = ".lock"
-# what shows that a folder holds a run
-RUN_RECORDS = (
-    f"{CHECKPOINT_DIR}/{LAST_CHECKPOINT}",
-    f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}",
-    SCALARS_FILE,
-)
-# what overwrite=true removes (the current run's .hydra/ and Hydra's own log stay)
-RUN_FILES = (CHECKPOINT_DIR, SCALARS_FILE, METRICS_FILE, LOG_FILE, "tensorboard")
+from trilab.run_files import LOCK_FILE, RUN_FILES, RUN_RECORDS
 
 
 class RunFolderError(UserError):

@@ -17,13 +17,10 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from trilab.checkpoint import atomic_write_text
+from trilab.atomic import atomic_write_text
+from trilab.run_files import LOG_FILE, METRICS_FILE, SCALARS_FILE, TENSORBOARD_DIR
 
 T = TypeVar("T")
-
-SCALARS_FILE = "scalars.jsonl"
-METRICS_FILE = "metrics.json"
-LOG_FILE = "run.log"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -73,7 +70,7 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD_DIR))
 
     def info(self, message: str) -> None:
         self._logger.info(message)

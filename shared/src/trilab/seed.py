@@ -1,4 +1,11 @@
-"""Seeding and the determinism switch."""
+"""Seeding and the determinism switch.
+
+The per-rank rule (:func:`rank_seed`) is detectron2's: rank ``r`` of a run seeded ``seed`` seeds
+its global generators with ``seed + r``.  Ranks then draw different random numbers where they
+should differ (dropout, augmentation), while what must be the same on every rank is drawn from
+generators keyed by ``seed`` alone (an epoch's data order: :func:`trilab.loop.epoch_order`), and
+DDP gives every rank rank 0's initial weights.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,11 @@ import random
 
 import numpy as np
 import torch
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s global generators in a run seeded ``seed``: ``seed + rank``."""
+    return int(seed) + int(rank)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:

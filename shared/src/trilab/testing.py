@@ -14,11 +14,14 @@ anything a product module does not already depend on.
   inference free of training code.
 - :func:`user_error_of`, :func:`exit_of_entry_point`: an entry point's message for a user's
   mistake, from a real command line or without starting an interpreter.
+- :func:`disk_full_after`: a disk that fills up in the middle of an atomic write, for the tests
+  of what a full disk does to a checkpoint or any other file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shlex
@@ -26,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -222,3 +225,53 @@ def run_to_completion(
             f"{done.stderr[-3000:]}"
         )
     return done.stderr
+
+
+class _FillingDisk:
+    """A binary file whose disk is full after ``room`` more bytes: ``write`` raises ``code``."""
+
+    def __init__(self, handle: io.BufferedWriter, room: int, code: int) -> None:
+        self.handle, self.room, self.code = handle, room, code
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        if len(data) > self.room:
+            raise OSError(self.code, os.strerror(self.code))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def __enter__(self) -> _FillingDisk:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.handle.close()
+
+
+@contextlib.contextmanager
+def disk_full_after(
+    room: int, *, code: int = errno.ENOSPC, under: str | Path = "/"
+) -> Iterator[None]:
+    """Within the block, every file opened with ``os.fdopen(fd, "wb")`` (how
+    :func:`trilab.atomic.atomic_write` writes) below the folder ``under`` refuses its writes
+    with ``code`` once ``room`` bytes are written: a disk that fills up during the write."""
+    real = os.fdopen
+    under = str(Path(under).resolve())
+
+    def filling(fd, mode="r", *args, **kwargs):
+        handle = real(fd, mode, *args, **kwargs)
+        target = os.readlink(f"/proc/self/fd/{fd}") if isinstance(fd, int) else ""
+        if mode == "wb" and target.startswith(under):
+            return _FillingDisk(handle, room, code)
+        return handle
+
+    os.fdopen = filling
+    try:
+        yield
+    finally:
+        os.fdopen = real

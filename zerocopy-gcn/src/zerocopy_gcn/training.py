@@ -4,29 +4,28 @@
 One step: seeds -> neighbour sampling -> feature fetch -> forward/backward.  Each epoch reports
 the time spent sampling, fetching and training (synchronised clocks; with prefetch on,
 sample/fetch are the producer's own times and ``stall_s`` is what training waited for them).
-Resuming, stops, checkpoints and the run folder are trilab's training loop.
+The run's set-up, resuming, stops, checkpoints and the run folder are trilab's
+(:func:`trilab.run.start_run` and its training loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.nn import functional as F
 
-from trilab.checkpoint import checkpoint_dir, load_checkpoint, weights_digest
-from trilab.distributed import DistContext, init_distributed
+from trilab.checkpoint import load_checkpoint
 from trilab.errors import UserError
-from trilab.hydra_utils import run_dir
-from trilab.loop import EpochResult, EpochTotals, StepResult, TrainLoop, epoch_order
-from trilab.run_folder import RUN_FILES, claim_run_folder
-from trilab.runlog import RunLogger
-from trilab.seed import seed_everything
+from trilab.loop import EpochResult, EpochTotals, StepResult, epoch_order, steps_per_epoch
+from trilab.run import Run, start_run
+from trilab.run_files import per_rank_file
+from trilab.weights import weights_digest
 from zerocopy_gcn.fetch import FeatureFetcher, build_fetcher
 from zerocopy_gcn.graph.dataset import open_dataset
 from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
@@ -66,28 +65,14 @@ def evaluate(
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train on the configured graph; the returned metrics are also written to metrics.json."""
-    ctx = init_distributed(cfg.device)
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    out = run_dir()
-    per_rank_files = [path.name for path in out.glob("*_rank[0-9]*")]  # a torchrun run's
-    with (
-        claim_run_folder(
-            out,
-            resume=bool(cfg.resume),
-            overwrite=bool(cfg.overwrite),
-            ctx=ctx,
-            run_files=[*RUN_FILES, *per_rank_files],
-        ),
-        RunLogger(out, enabled=ctx.is_main, tensorboard=cfg.get("tensorboard", True)) as log,
-        ctx,
-    ):
-        return _train(cfg, ctx, out, log)
+    with start_run(cfg, project="zerocopy_gcn") as run, contextlib.ExitStack() as resources:
+        return _train(cfg, run, resources)
 
 
-def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict[str, Any]:
-    device = ctx.device
-    if ctx.is_main:
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+def _train(cfg: DictConfig, run: Run, resources: contextlib.ExitStack) -> dict[str, Any]:
+    """The run; what holds pinned or registered memory is closed by ``resources`` when the run
+    ends, however it ends."""
+    ctx, log, device = run.ctx, run.log, run.device
     setup_start = time.perf_counter()
     host_table = cfg.get("host_table", "mmap")
     if host_table not in HOST_TABLES:  # before opening (or generating) the graph
@@ -102,6 +87,8 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
         )
     fanouts = list(cfg.fanouts)
     sample_device, csr, registrations = sampling_arrays(cfg.get("sample_on", "cpu"), graph, device)
+    for registration in registrations:
+        resources.callback(registration.close)
     sampler_cfg = cfg.get("sampler") or {}
     kind, threads = sampler_cfg.get("kind", "auto"), int(sampler_cfg.get("num_threads", 0) or 0)
     sampler = make_sampler(
@@ -117,6 +104,7 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
         kind, graph, fanouts, seed=cfg.seed + 7, device=sample_device, num_threads=threads, **csr
     )
     fetcher = build_fetcher(cfg.fetch, graph, device)
+    resources.callback(fetcher.close)
     model = build_model(
         cfg.model.name,
         graph.feat_dim,
@@ -141,18 +129,14 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
     train_nodes, val_nodes, test_nodes = (
         np.asarray(graph.splits[split]) for split in ("train", "val", "test")
     )
-    steps = -(-(train_nodes.shape[0] // ctx.world_size) // cfg.batch_size)
-    if cfg.get("max_batches"):
-        steps = min(steps, int(cfg.max_batches))
-    loop = TrainLoop(
+    steps = steps_per_epoch(
+        train_nodes.shape[0], cfg.batch_size, ctx.world_size, cfg.get("max_batches")
+    )
+    loop = run.loop(
         trainable,
-        optimizer,
-        checkpoint_dir=checkpoint_dir(out),
+        {"optimizer": optimizer},
         epochs=cfg.epochs,
         steps_per_epoch=steps,
-        ctx=ctx,
-        log=log,
-        resume=bool(cfg.resume),
         extra={"history": []},
     )
 
@@ -239,13 +223,12 @@ def _train(cfg: DictConfig, ctx: DistContext, out: Path, log: RunLogger) -> dict
     )
     log.write_metrics(metrics)
     if ctx.is_distributed:
-        (out / f"weights_rank{ctx.rank}.txt").write_text(digest)
-        (out / f"host_table_rank{ctx.rank}.json").write_text(json.dumps(metrics["host_table"]))
+        (run.folder / per_rank_file("weights", ctx.rank, ".txt")).write_text(digest)
+        (run.folder / per_rank_file("host_table", ctx.rank, ".json")).write_text(
+            json.dumps(metrics["host_table"])
+        )
     log.info(
         f"final: val_acc {metrics['final_val_acc']:.3f} test_acc {final_test:.3f} "
         f"(majority-class chance {metrics['chance_acc']:.3f})"
     )
-    fetcher.close()
-    for registration in registrations:
-        registration.close()
     return metrics
