@@ -23,6 +23,7 @@ from drag.data.images import (  # noqa: E402
 from drag.inference import list_images, load_trained  # noqa: E402
 from drag.model.drag import DRAG  # noqa: E402
 from trilab.device import select_device  # noqa: E402
+from trilab.entry import ensure_folder  # noqa: E402
 from trilab.errors import writing  # noqa: E402
 from trilab.hydra_utils import run_dir  # noqa: E402
 from trilab.runlog import RunLogger  # noqa: E402
@@ -170,6 +171,7 @@ def explain(images, checkpoint, out_dir, device="auto", max_images=16, log=None)
 
 def run(cfg) -> list[dict]:
     out_dir = Path(cfg.out) if cfg.get("out") else run_dir()
+    ensure_folder(out_dir, "figures folder")  # said before the model loads
     with RunLogger(out_dir, tensorboard=False) as log:
         results = explain(cfg.images, cfg.checkpoint, out_dir, cfg.device, cfg.max_images, log)
         log.info(f"{len(results)} region-map figure(s) written to {out_dir}")

@@ -16,6 +16,7 @@ from drag.data.images import BadFileReport, printable_path
 from drag.errors import NoImagesError
 from drag.inference import decision_threshold, list_images, load_trained
 from trilab.device import select_device
+from trilab.entry import ensure_folder
 from trilab.errors import WriteError, writing
 from trilab.hydra_utils import run_dir
 from trilab.runlog import RunLogger
@@ -100,6 +101,7 @@ def predict_folder(
 def run(cfg) -> dict:
     out_dir = run_dir()
     out_csv = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.csv"
+    ensure_folder(out_csv.parent)  # a folder that cannot be written: said before the model loads
     with RunLogger(out_dir, tensorboard=False) as log:
         summary = predict_folder(
             cfg.images,
