@@ -23,12 +23,14 @@ def graph_arg(text: str) -> dict[str, Any]:
         ) from error
 
 
-def graph_parser(description: str | None) -> argparse.ArgumentParser:
-    """A benchmark script's parser with the options every graph benchmark takes."""
+def graph_parser(description: str | None, script: str | None = None) -> argparse.ArgumentParser:
+    """A benchmark script's parser with the options every graph benchmark takes; ``--out``
+    defaults to the script's own results folder, ``benchmarks/<script stem>/``."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    out = Path(script).resolve().with_suffix("") if script else Path("benchmarks")
+    parser.add_argument("--out", type=Path, default=out)
     parser.add_argument("--data-root", type=Path, default=Path("data/bench"))
     parser.add_argument(
         "--graph",

@@ -1,10 +1,10 @@
 """Hit rate and PCIe traffic per epoch of the hot-row cache for several budgets and rankings.
 
-    python benchmarks/cache_hit_rate.py --out benchmarks [--graph products_like:60000:25]
+    python benchmarks/cache_hit_rate.py [--graph products_like:60000:25]
 
 Counted from the sampler's real input nodes over the first ``--batches`` minibatches of epoch 0
 and extrapolated to a whole epoch; independent of the device.  Writes
-``cache_hit_rate.{json,md}``.
+``cache_hit_rate.{json,md}`` into ``--out`` (default: ``benchmarks/cache_hit_rate/``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def bench_cache(
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
-    parser = graphs.graph_parser(__doc__)
+    parser = graphs.graph_parser(__doc__, __file__)
     parser.add_argument("--fanouts", type=int, nargs="+", default=None)
     parser.add_argument("--batches", type=int, default=20, help="minibatches of 1000 seeds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")

@@ -1,6 +1,6 @@
 """End-to-end epoch times per fetch variant: a Hydra multirun of train.py, summarised.
 
-    python benchmarks/epoch_variants.py --out benchmarks            (part of make bench)
+    python benchmarks/epoch_variants.py        (part of make bench; -> benchmarks/epoch_variants/)
     python benchmarks/epoch_variants.py --summarise outputs/bench_epochs/<graph folder> ...
 
 Each variant is a config in ``configs/bench_variant/``; the default set is this machine's (the
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     graphs = load_script(HERE / "bench_graphs.py")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().with_suffix(""))
     parser.add_argument(
         "--variants",
         nargs="+",

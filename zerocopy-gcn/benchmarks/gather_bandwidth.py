@@ -1,6 +1,6 @@
 """Gather bandwidth of the fetch modes, each beside a plain copy of the same bytes.
 
-    python benchmarks/gather_bandwidth.py --out benchmarks
+    python benchmarks/gather_bandwidth.py --out benchmarks/gather_bandwidth
     python benchmarks/gather_bandwidth.py --table-mb 1024 --base-offsets 0 16 --out DIR
 
 Bandwidth is useful bytes delivered per second, beside a pinned host-to-device memcpy of the
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().with_suffix(""))
     parser.add_argument("--table-mb", type=int, default=256)
     parser.add_argument("--gather-mb", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)

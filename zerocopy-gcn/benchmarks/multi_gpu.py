@@ -1,6 +1,6 @@
 """Epoch time with one GPU and with all of them (torchrun, one process per GPU).
 
-    python benchmarks/multi_gpu.py --out benchmarks [--graph products_like:60000:25]
+    python benchmarks/multi_gpu.py --out benchmarks/multi_gpu [--graph products_like:60000:25]
 
 Zero-copy where CuPy is present, else the conventional path.  Writes ``multi_gpu.{json,md}``;
 with fewer than two GPUs the report has no rows and says why.
@@ -75,7 +75,7 @@ def bench_multi_gpu(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
-    parser = graphs.graph_parser(__doc__)
+    parser = graphs.graph_parser(__doc__, __file__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")

@@ -7,7 +7,7 @@ useful bytes / (requests x 128 B); the average is over row start offsets as they
 table (row i starts at ``i * row_bytes mod 128``).  This is the paper's alignment figure,
 computed instead of measured.
 
-    python benchmarks/pcie_model.py --out benchmarks
+    python benchmarks/pcie_model.py --out benchmarks/pcie_model
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", default="benchmarks", type=Path)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().with_suffix(""))
     parser.add_argument("--quick", action="store_true", help="three row sizes (for tests)")
     args = parser.parse_args(argv)
     rows = run(args.out, [128, 400, 4096] if args.quick else None, command_line(argv, __file__))

@@ -184,3 +184,25 @@ def test_epoch_variants_multirun_fixed_minibatches_and_cold_first_epoch(tmp_path
     # summarising the multirun again, on its own, gives the same table
     again = epochs.main(["--summarise", *result["sweeps"], "--out", str(tmp_path / "c")])
     assert [r["variant"] for r in again["rows"]] == [r["variant"] for r in result["rows"]]
+
+
+# a command's measurements recorded by hand, not by a script here (the command is in the file)
+RECORDS_WITHOUT_SCRIPT = {"rmat_generation"}
+
+
+def test_committed_results_sit_in_a_folder_named_after_their_script():
+    scripts = {path.stem for path in BENCHMARKS.glob("*.py")}
+    results = [
+        path.relative_to(BENCHMARKS)
+        for path in BENCHMARKS.rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    ]
+    assert results
+    for result in results:
+        assert len(result.parts) == 2, f"{result}: results go in benchmarks/<script>/"
+        assert result.parts[0] in scripts | RECORDS_WITHOUT_SCRIPT, f"{result}: no such script"
+    for name in ("gather_bandwidth", "epoch_variants", "pcie_model"):
+        assert (
+            'default=Path(__file__).resolve().with_suffix("")'
+            in (BENCHMARKS / f"{name}.py").read_text()
+        ), f"{name}.py: --out should default to benchmarks/{name}/"
