@@ -1,10 +1,11 @@
 """Images/s of the backbone alone vs DRAG (448x448, batch 16) and clustering time per 1,000 images.
 
-    python benchmarks/throughput.py --out benchmarks [--archs resnet18 resnet50] [--iters 3]
+    python benchmarks/throughput.py [--out DIR] [--archs resnet18 resnet50] [--iters 3]
 
-Writes ``bench_<device>.{json,md,png}``.  Inference in eval mode; the three models are timed in
-turns (trilab.bench.interleaved) so load from other processes falls on all of them alike, and
-CUDA is synchronised around every timed batch.
+Writes ``bench_<device>.{json,md,png}`` into ``benchmarks/throughput/`` (or ``--out``).
+Inference in eval mode; the three models are timed in turns (trilab.bench.interleaved) so load
+from other processes falls on all of them alike, and CUDA is synchronised around every timed
+batch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from drag.model.drag import DRAG
 from trilab.bench import Column, command_line, cuda_sync, describe, interleaved, machine
 from trilab.bench import write_report as write_json_markdown
 from trilab.device import select_device
+
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 
 COLUMNS = [
     Column("backbone", "arch"),
@@ -148,7 +151,7 @@ def write_outputs(
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50", "resnet101"])
     parser.add_argument("--size", type=int, default=448)
     parser.add_argument("--batch", type=int, default=16)

@@ -1,27 +1,47 @@
-"""The README's demo table is generated from the committed metrics, and stays in step with them."""
+"""The README's demo table is generated from the committed metrics by benchmarks/demo_table.py,
+and stays in step with them (the script run as a maintainer runs it)."""
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-
-from trilab.bench import load_script
-
 PROJECT = Path(__file__).resolve().parents[1]
-demo_table = load_script(PROJECT / "benchmarks" / "demo_table.py")
-METRICS = json.loads((PROJECT / "benchmarks" / "demo_cpu_metrics.json").read_text())
+SCRIPT = PROJECT / "benchmarks" / "demo_table.py"
+METRICS_FILE = PROJECT / "benchmarks" / "demo_table" / "demo_cpu_metrics.json"
+METRICS = json.loads(METRICS_FILE.read_text())
+FIX = (
+    "python benchmarks/demo_table.py benchmarks/demo_table/demo_cpu_metrics.json "
+    "--out benchmarks/demo_table/demo_cpu.md --readme README.md"
+)
 
 
-def test_committed_table_and_readme_block_are_the_committed_metrics():
-    generated = demo_table.table(METRICS)
-    fix = (
-        "python benchmarks/demo_table.py benchmarks/demo_cpu_metrics.json "
-        "--out benchmarks/demo_cpu.md --readme README.md"
+def demo_table(*args, cwd=PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert (PROJECT / "benchmarks" / "demo_cpu.md").read_text() == generated, f"run: {fix}"
-    readme = (PROJECT / "README.md").read_text()
-    assert demo_table.readme_block(readme) == generated, f"run (in drag/): {fix}"
+
+
+def markers(readme: str) -> tuple[str, str]:
+    begin = next(line for line in readme.splitlines() if line.startswith("<!-- demo table:"))
+    return begin, "<!-- end of demo table -->"
+
+
+def test_committed_table_and_readme_block_are_the_committed_metrics(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((PROJECT / "README.md").read_text())
+    done = demo_table(METRICS_FILE, "--out", tmp_path / "demo.md", "--readme", readme)
+    assert done.returncode == 0, done.stderr
+    generated = (tmp_path / "demo.md").read_text()
+    committed = (PROJECT / "benchmarks" / "demo_table" / "demo_cpu.md").read_text()
+    assert committed == generated, f"run (in drag/): {FIX}"
+    assert readme.read_text() == (PROJECT / "README.md").read_text(), f"run (in drag/): {FIX}"
+    assert "Generated from `benchmarks/demo_table/demo_cpu_metrics.json`" in generated
 
 
 def _test_result(accuracy: float, private_recall: float) -> dict:
@@ -34,7 +54,7 @@ def _test_result(accuracy: float, private_recall: float) -> dict:
     }
 
 
-def test_table_rows_come_from_the_metrics():
+def test_table_rows_come_from_the_metrics_and_only_the_readme_block_is_replaced(tmp_path):
     metrics = copy.deepcopy(METRICS)
     metrics["drag"]["test"] = _test_result(0.8125, 0.25)
     metrics["drag"]["threshold"] = 0.4
@@ -42,35 +62,28 @@ def test_table_rows_come_from_the_metrics():
     metrics["class_counts"]["test"] = {"private": 90, "public": 35}
     metrics["majority_rate_test"] = 0.72
     metrics.pop("baseline")
-    lines = demo_table.table(metrics, command="make -C drag figures").splitlines()
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    begin, end = markers((PROJECT / "README.md").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{begin}\nold | table\n{end}\nafter\n")
+    done = demo_table(path, "--readme", readme, "--command", "make -C drag figures")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     assert lines[2] == "| majority class (private) | - | 0.720 | 0.500 | 1.000 | - | - |"
     assert lines[3] == "| DRAG | 0.400 (chosen on val) | 0.812 | 0.750 | 0.250 | 0.900 | 0.700 |"
     assert lines[4].startswith("| DRAG, at 0.5 | 0.5 |") and "| - |" in lines[4]
     assert not any(line.startswith("| baseline") for line in lines)
-
-
-def test_main_writes_the_table_and_replaces_only_the_readme_block(tmp_path, capsys):
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(METRICS))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"before\n{demo_table.BEGIN}\nold | table\n{demo_table.END}\nafter\n")
-    out = tmp_path / "demo.md"
-    demo_table.main([str(metrics), "--out", str(out), "--readme", str(readme)])
-    generated = demo_table.table(METRICS)
-    assert out.read_text() == generated
-    assert readme.read_text() == (
-        f"before\n{demo_table.BEGIN}\n{generated}{demo_table.END}\nafter\n"
-    )
-    assert capsys.readouterr().out == generated
-    demo_table.main([str(metrics), "--readme", str(readme)])  # a second run changes nothing
-    assert demo_table.readme_block(readme.read_text()) == generated
+    assert readme.read_text() == f"before\n{begin}\n{done.stdout}{end}\nafter\n"
+    again = demo_table(path, "--readme", readme)  # a second run changes nothing
+    assert again.returncode == 0 and readme.read_text().count(begin) == 1
+    assert readme.read_text() == f"before\n{begin}\n{done.stdout}{end}\nafter\n"
 
 
 def test_a_readme_without_markers_is_refused_unchanged(tmp_path):
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(METRICS))
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
-    with pytest.raises(SystemExit, match="no demo-table markers"):
-        demo_table.main([str(metrics), "--readme", str(readme)])
+    done = demo_table(METRICS_FILE, "--readme", readme)
+    assert done.returncode != 0 and "no demo-table markers" in done.stderr
+    assert "Traceback" not in done.stderr
     assert readme.read_text() == "no markers\n"
