@@ -22,7 +22,7 @@ from trilab_toy_training import train
 from trilab.checkpoint import CheckpointError
 from trilab.errors import RunStopped, WriteError
 from trilab.finite import NonFiniteLossError
-from trilab.loop import epoch_order
+from trilab.loop import epoch_order, steps_per_epoch
 from trilab.run_folder import RunFolderError, claim_run_folder
 from trilab.runlog import read_scalars
 from trilab.testing import (
@@ -174,6 +174,20 @@ def test_epoch_order_is_a_function_of_seed_and_epoch_shared_out_to_ranks():
 
 
 # A run folder is never silently replaced, shared by two runs or left with debris.
+
+
+def test_steps_per_epoch_is_one_ranks_share_in_batches_the_last_one_partial():
+    for items, batch, world, cap, expected in [
+        (48, 4, 1, None, 12),
+        (50, 4, 1, None, 13),
+        (50, 4, 2, None, 7),
+        (50, 4, 2, 3, 3),
+        (3, 4, 4, None, 0),
+    ]:
+        assert steps_per_epoch(items, batch, world, cap) == expected
+        if cap is None:  # the batches of this rank's share of epoch_order
+            share = len(epoch_order(items, 0, 0, rank=world - 1, world_size=world))
+            assert expected == -(-share // batch)
 
 
 def test_rerunning_into_a_folder_that_holds_a_run_is_refused_in_one_line(tmp_path):
