@@ -156,3 +156,48 @@ def test_bounds_check_now_or_deferred(emulator):
     ) as fetcher:
         out, check = fetcher.fetch_deferred(torch.tensor([0, 99]))
         assert check is None and torch.equal(out[0], table[0])  # row 1 is left uninitialised
+
+
+# --- the same on a GPU (make gpu-check runs these) ---------------------------------------------
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_the_installed_cupy_has_every_runtime_name_the_code_uses():
+    cupy = pytest.importorskip("cupy")
+    assert runtime_names_used() - set(dir(cupy.cuda.runtime)) == set()
+    assert hasattr(cupy.cuda.Stream, "from_external")
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_strided_ids_and_the_producer_thread_on_cuda():
+    pytest.importorskip("cupy")
+    import warnings
+
+    from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch
+    from zerocopy_gcn.sampling import MiniBatch
+
+    table = torch.randn(5000, 100)
+    ids = torch.randint(0, 5000, (4001,), device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # no ExternalStream and the like
+        fetcher = ZeroCopyFetcher(table, "cuda", max_threads=4096)
+        assert torch.equal(fetcher.fetch(ids[::2]).cpu(), table.index_select(0, ids[::2].cpu()))
+    batches = [ids[i : i + 500] for i in range(0, 4000, 500)] + [torch.tensor([0, 5000])]
+
+    def make(step, seeds):
+        features, check = fetcher.fetch_deferred(seeds)  # as in the producer: nothing waits
+        return PreparedBatch(MiniBatch(seeds, []), features, 0.0, 0.0, bounds_check=check)
+
+    got = []
+    with pytest.raises(IndexError, match="node id 5000"):
+        for prepared in Prefetcher(make, batches, torch.device("cuda"), enabled=True):
+            prepared.wait()
+            got.append(prepared.features.cpu())
+    assert len(got) == 8
+    for features, seeds in zip(got, batches, strict=False):
+        assert torch.equal(features, table.index_select(0, seeds.cpu()))
+    fetcher.close()
