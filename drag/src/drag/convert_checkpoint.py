@@ -24,18 +24,19 @@ result has stage "drag" and a ``model_config``, so ``predict.py``, ``explain.py`
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from drag.checkpoint_stage import AUTHORS_SOURCE
-from drag.errors import DragInputError, UserError
+from drag.errors import DragInputError
 from drag.model.backbone import Backbone
 from drag.model.drag import build_drag
 from trilab.atomic import atomic_save
 from trilab.checkpoint import FORMAT_VERSION
+from trilab.entry import ensure_folder
+from trilab.errors import report_user_errors
 from trilab.safe_load import load_torch_file
 
 # torchvision ResNet module names -> positions in Backbone.trunk
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("out", help="the checkpoint to write (e.g. authors_drag.pt)")
     args = parser.parse_args(argv)
+    # a target folder that cannot be written is said before three state dicts are read
+    ensure_folder(Path(args.out).parent)
     out = convert_files(
         args.backbone,
         args.cgl,
@@ -281,8 +284,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"convert_checkpoint: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    report_user_errors(main, program="drag.convert_checkpoint")
