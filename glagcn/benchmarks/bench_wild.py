@@ -1,7 +1,23 @@
-"""Speed of the in-the-wild path: lifting a long track, and the person detector per frame.
+"""Speed of the in-the-wild path: video -> 2D -> smoothed -> 3D, live latency, lifting a long
+track, and Keypoint R-CNN per frame.
 
-``python benchmarks/bench_wild.py --out benchmarks [--frames 10000] [--receptive-field 243]
-[--skip-lift] [--skip-detector]`` writes ``lift_cpu.json/.md`` (a ``--frames``-frame COCO-17
+``python benchmarks/bench_wild.py [--out DIR] [--video-frames 120] [--skip-video] [--skip-lift]
+[--skip-detector]`` writes into ``benchmarks/bench_wild/`` (or ``--out``):
+
+``video_cpu.json/.md`` -- frames/s of a video file to 3D poses with no rendering, as
+``predict.py video=... render=false smooth=true`` runs it: decode + detect every frame, read the
+detections back, One-Euro smoothing, lift (test-time flip).  The clip pans and zooms over a real
+photograph (``skimage.data.astronaut()``) at 1280x720 and 1920x1080.  BlazePose and Keypoint
+R-CNN in the same run (R-CNN on ``--rcnn-frames`` frames: it is about 0.3 frames/s), with the
+paper-size lifter (96 channels) at 27 frames (causal and symmetric), 81 and 243 frames.  Each
+detector's decode + detect is timed once per size; each model's smoothing + lifting once on
+that track; end to end = their sum (the offline path runs them one after the other).  The
+headline setting (BlazePose, 27 frames, 720p) is also timed as one real ``predict()`` call.
+``live_cpu.json/.md`` -- live mode on the 720p clip (``live=true``, BlazePose): per-frame
+processing time (decode, detect, smooth, lift one window, write the JSON line) and the pose
+latency it gives at the clip's frame rate (a symmetric model waits ``pad`` frames more).
+
+``lift_cpu.json/.md`` (a ``--frames``-frame COCO-17
 track written as a COCO JSON file, read, tracked, prepared and lifted with the paper-sized
 model and test-time flip, as ``predict.py`` does) and ``detector_cpu.json/.md`` (Keypoint
 R-CNN seconds per frame, median call, for several people per frame and batch sizes, taking
@@ -35,7 +51,8 @@ from glagcn.skeleton import H36M_17
 from trilab.bench import Column, Timing, command_line, interleaved, machine, write_report
 from trilab.checkpoint import save_checkpoint
 
-COMMAND = "python benchmarks/bench_wild.py --out benchmarks"
+COMMAND = "python benchmarks/bench_wild.py"
+RESULTS = Path(__file__).resolve().with_suffix("")  # benchmarks/<this script's name>/
 PAPER_MODEL = {
     "receptive_field": 243,
     "channels": 96,
@@ -223,11 +240,11 @@ def bench_detector(
     return rows
 
 
-def _load_average() -> float | None:
-    """The machine's 15-minute load average at the end of a measurement (None where unknown):
-    above this process's thread count, other jobs competed for the cores."""
+def _load_average(which: int = 2) -> float | None:
+    """The machine's 1/5/15-minute (``which`` 0/1/2) load average at the end of a measurement
+    (None where unknown): above this process's thread count, other jobs competed."""
     load = machine()["load_average_1_5_15min"]
-    return load[2] if load else None
+    return load[which] if load else None
 
 
 def _load_note(load: float | None, threads: int) -> str:
@@ -324,9 +341,358 @@ def write_detector(out: Path, rows: list[dict], command: str = COMMAND) -> Path:
     return md
 
 
+# --- video file -> 2D -> smoothed -> 3D, and live latency -------------------------------------
+
+
+def paper_model(name: str) -> dict:
+    """``27`` / ``27c`` (causal) / ``81`` / ``243``: the paper-size lifter config."""
+    causal = name.endswith("c")
+    return dict(PAPER_MODEL, receptive_field=int(name.rstrip("c")), causal=causal)
+
+
+def save_random_lifter(path: Path, config: dict) -> Path:
+    save_checkpoint(
+        path,
+        model=build_model(config, H36M_17),
+        epoch=0,
+        extra={"model_config": config, "skeleton": "h36m17"},
+    )
+    return path
+
+
+def photo_clip(folder: Path, size: tuple[int, int], frames: int, fps: float = 30.0) -> Path:
+    """The benchmark's clip: a pan and zoom over a real photograph of a person."""
+    import skimage.data
+
+    from glagcn.video_io import write_photo_clip
+
+    path = folder / f"astronaut_{size[0]}x{size[1]}.mp4"
+    return write_photo_clip(path, skimage.data.astronaut(), size, frames, fps)
+
+
+def _detect_clip(clip: Path, detector: str, frames: int | None) -> tuple[Path, tuple, int]:
+    """Decode + detect the first ``frames`` frames; (detections npz, (wall, CPU) seconds,
+    people found)."""
+    import time
+
+    from glagcn import detect
+    from glagcn.keypoints.videopose3d import write_detectron_npz
+    from glagcn.video_io import iter_frames, video_info
+
+    info = video_info(clip)
+    boxes, keypoints = [], []
+    if detector == "blazepose":
+        model = detect.BlazePose()
+        model(next(iter_frames(clip))[1])  # load the models: not timed
+        model.close()
+        model = detect.BlazePose()  # a fresh tracker, warm caches
+
+        def run(frame):
+            return model(frame)
+    else:
+        # untrained weights told to keep one person: the trained model's cost for one person
+        rcnn = detect.build_detector("random", score_threshold=0.0, max_people=1)
+
+        @torch.inference_mode()
+        def run(frame):
+            image = torch.from_numpy(frame).permute(2, 0, 1).float().div_(255.0)
+            return detect._to_arrays(rcnn([image])[0])
+
+        run(next(iter_frames(clip))[1])  # warm-up
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for index, frame in iter_frames(clip):
+        if frames is not None and index >= frames:
+            break
+        frame_boxes, frame_keypoints = run(frame)
+        boxes.append(frame_boxes)
+        keypoints.append(frame_keypoints)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    if detector == "blazepose":
+        model.close()
+    path = write_detectron_npz(
+        clip.with_name(f"{clip.stem}_{detector}.npz"), boxes, keypoints, info.width, info.height
+    )
+    return path, (seconds, cpu_seconds), sum(len(b) for b in boxes)
+
+
+def _lift_detections(detections: Path, checkpoint: Path, fps: float) -> tuple[float, float]:
+    """Read the detections back, choose the person, smooth, lift: (wall, CPU) seconds, after
+    one untimed warm-up run."""
+    import time
+
+    from glagcn.lift import lift_track
+    from glagcn.smoothing import smooth_sequence
+
+    model = load_lifter(checkpoint, "cpu")
+
+    def run():
+        found = read_detections(detections)
+        sequence = track_sequence(found, choose_track(build_tracks(found), None, str(detections)))
+        result = lift_track(
+            sequence,
+            found.image_size,
+            model,
+            smooth=lambda keypoints: smooth_sequence(keypoints, fps),
+        )
+        assert np.isfinite(result.poses_3d).all()
+
+    run()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def bench_video(
+    sizes: list[tuple[int, int]],
+    models: list[str],
+    frames: int,
+    rcnn_frames: int,
+    detectors: tuple[str, ...] = ("blazepose", "keypoint_rcnn"),
+    fps: float = 30.0,
+) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        checkpoints = {
+            name: save_random_lifter(scratch / f"lifter_{name}.pt", paper_model(name))
+            for name in models
+        }
+        for size in sizes:
+            clip = photo_clip(scratch, size, frames, fps)
+            for detector in detectors:
+                count = frames if detector == "blazepose" else min(rcnn_frames, frames)
+                detections, (detect_s, detect_cpu), people = _detect_clip(clip, detector, count)
+                for name in models:
+                    lift_s, lift_cpu = _lift_detections(detections, checkpoints[name], fps)
+                    config = paper_model(name)
+                    row = {
+                        "width": size[0],
+                        "height": size[1],
+                        "detector": detector,
+                        "frames": count,
+                        "frames_with_person": people,
+                        "receptive_field": config["receptive_field"],
+                        "causal": config["causal"],
+                        "channels": config["channels"],
+                        "decode_detect_s": detect_s,
+                        "read_smooth_lift_s": lift_s,
+                        "decode_detect_cpu_s": detect_cpu,
+                        "read_smooth_lift_cpu_s": lift_cpu,
+                        "detect_frames_per_s": count / detect_s,
+                        "end_to_end_frames_per_s": count / (detect_s + lift_s),
+                        "end_to_end_cpu_s_per_frame": (detect_cpu + lift_cpu) / count,
+                        "threads": torch.get_num_threads(),
+                        "load_average_1min": _load_average(0),
+                    }
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+        rows.append(_predict_call(scratch, sizes[0], checkpoints[models[0]], frames, fps))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _predict_call(
+    scratch: Path, size: tuple[int, int], checkpoint: Path, frames: int, fps: float
+) -> dict:
+    """The headline setting as one real predict() call (no rendering, smoothing on)."""
+    from omegaconf import OmegaConf
+
+    from glagcn.predict import predict
+
+    clip = scratch / f"astronaut_{size[0]}x{size[1]}.mp4"
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "predict.yaml")
+    cfg.pop("hydra")
+    cfg = OmegaConf.merge(
+        cfg,
+        {
+            "video": str(clip),
+            "checkpoint": str(checkpoint),
+            "output": str(scratch / "predict"),
+            "render": False,
+            "smooth": True,
+            "progress": False,
+            "detector": "blazepose",
+        },
+    )
+    _, timing = timed(lambda: predict(cfg))
+    model = load_lifter(checkpoint, "cpu")
+    return {
+        "width": size[0],
+        "height": size[1],
+        "detector": "blazepose (predict() call)",
+        "frames": frames,
+        "receptive_field": model.receptive_field,
+        "causal": bool(getattr(model, "causal", False)),
+        "channels": PAPER_MODEL["channels"],
+        "seconds": timing.median,
+        "end_to_end_frames_per_s": frames / timing.median,
+        "threads": torch.get_num_threads(),
+        "load_average_1min": _load_average(0),
+    }
+
+
+def bench_live(size: tuple[int, int], models: list[str], frames: int, fps: float = 30.0) -> list:
+    """Live mode on a file (every frame processed, none skipped): per-frame processing time
+    and the pose latency it gives at ``fps``."""
+    import io
+    import time
+
+    from glagcn.detect import BlazePose
+    from glagcn.live import LiveSession, OnlineLifter
+    from glagcn.smoothing import OneEuroFilter
+    from glagcn.video_io import open_source
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        clip = photo_clip(scratch, size, frames, fps)
+        for name in models:
+            config = paper_model(name)
+            model = load_lifter(save_random_lifter(scratch / f"{name}.pt", config), "cpu")
+            lifter = OnlineLifter(model, flip_test=True)
+            lifter._lift(np.zeros((model.receptive_field, 17, 2)))  # warm-up, not timed
+            with BlazePose() as detector, open_source(clip) as source:
+                session = LiveSession(
+                    detector, "blazepose", lifter, size, io.StringIO(), OneEuroFilter()
+                )
+                per_frame = []
+                frames_in = iter(source)
+                while True:
+                    start = time.perf_counter()
+                    try:
+                        index, timestamp, frame = next(frames_in)
+                    except StopIteration:
+                        break
+                    session.process(index, timestamp, frame)
+                    per_frame.append(time.perf_counter() - start)
+                session.finish()
+            per_frame = np.asarray(per_frame[5:] or per_frame)
+            row = {
+                "width": size[0],
+                "height": size[1],
+                "receptive_field": model.receptive_field,
+                "causal": lifter.causal,
+                "frames": len(session.record),
+                "processing_ms_median": 1000 * float(np.median(per_frame)),
+                "processing_ms_p95": 1000 * float(np.percentile(per_frame, 95)),
+                "delay_frames": lifter.delay_frames,
+                "latency_ms_at_fps": 1000
+                * (float(np.median(per_frame)) + lifter.delay_frames / fps),
+                "camera_fps": fps,
+                "threads": torch.get_num_threads(),
+                "load_average_1min": _load_average(0),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+VIDEO_COLUMNS = (
+    Column("frame", value=lambda r: f"{r['width']}x{r['height']}"),
+    Column("detector", "detector"),
+    Column(
+        "lifter",
+        value=lambda r: f"{r['receptive_field']} frames{' causal' if r['causal'] else ''}",
+    ),
+    Column("frames", "frames"),
+    Column("decode + detect frames/s", "detect_frames_per_s", "{:.1f}"),
+    Column("read + smooth + lift s", "read_smooth_lift_s", "{:.2f}"),
+    Column("CPU-ms/frame", value=lambda r: _cpu_ms(r)),
+    Column(
+        "end to end frames/s",
+        value=lambda r: (
+            f"**{r['end_to_end_frames_per_s']:.1f}**"
+            if r["end_to_end_frames_per_s"] >= 1
+            else f"{r['end_to_end_frames_per_s']:.2f}"
+        ),
+    ),
+)
+
+
+def _cpu_ms(row: dict) -> str | None:
+    cpu = row.get("end_to_end_cpu_s_per_frame")
+    return None if cpu is None else f"{1000 * cpu:.0f}"
+
+
+def write_video(out: Path, rows: list[dict], command: str = COMMAND) -> Path:
+    loads = [r["load_average_1min"] for r in rows if r.get("load_average_1min") is not None]
+    notes = [
+        "A video file to 3D poses with no rendering: decode + detect every frame, then read "
+        "the detections back, choose the person, One-Euro smoothing (min_cutoff 1.0, beta "
+        "0.007), lift with test-time flip.  End to end = frames / (detect s + lift s).  The "
+        "clip pans and zooms over skimage.data.astronaut(): BlazePose finds her in every "
+        "frame.  CPU-ms/frame: this process's CPU time (all threads) per frame, the work "
+        "whatever the load.  Keypoint R-CNN: torchvision's model with untrained weights "
+        "told to keep one person (its cost; no weights download), on the first few frames "
+        "only.  Lifters: "
+        "random weights, paper size (96 channels, per-joint output, sequence branch).  The "
+        "row 'predict() call' is the headline setting run as one real `predict()` call "
+        "(the clip's 30 frames/s, smoothing on, render=false).",
+        "Load: "
+        + (
+            f"1-minute load average {min(loads):.1f}-{max(loads):.1f} on "
+            f"{os.cpu_count()} cores during the run (other jobs shared the cores; on an idle "
+            "machine the figures are higher)."
+            if loads
+            else "not recorded."
+        ),
+    ]
+    _, md = write_report(
+        out / "video_cpu",
+        rows,
+        VIDEO_COLUMNS,
+        "Video file -> 2D -> smoothed -> 3D (no rendering)",
+        command,
+        notes=notes,
+    )
+    return md
+
+
+LIVE_COLUMNS = (
+    Column("frame", value=lambda r: f"{r['width']}x{r['height']}"),
+    Column(
+        "lifter",
+        value=lambda r: f"{r['receptive_field']} frames{' causal' if r['causal'] else ''}",
+    ),
+    Column("frames", "frames"),
+    Column("processing ms/frame (median)", "processing_ms_median", "{:.1f}"),
+    Column("p95", "processing_ms_p95", "{:.1f}"),
+    Column("look-ahead frames", "delay_frames"),
+    Column("pose latency ms at {camera_fps:g} frames/s", "latency_ms_at_fps", "{:.0f}"),
+)
+
+
+def write_live(out: Path, rows: list[dict], command: str = COMMAND) -> Path:
+    loads = [r["load_average_1min"] for r in rows if r.get("load_average_1min") is not None]
+    notes = [
+        "Live mode (`live=true`) on the 720p clip, BlazePose, One-Euro smoothing, "
+        "test-time flip: processing = decode + detect + smooth + lift one window + write "
+        "the JSON line, per frame (first 5 frames left out).  A causal lifter's pose comes "
+        "out after that processing; a symmetric one waits for its look-ahead frames too "
+        "(pad = (RF - 1) / 2 frames of the camera).  Processing slower than the camera "
+        "makes the live reader skip to the newest frame rather than queue.",
+        "Load: "
+        + (
+            f"1-minute load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} "
+            "cores during the run."
+            if loads
+            else "not recorded."
+        ),
+    ]
+    _, md = write_report(
+        out / "live_cpu", rows, LIVE_COLUMNS, "Live latency per frame", command, notes=notes
+    )
+    return md
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--video-frames", type=int, default=120)
+    parser.add_argument("--video-sizes", default="1280x720,1920x1080")
+    parser.add_argument("--video-models", default="27,27c,81,243")
+    parser.add_argument("--rcnn-frames", type=int, default=3)
+    parser.add_argument("--skip-video", action="store_true")
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--receptive-field", type=int, default=243)
     parser.add_argument("--no-flip", action="store_true")
@@ -339,6 +705,13 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-detector", action="store_true")
     args = parser.parse_args(argv)
     command = command_line(argv, script=__file__)
+    if not args.skip_video:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.video_sizes.split(",")]
+        models = args.video_models.split(",")
+        video = bench_video(sizes, models, args.video_frames, args.rcnn_frames)
+        write_video(args.out, video, command)
+        live = bench_live(sizes[0], models, args.video_frames)
+        write_live(args.out, live, command)
     if not args.skip_lift:
         row = bench_lift(args.frames, args.receptive_field, not args.no_flip)
         print(json.dumps(row), flush=True)

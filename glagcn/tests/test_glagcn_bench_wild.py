@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 import glagcn.detect
@@ -48,3 +49,25 @@ def test_bench_detector_rows_and_report(tmp_path, monkeypatch):
     write_detector(tmp_path, rows, "cmd")
     assert len(json.loads((tmp_path / "detector_cpu.json").read_text())["rows"]) == 4
     assert "| 64x48 | 64 | 3 | 2 |" in (tmp_path / "detector_cpu.md").read_text()
+
+
+def test_bench_video_and_live_rows_and_reports(tmp_path):
+    rows = bench_wild.bench_video(
+        [(160, 120)], ["27c"], frames=6, rcnn_frames=1, detectors=("blazepose",)
+    )
+    by_kind = {row["detector"]: row for row in rows}
+    measured = by_kind["blazepose"]
+    assert measured["frames"] == 6 and measured["frames_with_person"] == 6
+    assert measured["receptive_field"] == 27 and measured["causal"] is True
+    assert measured["end_to_end_frames_per_s"] == pytest.approx(
+        6 / (measured["decode_detect_s"] + measured["read_smooth_lift_s"])
+    )
+    assert by_kind["blazepose (predict() call)"]["end_to_end_frames_per_s"] > 0
+    md = bench_wild.write_video(tmp_path, rows, "cmd")
+    assert "| 160x120 | blazepose | 27 frames causal | 6 |" in md.read_text()
+    live = bench_wild.bench_live((160, 120), ["27c"], frames=6)
+    assert live[0]["delay_frames"] == 0 and live[0]["frames"] == 6
+    assert live[0]["latency_ms_at_fps"] == pytest.approx(live[0]["processing_ms_median"])
+    md = bench_wild.write_live(tmp_path, live, "cmd")
+    assert json.loads((tmp_path / "live_cpu.json").read_text())["rows"][0]["causal"] is True
+    assert "pose latency ms at 30 frames/s" in md.read_text()

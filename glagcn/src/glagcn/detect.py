@@ -137,7 +137,7 @@ def _to_arrays(output: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def detector_batch_size(device: str | torch.device) -> int:
     """Frames per detector call: on a CPU one frame per call is faster than four
-    (``benchmarks/detector_cpu.md``: 3.2 vs 4.0 s per 1280x720 frame); a GPU wants several."""
+    (``benchmarks/bench_wild/detector_cpu.md``: 3.2 vs 4.0 s per 1280x720 frame); a GPU wants several."""
     return 1 if torch.device(device).type == "cpu" else 4
 
 
