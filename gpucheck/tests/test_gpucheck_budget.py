@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -132,3 +133,60 @@ def test_the_report_is_rewritten_after_every_phase_and_comes_back_whole(tmp_path
     saved = json.loads((out / "Fake_GPU_80GB.json").read_text())
     assert [s["status"] for s in saved["steps"]] == ["ok", "timeout"]
     assert "### mine" in (out / "Fake_GPU_80GB.md").read_text()
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from gpucheck import benches, cli
+from gpucheck.benches import Step
+from gpucheck.probe import probe
+
+found = probe(smi_query=lambda: ([], "nvidia-smi not found"))
+found.cuda_available, found.gpu_name = True, "Fake GPU"
+found.gpu_memory_gib, found.gpu_capability, found.gpu_count = 80.0, "9.0", 1
+pid_file = sys.argv[1]
+grandchild = (
+    "import subprocess, sys, time; "
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    f"open({pid_file!r}, 'w').write(str(child.pid)); time.sleep(60)"
+)
+
+
+def plan(work):
+    step = Step("long", [sys.executable, "-c", grandchild], (), max_s=120, min_s=0)
+    step.args += ["--out", str(work / "reports" / "long")]
+    step.log = work / "logs" / "long.txt"
+    return [step]
+
+
+cli.probe = lambda: found
+benches.steps = plan
+sys.exit(cli.main(["--out", sys.argv[2], "--skip-tests"]))
+"""
+
+
+def test_an_outer_sigterm_ends_the_running_step_and_leaves_the_report(tmp_path):
+    pid_file, out = tmp_path / "grandchild.pid", tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    check = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(pid_file), str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline and check.poll() is None, check.stdout.read()
+        time.sleep(0.1)
+    check.send_signal(signal.SIGTERM)  # what `timeout` does at the Makefile's outer limit
+    output, _ = check.communicate(timeout=30)
+    assert check.returncode == 1, output
+    assert "ended by SIGTERM" in output and "Traceback" not in output
+    saved = json.loads((out / "Fake_GPU.json").read_text())
+    assert saved["phase"] == "ended by SIGTERM (an outer time limit)"
+    time.sleep(0.2)
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    assert not stat.exists() or stat.read_text().split(")")[1].split()[0] == "Z"
