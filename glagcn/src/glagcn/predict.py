@@ -340,16 +340,14 @@ def predict(cfg: DictConfig) -> dict:
 
 
 def _export_bvh(out: Path, poses_3d: np.ndarray, fps: float) -> str:
-    """``poses.bvh`` of the lifted frames (frames that were not lifted are left out)."""
+    """``poses.bvh``: one BVH frame per output frame (glagcn.bvh holds the last lifted pose
+    through frames that were not lifted)."""
     from glagcn.bvh import write_bvh
 
-    valid = np.isfinite(poses_3d).all(axis=(1, 2))
-    if not valid.any():
+    if not np.isfinite(poses_3d).all(axis=(1, 2)).any():
         raise KeypointInputError("export=bvh: no frame was lifted, there is nothing to write")
     path = out / "poses.bvh"
-    write_bvh(path, poses_3d[valid], fps, joint_names=list(H36M_17.joint_names))
-    if not valid.all():
-        print(f"note: poses.bvh leaves out the {int((~valid).sum())} frames that were not lifted")
+    write_bvh(path, poses_3d, fps, joint_names=list(H36M_17.joint_names))
     return str(path)
 
 
