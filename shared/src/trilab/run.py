@@ -9,7 +9,10 @@ It owns, once for all projects:
   (:func:`trilab.seed.rank_seed`, detectron2's rule), and ``cfg.deterministic`` chooses
   deterministic kernels;
 * the configuration, resolved, saved as ``config.yaml`` in the folder the run logs into;
-* the logger (rank 0 writes) and the stop handle (SIGTERM/SIGINT) shared by the run's loops.
+* the logger (rank 0 writes) and the stop handle (SIGTERM/SIGINT) shared by the run's loops:
+  it listens from set-up to the end, so a stop asked for before training ends the run at the
+  first step boundary (with its checkpoint), and one asked for after training lets the run
+  finish its last evaluation; a second Ctrl-C interrupts at once.
 
 The configuration needs the keys ``device``, ``seed``, ``deterministic``, ``resume`` and
 ``overwrite`` (``tensorboard`` is optional, on by default).
