@@ -135,7 +135,9 @@ class JointLayout:
         return tuple(sorted({j for sources in self.to_h36m for j in sources}))
 
 
-def _to_h36m(joint_names: tuple[str, ...], **derived: str | tuple[str, ...]):
+def _to_h36m(
+    joint_names: tuple[str, ...], **derived: str | tuple[str, ...]
+) -> tuple[tuple[int, ...], ...]:
     """Per H36M joint (in the skeleton's order), the indices of the detector joints averaged
     into it.  Limb joints have the same name in every layout; ``derived`` names the sources of
     the joints each layout makes its own way (pelvis, thorax, neck_nose, head).  The spine has
