@@ -53,3 +53,9 @@ def test_a_torch_error_that_is_no_refused_write_stays_a_bug(tmp_path):
     with pytest.raises(RuntimeError, match="a bug"):
         atomic.atomic_write(tmp_path / "x.pt", broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_in_the_way_of_the_folder_is_one_line_naming_it(tmp_path):
+    (tmp_path / "run").write_text("a file where the run folder goes")
+    with pytest.raises(WriteError, match=r"cannot write .*metrics.json: .*run is a file, not a"):
+        atomic_write_text(tmp_path / "run" / "sub" / "metrics.json", "{}")

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from trilab.errors import REFUSED_BY_SYSTEM, WriteError
+from trilab.errors import WriteError, refusal_reason
 
 # ".<target name>.<8 random characters>.tmp"
 TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
@@ -43,22 +43,22 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
-def refusal_errno(error: BaseException, folder: Path) -> int | None:
-    """The errno of a write the system refused, for an ``OSError`` or for torch's zip-writer
-    ``RuntimeError`` (whose context holds the refused write); ``None`` for anything else."""
+def _refused_write(error: BaseException, folder: Path) -> str | None:
+    """Why the system refused the write, in words (:func:`~trilab.errors.refusal_reason`), for
+    an ``OSError`` or for torch's zip-writer ``RuntimeError`` (whose context holds the refused
+    write); ``None`` for anything else (a bug)."""
     if isinstance(error, OSError):
-        return error.errno if error.errno in REFUSED_BY_SYSTEM else None
+        return refusal_reason(error, folder)
     if not (isinstance(error, RuntimeError) and TORCH_WRITER_FAILURE in str(error)):
         return None
     cause = error.__cause__ or error.__context__
     while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in REFUSED_BY_SYSTEM:
-            return cause.errno
+        if isinstance(cause, OSError):
+            return refusal_reason(cause, folder)
         cause = cause.__cause__ or cause.__context__
     with contextlib.suppress(OSError):  # a short write without an OSError: a full disk?
-        stats = os.statvfs(folder)
-        if stats.f_bavail == 0:
-            return errno.ENOSPC
+        if os.statvfs(folder).f_bavail == 0:
+            return os.strerror(errno.ENOSPC)
     return None
 
 
@@ -79,11 +79,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         if tmp is not None:
             with contextlib.suppress(OSError):  # a read-only folder refuses this too
                 tmp.unlink(missing_ok=True)
-        refused = refusal_errno(error, path.parent)
-        if refused is not None:
+        reason = _refused_write(error, path.parent)
+        if reason is not None:
             raise WriteError(
-                f"cannot write {path}: {os.strerror(refused)}; the file there "
-                "before (if any) is unchanged"
+                f"cannot write {path}: {reason}; the file there before (if any) is unchanged"
             ) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
