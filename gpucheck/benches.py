@@ -101,7 +101,7 @@ def steps(work: Path) -> list[Step]:
                 "--sweep-dir",
                 str(work / "bench_epochs"),
             ],
-            ("numpy", "hydra", "omegaconf", "yaml", "tqdm"),
+            ("numpy", "hydra", "omegaconf", "yaml", "tqdm", "torch_geometric"),
             max_s=140,
             min_s=90,
         ),
