@@ -24,6 +24,8 @@ from glagcn.keypoints import (
     to_h36m,
     to_h36m_sequence,
 )
+from glagcn.keypoints.layouts import H36M_PELVIS, H36M_SPINE, H36M_THORAX
+from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
 
 WIDTH, HEIGHT = 1280, 720
@@ -588,6 +590,9 @@ def test_joint_maps_derived_from_names_equal_the_index_tables(name):
     assert LAYOUTS[name].to_h36m == frozen
     assert LAYOUTS["wholebody133"].to_h36m == LAYOUTS["coco17"].to_h36m
     assert LAYOUTS["h36m17"].to_h36m == tuple((j,) for j in range(17))
+    assert (H36M_SPINE, H36M_PELVIS, H36M_THORAX) == (7, 0, 8)
+    with pytest.raises(ValueError, match="h36m17 has no joint 'hip'"):
+        H36M_17.joint("hip")
 
 
 def test_detection_order_and_unrecognised_npz_names_every_npz_format(tmp_path):
