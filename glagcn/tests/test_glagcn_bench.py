@@ -42,10 +42,6 @@ def test_pipeline_bench_keeps_earlier_tags_including_the_earlier_file_layout(tmp
     assert "| before |" in table and "| two |" in table
 
 
-# bench_wild.py's results, filed by its owner's work on that script
-NOT_YET_IN_A_FOLDER = {"detector_cpu.json", "detector_cpu.md", "lift_cpu.json", "lift_cpu.md"}
-
-
 def test_committed_results_sit_in_a_folder_named_after_the_script_that_wrote_them():
     loose = {
         path.name
@@ -54,7 +50,7 @@ def test_committed_results_sit_in_a_folder_named_after_the_script_that_wrote_the
         and path.suffix in (".json", ".md", ".png")
         and path.name != "PERFORMANCE.md"
     }
-    assert loose <= NOT_YET_IN_A_FOLDER
+    assert not loose, f"results outside a folder named after their script: {sorted(loose)}"
     for folder in (path for path in BENCHMARKS.iterdir() if path.is_dir()):
         if folder.name != "__pycache__":
             assert (BENCHMARKS / f"{folder.name}.py").is_file(), f"{folder} has no script"
