@@ -201,3 +201,50 @@ def test_strided_ids_and_the_producer_thread_on_cuda():
     for features, seeds in zip(got, batches, strict=False):
         assert torch.equal(features, table.index_select(0, seeds.cpu()))
     fetcher.close()
+
+
+def test_kernels_launch_on_torchs_current_stream_through_stream_from_external(monkeypatch):
+    """CuPy 14 deprecates ExternalStream: the launcher wraps torch's current stream with
+    Stream.from_external, which takes an object offering the CUDA stream protocol."""
+    seen = {}
+
+    class Context:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            seen.setdefault("entered", []).append(self.name)
+
+        def __exit__(self, *exc_info):
+            return False
+
+    class CupyStream:
+        @classmethod
+        def from_external(cls, obj):
+            seen["protocol"] = obj.__cuda_stream__()
+            return Context("stream")
+
+    class Cuda:
+        Stream = CupyStream
+        runtime = FakeRuntime()
+
+        @staticmethod
+        def Device(index):  # noqa: N802 - CuPy's name
+            return Context(f"device {index}")
+
+    class FakeCupy:
+        cuda = Cuda
+
+    class TorchStream:
+        cuda_stream = 0xABC
+
+    monkeypatch.setattr(zerocopy, "require_cupy", lambda: FakeCupy)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: TorchStream())
+    launcher = zerocopy.CupyLauncher(torch.device("cuda", 0))
+    launcher.launch(
+        lambda grid, block, args: seen.update(launch=(grid, block, args)), 3, (32, 4), ()
+    )
+    assert seen["protocol"] == (0, 0xABC)
+    assert seen["entered"] == ["device 0", "stream"]
+    assert seen["launch"] == ((3,), (32, 4), ())
+    assert not hasattr(FakeCupy.cuda, "ExternalStream")
