@@ -10,7 +10,7 @@ from cuda_doubles import EmulatedLauncher
 from kernel_emulation import build_emulator, compiler
 
 from zerocopy_gcn.fetch.zerocopy import ZeroCopyFetcher
-from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, prepare_batch
+from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, batch_tensors, pinned, prepare_batch
 from zerocopy_gcn.sampling import NeighborSampler, seed_batches
 
 CPU = torch.device("cpu")
@@ -65,3 +65,23 @@ def test_the_bounds_check_is_left_to_the_consumer(small_graph, tmp_path):
     with pytest.raises(IndexError, match="out of range"):
         prepared.wait()
     fetcher.close()
+
+
+def test_every_tensor_of_a_batch_is_found(small_graph):
+    """wait() records each of them on the training stream, so none is recycled early."""
+    batch = NeighborSampler(small_graph, [4, 3], seed=0).sample(torch.arange(20), epoch=0, step=0)
+    found = {id(t) for t in batch_tensors(batch)}
+    expected = [batch.seeds, batch.labels]
+    for block in batch.blocks:
+        expected += [block.src_nodes, block.edge_index, block.edge_ids]
+    assert found == {id(t) for t in expected} and len(batch.blocks) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cpu_sampled_batch_is_pinned_before_its_copy(small_graph):
+    batch = NeighborSampler(small_graph, [4, 3], seed=0).sample(torch.arange(20), epoch=0, step=0)
+    copy = pinned(batch)
+    assert all(t.is_pinned() for t in batch_tensors(copy))
+    pairs = zip(batch_tensors(batch), batch_tensors(copy), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

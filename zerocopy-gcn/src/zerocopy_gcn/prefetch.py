@@ -6,9 +6,10 @@ current stream is per thread) and records an event after each batch; the trainin
 on that event, not the host, before it touches the batch, and the batch's tensors are recorded
 on the training stream so the caching allocator cannot recycle them early.  The producer does
 not wait on the host for the zero-copy kernel's bounds flag either: the flag is read by the
-consumer once the batch's event has completed (:meth:`PreparedBatch.wait`).  What still waits
-inside the producer is the samplers' own work (GPU sampling's ``unique``/``nonzero`` return
-sizes to the host; copies from pageable memory).
+consumer once the batch's event has completed (:meth:`PreparedBatch.wait`), and a batch sampled
+on the CPU is copied to the GPU from pinned memory, so the copy does not hold the producer
+either.  What still waits inside the producer is GPU sampling's own work (``unique`` and
+``nonzero`` return sizes to the host).
 
 Each prepared batch carries the producer's own sample and fetch seconds, so the per-epoch time
 breakdown stays meaningful when the work is hidden behind training.
@@ -16,6 +17,7 @@ breakdown stays meaningful when the work is hidden behind training.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -45,16 +47,41 @@ class PreparedBatch:
         if self.ready is not None:
             stream = torch.cuda.current_stream(self.features.device)
             stream.wait_event(self.ready)
-            self.features.record_stream(stream)
-            for block in self.batch.blocks:
-                block.edge_index.record_stream(stream)
-            if self.batch.labels is not None:
-                self.batch.labels.record_stream(stream)
+            # made on the producer's stream, used on this one: not to be recycled before
+            for tensor in (self.features, *batch_tensors(self.batch)):
+                if tensor.is_cuda:
+                    tensor.record_stream(stream)
             if self.bounds_check is not None:
                 self.ready.synchronize()
         check, self.bounds_check = self.bounds_check, None
         if check is not None:
             check()
+
+
+def batch_tensors(item: object) -> Iterator[torch.Tensor]:
+    """Every tensor of a batch (its seeds, labels and each block's arrays)."""
+    if isinstance(item, torch.Tensor):
+        yield item
+    elif isinstance(item, list | tuple):
+        for element in item:
+            yield from batch_tensors(element)
+    elif dataclasses.is_dataclass(item):
+        for field in dataclasses.fields(item):
+            yield from batch_tensors(getattr(item, field.name))
+
+
+def pinned(item: object) -> object:
+    """A copy of a batch whose CPU tensors are in page-locked memory: a non-blocking copy from
+    there to the GPU returns at once, where one from pageable memory waits for the copy."""
+    if isinstance(item, torch.Tensor):
+        return item.pin_memory() if item.device.type == "cpu" and not item.is_pinned() else item
+    if isinstance(item, list):
+        return [pinned(element) for element in item]
+    if dataclasses.is_dataclass(item):
+        return dataclasses.replace(
+            item, **{f.name: pinned(getattr(item, f.name)) for f in dataclasses.fields(item)}
+        )
+    return item
 
 
 def prepare_batch(
@@ -72,13 +99,16 @@ def prepare_batch(
     Called by a :class:`Prefetcher`'s producer, the fetch's device-side bounds check is handed
     to the batch (:meth:`PreparedBatch.wait` runs it) instead of being waited for here."""
     start = time.perf_counter()
+    producer = getattr(_producer, "defer_checks", False)
     batch = sampler.sample(seeds, epoch=epoch, step=step)
+    if producer and device.type == "cuda":
+        batch = pinned(batch)
     batch = batch.to(device, non_blocking=True)
     if sync and device.type == "cuda":
         torch.cuda.current_stream(device).synchronize()
     sampled = time.perf_counter()
     check = None
-    if getattr(_producer, "defer_checks", False):
+    if producer:
         features, check = fetcher.fetch_deferred(batch.input_nodes)
     else:
         features = fetcher.fetch(batch.input_nodes)
