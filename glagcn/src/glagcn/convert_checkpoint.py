@@ -1,6 +1,7 @@
 """Convert the authors' released ``.bin`` checkpoints into this project's checkpoint format.
 
-``python -m glagcn.convert_checkpoint IN.bin OUT.pt [--skeleton h36m17]``
+``python -m glagcn.convert_checkpoint IN.bin OUT.pt [--skeleton h36m17] [--authors-model s_agcn]
+[--causal]``
 
 Their file is a dict whose ``model_pos`` holds a state dict with 2s-AGCN module names:
 ``data_bn`` (input BatchNorm), ``expand_gcn`` (the 2 -> C block: ``gcn1`` with ``conv_a`` /
@@ -9,6 +10,21 @@ Their file is a dict whose ``model_pos`` holds a state dict with 2s-AGCN module 
 output layer, or one per joint).  The configuration (levels, channels, temporal kernel, output
 layer) is read off the tensors' shapes; anything unexpected is an error naming the key.  The
 converted model uses the authors' temporal padding, so it computes what their model computes.
+
+Their files do not say which of their model files wrote them, and two of their models have the
+same parameter names: ``--authors-model`` picks it, and the converter prints which it built.
+
+* ``s_agcn`` (default; ``common/s_agcn.py``, run by their main script ``run_s-agcn.py``): the
+  dataset's own joints in, input BatchNorm, the skeleton's graph.  Their H36M GT/CPN and HumanEva
+  GT checkpoints.
+* ``he13`` (``common/s_agcn_HE_13.py``, run by ``run_s-agcn_HE_13.py``): COCO-17 detections in,
+  mapped to the 15 HumanEva-I joints inside the model, no input BatchNorm (their ``data_bn`` is
+  built but never applied, so its tensors are dropped), the 12-pair graph.  Their HumanEva
+  Mask R-CNN checkpoint (``96_detectron_pt_coco_27_supervised_epoch_990.bin``).
+
+``--causal``: the checkpoint was trained with their ``--causal`` (the window ends at the
+predicted frame).  Nothing in their file records it, so it is a flag; the converted checkpoint
+records it and evaluation and lifting pad the sequence causally.
 
 The file is read with ``torch.load(weights_only=True)``: nothing in it can run code.  Their
 training script also saved the data generator's NumPy ``RandomState`` under ``random_state``;
@@ -19,11 +35,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from glagcn.model import GLAGCN
+from glagcn.model import GLAGCN, build_model
 from glagcn.skeleton import get_skeleton
 from trilab.checkpoint import save_checkpoint
 from trilab.errors import UserError, report_user_errors
@@ -34,6 +51,33 @@ _GCN_PARTS = {"conv_a": "theta", "conv_b": "phi", "conv_d": "project", "down": "
 
 class ConversionError(UserError, ValueError):
     """The file is not an authors' GLA-GCN checkpoint of a shape this model can take."""
+
+
+@dataclass(frozen=True)
+class AuthorsModel:
+    """One of the authors' model files: what it computes, in this project's model options."""
+
+    source: str
+    description: str
+    skeleton: str | None  # the only skeleton it is defined for, if any
+    options: dict
+
+
+AUTHORS_MODELS = {
+    "s_agcn": AuthorsModel(
+        "common/s_agcn.py (run_s-agcn.py)",
+        "the dataset's joints in, input BatchNorm, the skeleton's graph",
+        None,
+        {"input_layout": "skeleton", "input_bn": True, "graph": "skeleton"},
+    ),
+    "he13": AuthorsModel(
+        "common/s_agcn_HE_13.py (run_s-agcn_HE_13.py)",
+        "COCO-17 in, mapped to 15 HumanEva-I joints inside the model, no input BatchNorm, "
+        "the 12-pair graph",
+        "humaneva15",
+        {"input_layout": "coco17", "input_bn": False, "graph": "he13"},
+    ),
+}
 
 
 class _Discarded:
@@ -87,8 +131,11 @@ def _block_key(rest: str) -> str:
     raise ConversionError(f"unexpected key inside a block: {rest!r}")
 
 
-def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+def convert_state_dict(
+    theirs: dict[str, torch.Tensor], authors_model: str = "s_agcn", causal: bool = False
+) -> tuple[dict, dict]:
     """Their state dict -> (ours, model config)."""
+    options = _authors_model(authors_model).options
     ours: dict[str, torch.Tensor] = {}
     block_ids: set[int] = set()
     fc: dict[str, torch.Tensor] = {}
@@ -97,7 +144,8 @@ def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
         if key.endswith(".A") or key == "A":
             continue  # the fixed skeleton graph: rebuilt from the skeleton definition
         if key.startswith("data_bn."):
-            ours["input_bn." + key[len("data_bn.") :]] = value
+            if options["input_bn"]:
+                ours["input_bn." + key[len("data_bn.") :]] = value
         elif key.startswith("expand_gcn."):
             ours["expand." + _block_key(key[len("expand_gcn.") :])] = value
         elif key.startswith("layers_tcngcn."):
@@ -137,21 +185,38 @@ def convert_state_dict(theirs: dict[str, torch.Tensor]) -> tuple[dict, dict]:
         "output_layer": output_layer,
         "sequence_branch": False,
         "temporal_padding": "authors",
+        "causal": bool(causal),
+        **options,
     }
     return ours, config
 
 
-def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[GLAGCN, dict]:
-    ours, config = convert_state_dict(theirs)
-    model = GLAGCN(
-        get_skeleton(skeleton_name),
-        config["filter_widths"],
-        channels=config["channels"],
-        temporal_kernel=config["temporal_kernel"],
-        output_layer=config["output_layer"],
-        sequence_branch=False,
-        temporal_padding=config["temporal_padding"],
-    )
+def _authors_model(name: str) -> AuthorsModel:
+    if name not in AUTHORS_MODELS:
+        raise ConversionError(
+            f"--authors-model {name!r} is not one of their model files: {sorted(AUTHORS_MODELS)}"
+        )
+    return AUTHORS_MODELS[name]
+
+
+def build_converted_model(
+    theirs: dict,
+    skeleton_name: str = "h36m17",
+    authors_model: str = "s_agcn",
+    causal: bool = False,
+) -> tuple[GLAGCN, dict]:
+    required = _authors_model(authors_model).skeleton
+    if required is not None and skeleton_name != required:
+        raise ConversionError(
+            f"--authors-model {authors_model} is defined for --skeleton {required}, "
+            f"not {skeleton_name}"
+        )
+    ours, config = convert_state_dict(theirs, authors_model, causal)
+    try:
+        skeleton = get_skeleton(skeleton_name)
+    except ValueError as error:
+        raise ConversionError(f"--skeleton: {error}") from None
+    model = build_model(config, skeleton)
     expected = model.state_dict()
     missing = sorted(
         set(expected) - set(ours) - {k for k in expected if k.endswith("skeleton_adjacency")}
@@ -172,15 +237,37 @@ def build_converted_model(theirs: dict, skeleton_name: str = "h36m17") -> tuple[
     return model, config
 
 
-def convert_file(source: str | Path, target: str | Path, skeleton_name: str = "h36m17") -> Path:
+def convert_file(
+    source: str | Path,
+    target: str | Path,
+    skeleton_name: str = "h36m17",
+    authors_model: str = "s_agcn",
+    causal: bool = False,
+) -> Path:
     payload = read_authors_file(source)
-    model, config = build_converted_model(payload["model_pos"], skeleton_name)
+    model, config = build_converted_model(
+        payload["model_pos"], skeleton_name, authors_model, causal
+    )
     config["receptive_field"] = 3 ** len(config["filter_widths"])
     return save_checkpoint(
         target,
         model=model,
         epoch=int(payload.get("epoch", 0)),
-        extra={"model_config": config, "skeleton": skeleton_name, "converted_from": str(source)},
+        extra={
+            "model_config": config,
+            "skeleton": skeleton_name,
+            "converted_from": str(source),
+            "authors_model": authors_model,
+        },
+    )
+
+
+def built_model_line(authors_model: str, causal: bool) -> str:
+    """What the converter tells the user it built (their files cannot say)."""
+    model = _authors_model(authors_model)
+    window = "causal (window ends at the predicted frame)" if causal else "symmetric window"
+    return (
+        f"built the authors' {authors_model} model, {model.source}: {model.description}; {window}"
     )
 
 
@@ -189,11 +276,26 @@ def main(argv=None) -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     parser.add_argument("--skeleton", default="h36m17")
+    parser.add_argument(
+        "--authors-model",
+        default="s_agcn",
+        choices=sorted(AUTHORS_MODELS),
+        help="which of their model files wrote the checkpoint: s_agcn (run_s-agcn.py, default) "
+        "or he13 (run_s-agcn_HE_13.py, their HumanEva Mask R-CNN checkpoint)",
+    )
+    parser.add_argument(
+        "--causal",
+        action="store_true",
+        help="the checkpoint was trained with their --causal (their files do not record it)",
+    )
     args = parser.parse_args(argv)
     written = report_user_errors(
-        lambda: convert_file(args.source, args.target, args.skeleton),
+        lambda: convert_file(
+            args.source, args.target, args.skeleton, args.authors_model, args.causal
+        ),
         program="glagcn.convert_checkpoint",
     )
+    print(built_model_line(args.authors_model, args.causal))
     print(f"written {written}")
 
 

@@ -41,6 +41,18 @@ def evaluate_on(model: GLAGCN, sequences, splits: Splits, cfg: DictConfig, devic
     )
 
 
+def check_input_joints(model: GLAGCN, sequences, checkpoint, data: DictConfig) -> None:
+    """The data's 2D joints are the ones the model takes (COCO-17 for the authors' HE_13)."""
+    for sequence in sequences[:1]:
+        joints = sequence.keypoints_2d.shape[1]
+        if joints != model.num_input_joints:
+            raise UserError(
+                f"{checkpoint} takes {model.num_input_joints} 2D joints "
+                f"(model.input_layout={model.input_layout}) but data.keypoints="
+                f"{data.get('keypoints')} has {joints}"
+            )
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``checkpoint`` on the configured test subjects; writes metrics.json."""
     if not cfg.get("checkpoint"):
@@ -56,6 +68,7 @@ def evaluate(cfg: DictConfig) -> dict:
                 f"{cfg.checkpoint} was trained on the {extra['skeleton']} skeleton "
                 f"but data.dataset={cfg.data.dataset} uses {splits.skeleton.name}"
             )
+        check_input_joints(model, splits.test, cfg.checkpoint, cfg.data)
         test = evaluate_on(model, splits.test, splits, cfg, ctx.device)
         metrics = dict(test, checkpoint=str(cfg.checkpoint), receptive_field=model.receptive_field)
         log.info("test " + ", ".join(f"{k} {v:.2f}" for k, v in summarize(test).items()))

@@ -28,17 +28,24 @@ def predict_sequence(
     (the root joint is *not* moved to the origin: its error is part of the authors' MPJPE).
 
     With ``flip_test`` the sequence and its mirror image go through the model together and
-    the mirrored prediction, mirrored back, is averaged in.
+    the mirrored prediction, mirrored back, is averaged in.  The 2D input is mirrored in the
+    model's input layout (COCO-17 for the authors' HE_13 model), the 3D output in the skeleton's.
+    The sequence is cast to the model's dtype (float64 for exact comparisons).  A causal model's
+    windows end at their frame (:class:`SlidingLifter`).
     """
     lifter = SlidingLifter(model, max_windows)
     model.eval()
-    inputs = torch.from_numpy(np.ascontiguousarray(keypoints_2d, dtype=np.float32)).to(device)
+    dtype = next(model.parameters()).dtype
+    inputs = torch.from_numpy(np.ascontiguousarray(keypoints_2d)).to(device, dtype)
     if flip_test:
-        both = lifter(torch.stack([inputs, flip_poses(inputs, skeleton)]))
+        mirrored = inputs[:, torch.as_tensor(model.input_flip_permutation, device=device)].clone()
+        mirrored[..., 0] *= -1
+        both = lifter(torch.stack([inputs, mirrored]))
         predicted = 0.5 * (both[0] + flip_poses(both[1], skeleton))
     else:
         predicted = lifter(inputs)
-    return predicted.float().cpu().numpy()
+    # float64 stays float64 (exact comparisons); anything else is returned as float32
+    return predicted.to(torch.float64 if dtype == torch.float64 else torch.float32).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def evaluate_predictions(
         valid = _valid_frames(sequence)
         if not valid.any():
             continue
-        target = sequence.poses_3d[valid]
+        target = np.asarray(sequence.poses_3d[valid], dtype=np.float64)
         predicted = np.array(predicted[valid], dtype=np.float64)
         if protocol.zero_predicted_root:
             predicted[:, skeleton.root] = 0.0

@@ -51,6 +51,8 @@ def train(cfg: DictConfig) -> dict:
             flip_augment=bool(cfg.train.flip_augment),
             full_sequence_3d=_uses_sequence_loss(cfg),
             device=ctx.device if cfg.train.get("data_on_device", True) else "cpu",
+            causal=model.causal,
+            keypoint_flip=model.input_flip_permutation,
         )
         opt = cfg.optimizer
         optimizer, scheduled = build_optimizer(
@@ -160,6 +162,7 @@ def training_step(
 ) -> Callable[[tuple], StepResult]:
     """The step on one batch of (2D windows, 3D poses): loss sums per frame, in metres."""
     use_sequence = _uses_sequence_loss(cfg)
+    causal = bool(cfg.model.get("causal", False))
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cfg.train.amp and device.type == "cuda"
@@ -168,8 +171,9 @@ def training_step(
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> StepResult:
         keypoints, poses = (t.to(device, non_blocking=True) for t in batch)  # no-ops on device
-        pad = (keypoints.shape[1] - 1) // 2
-        centre_target = poses[:, pad : pad + 1] if poses.shape[1] > 1 else poses
+        # the predicted frame: the window's centre, or its last frame for a causal model
+        target = keypoints.shape[1] - 1 if causal else (keypoints.shape[1] - 1) // 2
+        centre_target = poses[:, target : target + 1] if poses.shape[1] > 1 else poses
         frames = len(keypoints)
         with autocast:
             if use_sequence:

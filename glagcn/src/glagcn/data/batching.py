@@ -34,7 +34,10 @@ class WindowedPoses:
     """All training windows of ``sequences``, batched by index arithmetic on one table.
 
     ``full_sequence_3d=False`` keeps only what the centre-frame loss needs (targets
-    (B, 1, J, 3)), for runs without the sequence branch.
+    (B, 1, J, 3)), for runs without the sequence branch.  ``causal``: each window ends at its
+    target frame (all the padding before the sequence) and the target is the last frame.
+    ``keypoint_flip``: the 2D input's mirror permutation when it is not the skeleton's (COCO-17
+    keypoints for a 15-joint model).
     """
 
     def __init__(
@@ -45,15 +48,19 @@ class WindowedPoses:
         flip_augment: bool = False,
         full_sequence_3d: bool = True,
         device: torch.device | str = "cpu",
+        causal: bool = False,
+        keypoint_flip: Sequence[int] | None = None,
     ) -> None:
         if not sequences:
             raise DataError("no training sequences")
         self.receptive_field = receptive_field
         self.pad = (receptive_field - 1) // 2
+        self.target_index = receptive_field - 1 if causal else self.pad
         self.skeleton = skeleton
         self.flip_augment = flip_augment
         self.full_sequence_3d = full_sequence_3d
-        widths = [(self.pad, self.pad), (0, 0), (0, 0)]
+        before, after = (2 * self.pad, 0) if causal else (self.pad, self.pad)
+        widths = [(before, after), (0, 0), (0, 0)]
         keypoints, poses, starts = [], [], []
         offset = 0
         for sequence in sequences:
@@ -70,16 +77,21 @@ class WindowedPoses:
             starts.append(offset + np.flatnonzero(valid))
             offset += frames + 2 * self.pad
         self.table_frames = offset
-        self.keypoints = self._with_mirror(np.concatenate(keypoints))
+        self.keypoints = self._with_mirror(np.concatenate(keypoints), keypoint_flip)
         self.poses = self._with_mirror(np.concatenate(poses))
         self.window_starts = torch.from_numpy(np.concatenate(starts).astype(np.int64))
         self.offsets = torch.arange(receptive_field)
         self.to(device)
 
-    def _with_mirror(self, frames: np.ndarray) -> torch.Tensor:
+    def _with_mirror(self, frames: np.ndarray, permutation=None) -> torch.Tensor:
         """(2F, J, D): the frames, then their mirror images (rows F..2F-1)."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
-        return torch.from_numpy(np.concatenate([frames, flip_poses(frames, self.skeleton)]))
+        if permutation is None:
+            mirrored = flip_poses(frames, self.skeleton)
+        else:
+            mirrored = frames[:, list(permutation)].copy()
+            mirrored[..., 0] *= -1
+        return torch.from_numpy(np.concatenate([frames, mirrored]))
 
     def to(self, device: torch.device | str) -> WindowedPoses:
         """Move the tables to ``device``; batches are then gathered there."""
@@ -105,7 +117,7 @@ class WindowedPoses:
         if self.full_sequence_3d:
             poses = self.poses.index_select(0, rows.reshape(-1)).reshape(*shape, -1)
         else:
-            poses = self.poses.index_select(0, rows[:, self.pad]).unsqueeze(1)
+            poses = self.poses.index_select(0, rows[:, self.target_index]).unsqueeze(1)
         return keypoints, poses
 
     def iterate(

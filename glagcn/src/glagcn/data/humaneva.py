@@ -5,7 +5,10 @@
   HumanEva-I extrinsics (``humaneva_cameras.json``), then made root-relative.
 * ``data_2d_humaneva15_<source>.npz``: key ``positions_2d`` -> {subject: {take: [3 x (T, 15, 2)]}}
   pixels of the 640x480 videos, one array per camera; key ``metadata`` (``layout_name``,
-  ``num_joints``, ``keypoints_symmetry``; ``res_w``/``res_h`` are read when present).
+  ``num_joints``, ``keypoints_symmetry``; ``res_w``/``res_h`` are read when present).  The
+  ground-truth file has the 15 HumanEva-I joints; the Mask R-CNN detections
+  (``detectron_pt_coco``) have COCO's 17 (``num_joints: 17``), which only a model that maps them
+  itself takes (the authors' HE_13 model, ``model.input_layout=coco17``).
 
 Subjects are named ``Train/S1``, ``Validate/S1``...; takes are the mocap's contiguous valid
 stretches (``Walking 1 chunk0``, ``Jog 1 chunk1``), grouped into actions by the first word.
@@ -51,6 +54,12 @@ def load_humaneva(
         metadata = load_npz_dict(path_2d, "metadata")
     except DataError:
         metadata = {}
+    keypoint_joints = int(metadata.get("num_joints", 15))
+    if keypoint_joints not in (15, 17):
+        raise DataError(
+            f"{path_2d}: metadata num_joints = {keypoint_joints}; expected 15 (HumanEva-I "
+            "joints) or 17 (COCO-17 detections)"
+        )
     width = int(metadata.get("res_w", HUMANEVA_RESOLUTION[0]))
     height = int(metadata.get("res_h", HUMANEVA_RESOLUTION[1]))
     sequences = []
@@ -82,7 +91,7 @@ def load_humaneva(
                 zip(cameras, views, strict=True)
             ):
                 where = f"{subject}/{action}/camera {camera}"
-                pixels = check_array(view, path_2d, where, 15, 2)
+                pixels = check_array(view, path_2d, where, keypoint_joints, 2)
                 frames = mocap_frames(pixels, world, path_2d, where)
                 poses = world_to_camera(world[:frames], orientation, translation)
                 sequences.append(

@@ -27,6 +27,11 @@ def build_model(model_cfg: DictConfig | dict, skeleton: Skeleton) -> GLAGCN:
         # A checkpoint written before temporal_padding existed was trained with 'centred'.
         temporal_padding=str(cfg.get("temporal_padding", "centred")),
         init=str(cfg.get("init", "authors")),
+        # keys written after these options existed; older checkpoints computed the defaults
+        causal=bool(cfg.get("causal", False)),
+        input_layout=str(cfg.get("input_layout", "skeleton")),
+        input_bn=bool(cfg.get("input_bn", True)),
+        graph=str(cfg.get("graph", "skeleton")),
     )
 
 

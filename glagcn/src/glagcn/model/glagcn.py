@@ -11,10 +11,17 @@ input frame f * i while the skip brings frame f * i + f // 2, as in their code; 
 padding lines both up on f * i + f // 2.  Either way the window's output depends on all of its
 frames, and the zero padding sits at the window's own edges.
 
+Causal form (``causal=True``, VideoPose3D's causal shift as its strided model applies it): each
+level's skip takes the last frame of every stride group (f * i + f - 1) instead of the middle,
+and the window for frame t is frames t - RF + 1 .. t, so no prediction looks ahead.  The
+authors' ``causal=True`` cannot run as published (see the README's fidelity table); this is the
+computation their flag stands for.
+
 Sliding form (:class:`SlidingLifter`): the strided model applied to every window of an
-edge-padded sequence (frame t's window holds frames t - pad .. t + pad), giving one 3D pose per
-input frame, exactly as the authors evaluate.  A dilated whole-sequence network cannot stand in
-for it, because each window zero-pads its own edges inside every temporal convolution.
+edge-padded sequence (frame t's window holds frames t - pad .. t + pad, or t - 2 pad .. t for a
+causal model), giving one 3D pose per input frame, exactly as the authors evaluate.  A dilated
+whole-sequence network cannot stand in for it, because each window zero-pads its own edges
+inside every temporal convolution.
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from glagcn.model.inputs import (
+    check_input_layout,
+    coco17_to_humaneva15,
+    graph_adjacency,
+    input_flip_permutation,
+    input_joint_count,
+)
 from glagcn.model.layers import (
     INITIALISATIONS,
     AdaptiveGraphConv,
@@ -63,8 +77,13 @@ class GLAGCN(nn.Module):
         sequence_branch: bool = True,
         temporal_padding: str = "authors",
         init: str = "authors",
+        causal: bool = False,
+        input_layout: str = "skeleton",
+        input_bn: bool = True,
+        graph: str = "skeleton",
     ) -> None:
         super().__init__()
+        check_input_layout(skeleton, input_layout)
         if output_layer not in ("per_joint", "shared"):
             raise ValueError(f"output_layer must be 'per_joint' or 'shared', got {output_layer!r}")
         if init not in INITIALISATIONS:
@@ -75,8 +94,13 @@ class GLAGCN(nn.Module):
         self.num_joints = skeleton.num_joints
         self.in_features = in_features
         self.out_features = out_features
-        adjacency = torch.from_numpy(skeleton.adjacency_subsets())
-        self.input_bn = nn.BatchNorm1d(self.num_joints * in_features)
+        self.causal = bool(causal)
+        self.input_layout = input_layout
+        self.graph = graph
+        self.num_input_joints = input_joint_count(skeleton, input_layout)
+        adjacency = torch.from_numpy(graph_adjacency(skeleton, graph))
+        # the authors' HE_13 model builds its data_bn but never applies it: no input BN at all
+        self.input_bn = nn.BatchNorm1d(self.num_joints * in_features) if input_bn else None
         self.expand = GraphTemporalBlock(
             in_features,
             channels,
@@ -136,22 +160,40 @@ class GLAGCN(nn.Module):
     def receptive_field(self) -> int:
         return math.prod(self.filter_widths)
 
+    @property
+    def input_flip_permutation(self):
+        """Joint order of the 2D input after a horizontal flip (the input may be COCO-17)."""
+        return input_flip_permutation(self.skeleton, self.input_layout)
+
+    def _skip_offset(self, stride: int) -> int:
+        """The frame of each stride group a level's skip takes: the middle (f // 2), or, causal,
+        VideoPose3D's causal shift f // 2 further on (the last frame for odd f)."""
+        return stride // 2 + (stride // 2 if self.causal else 0)
+
     def forward(self, keypoints_2d: torch.Tensor, return_sequence: bool = False):
         """(N, T, V, 2) -> (N, 1, V, 3); with ``return_sequence`` also (N, T, V, 3) or None."""
         n, t, v, c = keypoints_2d.shape
         if t != self.receptive_field:
             raise ValueError(f"expected windows of {self.receptive_field} frames, got {t}")
-        if v != self.num_joints or c != self.in_features:
+        if v != self.num_input_joints or c != self.in_features:
             raise ValueError(
-                f"expected {self.num_joints} joints x {self.in_features} values, got {v} x {c}"
+                f"expected {self.num_input_joints} joints x {self.in_features} values, "
+                f"got {v} x {c}"
             )
-        x = keypoints_2d.permute(0, 2, 3, 1).reshape(n, v * c, t)
-        x = self.input_bn(x).reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, C, T, V
+        if self.input_layout == "coco17":
+            keypoints_2d = coco17_to_humaneva15(keypoints_2d)
+            v = self.num_joints
+        if self.input_bn is None:
+            x = keypoints_2d.permute(0, 3, 1, 2)  # N, C, T, V
+        else:
+            x = keypoints_2d.permute(0, 2, 3, 1).reshape(n, v * c, t)
+            x = self.input_bn(x).reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, C, T, V
         x = self.expand(x)
         sequence = None
         rate = self.dropout.p if self.training else 0.0
         for index, (full_rate, strided) in enumerate(self.levels):
-            skip = x[:, :, strided.tcn.conv.stride[0] // 2 :: strided.tcn.conv.stride[0]]
+            stride = strided.tcn.conv.stride[0]
+            skip = x[:, :, self._skip_offset(stride) :: stride]
             x = full_rate(x, rate)
             if index == 0 and self.sequence_head is not None and return_sequence:
                 sequence = self.sequence_head(x).permute(0, 2, 3, 1)  # N, T, V, 3
@@ -191,11 +233,13 @@ class SlidingLifter(nn.Module):
             sequence = sequence.unsqueeze(0)
         receptive_field = self.model.receptive_field
         pad = (receptive_field - 1) // 2
+        # causal: all the padding before (the first frame repeated), so window t ends at t
+        before, after = (2 * pad, 0) if getattr(self.model, "causal", False) else (pad, pad)
         padded = torch.cat(
             [
-                sequence[:, :1].expand(-1, pad, -1, -1),
+                sequence[:, :1].expand(-1, before, -1, -1),
                 sequence,
-                sequence[:, -1:].expand(-1, pad, -1, -1),
+                sequence[:, -1:].expand(-1, after, -1, -1),
             ],
             dim=1,
         )
@@ -207,7 +251,8 @@ class SlidingLifter(nn.Module):
         for begin in range(0, frames, per_call):
             chunk = windows[:, begin : begin + per_call].permute(0, 1, 4, 2, 3)
             chunk = chunk.reshape(-1, receptive_field, joints, channels)
-            outputs.append(self.model(chunk)[:, 0].reshape(n, -1, joints, self.model.out_features))
+            predicted = self.model(chunk)[:, 0]
+            outputs.append(predicted.reshape(n, -1, self.model.num_joints, self.model.out_features))
         poses = torch.cat(outputs, dim=1)
         return poses[0] if single else poses
 
@@ -266,7 +311,7 @@ def macs_per_frame(model: GLAGCN) -> int:
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, model.receptive_field, model.num_joints, model.in_features))
+            model(torch.zeros(1, model.receptive_field, model.num_input_joints, model.in_features))
     finally:
         for handle in handles:
             handle.remove()
