@@ -273,3 +273,25 @@ def test_the_detected_2d_experiment_builds_and_evaluates_the_he13_model(
     )
     assert set(metrics["per_action"]) == {"Walking", "Jog", "Box"}
     assert json.loads((tmp_path / "metrics.json").read_text())["mpjpe_mm"] == metrics["mpjpe_mm"]
+
+
+def test_training_windows_mirror_coco_keypoints_with_cocos_left_and_right(he13):
+    from glagcn.data.batching import WindowedPoses
+    from glagcn.data.sequences import PoseSequence
+
+    model = he13[2]
+    rng = np.random.default_rng(0)
+    keypoints = rng.normal(size=(5, 17, 2)).astype(np.float32)
+    poses = rng.normal(size=(5, 15, 3)).astype(np.float32)
+    table = WindowedPoses(
+        [PoseSequence("Train/S1", "Walking 1", 0, keypoints, poses)],
+        9,
+        HUMANEVA_15,
+        full_sequence_3d=False,
+        keypoint_flip=model.input_flip_permutation,
+    )
+    windows, targets = table.batch([2], flip=[True])
+    expected = keypoints[2][[0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]] * [-1, 1]
+    np.testing.assert_array_equal(windows[0, 4].numpy(), expected)  # the window's centre
+    mirrored_target = poses[2][list(HUMANEVA_15.flip_permutation())] * [-1, 1, 1]
+    np.testing.assert_array_equal(targets[0, 0].numpy(), mirrored_target)

@@ -113,7 +113,8 @@ class WindowedPoses:
             starts = starts + torch.as_tensor(flip, device=self.device).long() * self.table_frames
         rows = starts[:, None] + self.offsets
         shape = (len(ids), self.receptive_field, self.skeleton.num_joints)
-        keypoints = self.keypoints.index_select(0, rows.reshape(-1)).reshape(*shape, -1)
+        keypoints = self.keypoints.index_select(0, rows.reshape(-1))  # its own joint count
+        keypoints = keypoints.reshape(len(ids), self.receptive_field, *self.keypoints.shape[1:])
         if self.full_sequence_3d:
             poses = self.poses.index_select(0, rows.reshape(-1)).reshape(*shape, -1)
         else:
