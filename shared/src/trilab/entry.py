@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.experimental.callback import Callback
 
 from trilab.errors import USER_ERROR_EXIT, UserError, refusal_reason, report_user_errors
@@ -110,7 +111,6 @@ def main(
     :func:`~trilab.errors.report_user_errors` (a user's mistake is one line and exit 2), and a
     run folder that cannot be created or written is answered the same way, before Hydra's own
     traceback would be.  ``program`` names the command in those lines (``train.py``)."""
-    import hydra
 
     def decorator(task: Callable[[Any], Any]) -> Callable[[], None]:
         # wraps: Hydra finds config_path relative to the file of the function it unwraps to
