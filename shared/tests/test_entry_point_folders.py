@@ -134,6 +134,30 @@ def test_drag_converter_target_folder(workdir, monkeypatch):
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOTDIR])
+def test_glagcn_converter_target_folder(code, workdir, monkeypatch):
+    import torch
+
+    from glagcn.model.authors_reference import random_authors_state_dict
+
+    source = workdir / "authors.bin"  # a small checkpoint as their run_s-agcn.py saves one
+    torch.save({"model_pos": random_authors_state_dict(8, [3, 3], 17), "epoch": 1}, source)
+    if code == errno.ENOTDIR:
+        (workdir / "runs").write_text("not a folder")
+        reason = f"{workdir / 'runs'} is a file, not a folder"
+    else:
+        refuse_under(monkeypatch, workdir / "runs", code)
+        reason = os.strerror(code)
+    target = workdir / "runs" / "w" / "converted.pt"
+    monkeypatch.setattr(sys, "argv", ["convert_checkpoint", str(source), str(target)])
+    status, stderr = exit_of_entry_point(
+        lambda: runpy.run_module("glagcn.convert_checkpoint", run_name="__main__"), "unused"
+    )
+    line = one_line(stderr)
+    assert status == 2 and line.startswith("glagcn.convert_checkpoint: error: ")
+    assert str(target) in line and reason in line
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOTDIR])
 def test_zerocopy_graph_converter_target_folder(code, workdir, monkeypatch):
     from zerocopy_gcn.graph.convert import main
 
