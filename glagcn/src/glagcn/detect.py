@@ -29,6 +29,7 @@ cache); ``weights=PATH`` loads a saved state dict (``torch.load(weights_only=Tru
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,8 @@ def _to_arrays(output: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def detector_batch_size(device: str | torch.device) -> int:
     """Frames per detector call: on a CPU one frame per call is faster than four
-    (``benchmarks/bench_wild/detector_cpu.md``: 3.2 vs 4.0 s per 1280x720 frame); a GPU wants several."""
+    (``benchmarks/bench_wild/detector_cpu.md``: 3.2 vs 4.0 s per 1280x720 frame); a GPU wants
+    several."""
     return 1 if torch.device(device).type == "cpu" else 4
 
 
@@ -193,22 +195,48 @@ def default_detector(name: str | None, device: str | torch.device) -> str:
     return name
 
 
+# What MediaPipe's native code prints on start-up, from its graph threads, also after the call
+# that caused it has returned: TensorFlow Lite and absl notes (absl ignores GLOG_minloglevel
+# before its logging is initialised).  Dropped; anything else is passed on.
+NATIVE_START_UP_NOTES = re.compile(
+    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl|[IW]\d{4} )"
+)
+
+
 @contextlib.contextmanager
-def _native_stderr_silenced():
-    """Drop what native code writes to file descriptor 2 meanwhile: MediaPipe's TensorFlow
-    Lite and absl start-up notes (absl ignores GLOG_minloglevel before its logging starts)."""
+def _native_stderr_filtered(settle_s: float = 0.3, longest_s: float = 3.0):
+    """Catch what native code writes to file descriptor 2 meanwhile, and until it has been
+    quiet for ``settle_s`` afterwards (at most ``longest_s``); drop MediaPipe's start-up notes
+    and pass every other line on."""
     import os
+    import select
     import sys
 
     sys.stderr.flush()
     saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    caught = bytearray()
     try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
         yield
     finally:
+        deadline = time.monotonic() + longest_s
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([read_end], [], [], settle_s)
+            if not ready:
+                break
+            caught += os.read(read_end, 65536)
         os.dup2(saved, 2)
         os.close(saved)
+        os.close(read_end)
+        kept = [
+            line
+            for line in caught.decode(errors="replace").splitlines()
+            if line and not NATIVE_START_UP_NOTES.match(line)
+        ]
+        if kept:
+            print("\n".join(kept), file=sys.stderr, flush=True)
 
 
 def _mediapipe_pose():
@@ -228,7 +256,7 @@ def _mediapipe_pose():
             message_factory.GetMessageClass(descriptor)
         )
     try:
-        with _native_stderr_silenced():
+        with _native_stderr_filtered():
             from mediapipe.python.solutions import pose
     except ImportError as error:
         raise DetectorError(
@@ -269,22 +297,31 @@ class BlazePose:
         }
         # MediaPipe's own landmark smoothing is off: the One-Euro filter of glagcn.smoothing
         # is the one smoothing step, with its parameters in the configuration.
-        with _native_stderr_silenced():
+        # MediaPipe's graph threads print start-up notes from construction until the first
+        # frame is done: filtered over that whole stretch
+        self._notes = _native_stderr_filtered()
+        self._notes.__enter__()
+        try:
             self._pose = pose.Pose(
                 static_image_mode=not video,
                 smooth_landmarks=False,
                 enable_segmentation=False,
                 **self.settings,
             )
-        self._started = False
+        except BaseException:
+            self._end_notes()
+            raise
+
+    def _end_notes(self) -> None:
+        if self._notes is not None:
+            notes, self._notes = self._notes, None
+            notes.__exit__(None, None, None)
 
     def _process(self, frame: np.ndarray):
-        if self._started:
+        try:
             return self._pose.process(frame)
-        with _native_stderr_silenced():  # the first frame loads the models: more notes
-            found = self._pose.process(frame)
-        self._started = True
-        return found
+        finally:
+            self._end_notes()
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = frame.shape[:2]
@@ -298,6 +335,7 @@ class BlazePose:
         return blazepose_arrays(landmarks, width, height)
 
     def close(self) -> None:
+        self._end_notes()
         self._pose.close()
 
     def __enter__(self) -> BlazePose:
