@@ -36,6 +36,18 @@ HYDRA_ENTRY_POINTS = [
 ]
 
 
+def test_every_project_script_is_listed_and_uses_trilab_entry():
+    # a new script at a project's root is a new entry point: it joins the list (and the tests)
+    scripts = {
+        str(path.relative_to(REPO))
+        for project in ("glagcn", "drag", "zerocopy-gcn")
+        for path in (REPO / project).glob("*.py")
+    }
+    assert scripts == {script for script, _ in HYDRA_ENTRY_POINTS}
+    for script in scripts:
+        assert "@entry.main(" in (REPO / script).read_text(), script
+
+
 def run_script(script: str, monkeypatch, *args: str) -> tuple[int, str]:
     """Exit status and standard error of ``python SCRIPT ARGS``, run in this process."""
     path = REPO / script
