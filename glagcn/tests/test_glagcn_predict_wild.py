@@ -165,6 +165,7 @@ def test_photo_clip_without_a_person_is_one_line_and_exit_2(tmp_path, checkpoint
     assert read_detections(tmp_path / "o" / "detections_coffee.npz").num_detections == 0
 
 
+@pytest.mark.slow
 def test_cli_lifts_a_real_person_with_blazepose_by_default(tmp_path, checkpoint):
     """`predict.py video=clip.mp4 checkpoint=CKPT` on a CPU: BlazePose, smoothing, BVH."""
     video = write_photo_clip(tmp_path / "clip.mp4", skimage.data.astronaut(), (480, 270), 8, 10)
