@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from glagcn.metrics import mpjve as velocity_error
 from glagcn.smoothing import OneEuroFilter, SmoothingError, mpjve, smooth_sequence
@@ -183,3 +184,31 @@ def test_mpjve_without_and_with_a_reference():
     assert np.isnan(mpjve(poses[:1]))
     with pytest.raises(UserError, match="must match"):
         mpjve(poses, reference)
+
+
+@pytest.mark.slow
+def test_the_smoothing_benchmark_writes_both_reports(tmp_path, tiny_lifter_checkpoint):
+    from pathlib import Path
+
+    from trilab.bench import load_script, read_report
+
+    bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_smoothing.py")
+    out = tmp_path / "report"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(
+            ["--out", str(out), "--checkpoint", str(tiny_lifter_checkpoint), "--frames", "20"]
+        )
+    finally:
+        torch.set_num_threads(threads)  # the benchmark runs on one thread
+    smoothing = read_report(out / "smoothing")
+    rows = {row["filter"]: row for row in smoothing["rows"]}
+    assert len(rows) == len(bench.SETTINGS) + 1
+    # the filter lowers the 2D jitter of the noisy track at every setting
+    raw = rows["no filter"]["v2"]
+    assert all(r["v2"] < raw for name, r in rows.items() if name.startswith("min_cutoff"))
+    assert all(np.isfinite(r["v3"]) and np.isfinite(r["p3"]) for r in rows.values())
+    fidelity = read_report(out / "bvh_fidelity")["rows"]
+    exact = [r["max_deg"] for r in fidelity if r["kind"] == "exact"]
+    assert len(fidelity) == 2 * 16 and max(exact) < 0.5
+    assert (out / "smoothing.md").read_text().startswith("# One-Euro smoothing")
