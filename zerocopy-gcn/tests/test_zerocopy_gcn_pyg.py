@@ -261,6 +261,28 @@ def test_step_rule_in_dataloader_workers(monkeypatch, stores):
     assert sampler._next_step() == 0 and sampler.epoch == 4
 
 
+def test_dataloader_workers_give_the_same_batches(small_graph_dir):
+    """Two forked workers (each rebuilding the thread pools it inherits without threads) give
+    the batches of the loader's own process, in order."""
+    feature_store = FolderFeatureStore(small_graph_dir)
+    graph_store = FolderGraphStore(small_graph_dir)
+    sampler = FolderNeighborSampler(graph_store, [4, 3], seed=2)
+    nodes = torch.arange(0, 600, 2)
+
+    def batches(workers):
+        sampler.set_epoch(1)
+        loader = NodeLoader(
+            (feature_store, graph_store), sampler, nodes, batch_size=50, num_workers=workers
+        )
+        return [(data.n_id, data.edge_index, data.x) for data in loader]
+
+    alone, forked = batches(0), batches(2)
+    assert len(alone) == len(forked) == 6
+    for a, b in zip(alone, forked, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    feature_store.close()
+
+
 def test_edges_are_refused_with_what_is_supported(stores):
     _, graph_store = stores
     with pytest.raises(NotImplementedError, match="sample_from_nodes"):

@@ -8,6 +8,8 @@ node has none).  What an index asks for decides where the rows come from:
   ``train.py``'s ``fetch=`` configures (:func:`zerocopy_gcn.fetch.build_fetcher`): on a CPU the
   conventional gather into reused buffers, on a GPU the zero-copy kernel, the GPU-resident
   table or the hot-row cache.  The loaders call :meth:`_multi_get_tensor` once per batch;
+  In a ``DataLoader`` worker the rows are copied out of the reused buffer, since they travel
+  to the loader's process in shared memory;
 * ``None`` or a slice: the host table itself (the folder's read-only memory map, no copy), as
   PyG's stores return a stored tensor whole.
 
@@ -18,6 +20,7 @@ attribute, or hides a folder table from this store.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,13 +65,25 @@ class FolderFeatureStore(FeatureStore):
         super().__init__()
         self.graph = open_folder(folder, validate)
         self.device = torch.device(device)
-        self.fetcher: FeatureFetcher = build_fetcher(_fetch_config(fetch), self.graph, self.device)
+        self._fetch_cfg = _fetch_config(fetch)
+        self._fetcher: FeatureFetcher = build_fetcher(self._fetch_cfg, self.graph, self.device)
+        self._pid = os.getpid()
         # folder tables, read-only and never copied whole; in-memory ones are put by the user
         self._folder: dict[str, torch.Tensor] = {
             FEATURES: self.graph.feat_tensor(),
             LABELS: torch.from_numpy(np.asarray(self.graph.label)),
         }
         self._memory: dict[tuple[str | None, str], torch.Tensor] = {}
+
+    @property
+    def fetcher(self) -> FeatureFetcher:
+        """This process's fetch path.  A DataLoader worker forked from the loader's process
+        inherits the fetcher's thread pool without its threads (work handed to it would never
+        run), so a worker builds its own on first use."""
+        if os.getpid() != self._pid:
+            self._fetcher = build_fetcher(self._fetch_cfg, self.graph, self.device)
+            self._pid = os.getpid()
+        return self._fetcher
 
     @property
     def num_nodes(self) -> int:
@@ -114,7 +129,12 @@ class FolderFeatureStore(FeatureStore):
         if index.dtype == torch.bool:
             index = index.nonzero().view(-1)
         if is_features:
-            return self.fetcher.fetch(index)  # checks the ids (IndexError naming the first bad)
+            rows = self.fetcher.fetch(index)  # checks the ids (IndexError naming the first bad)
+            if torch.utils.data.get_worker_info() is not None:
+                # a worker's batch reaches the loader's process in shared memory, which the
+                # fetcher's reused buffer would overwrite with the worker's next batch
+                rows = rows.clone()
+            return rows
         index = index.reshape(-1).long().cpu()
         check_indices(index, table.shape[0])
         return table[index].to(self.device, non_blocking=True)
@@ -177,10 +197,10 @@ class FolderFeatureStore(FeatureStore):
 
     def close(self) -> None:
         """Release the fetch path's buffers (pinned or registered memory)."""
-        self.fetcher.close()
+        self._fetcher.close()
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.graph.path}, fetch={self.fetcher.mode}, "
+            f"{type(self).__name__}({self.graph.path}, fetch={self._fetcher.mode}, "
             f"device={self.device})"
         )

@@ -19,11 +19,14 @@ Determinism: batch ``step`` of epoch ``epoch`` is drawn from
 ``train.py``.  PyG passes no step, so the sampler counts the batches it is asked for since
 :meth:`set_epoch` (call it at the start of each epoch, as with a ``DistributedSampler``).  In a
 ``DataLoader`` worker the count is the worker's share of the batches: PyTorch hands batch ``i``
-to worker ``i % num_workers``, so batch ``i`` is still step ``i`` (use non-persistent workers:
-a persistent worker does not see ``set_epoch``).
+to worker ``i % num_workers``, so batch ``i`` is still step ``i`` and the batches equal those of
+``num_workers=0`` (use non-persistent workers: a persistent worker does not see
+``set_epoch``).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
@@ -77,20 +80,28 @@ class FolderNeighborSampler(BaseSampler):
                 f"(feature_store, graph_store)), got {type(graph_store).__name__}"
             )
         self.graph_store = graph_store
-        self.sampler: BlockSampler = make_sampler(
-            kind,
-            graph_store.graph,
-            list(num_neighbors),
-            seed=seed,
-            num_threads=num_threads,
-            rank=rank,
-        )
+        self._settings = {"seed": seed, "num_threads": num_threads, "rank": rank}
+        self._kind, self._fanouts = kind, list(num_neighbors)
+        self._sampler = self._make()
+        self._pid = os.getpid()
         self.epoch = 0
         self._batches_seen = 0
 
+    def _make(self) -> BlockSampler:
+        return make_sampler(self._kind, self.graph_store.graph, self._fanouts, **self._settings)
+
+    @property
+    def sampler(self) -> BlockSampler:
+        """This process's sampler.  A DataLoader worker forked from the loader's process
+        inherits the compiled sampler's thread pool without its threads, so a worker makes
+        its own on first use (the batches do not depend on it: same key, same batch)."""
+        if os.getpid() != self._pid:
+            self._sampler, self._pid = self._make(), os.getpid()
+        return self._sampler
+
     @property
     def num_neighbors(self) -> list[int]:
-        return list(self.sampler.fanouts)
+        return list(self._fanouts)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the next batch is its step 0."""

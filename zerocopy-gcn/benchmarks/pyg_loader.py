@@ -1,0 +1,279 @@
+"""Epoch time through PyG's NodeLoader against train.py's own loop, on one graph (issue 29).
+
+    python benchmarks/pyg_loader.py --graph products_like:100000:25 --repeats 3 --epochs 4
+
+Writes ``pyg_loader.{json,md}`` into ``--out`` (default ``benchmarks/pyg_loader/``).  Both paths
+train GraphSAGE of the same depth and width on the same graph folder, with the same fetch mode,
+fanouts, batch size, learning rate and sampler (``sampler.kind=auto``: the compiled sampler on
+the CPU), without prefetching:
+
+- ``train.py``: :func:`zerocopy_gcn.training.train` for one epoch, its ``epoch_s`` (the wall
+  time of the epoch's steps: sampling, fetching, forward and backward; not set-up, evaluation
+  or the checkpoint);
+- ``PyG NodeLoader``: ``NodeLoader((FolderFeatureStore, FolderGraphStore),
+  FolderNeighborSampler)`` feeding ``torch_geometric.nn.models.GraphSAGE`` as
+  ``examples/pyg_sage.py`` does, the same span timed.
+
+Runs are interleaved: every round runs each path for ``--epochs`` epochs, set up afresh, the
+order reversed every other round, so load from other processes falls on both alike; each run's
+first epoch (compilation, first allocations) is left out and the table
+gives the median over rounds and the ratio.  PyG's own ``NeighborSampler`` is tried on the same
+stores and its row says why it cannot run where it cannot (it needs pyg-lib or torch-sparse).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from torch.nn import functional as F
+
+from trilab.bench import Column, Timing, command_line, load_script, machine, write_report
+from zerocopy_gcn.pyg import FolderFeatureStore, FolderGraphStore, FolderNeighborSampler
+
+PROJECT = Path(__file__).resolve().parents[1]
+TARGET_OVERHEAD = 0.10  # issue 29: the PyG path costs at most 10 % more per epoch
+
+
+def train_py_epochs(folder: Path, settings: dict[str, Any], epochs: int) -> list[float]:
+    """A ``train.py`` run of ``epochs`` epochs on ``folder``: each epoch's ``epoch_s``."""
+    from zerocopy_gcn.training import train
+
+    overrides = [
+        "data=folder",
+        f"data.path={folder}",
+        "data.validate=cheap",
+        f"fetch={settings['fetch']}",
+        f"device={settings['device']}",
+        f"fanouts=[{','.join(map(str, settings['fanouts']))}]",
+        f"batch_size={settings['batch_size']}",
+        f"eval_batch_size={settings['batch_size']}",
+        f"model.hidden={settings['hidden']}",
+        f"lr={settings['lr']}",
+        f"epochs={epochs}",
+        "prefetch=false",
+        "tensorboard=false",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    GlobalHydra.instance().clear()
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="pyg_loader_train_py_") as run:
+        os.chdir(run)
+        try:
+            metrics = train(cfg)
+        finally:
+            os.chdir(cwd)
+    return [float(record["epoch_s"]) for record in metrics["history"]]
+
+
+class PygPath:
+    """PyG's NodeLoader over the folder stores, the model and optimiser built once."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
+        from torch_geometric.loader import NodeLoader
+        from torch_geometric.nn.models import GraphSAGE
+
+        self.device = torch.device(settings["device"])
+        self.feature_store = FolderFeatureStore(folder, fetch=settings["fetch"], device=self.device)
+        self.graph_store = FolderGraphStore(folder)
+        stores = (self.feature_store, self.graph_store)
+        self.sampler = FolderNeighborSampler(stores, settings["fanouts"], seed=0)
+        self.loader = NodeLoader(
+            stores,
+            node_sampler=self.sampler,
+            input_nodes=self.feature_store.get_idx_split()["train"],
+            batch_size=settings["batch_size"],
+            shuffle=True,
+        )
+        self.model = GraphSAGE(
+            self.feature_store.get_tensor_size(None, "x")[1],
+            settings["hidden"],
+            num_layers=len(settings["fanouts"]),
+            out_channels=self.feature_store.num_classes,
+            dropout=0.5,
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings["lr"])
+
+    def epochs(self, epochs: int) -> list[float]:
+        return [self.epoch(epoch) for epoch in range(epochs)]
+
+    def epoch(self, epoch: int) -> float:
+        self.sampler.set_epoch(epoch)
+        self.model.train()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        started = time.perf_counter()
+        for data in self.loader:
+            data = data.to(self.device)
+            out = self.model(
+                data.x.float(),
+                data.edge_index,
+                num_sampled_nodes_per_hop=data.num_sampled_nodes,
+                num_sampled_edges_per_hop=data.num_sampled_edges,
+            )[: data.batch_size]
+            loss = F.cross_entropy(out, data.y[: data.batch_size])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+    def builtin_sampler_status(self) -> str | None:
+        """None where PyG's own NeighborSampler samples these stores, else why it cannot."""
+        from torch_geometric.sampler import NeighborSampler, NodeSamplerInput
+
+        try:
+            sampler = NeighborSampler(
+                (self.feature_store, self.graph_store), num_neighbors=self.sampler.num_neighbors
+            )
+            sampler.sample_from_nodes(NodeSamplerInput(None, torch.arange(10)))
+        except Exception as error:  # noqa: BLE001 - the reason is the result
+            return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return None
+
+    def close(self) -> None:
+        self.feature_store.close()
+
+
+def pyg_epochs(
+    folder: Path, settings: dict[str, Any], epochs: int
+) -> tuple[list[float], str | None]:
+    """A fresh PyG set-up trained for ``epochs`` epochs: each epoch's seconds, and whether PyG's
+    own NeighborSampler could have sampled instead."""
+    pyg = PygPath(folder, settings)
+    try:
+        return pyg.epochs(epochs), pyg.builtin_sampler_status()
+    finally:
+        pyg.close()
+
+
+def measure(
+    folder: Path, settings: dict[str, Any], repeats: int, epochs: int
+) -> tuple[dict[str, Timing], str | None]:
+    """``repeats`` rounds, each a run of ``epochs`` epochs of both paths (order reversed every
+    other round); every run set up afresh, its first epoch (warm-up) left out."""
+    builtin: list[str | None] = [None]
+
+    def pyg(count: int) -> list[float]:
+        seconds, builtin[0] = pyg_epochs(folder, settings, count)
+        return seconds
+
+    paths = {
+        "train.py": lambda count: train_py_epochs(folder, settings, count),
+        "PyG NodeLoader": pyg,
+    }
+    timings = {name: Timing([]) for name in paths}
+    for round_index in range(repeats):
+        for name in list(paths)[:: -1 if round_index % 2 else 1]:
+            timings[name].samples.extend(paths[name](epochs)[1:])
+    return timings, builtin[0]
+
+
+COLUMNS = [
+    Column("path", "path"),
+    Column("sampler", "sampler"),
+    Column("epoch (median, s)", "epoch_s", "{:.3f}"),
+    Column("spread", "spread", "{:.0%}"),
+    Column("vs train.py", "vs_train_py", "{:.3f}x"),
+    Column("runs", "runs"),
+    Column("note", "note"),
+]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    graphs = load_script(Path(__file__).with_name("bench_graphs.py"))
+    parser = graphs.graph_parser(__doc__, __file__)
+    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--fetch", default="conventional", help="conventional | zerocopy | gpu")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs per run (the first one is not timed)"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.epochs, args.fanouts, args.hidden, args.batch_size = (
+            1,
+            2,
+            [5, 5],
+            32,
+            200,
+        )
+        args.graph = args.graph or {"preset": "products_like", "num_nodes": 2_000, "avg_degree": 10}
+    data = args.graph or {"preset": "products_like", "num_nodes": 60_000, "avg_degree": 25}
+    folder = graphs.graph_folder(args.data_root, data)
+    settings = {
+        "fetch": args.fetch,
+        "device": args.device,
+        "fanouts": args.fanouts,
+        "batch_size": args.batch_size,
+        "hidden": args.hidden,
+        "lr": 0.003,
+    }
+    info = machine()
+    timings, builtin = measure(folder, settings, args.repeats, args.epochs)
+    base = timings["train.py"].median
+    rows = [
+        {
+            "path": name,
+            "sampler": "compiled (FolderNeighborSampler)" if "PyG" in name else "compiled",
+            "epoch_s": timing.median,
+            "spread": timing.spread,
+            "vs_train_py": timing.median / base,
+            "runs": len(timing.samples),
+            "samples_s": timing.samples,
+            "note": None,
+        }
+        for name, timing in timings.items()
+    ]
+    rows.append(
+        {
+            "path": "PyG NodeLoader",
+            "sampler": "PyG NeighborSampler (built-in)",
+            "epoch_s": None,
+            "spread": None,
+            "vs_train_py": None,
+            "runs": 0,
+            "note": (
+                f"cannot sample here: {builtin}" if builtin else "samples these stores (not timed)"
+            ),
+        }
+    )
+    overhead = timings["PyG NodeLoader"].median / base - 1
+    graph_text = f"{data['preset']}:{data['num_nodes']}:{data['avg_degree']:g}"
+    notes = [
+        f"Graph {graph_text}, fanouts {args.fanouts}, batch {args.batch_size}, GraphSAGE width "
+        f"{args.hidden}, fetch={args.fetch} on {args.device}, no prefetch; {args.repeats} "
+        f"interleaved rounds of one {args.epochs}-epoch run per path, each set up afresh; the "
+        "median over the epochs after each run's first (runs column: epochs timed).",
+        f"PyG path overhead: {overhead:+.1%} per epoch (target: at most "
+        f"+{TARGET_OVERHEAD:.0%}): {'met' if overhead <= TARGET_OVERHEAD else 'NOT met'}.",
+    ]
+    _, md_path = write_report(
+        args.out / "pyg_loader",
+        rows,
+        COLUMNS,
+        "zerocopy-gcn through PyG's NodeLoader vs train.py's loop",
+        command_line(argv, __file__),
+        info,
+        notes,
+        {"overhead": overhead, "target_overhead": TARGET_OVERHEAD, "settings": settings},
+    )
+    print(md_path.read_text())
+    return {"rows": rows, "overhead": overhead}
+
+
+if __name__ == "__main__":
+    main()
