@@ -452,15 +452,19 @@ def predict_live(cfg: DictConfig, out: Path, fps_given: float | None) -> dict:
     smooth = True if smooth is None else bool(smooth)  # on by default for live input
     options = smoothing_options(cfg) if smooth else None
     model = load_lifter(cfg.checkpoint, cfg.device)
-    source = open_source(cfg.video, timeout, timeout)
-    fps = fps_given or source.fps or 25.0
-    stem = _stream_name(source)
     smoother = None
     if smooth:
         from glagcn.smoothing import OneEuroFilter
 
         smoother = OneEuroFilter(**options)
     detect, close_detector = _live_detector(cfg, name)
+    try:
+        source = open_source(cfg.video, timeout, timeout)
+    except BaseException:
+        close_detector()
+        raise
+    fps = fps_given or source.fps or 25.0
+    stem = _stream_name(source)
     lifter = OnlineLifter(model, bool(cfg.flip_test), cfg.device)
     jsonl = None if to_stdout else out / "poses_3d.jsonl"
     sink = sys.stdout if to_stdout else open(jsonl, "w", encoding="utf-8")  # noqa: SIM115
