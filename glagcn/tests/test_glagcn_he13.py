@@ -295,3 +295,27 @@ def test_training_windows_mirror_coco_keypoints_with_cocos_left_and_right(he13):
     np.testing.assert_array_equal(windows[0, 4].numpy(), expected)  # the window's centre
     mirrored_target = poses[2][list(HUMANEVA_15.flip_permutation())] * [-1, 1, 1]
     np.testing.assert_array_equal(targets[0, 0].numpy(), mirrored_target)
+
+
+def test_the_detected_2d_experiment_trains_a_causal_he13_model(tmp_path, monkeypatch):
+    from glagcn.training import train
+
+    _write_detected_humaneva(tmp_path, np.random.default_rng(2))
+    monkeypatch.chdir(tmp_path)
+    small = ["model.channels=8", "model.filter_widths=[3,3]", "model.temporal_kernel=3"]
+    metrics = train(
+        _experiment(
+            f"data.root={tmp_path}",
+            "device=cpu",
+            "epochs=1",
+            "batch_size=16",
+            "train.max_batches_per_epoch=2",
+            "model.causal=true",
+            "data.test_subjects=[Validate/S1]",
+            *small,
+        )
+    )
+    assert set(metrics["per_action"]) == {"Walking", "Jog", "Box"}
+    model, extra = model_from_checkpoint(tmp_path / "checkpoints" / "last.pt", torch.device("cpu"))
+    assert extra["model_config"]["causal"] and extra["model_config"]["input_layout"] == "coco17"
+    assert model.causal and model.num_input_joints == 17

@@ -9,7 +9,8 @@ H36M cameras of each subject.  Written files:
 * ``data_2d_h36m_detections.npz`` with Gaussian pixel noise when ``noise_px > 0``;
 * ``data_test_3dhp.npz`` / ``data_train_3dhp.npz`` (3DHP joint order, mm, valid masks) and
   ``data_3d_humaneva15.npz`` / ``data_2d_humaneva15_gt.npz`` (15 joints, world metres seen by the
-  HumanEva-I cameras), each in the layout the real preparation scripts write.
+  HumanEva-I cameras) / ``data_2d_humaneva15_detectron_pt_coco.npz`` (COCO-17 pixels), each in
+  the layout the real preparation scripts write.
 
 Like the real files where evaluation depends on it: two takes of each action per subject
 ("Directions", "Directions 1"; "Sitting 1", "Sitting 2"), takes of unequal length (some shorter
@@ -324,6 +325,14 @@ COCO_FROM_H36M = [9, 10, 10, 10, 10, 11, 14, 12, 15, 13, 16, 4, 1, 5, 2, 6, 3]
 COCO_HEAD_OFFSETS_PX = {1: (6, 0), 2: (-6, 0), 3: (14, 2), 4: (-14, 2)}  # eye midpoint = head
 
 
+def _coco_pixels(pixels_h36m: np.ndarray) -> np.ndarray:
+    """(T, 17, 2) H36M-17 pixels -> COCO-17 pixels, eyes and ears offset around the head."""
+    coco = pixels_h36m[:, COCO_FROM_H36M].astype(np.float64)
+    for joint, offset in COCO_HEAD_OFFSETS_PX.items():
+        coco[:, joint] += offset
+    return coco
+
+
 def write_coco_keypoints(path: Path, pixels_h36m: np.ndarray, rng: np.random.Generator) -> None:
     """One person's track as a keypoint detector writes it: a JSON list of per-frame objects
     with ``keypoints`` = [x, y, score] * 17 in COCO order (a few low-score joints included)."""
@@ -386,24 +395,38 @@ HUMANEVA_FOCAL_PX = 420.0  # a pinhole stand-in for the real C1-C3 intrinsics (6
 def _write_humaneva(out: Path, rng: np.random.Generator, frames: int, vary_lengths: bool) -> None:
     positions_3d: dict = {}
     positions_2d: dict = {}
+    detected: dict = {}
     for split in ("Train", "Validate"):
         for subject in ("S1", "S2", "S3"):
             key = f"{split}/{subject}"
             cameras = humaneva_extrinsics(key)
-            positions_3d[key], positions_2d[key] = {}, {}
+            positions_3d[key], positions_2d[key], detected[key] = {}, {}, {}
             for take, motion in HUMANEVA_TAKES.items():
                 length = _take_length(frames, vary_lengths, rng)
                 world = animate(motion, length, rng.uniform(0.9, 1.1), rng)
                 positions_3d[key][take] = world[:, H36M_TO_HUMANEVA].astype(np.float32)
-                positions_2d[key][take] = [
+                views = [
                     _pinhole(
                         world_to_camera(world, orientation, translation),
                         HUMANEVA_FOCAL_PX,
                         (320.0, 240.0),
-                    )[:, H36M_TO_HUMANEVA].astype(np.float32)
+                    )
                     for orientation, translation in cameras
                 ]
+                positions_2d[key][take] = [v[:, H36M_TO_HUMANEVA].astype(np.float32) for v in views]
+                detected[key][take] = [_coco_pixels(v).astype(np.float32) for v in views]
     np.savez_compressed(out / "data_3d_humaneva15.npz", positions_3d=positions_3d)
+    # VideoPose3D's Mask R-CNN file holds COCO-17 joints (what the authors' HE_13 model takes);
+    # here the exact projections, COCO's joints drawn from the H36M ones (no random draws)
+    np.savez_compressed(
+        out / "data_2d_humaneva15_detectron_pt_coco.npz",
+        positions_2d=detected,
+        metadata={
+            "layout_name": "coco",
+            "num_joints": 17,
+            "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]],
+        },
+    )
     np.savez_compressed(
         out / "data_2d_humaneva15_gt.npz",
         positions_2d=positions_2d,
