@@ -61,6 +61,9 @@ def test_converted_authors_checkpoint_gives_the_same_outputs(tmp_path):
     converted, extra = model_from_checkpoint(target, torch.device("cpu"))
     assert extra["model_config"]["output_layer"] == "shared"
     assert extra["model_config"]["receptive_field"] == 9
+    # their main model unless --authors-model says otherwise; symmetric unless --causal
+    assert extra["authors_model"] == "s_agcn" and not converted.causal
+    assert converted.input_layout == "skeleton" and converted.input_bn is not None
     x = torch.randn(3, 9, 17, 2, dtype=torch.float64)
     torch.testing.assert_close(converted.double()(x), reference.double()(x), rtol=1e-10, atol=1e-12)
 

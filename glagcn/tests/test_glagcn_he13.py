@@ -319,3 +319,25 @@ def test_the_detected_2d_experiment_trains_a_causal_he13_model(tmp_path, monkeyp
     model, extra = model_from_checkpoint(tmp_path / "checkpoints" / "last.pt", torch.device("cpu"))
     assert extra["model_config"]["causal"] and extra["model_config"]["input_layout"] == "coco17"
     assert model.causal and model.num_input_joints == 17
+
+
+def test_training_a_15_joint_model_on_coco_detections_is_one_clear_error(tmp_path, monkeypatch):
+    from glagcn.training import train
+
+    _write_detected_humaneva(tmp_path, np.random.default_rng(3))
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                "+experiment=humaneva_gt_27",
+                f"data.root={tmp_path}",
+                "data.keypoints=detectron_pt_coco",
+                "device=cpu",
+            ],
+        )
+    status, stderr = exit_of_entry_point(lambda: train(cfg), "train.py")
+    assert status == 2
+    assert "the model takes 15 2D joints (model.input_layout=skeleton)" in stderr
+    assert "data.keypoints=detectron_pt_coco has 17" in stderr

@@ -42,7 +42,8 @@ def evaluate_on(model: GLAGCN, sequences, splits: Splits, cfg: DictConfig, devic
 
 
 def check_input_joints(model: GLAGCN, sequences, checkpoint, data: DictConfig) -> None:
-    """The data's 2D joints are the ones the model takes (COCO-17 for the authors' HE_13)."""
+    """The data's 2D joints are the ones the model takes (COCO-17 for the authors' HE_13);
+    ``checkpoint`` names the model in the message (a path, or "the model" in training)."""
     for sequence in sequences[:1]:
         joints = sequence.keypoints_2d.shape[1]
         if joints != model.num_input_joints:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from glagcn.data.batching import WindowedPoses
 from glagcn.data.splits import Splits, load_splits
-from glagcn.evaluate import evaluate_on, summarize
+from glagcn.evaluate import check_input_joints, evaluate_on, summarize
 from glagcn.evaluation import baselines
 from glagcn.metrics import mpjpe
 from glagcn.model import GLAGCN, build_model, count_parameters
@@ -40,6 +40,7 @@ def train(cfg: DictConfig) -> dict:
             f"sequences"
         )
         model = build_model(cfg.model, splits.skeleton).to(ctx.device)
+        check_input_joints(model, splits.train, "the model", cfg.data)
         log.info(
             f"model: receptive field {model.receptive_field}, "
             f"{count_parameters(model):,} parameters"
