@@ -52,6 +52,13 @@ def _bone_errors(fk: np.ndarray, poses_bvh: np.ndarray, bones) -> dict[str, floa
     }
 
 
+def _named_positions(motion) -> np.ndarray:
+    """(F, 17, 3) forward-kinematics positions of the H36M-17 joints, found by name (a file
+    written with girdle="exact" holds 6 helper joints besides them)."""
+    fk = motion.positions()
+    return fk[:, [motion.joint_names.index(name) for name in H36M_17.joint_names]]
+
+
 def _lifted_like(poses: np.ndarray, seed=3, noise_m=0.01) -> np.ndarray:
     """Poses as a lifter gives them: every joint a little off, so bone lengths and the shape of
     the hips and shoulders change from frame to frame."""
@@ -95,6 +102,27 @@ def test_lifted_poses_keep_every_limb_direction_and_the_median_bone_lengths(tmp_
     np.testing.assert_allclose(fk[:, 0], expected[:, 0], atol=2e-6)
 
 
+def test_exact_girdles_give_back_every_bone_direction_with_helper_joints(tmp_path):
+    poses = _lifted_like(_camera_poses(action="Walking", frames=150, seed=1), noise_m=0.02)
+    motion = read_bvh(write_bvh(tmp_path / "exact.bvh", poses, FPS, girdle="exact"))
+    helpers = [name for name in motion.joint_names if name not in H36M_17.joint_names]
+    assert sorted(helpers) == sorted(
+        f"{H36M_17.joint_names[p]}_to_{H36M_17.joint_names[c]}" for c, p in GIRDLE_BONES
+    )
+    for helper in helpers:  # zero length, between the girdle joint and its child
+        assert not motion.offsets[motion.joint_names.index(helper)].any()
+    fk = _named_positions(motion)
+    expected = poses @ CAMERA_TO_BVH.T
+    errors = _bone_errors(fk, expected, H36M_17.bones)
+    assert max(errors.values()) < MAX_ANGLE_DEG, errors
+    for c, p in H36M_17.bones:
+        median = np.median(np.linalg.norm(poses[:, c] - poses[:, p], axis=-1))
+        np.testing.assert_allclose(
+            np.linalg.norm(fk[:, c] - fk[:, p], axis=-1), median, rtol=1e-5, atol=1e-6
+        )
+    np.testing.assert_allclose(fk[:, 0], expected[:, 0], atol=2e-6)
+
+
 def test_the_pelvis_and_thorax_rotations_are_the_best_fit_of_their_three_bones(tmp_path):
     """No other rotation of the pelvis lays its three rest bones closer to the lifted ones."""
     poses = _lifted_like(_camera_poses(frames=20, seed=2), noise_m=0.02)
@@ -116,13 +144,16 @@ def test_the_pelvis_and_thorax_rotations_are_the_best_fit_of_their_three_bones(t
                 assert cost(nudged, rest, target[t]) >= best - 1e-12
 
 
-def test_bvhio_reads_the_same_joint_positions(tmp_path):
+@pytest.mark.parametrize("girdle", ["rigid", "exact"])
+def test_bvhio_reads_the_same_joint_positions(tmp_path, girdle):
     bvhio = pytest.importorskip("bvhio")
     poses = _lifted_like(_camera_poses(frames=30, seed=4))
-    path = write_bvh(tmp_path / "check.bvh", poses, FPS)
-    fk = read_bvh(path).positions()
+    path = write_bvh(tmp_path / "check.bvh", poses, FPS, girdle=girdle)
+    motion = read_bvh(path)
+    fk = motion.positions()
     root = bvhio.readAsHierarchy(str(path))
-    names = list(H36M_17.joint_names)
+    names = motion.joint_names
+    assert len(names) == (17 if girdle == "rigid" else 23)
     seen = set()
     for frame in (0, 17, 29):
         root.loadPose(frame)
@@ -207,6 +238,15 @@ def test_poses_that_cannot_be_written_are_user_errors(tmp_path, change, message)
         (dict(joint_names=["a"] * 17), "repeat"),
         (dict(joint_names=["a"] * 3), "3 names for 17 joints"),
         (dict(units="inch"), "units"),
+        (dict(girdle="loose"), "girdle"),
+        (
+            dict(
+                girdle="exact",
+                joint_names=[*H36M_17.joint_names[:4], "pelvis_to_right_hip"]
+                + list(H36M_17.joint_names[5:]),
+            ),
+            "is taken",
+        ),
     ],
 )
 def test_bad_options_are_user_errors(tmp_path, arguments, message):
@@ -302,12 +342,14 @@ json.dump(heads, open(out, "w"))
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed")
-def test_blender_imports_the_joints_where_we_put_them(tmp_path):
+@pytest.mark.parametrize("girdle", ["rigid", "exact"])
+def test_blender_imports_the_joints_where_we_put_them(tmp_path, girdle):
     """Blender's BVH importer, default options, is the reference user: BVH Y-up becomes
     Blender's Z-up, (x, y, z) -> (x, -z, y), in metres."""
     poses = _lifted_like(_camera_poses(frames=20, seed=5, root_relative=False))
-    path = write_bvh(tmp_path / "blender.bvh", poses, FPS)
-    fk = read_bvh(path).positions()
+    path = write_bvh(tmp_path / "blender.bvh", poses, FPS, girdle=girdle)
+    motion = read_bvh(path)
+    fk = motion.positions()
     script, out = tmp_path / "import.py", tmp_path / "heads.json"
     script.write_text(BLENDER_IMPORT)
     done = subprocess.run(
@@ -317,7 +359,7 @@ def test_blender_imports_the_joints_where_we_put_them(tmp_path):
         timeout=180,
     )
     assert out.exists(), done.stdout[-2000:] + done.stderr[-2000:]
-    names = list(H36M_17.joint_names)
+    names = motion.joint_names
     for frame, heads in json.loads(out.read_text()).items():
         assert set(heads) == set(names)
         for name, head in heads.items():

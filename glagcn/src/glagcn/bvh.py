@@ -24,10 +24,14 @@ Conventions of the written file (what Blender's importer and other tools see):
 * **Rotations**: per frame, from the 3D positions.  A joint with one child turns its parent's
   orientation by the smallest rotation that lays the rest bone onto the lifted bone (no twist
   about the bone beyond what the parent carries).  The pelvis and thorax, with three children
-  each, take the rotation that best fits their three bones (least squares, Kabsch): exact when
-  the lifted hips/spine (shoulders/neck) keep their median shape, else each of those six bones is
-  off by that frame's deviation from it; every other bone's direction is exact.  Leaves take
-  their parent's orientation.
+  each, take the rotation that best fits their three bones (least squares, Kabsch).  Leaves take
+  their parent's orientation.  With ``girdle="rigid"`` (the default: the 17 joints and nothing
+  else, what retargeting tools expect) those six bones are exact only while the lifted
+  hips/spine (shoulders/neck) keep their median shape, and are otherwise off by that frame's
+  deviation from it (``benchmarks/bench_smoothing/bvh_fidelity.md`` measures it); every other
+  bone's direction is exact.  ``girdle="exact"`` hangs each of the six from a zero-length helper
+  joint ``<parent>_to_<child>`` (23 joints in all) that turns it onto the lifted bone, so every
+  bone's direction is exact.
 * **Root translation**: the pelvis position of each frame (``poses_3d`` of ``predict.py`` are
   root-relative, so it is the origin).
 * Frames with a NaN joint (frames ``predict.py`` marks invalid) hold the nearest earlier valid
@@ -53,6 +57,9 @@ from trilab.atomic import atomic_write
 from trilab.errors import UserError, WriteError
 
 UNITS = {"m": 1.0, "cm": 100.0}
+# How the three bones from the pelvis and from the thorax are turned: "rigid" (the 17 joints,
+# one best-fitting rotation each) or "exact" (a zero-length helper joint per bone; 23 joints)
+GIRDLES = ("rigid", "exact")
 ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 JOINT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
 EULER_ORDER = "ZXY"  # scipy's upper case: intrinsic, R = Rz @ Rx @ Ry
@@ -178,11 +185,28 @@ class BvhPose:
     root_positions: np.ndarray  # (T, 3)
     bone_lengths: np.ndarray  # (J,) median length of the bone ending at each joint (root: 0)
     positions: np.ndarray = field(repr=False)  # (T, J, 3) the poses written (held frames filled)
+    # girdle="exact": for each child of the pelvis and thorax, the (T, 3) Z, X, Y angles of the
+    # helper joint between it and its parent, relative to the parent
+    helper_euler_deg: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def bvh_pose(poses_3d: np.ndarray, units: str = "m", skeleton: Skeleton = H36M_17) -> BvhPose:
+def _euler_deg(matrices: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():  # a gimbal lock still gives angles that rebuild R exactly
+        warnings.simplefilter("ignore", UserWarning)
+        flat = Rotation.from_matrix(matrices.reshape(-1, 3, 3)).as_euler(EULER_ORDER, degrees=True)
+    return flat.reshape(matrices.shape[:-2] + (3,))
+
+
+def bvh_pose(
+    poses_3d: np.ndarray,
+    units: str = "m",
+    skeleton: Skeleton = H36M_17,
+    girdle: str = "rigid",
+) -> BvhPose:
     """Offsets and per-frame rotations of the BVH file of ``poses_3d`` (T, J, 3) in metres,
     camera frame; see the module docstring for the conventions."""
+    if girdle not in GIRDLES:
+        raise BvhError(f"girdle must be one of {list(GIRDLES)}, got {girdle!r}")
     if skeleton.name != H36M_17.name:
         raise BvhError(f"BVH export knows the T-pose of h36m17 only, not {skeleton.name}")
     if units not in UNITS:
@@ -226,13 +250,21 @@ def bvh_pose(poses_3d: np.ndarray, units: str = "m", skeleton: Skeleton = H36M_1
         offsets[c] = rest[c] * lengths[c]
 
     global_rotations = np.zeros((frames, joints, 3, 3))
+    helpers: dict[int, np.ndarray] = {}  # girdle="exact": girdle child -> its helper's rotation
     for joint in range(joints):  # parents come before children in the skeleton's order
         parent = parents[joint]
         parent_rotation = np.eye(3)[None] if parent < 0 else global_rotations[:, parent]
+        if joint in helpers:
+            parent_rotation = helpers[joint]
         if joint in girdles:
             kids = girdles[joint]
             target = np.stack([direction[k] for k in kids], axis=1)
-            global_rotations[:, joint] = _kabsch(np.stack([rest[k] for k in kids]), target)
+            rotation = _kabsch(np.stack([rest[k] for k in kids]), target)
+            global_rotations[:, joint] = rotation
+            if girdle == "exact":  # each bone from the girdle turned on its own
+                for kid in kids:
+                    rest_now = np.einsum("tij,j->ti", rotation, rest[kid])
+                    helpers[kid] = _swing(rest_now, direction[kid]) @ rotation
         elif len(children[joint]) == 1:
             child = children[joint][0]
             rest_now = np.einsum("tij,j->ti", parent_rotation, rest[child])
@@ -242,72 +274,79 @@ def bvh_pose(poses_3d: np.ndarray, units: str = "m", skeleton: Skeleton = H36M_1
     local = global_rotations.copy()
     for joint in range(joints):
         if parents[joint] >= 0:
-            local[:, joint] = (
-                np.swapaxes(global_rotations[:, parents[joint]], -1, -2)
-                @ global_rotations[:, joint]
-            )
-    with warnings.catch_warnings():  # a gimbal lock still gives angles that rebuild R exactly
-        warnings.simplefilter("ignore", UserWarning)
-        euler = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_euler(EULER_ORDER, degrees=True)
+            parent_rotation = helpers.get(joint, global_rotations[:, parents[joint]])
+            local[:, joint] = np.swapaxes(parent_rotation, -1, -2) @ global_rotations[:, joint]
+    helper_euler = {
+        kid: _euler_deg(np.swapaxes(global_rotations[:, parents[kid]], -1, -2) @ rotation)
+        for kid, rotation in helpers.items()
+    }
     return BvhPose(
         offsets=offsets,
         global_rotations=global_rotations,
-        local_euler_deg=euler.reshape(frames, joints, 3),
+        local_euler_deg=_euler_deg(local),
         root_positions=positions[:, skeleton.root],
         bone_lengths=lengths,
         positions=positions,
+        helper_euler_deg=helper_euler,
     )
 
 
-def _hierarchy_text(names: list[str], offsets: np.ndarray, skeleton: Skeleton) -> str:
+def _number(vector) -> str:
+    return " ".join(f"{v:.6f}" for v in vector)
+
+
+def _file_text(names: list[str], pose: BvhPose, skeleton: Skeleton, fps: float) -> str:
+    """Hierarchy (depth-first from the root) and motion table; with helper joints
+    (girdle="exact") each child of the pelvis and thorax hangs from a zero-length joint named
+    ``<parent>_to_<child>`` that turns its bone on its own."""
     children = _children(skeleton)
     lines = ["HIERARCHY"]
+    columns = [pose.root_positions]
 
-    def number(vector) -> str:
-        return " ".join(f"{v:.6f}" for v in vector)
-
-    def joint(index: int, depth: int) -> None:
+    def open_joint(kind: str, name: str, offset, depth: int) -> None:
         pad = "\t" * depth
-        kind = "ROOT" if skeleton.parents[index] < 0 else "JOINT"
         channels = ROOT_CHANNELS if kind == "ROOT" else JOINT_CHANNELS
         lines.extend(
             [
-                f"{pad}{kind} {names[index]}",
+                f"{pad}{kind} {name}",
                 f"{pad}{{",
-                f"{pad}\tOFFSET {number(offsets[index])}",
+                f"{pad}\tOFFSET {_number(offset)}",
                 f"{pad}\tCHANNELS {len(channels)} {' '.join(channels)}",
             ]
         )
+
+    def joint(index: int, depth: int) -> None:
+        parent = skeleton.parents[index]
+        helper = index in pose.helper_euler_deg
+        if helper:
+            open_joint("JOINT", f"{names[parent]}_to_{names[index]}", np.zeros(3), depth)
+            columns.append(pose.helper_euler_deg[index])
+            depth += 1
+        open_joint("ROOT" if parent < 0 else "JOINT", names[index], pose.offsets[index], depth)
+        columns.append(pose.local_euler_deg[:, index])
+        pad = "\t" * depth
         for child in children[index]:
             joint(child, depth + 1)
         if not children[index]:
             site_direction, share = END_SITES_H36M[index]
-            site = (
-                np.asarray(site_direction, dtype=np.float64)
-                * share
-                * np.linalg.norm(offsets[index])
-            )
+            length = share * np.linalg.norm(pose.offsets[index])
+            site = np.asarray(site_direction, dtype=np.float64) * length
             lines.extend(
-                [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {number(site)}", f"{pad}\t}}"]
+                [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_number(site)}", f"{pad}\t}}"]
             )
         lines.append(f"{pad}}}")
+        if helper:
+            lines.append("\t" * (depth - 1) + "}")
 
     joint(skeleton.root, 0)
-    return "\n".join(lines) + "\n"
-
-
-def _order(skeleton: Skeleton) -> list[int]:
-    """Joints in the file's (depth-first) order."""
-    children = _children(skeleton)
-    order: list[int] = []
-
-    def visit(index: int) -> None:
-        order.append(index)
-        for child in children[index]:
-            visit(child)
-
-    visit(skeleton.root)
-    return order
+    values = np.concatenate(columns, axis=1)
+    buffer = io.StringIO()
+    np.savetxt(buffer, values, fmt="%.6f", delimiter=" ")
+    return (
+        "\n".join(lines)
+        + f"\nMOTION\nFrames: {len(values)}\nFrame Time: {1.0 / fps:.8f}\n"
+        + buffer.getvalue()
+    )
 
 
 def bvh_text(
@@ -316,6 +355,7 @@ def bvh_text(
     joint_names=None,
     *,
     units: str = "m",
+    girdle: str = "rigid",
     skeleton: Skeleton = H36M_17,
 ) -> str:
     """The BVH file of ``poses_3d`` as text (see :func:`write_bvh`)."""
@@ -326,17 +366,14 @@ def bvh_text(
     if not math.isfinite(fps) or fps <= 0:
         raise BvhError(f"fps must be a positive number, got {fps!r}")
     names = _check_names(joint_names, skeleton)
-    pose = bvh_pose(poses_3d, units, skeleton)
-    order = _order(skeleton)
-    motion = [pose.root_positions] + [pose.local_euler_deg[:, j] for j in order]
-    values = np.concatenate(motion, axis=1)
-    buffer = io.StringIO()
-    np.savetxt(buffer, values, fmt="%.6f", delimiter=" ")
-    return (
-        _hierarchy_text(names, pose.offsets, skeleton)
-        + f"MOTION\nFrames: {len(values)}\nFrame Time: {1.0 / fps:.8f}\n"
-        + buffer.getvalue()
-    )
+    pose = bvh_pose(poses_3d, units, skeleton, girdle)
+    if girdle == "exact":
+        taken = set(names)
+        for kid in pose.helper_euler_deg:
+            helper = f"{names[skeleton.parents[kid]]}_to_{names[kid]}"
+            if helper in taken:
+                raise BvhError(f"joint name {helper!r} is taken: girdle='exact' needs it")
+    return _file_text(names, pose, skeleton, fps)
 
 
 def write_bvh(
@@ -346,6 +383,7 @@ def write_bvh(
     joint_names=None,
     *,
     units: str = "m",
+    girdle: str = "rigid",
     skeleton: Skeleton = H36M_17,
 ) -> Path:
     """Write ``poses_3d`` (T, 17, 3), metres in the camera frame as ``predict.py`` writes them,
@@ -357,7 +395,7 @@ def write_bvh(
     :class:`~trilab.errors.WriteError` naming the file; the parent folder is not created.
     """
     path = Path(path)
-    text = bvh_text(poses_3d, fps, joint_names, units=units, skeleton=skeleton)
+    text = bvh_text(poses_3d, fps, joint_names, units=units, girdle=girdle, skeleton=skeleton)
     if path.is_dir():
         raise WriteError(f"cannot write {path}: it is a folder")
     if not path.parent.is_dir():
