@@ -105,6 +105,7 @@ def test_the_converter_says_which_model_it_built_and_refuses_a_wrong_skeleton(he
         main([str(source), str(tmp_path / "a.pt"), "--skeleton", "humaneva15"])
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("built the authors' s_agcn model, common/s_agcn.py")
+    assert lines[0].endswith("needs --authors-model he13)")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         main([str(source), str(tmp_path / "b.pt"), "--skeleton=humaneva15", "--authors-model=he13"])

@@ -262,13 +262,17 @@ def convert_file(
     )
 
 
-def built_model_line(authors_model: str, causal: bool) -> str:
+def built_model_line(authors_model: str, causal: bool, skeleton_name: str = "h36m17") -> str:
     """What the converter tells the user it built (their files cannot say)."""
     model = _authors_model(authors_model)
     window = "causal (window ends at the predicted frame)" if causal else "symmetric window"
-    return (
+    line = (
         f"built the authors' {authors_model} model, {model.source}: {model.description}; {window}"
     )
+    if skeleton_name == "humaneva15" and authors_model == "s_agcn":
+        # the two HumanEva files have the same keys: say how to get the other model
+        line += " (their Mask R-CNN file, *_detectron_pt_coco_*, needs --authors-model he13)"
+    return line
 
 
 def main(argv=None) -> None:
@@ -295,7 +299,7 @@ def main(argv=None) -> None:
         ),
         program="glagcn.convert_checkpoint",
     )
-    print(built_model_line(args.authors_model, args.causal))
+    print(built_model_line(args.authors_model, args.causal, args.skeleton))
     print(f"written {written}")
 
 
