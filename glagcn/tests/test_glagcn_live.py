@@ -21,7 +21,7 @@ from glagcn.live import OnlineLifter, pick_person
 from glagcn.model import SlidingLifter, build_model
 from glagcn.predict import predict
 from glagcn.skeleton import H36M_17
-from glagcn.video_io import VideoError, source_kind, write_photo_clip
+from glagcn.video_io import VideoError, iter_frames, source_kind, write_photo_clip
 from trilab.checkpoint import save_checkpoint
 from trilab.testing import exit_of_entry_point
 
@@ -290,3 +290,16 @@ def test_live_file_with_a_symmetric_model_gives_every_frame(tmp_path, checkpoint
     assert [line["frame_index"] for line in lines] == list(range(12))
     assert [line["timestamp"] for line in lines] == pytest.approx(np.arange(12) / 10)
     assert all(line["joints"] is not None for line in lines)
+
+
+def test_prefetched_frames_are_the_same_frames(astronaut_clip):
+    plain = list(iter_frames(astronaut_clip))
+    ahead = list(iter_frames(astronaut_clip, prefetch=3))
+    assert [i for i, _ in ahead] == list(range(12))
+    assert all((a == b).all() for (_, a), (_, b) in zip(plain, ahead, strict=True))
+    assert [i for i, _ in iter_frames(astronaut_clip, [2, 7], prefetch=2)] == [2, 7]
+    with pytest.raises(VideoError, match="ends before frame 40 \\(it has 12 frames\\)"):
+        list(iter_frames(astronaut_clip, [40], prefetch=2))
+    frames = iter_frames(astronaut_clip, prefetch=1)
+    next(frames)
+    frames.close()  # stops the decoding thread

@@ -375,7 +375,8 @@ def detect_video_one_person(
         disable=not progress,
         desc=f"BlazePose on {info.path.name}",
     ) as bar:
-        for _, frame in iter_frames(info.path):
+        # decoding the next frames overlaps with BlazePose on the other core
+        for _, frame in iter_frames(info.path, prefetch=4):
             frame_boxes, frame_keypoints = detector(frame)
             boxes.append(frame_boxes)
             keypoints.append(frame_keypoints)

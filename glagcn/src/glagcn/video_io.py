@@ -52,8 +52,64 @@ def video_info(path: str | Path) -> VideoInfo:
     return VideoInfo(path, width, height, fps if np.isfinite(fps) and fps > 0 else 0.0, count)
 
 
-def iter_frames(path: str | Path, frame_indices=None) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, RGB uint8 frame) for every frame, or for the ascending ``frame_indices``."""
+def iter_frames(
+    path: str | Path, frame_indices=None, prefetch: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, RGB uint8 frame) for every frame, or for the ascending ``frame_indices``.
+
+    ``prefetch`` > 0: a background thread decodes up to that many frames ahead (OpenCV lets go
+    of the GIL while decoding), so decoding overlaps with the consumer's work on another core.
+    """
+    if prefetch > 0:
+        yield from _prefetched(_decoded_frames(path, frame_indices), prefetch)
+    else:
+        yield from _decoded_frames(path, frame_indices)
+
+
+def _prefetched(frames: Iterator, depth: int) -> Iterator:
+    import queue
+
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            ready.put((done, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            ready.put((done, error))
+        finally:
+            frames.close()
+
+    worker = threading.Thread(target=produce, name="decode frames", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item[0] is done:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except Exception:
+                worker.join(timeout=0.1)
+
+
+def _decoded_frames(path: str | Path, frame_indices=None) -> Iterator[tuple[int, np.ndarray]]:
     import cv2
 
     capture = cv2.VideoCapture(str(path))
