@@ -82,6 +82,20 @@ def test_index_forms_pyg_passes(stores, small_graph):
     )
 
 
+def test_fetch_chosen_as_train_py_chooses(small_graph_dir, small_graph):
+    """`fetch` takes a mode or train.py's fetch.* keys: a hot-row cache in front of the gather
+    gives the same rows; an unknown mode is refused by name."""
+    store = FolderFeatureStore(
+        small_graph_dir, fetch={"mode": "conventional", "cache_fraction": 0.2}
+    )
+    assert type(store.fetcher).__name__ == "CachedFetcher"
+    ids = torch.randint(0, 600, (300,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(store[None, "x", ids], small_graph.feat_tensor()[ids])
+    store.close()
+    with pytest.raises(ValueError, match="'fast'"):
+        FolderFeatureStore(small_graph_dir, fetch="fast")
+
+
 def test_multi_get_equals_single_gets(stores):
     feature_store, _ = stores
     ids = torch.tensor([9, 8, 7, 100, 9])

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch_geometric.data import FeatureStore, TensorAttr
 
 from zerocopy_gcn.fetch import MODES, FeatureFetcher, build_fetcher, check_indices
@@ -39,11 +38,22 @@ FEATURES, LABELS = "x", "y"
 _FETCH_DEFAULTS = {"check_bounds": True, "cache_fraction": 0.0, "cache_ranking": "degree"}
 
 
-def _fetch_config(fetch: str | Mapping[str, Any]) -> Any:
+class _FetchSettings(dict):
+    """``train.py``'s ``fetch`` config as :func:`build_fetcher` reads it (``.mode`` and
+    ``[key]``), without OmegaConf: the GPU check's Python runs the store without Hydra."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _fetch_config(fetch: str | Mapping[str, Any]) -> _FetchSettings:
     settings = {"mode": fetch} if isinstance(fetch, str) else dict(fetch)
     if settings.get("mode") not in MODES:
         raise ValueError(f"fetch mode must be one of {MODES}, got {settings.get('mode')!r}")
-    return OmegaConf.create({**_FETCH_DEFAULTS, **settings})
+    return _FetchSettings({**_FETCH_DEFAULTS, **settings})
 
 
 class FolderFeatureStore(FeatureStore):
