@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
 def _convert(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m zerocopy_gcn.graph.convert",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("kind", choices=["ogb", "npz", "rmat"])
     parser.add_argument(
