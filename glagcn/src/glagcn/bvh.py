@@ -4,8 +4,8 @@ Conventions of the written file (what Blender's importer and other tools see):
 
 * **Axes**: BVH's usual Y-up, right-handed frame.  ``poses_3d`` are in the camera frame
   (x right, y down, z forward, as ``predict.py`` writes them); the file holds them turned 180
-  degrees about x: ``(x, -y, -z)``.  A proper rotation, so a left limb stays a left limb; the
-  person faces +Z (towards the camera) and their left is +X.  Blender's importer with its default
+  degrees about x: ``(x, -y, -z)``.  A proper rotation, so a left limb stays a left limb; a
+  person facing the camera faces +Z, their left towards +X.  Blender's importer with its default
   axis options (forward -Z, up Y) maps this to Blender's Z-up, the person facing -Y (the front
   view).
 * **Units**: metres by default (``units="m"``), so Blender's default import scale (1 BVH unit = 1
@@ -34,8 +34,9 @@ Conventions of the written file (what Blender's importer and other tools see):
   bone's direction is exact.
 * **Root translation**: the pelvis position of each frame (``poses_3d`` of ``predict.py`` are
   root-relative, so it is the origin).
-* Frames with a NaN joint (frames ``predict.py`` marks invalid) hold the nearest earlier valid
-  pose (the first valid one before it), so the file keeps one frame per video frame.
+* Frames with a NaN joint (frames ``predict.py`` marks invalid) hold the last valid pose before
+  them (frames before the first valid one take that one), so the file keeps one frame per video
+  frame.
 """
 
 from __future__ import annotations
