@@ -554,7 +554,7 @@ def bench_live(size: tuple[int, int], models: list[str], frames: int, fps: float
         for name in models:
             config = paper_model(name)
             model = load_lifter(save_random_lifter(scratch / f"{name}.pt", config), "cpu")
-            lifter = OnlineLifter(model, flip_test=True)
+            lifter = OnlineLifter(model, flip_test=True, threads=1)
             lifter._lift(np.zeros((model.receptive_field, 17, 2)))  # warm-up, not timed
             with BlazePose() as detector, open_source(clip) as source:
                 session = LiveSession(
@@ -673,7 +673,8 @@ def write_live(out: Path, rows: list[dict], command: str = COMMAND) -> Path:
     loads = [r["load_average_1min"] for r in rows if r.get("load_average_1min") is not None]
     notes = [
         "Live mode (`live=true`) on the 720p clip, BlazePose, One-Euro smoothing, "
-        "test-time flip: processing = decode + detect + smooth + lift one window + write "
+        "test-time flip, one torch thread for the per-window lift (as `predict.py` live): "
+        "processing = decode + detect + smooth + lift one window + write "
         "the JSON line, per frame, timed once every frame releases a pose (after the "
         "look-ahead wait and 5 more frames).  A causal lifter's pose comes "
         "out after that processing; a symmetric one waits for its look-ahead frames too "
@@ -735,6 +736,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rcnn-frames", type=int, default=3)
     parser.add_argument("--skip-video", action="store_true")
     parser.add_argument("--skip-picture", action="store_true")
+    parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--receptive-field", type=int, default=243)
     parser.add_argument("--no-flip", action="store_true")
@@ -749,11 +751,12 @@ def main(argv=None) -> None:
     command = command_line(argv, script=__file__)
     if not args.skip_picture:
         print(f"picture: {write_picture(args.out)}", flush=True)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.video_sizes.split(",")]
+    models = args.video_models.split(",")
     if not args.skip_video:
-        sizes = [tuple(int(v) for v in s.split("x")) for s in args.video_sizes.split(",")]
-        models = args.video_models.split(",")
         video = bench_video(sizes, models, args.video_frames, args.rcnn_frames)
         write_video(args.out, video, command)
+    if not args.skip_live:
         live = bench_live(sizes[0], models, args.video_frames)
         write_live(args.out, live, command)
     if not args.skip_lift:
