@@ -95,13 +95,15 @@ def _train(cfg: DictConfig, run: Run, resources: contextlib.ExitStack) -> dict[s
         kind,
         graph,
         fanouts,
-        seed=cfg.seed * 1009 + ctx.rank,
+        seed=cfg.seed,
+        rank=ctx.rank,
         device=sample_device,
         num_threads=threads,
         **csr,
     )
+    # evaluation draws with epoch=-1, which keeps its batches apart from every training epoch's
     eval_sampler = make_sampler(
-        kind, graph, fanouts, seed=cfg.seed + 7, device=sample_device, num_threads=threads, **csr
+        kind, graph, fanouts, seed=cfg.seed, device=sample_device, num_threads=threads, **csr
     )
     fetcher = build_fetcher(cfg.fetch, graph, device)
     resources.callback(fetcher.close)
