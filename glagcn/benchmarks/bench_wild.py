@@ -403,7 +403,9 @@ def _detect_clip(clip: Path, detector: str, frames: int | None) -> tuple[Path, t
 
         run(next(iter_frames(clip))[1])  # warm-up
     start, cpu_start = time.perf_counter(), time.process_time()
-    for index, frame in iter_frames(clip):
+    # as predict.py's BlazePose pass: decoding ahead in a thread, overlapped with detection
+    prefetch = 4 if detector == "blazepose" else 0
+    for index, frame in iter_frames(clip, prefetch=prefetch):
         if frames is not None and index >= frames:
             break
         frame_boxes, frame_keypoints = run(frame)
