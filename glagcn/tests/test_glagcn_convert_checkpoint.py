@@ -5,10 +5,14 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from glagcn.convert_checkpoint import ConversionError, convert_file
 from glagcn.model import GLAGCN, model_from_checkpoint
+from glagcn.model.authors_reference import (
+    authors_adjacency,
+    authors_forward,
+    random_authors_state_dict,
+)
 from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
 from trilab.testing import write_crafted_torch_file
@@ -85,9 +89,10 @@ def test_unexpected_keys_and_shapes_are_refused(tmp_path):
         convert_file(tmp_path / "c.bin", tmp_path / "c.pt")
 
 
-# ---- proof against a hand-written reference of the authors' computation --------------------
+# ---- proof against glagcn.model.authors_reference, their forward re-stated op by op ---------
 
-# The authors' H36M graph: 0-based (child, parent) inward pairs, A[j, i] = 1 per pair (i, j).
+# The authors' H36M graph, written from their code rather than from our skeleton: 0-based
+# (child, parent) inward pairs, A[j, i] = 1 per pair (i, j).
 H36M_INWARD = [
     (1, 0),
     (2, 1),
@@ -106,144 +111,13 @@ H36M_INWARD = [
     (15, 14),
     (16, 15),
 ]
+WIDTHS = (3, 3, 3)
 
 
-def _authors_adjacency() -> torch.Tensor:
-    inward = torch.zeros(17, 17)
-    for i, j in H36M_INWARD:
-        inward[j, i] = 1.0
-    outward = inward.T.clone()
-    return torch.stack(
-        [torch.eye(17), inward / inward.sum(0).clamp(min=1), outward / outward.sum(0).clamp(min=1)]
-    )
-
-
-def _authors_layout_state_dict(channels: int, levels: int, seed: int = 0) -> dict:
-    """Random weights under the names and shapes their module tree saves (wrapped in
-    DataParallel, as their script always does: every key starts with 'module.')."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def normal(*shape, scale=0.3):
-        return torch.randn(*shape, generator=generator) * scale
-
-    state = {}
-
-    def conv(name, out, inp, kernel=1):
-        state[f"{name}.weight"] = normal(out, inp, kernel, 1)
-        state[f"{name}.bias"] = normal(out, scale=0.1)
-
-    def bn(name, width):
-        state[f"{name}.weight"] = 1 + normal(width, scale=0.2)
-        state[f"{name}.bias"] = normal(width, scale=0.1)
-        state[f"{name}.running_mean"] = normal(width, scale=0.2)
-        state[f"{name}.running_var"] = torch.rand(width, generator=generator) + 0.5
-        state[f"{name}.num_batches_tracked"] = torch.tensor(1000)
-
-    def unit(prefix, inp, out, stride, residual):
-        state[f"{prefix}.gcn1.PA"] = normal(3, 17, 17, scale=0.05)
-        for i in range(3):
-            conv(f"{prefix}.gcn1.conv_a.{i}", out // 4, inp)
-            conv(f"{prefix}.gcn1.conv_b.{i}", out // 4, inp)
-            conv(f"{prefix}.gcn1.conv_d.{i}", out, inp)
-        if inp != out:
-            conv(f"{prefix}.gcn1.down.0", out, inp)
-            bn(f"{prefix}.gcn1.down.1", out)
-        bn(f"{prefix}.gcn1.bn", out)
-        conv(f"{prefix}.tcn1.conv", out, out, kernel=9)
-        bn(f"{prefix}.tcn1.bn", out)
-        if residual:
-            conv(f"{prefix}.residual.conv", out, inp)
-            bn(f"{prefix}.residual.bn", out)
-
-    bn("data_bn", 34)
-    unit("expand_gcn", 2, channels, 1, residual=True)
-    for level in range(levels):
-        unit(f"layers_tcngcn.{2 * level}", channels, channels, 1, residual=False)
-        unit(f"layers_tcngcn.{2 * level + 1}", channels, channels, 3, residual=False)
-    state["fc.weight"] = normal(3, channels, 1)  # Conv1d(C, 3, 1)
-    state["fc.bias"] = normal(3)
-    return {f"module.{key}": value for key, value in state.items()}
-
-
-def _bn(x, p, name):
-    return F.batch_norm(
-        x,
-        p[f"{name}.running_mean"],
-        p[f"{name}.running_var"],
-        p[f"{name}.weight"],
-        p[f"{name}.bias"],
-        training=False,
-        eps=1e-5,
-    )
-
-
-def _conv(x, p, name, stride=1, padding=0):
-    return F.conv2d(x, p[f"{name}.weight"], p[f"{name}.bias"], (stride, 1), (padding, 0))
-
-
-def _reference_graph_unit(x, p, name, adjacency):
-    n, c, t, v = x.shape
-    adjacency = adjacency + p[f"{name}.PA"]
-    out = 0
-    for i in range(3):
-        a = _conv(x, p, f"{name}.conv_a.{i}")
-        inter = a.shape[1]
-        a = a.permute(0, 3, 1, 2).reshape(n, v, inter * t)
-        b = _conv(x, p, f"{name}.conv_b.{i}").reshape(n, inter * t, v)
-        mix = torch.softmax(a @ b / (inter * t), dim=-2) + adjacency[i]
-        out = out + _conv(
-            (x.reshape(n, c * t, v) @ mix).reshape(n, c, t, v), p, f"{name}.conv_d.{i}"
-        )
-    out = _bn(out, p, f"{name}.bn")
-    down = (
-        x
-        if f"{name}.down.0.weight" not in p
-        else _bn(_conv(x, p, f"{name}.down.0"), p, f"{name}.down.1")
-    )
-    return torch.relu(out + down)
-
-
-def _reference_block(x, p, name, adjacency, stride, residual):
-    """Their TCN_GCN_unit: graph unit, then the temporal unit: kernel 9, padding 4 on each
-    side whatever the stride, BN; residual identity (stride 1), kernel-1 unit, or none."""
-    out = _bn(
-        _conv(
-            _reference_graph_unit(x, p, f"{name}.gcn1", adjacency),
-            p,
-            f"{name}.tcn1.conv",
-            stride=stride,
-            padding=4,
-        ),
-        p,
-        f"{name}.tcn1.bn",
-    )
-    if residual == "identity":
-        out = out + x
-    elif residual == "unit":
-        out = out + _bn(
-            _conv(x, p, f"{name}.residual.conv", stride=stride), p, f"{name}.residual.bn"
-        )
-    return torch.relu(out)
-
-
-def _reference_model(window, p, levels):
-    """(N, T, 17, 2) -> (N, 1, 17, 3), eval mode, the shared 1x1 output layer per joint."""
-    n, t, v, c = window.shape
-    x = _bn(window.reshape(n, t, v * c).permute(0, 2, 1).unsqueeze(-1), p, "data_bn")
-    x = x.reshape(n, v, c, t).permute(0, 2, 3, 1)  # N, 2, T, V
-    adjacency = _authors_adjacency().to(window.dtype)
-    x = _reference_block(x, p, "expand_gcn", adjacency, 1, "unit")
-    for level in range(levels):
-        skip = x[:, :, 1::3]
-        x = _reference_block(x, p, f"layers_tcngcn.{2 * level}", adjacency, 1, "identity")
-        x = _reference_block(x, p, f"layers_tcngcn.{2 * level + 1}", adjacency, 3, "none")
-        x = x + skip
-    joints = x.mean(dim=2)  # N, C, V
-    out = torch.stack(
-        [F.conv1d(joints[:, :, j : j + 1], p["fc.weight"], p["fc.bias"])[..., 0] for j in range(v)],
-        dim=-1,
-    )  # N, 3, V
-    return out.permute(0, 2, 1).unsqueeze(1)
+def _authors_model(window: torch.Tensor, params: dict) -> torch.Tensor:
+    """Their S_AGCN forward (``authors_reference``) on the H36M graph, in ``window``'s dtype."""
+    adjacency = authors_adjacency([(i + 1, j + 1) for i, j in H36M_INWARD], 17)
+    return authors_forward(window, params, WIDTHS, adjacency)
 
 
 def _authors_payload(theirs: dict) -> dict:
@@ -295,7 +169,7 @@ def _fp32_tolerance(expected: torch.Tensor, depth: int, reduction: int = 8 * 9 *
 
 
 def test_converted_checkpoint_computes_what_the_authors_model_computes(tmp_path):
-    theirs = _authors_layout_state_dict(channels=8, levels=3)
+    theirs = random_authors_state_dict(8, WIDTHS, num_joints=17)
     source = tmp_path / "96_gt_27_supervised_epoch_80.bin"
     torch.save(_authors_payload(theirs), source)
     converted, extra = model_from_checkpoint(
@@ -309,11 +183,11 @@ def test_converted_checkpoint_computes_what_the_authors_model_computes(tmp_path)
         # The proof is in float64, where equal computations agree to ~1e-12 whatever kernels
         # the CPU picks; float32 results of a 7-block stack differ by CPU (AVX-512 vs AVX2
         # reduction orders), so the float32 check below only bounds that rounding.
-        expected64 = _reference_model(window.double(), _as(plain, torch.float64), levels=3)
+        expected64 = _authors_model(window.double(), _as(plain, torch.float64))
         torch.testing.assert_close(
             copy.deepcopy(converted).double()(window.double()), expected64, rtol=1e-10, atol=1e-12
         )
-        expected = _reference_model(window, plain, levels=3)
+        expected = _authors_model(window, plain)
         torch.testing.assert_close(
             converted(window), expected, rtol=0, atol=_fp32_tolerance(expected, depth=7)
         )
