@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from glagcn_keypoint_samples import STANDING_COCO_POSE, coco_to_openpose
 
 from glagcn.keypoints import (
     FORMATS,
@@ -29,29 +30,6 @@ from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
 
 WIDTH, HEIGHT = 1280, 720
-# A standing person in COCO-17 order, pixels (x, y), about 300 px tall.
-COCO_POSE = np.array(
-    [
-        [640, 200],
-        [650, 190],
-        [630, 190],
-        [660, 195],
-        [620, 195],
-        [680, 250],
-        [600, 250],
-        [700, 310],
-        [580, 310],
-        [710, 370],
-        [570, 370],
-        [665, 380],
-        [615, 380],
-        [668, 450],
-        [612, 450],
-        [670, 520],
-        [610, 520],
-    ],
-    dtype=np.float64,
-)
 
 
 def sequence_of(path, person=None, **options):
@@ -62,8 +40,8 @@ def sequence_of(path, person=None, **options):
 def coco_track(frames=12, shift=(0.0, 0.0), scale=1.0, seed=0):
     """(T, 17, 2) pixels of a person walking right, and (T, 17) heatmap-like scores."""
     rng = np.random.default_rng(seed)
-    centre = COCO_POSE.mean(axis=0)
-    pose = (COCO_POSE - centre) * scale + centre + np.asarray(shift)
+    centre = STANDING_COCO_POSE.mean(axis=0)
+    pose = (STANDING_COCO_POSE - centre) * scale + centre + np.asarray(shift)
     walk = np.arange(frames)[:, None, None] * np.array([4.0, 0.0])
     keypoints = pose[None] + walk + rng.normal(0, 1.0, (frames, 17, 2))
     scores = rng.uniform(0.6, 0.95, (frames, 17))
@@ -82,62 +60,6 @@ def coco_to_halpe(keypoints, scores):
     extra = np.concatenate([head[:, None], neck[:, None], hip[:, None], feet], axis=1)
     extra_scores = np.full(extra.shape[:2], 0.8)
     return (np.concatenate([keypoints, extra], 1), np.concatenate([scores, extra_scores], 1))
-
-
-# OpenPose BODY_25 joint -> COCO-17 joint it copies (neck 1 and mid-hip 8 are midpoints).
-BODY25_FROM_COCO = {
-    0: 0,
-    2: 6,
-    3: 8,
-    4: 10,
-    5: 5,
-    6: 7,
-    7: 9,
-    9: 12,
-    10: 14,
-    11: 16,
-    12: 11,
-    13: 13,
-    14: 15,
-    15: 2,
-    16: 1,
-    17: 4,
-    18: 3,
-}
-COCO18_FROM_COCO = {
-    0: 0,
-    2: 6,
-    3: 8,
-    4: 10,
-    5: 5,
-    6: 7,
-    7: 9,
-    8: 12,
-    9: 14,
-    10: 16,
-    11: 11,
-    12: 13,
-    13: 15,
-    14: 2,
-    15: 1,
-    16: 4,
-    17: 3,
-}
-
-
-def coco_to_openpose(keypoints, scores, joints):
-    table = BODY25_FROM_COCO if joints == 25 else COCO18_FROM_COCO
-    out = np.zeros(keypoints.shape[:1] + (joints, 3))
-    for target, source in table.items():
-        out[:, target, :2], out[:, target, 2] = keypoints[:, source], scores[:, source]
-    out[:, 1, :2] = keypoints[:, [5, 6]].mean(1)
-    out[:, 1, 2] = 0.8
-    if joints == 25:
-        out[:, 8, :2] = keypoints[:, [11, 12]].mean(1)
-        out[:, 8, 2] = 0.7
-        out[:, 19:25, :2] = np.repeat(keypoints[:, [15, 16]], 3, axis=1) + 10
-        out[:, 19:25, 2] = 0.6
-    return out
 
 
 # --- VideoPose3D data_2d_custom ---------------------------------------------------------------
@@ -530,7 +452,7 @@ def test_coco_results_list_keeps_the_best_person_per_frame(tmp_path):
 
 
 def test_coco_layout_maps_onto_h36m_with_derived_joints():
-    coco = COCO_POSE.astype(np.float32)
+    coco = STANDING_COCO_POSE.astype(np.float32)
     scores = np.linspace(0.5, 1.0, 17).astype(np.float32)
     h36m, h36m_scores = to_h36m(get_layout("coco17"), coco, scores)
     pelvis, thorax = (coco[11] + coco[12]) / 2, (coco[5] + coco[6]) / 2

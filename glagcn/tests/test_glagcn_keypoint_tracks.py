@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from glagcn_keypoint_samples import STANDING_COCO_POSE
 
 from glagcn.keypoints import (
     Detection,
@@ -24,28 +25,7 @@ from glagcn.predict import resolve_image_size
 from glagcn.video_io import VideoInfo
 from trilab.errors import UserError
 
-POSE = np.array(
-    [
-        [640, 200],
-        [650, 190],
-        [630, 190],
-        [660, 195],
-        [620, 195],
-        [680, 250],
-        [600, 250],
-        [700, 310],
-        [580, 310],
-        [710, 370],
-        [570, 370],
-        [665, 380],
-        [615, 380],
-        [668, 450],
-        [612, 450],
-        [670, 520],
-        [610, 520],
-    ],
-    dtype=np.float32,
-)
+POSE = STANDING_COCO_POSE.astype(np.float32)
 
 
 def person(frame, dx=0.0, scale=1.0, score=0.9, track_id=None):
