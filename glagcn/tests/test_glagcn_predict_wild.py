@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from glagcn_keypoint_samples import coco_to_openpose
 from omegaconf import OmegaConf
 
 from glagcn.keypoints import KeypointInputError, read_detections
@@ -195,33 +196,14 @@ def test_cli_lifts_a_real_person_with_blazepose_by_default(tmp_path, checkpoint)
 
 
 def openpose_folder(folder, frames, absent=()):
+    """OpenPose's --write_json folder: one BODY_25 file a frame, the person walking right."""
     folder.mkdir()
+    walk = POSE[None] + np.arange(frames)[:, None, None] * np.array([0.5, 0.0])
+    bodies = coco_to_openpose(walk, np.full((frames, 17), 0.8), joints=25)
     for frame in range(frames):
         people = []
         if frame not in absent:
-            body = np.zeros((25, 3))
-            coco_to_body25 = {
-                0: 0,
-                2: 6,
-                3: 8,
-                4: 10,
-                5: 5,
-                6: 7,
-                7: 9,
-                9: 12,
-                10: 14,
-                11: 16,
-                12: 11,
-                13: 13,
-                14: 15,
-                15: 2,
-                16: 1,
-            }
-            for target, source in coco_to_body25.items():
-                body[target] = [*(POSE[source] + [0.5 * frame, 0]), 0.8]
-            body[1] = [*POSE[[5, 6]].mean(0), 0.8]
-            body[8] = [*POSE[[11, 12]].mean(0), 0.8]
-            people = [{"person_id": [-1], "pose_keypoints_2d": body.ravel().tolist()}]
+            people = [{"person_id": [-1], "pose_keypoints_2d": bodies[frame].ravel().tolist()}]
         (folder / f"clip_{frame:012d}_keypoints.json").write_text(
             json.dumps({"version": 1.3, "people": people})
         )
