@@ -54,26 +54,9 @@ BODY25_FROM_COCO = {
     17: 4,
     18: 3,
 }
-# OpenPose COCO-18 joint -> COCO-17 joint (neck 1 is a midpoint).
-COCO18_FROM_COCO = {
-    0: 0,
-    2: 6,
-    3: 8,
-    4: 10,
-    5: 5,
-    6: 7,
-    7: 9,
-    8: 12,
-    9: 14,
-    10: 16,
-    11: 11,
-    12: 13,
-    13: 15,
-    14: 2,
-    15: 1,
-    16: 4,
-    17: 3,
-}
+# OpenPose COCO-18 joint -> COCO-17 joint: BODY_25's order without its mid-hip (8) and foot
+# points (19-24), so BODY_25 joints 9-18 are COCO-18's 8-17 (neck 1 is again a midpoint).
+COCO18_FROM_COCO = {body25 - (body25 > 8): coco for body25, coco in BODY25_FROM_COCO.items()}
 
 
 def coco_to_openpose(keypoints: np.ndarray, scores: np.ndarray, joints: int) -> np.ndarray:
