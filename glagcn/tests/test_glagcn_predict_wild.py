@@ -1,6 +1,7 @@
 """predict.py in the wild: video in (detector), any keypoint file in, bad files refused."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,28 @@ import skimage.data
 from glagcn_keypoint_samples import coco_to_openpose
 from omegaconf import OmegaConf
 
-from glagcn.keypoints import KeypointInputError, read_detections
+from glagcn.keypoints import (
+    KeypointInputError,
+    KeypointSequence,
+    ScoreRule,
+    build_tracks,
+    choose_track,
+    read_detections,
+    track_sequence,
+)
+from glagcn.lift import (
+    ChunkCache,
+    lift_prepared,
+    lift_track,
+    load_lifter,
+    prepare_track,
+    speculate_prepared,
+    video_max_windows,
+)
+from glagcn.model import build_model
 from glagcn.predict import predict
+from glagcn.skeleton import H36M_17
+from glagcn.smoothing import smooth_sequence
 from glagcn.video_io import write_photo_clip
 from trilab.safe_load import UnsafeFileError
 from trilab.testing import exit_of_entry_point, run_to_completion, write_crafted_npz
@@ -307,3 +328,57 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path, checkpoin
     assert str(path) in done.stderr and "refused" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not marker.exists()
+
+
+def test_lifting_overlapped_with_blazepose_gives_the_sequential_poses(tmp_path, checkpoint, capsys):
+    """predict.py video=...: the chunks lifted while BlazePose runs (LiftAhead) and those
+    lifted after give exactly the poses of detecting first and lifting after."""
+    video = write_photo_clip(tmp_path / "clip.mp4", skimage.data.astronaut(), (480, 270), 48, 10)
+    out = tmp_path / "out"
+    predict(config(video=str(video), checkpoint=str(checkpoint), output=str(out), smooth=True))
+    printed = capsys.readouterr().out
+    lifted_ahead = re.search(r"lifted (\d+) of (\d+) chunks of windows during detection", printed)
+    # 48 frames of a 9-frame model, 16 windows a call: chunks 0 and 1 are known by frame 37
+    assert lifted_ahead and int(lifted_ahead[2]) == 3 and int(lifted_ahead[1]) >= 1, printed
+    found = read_detections(out / "detections_clip.npz")
+    sequence = track_sequence(found, choose_track(build_tracks(found), None, "clip"))
+    model = load_lifter(checkpoint)
+    sequential = lift_track(
+        sequence,
+        found.image_size,
+        model,
+        smooth=lambda keypoints: smooth_sequence(keypoints, 10.0),
+        max_windows=video_max_windows("cpu", model.receptive_field),
+    )
+    result = np.load(out / "poses_3d.npz")
+    assert result["valid"].all()
+    np.testing.assert_array_equal(result["poses_3d"], sequential.poses_3d)
+    np.testing.assert_array_equal(result["keypoints_2d"], sequential.keypoints_2d)
+
+
+def test_chunk_cache_reuses_only_chunks_whose_input_is_unchanged(tiny_lifter_config):
+    """A chunk lifted ahead from frames that later changed is lifted again: the poses are the
+    plain model's (float64: exact whatever the kernels)."""
+    model = build_model(tiny_lifter_config, H36M_17).double().eval()
+    rng = np.random.default_rng(3)
+    walk = POSE[None] * 10 + rng.normal(0, 2, (48, 17, 2)) + np.arange(48)[:, None, None]
+
+    def prepared(keypoints):
+        frames = len(keypoints)
+        sequence = KeypointSequence(
+            keypoints, np.ones((frames, 17)), np.arange(frames), "h36m17", ScoreRule("none")
+        )
+        return prepare_track(sequence)
+
+    guessed = walk[:40].copy()
+    guessed[30] += 5.0  # frame 30 came out otherwise in the end (e.g. a joint filled later)
+    cache = ChunkCache(model)
+    speculate_prepared(prepared(guessed), (640, 480), cache, max_windows=32)
+    # 40 frames, 4 of look-ahead: windows 0-35 known, chunks 0 (windows 0-15) and 1 (16-31)
+    assert len(cache._outputs) == 2
+    final = prepared(walk)
+    got = lift_prepared(final, (640, 480), cache, max_windows=32)
+    plain = lift_prepared(final, (640, 480), model, max_windows=32)
+    np.testing.assert_array_equal(got, plain)
+    # chunk 0 (frames 0-19) reused; chunk 1 (frames 12-35 hold frame 30) and chunk 2 lifted
+    assert (cache.hits, cache.misses) == (1, 2)

@@ -360,9 +360,10 @@ def blazepose_arrays(
 
 
 def detect_video_one_person(
-    video_path: str | Path, detector: BlazePose, progress: bool = True
+    video_path: str | Path, detector: BlazePose, progress: bool = True, on_frame=None
 ) -> VideoDetections:
-    """Run a one-person detector (:class:`BlazePose`) over every frame of the video."""
+    """Run a one-person detector (:class:`BlazePose`) over every frame of the video;
+    ``on_frame(boxes, keypoints)`` (optional) sees each frame's detections as they come."""
     from tqdm import tqdm
 
     info = video_info(video_path)
@@ -380,6 +381,8 @@ def detect_video_one_person(
             frame_boxes, frame_keypoints = detector(frame)
             boxes.append(frame_boxes)
             keypoints.append(frame_keypoints)
+            if on_frame is not None:
+                on_frame(frame_boxes, frame_keypoints)
             bar.update(1)
     if not boxes:
         raise DetectorError(f"{info.path}: no frame could be read")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from glagcn.keypoints import (
 )
 from glagcn.keypoints.core import checked_image_size, numeric_array
 from glagcn.model import GLAGCN, model_from_checkpoint
+from glagcn.model.glagcn import default_max_windows
 from glagcn.skeleton import H36M_17
 from trilab.errors import UserError
 
@@ -60,8 +63,10 @@ def lift_prepared(
     model: GLAGCN,
     flip_test: bool = True,
     device: str | torch.device = "cpu",
+    max_windows: int | None = None,
 ) -> np.ndarray:
-    """Lift each valid segment of a prepared track on its own (edge-padded); NaN elsewhere."""
+    """Lift each valid segment of a prepared track on its own (edge-padded); NaN elsewhere.
+    ``max_windows``: windows per forward call (None: the device's default)."""
     width, height = _image_size(image_size)
     device = torch.device(device)
     poses = np.full(prepared.keypoints.shape[:2] + (3,), np.nan, dtype=np.float32)
@@ -78,7 +83,7 @@ def lift_prepared(
                 f"outside the {width}x{height} image: wrong image size, or coordinates that are "
                 "not pixels"
             )
-        lifted = predict_sequence(model, normalized, H36M_17, device, flip_test)
+        lifted = predict_sequence(model, normalized, H36M_17, device, flip_test, max_windows)
         if not np.isfinite(lifted).all():
             raise KeypointInputError(
                 f"frames {start}-{stop - 1}: the model's output is not finite for these "
@@ -87,6 +92,120 @@ def lift_prepared(
             )
         poses[start:stop] = root_relative(lifted, H36M_17.root)
     return poses
+
+
+def prepare_track(
+    sequence: KeypointSequence,
+    score_rule: ScoreRule | None = None,
+    max_missing_fraction: float = 0.5,
+    max_gap_frames: int = 15,
+    smooth=None,
+) -> PreparedTrack:
+    """Missing joints, gaps, H36M-17, then ``smooth`` on each segment: the lifter's input."""
+    prepared = prepare_h36m(sequence, score_rule, max_missing_fraction, max_gap_frames)
+    if smooth is not None:
+        for start, stop in prepared.segments:
+            prepared.keypoints[start:stop] = smooth(prepared.keypoints[start:stop])
+    return prepared
+
+
+class _Stop(Exception):
+    """A speculative lift reached its last safe chunk, or was cancelled."""
+
+
+class ChunkCache:
+    """The model behind :class:`~glagcn.model.SlidingLifter`, with the outputs of chunks already
+    lifted (by :func:`speculate_prepared`, in another thread) kept by the exact bytes of their
+    input: a chunk whose input is bit for bit the same is not computed again, any other is.  The
+    poses are therefore those of the plain model whatever was guessed ahead."""
+
+    def __init__(self, model: GLAGCN) -> None:
+        self.model = model
+        self._outputs: dict[bytes, torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        self._budget: int | None = None  # speculative: chunk calls left before stopping
+        self.cancelled = threading.Event()
+
+    def __getattr__(self, name):  # receptive_field, causal, num_joints, parameters(), ...
+        return getattr(self.__dict__["model"], name)
+
+    def eval(self) -> ChunkCache:
+        self.model.eval()
+        return self
+
+    @staticmethod
+    def _key(chunk: torch.Tensor) -> bytes:
+        data = chunk.detach().contiguous().cpu().numpy()
+        digest = hashlib.blake2b(data.tobytes(), digest_size=32)
+        digest.update(repr((data.shape, data.dtype.str)).encode())
+        return digest.digest()
+
+    def __call__(self, chunk: torch.Tensor) -> torch.Tensor:
+        if self._budget is not None:  # speculating
+            if self._budget <= 0 or self.cancelled.is_set():
+                raise _Stop
+            self._budget -= 1
+        key = self._key(chunk)
+        with self._lock:
+            done = (
+                self._outputs.get(key) if self._budget is not None else self._outputs.pop(key, None)
+            )
+        if done is not None:
+            self.hits += self._budget is None
+            return done
+        output = self.model(chunk)
+        if self._budget is not None:
+            with self._lock:
+                self._outputs[key] = output
+        else:
+            self.misses += 1
+        return output
+
+
+def video_max_windows(device: str | torch.device, receptive_field: int) -> int:
+    """Windows per forward call on the video path: on a CPU at most 32 (16 frames and their
+    mirror images), so that all but the last few frames' chunks can be lifted while the
+    detector still runs (:class:`glagcn.predict.LiftAhead`); as fast per window as larger
+    calls (benchmarks/bench_wild)."""
+    default = default_max_windows(torch.device(device), receptive_field)
+    return default if torch.device(device).type == "cuda" else min(default, 32)
+
+
+def speculate_prepared(
+    prepared: PreparedTrack,
+    image_size: tuple[int, int],
+    cache: ChunkCache,
+    flip_test: bool = True,
+    device: str | torch.device = "cpu",
+    max_windows: int | None = None,
+) -> None:
+    """Lift ahead, into ``cache``, the chunks of a track prepared from the frames detected so
+    far that later frames cannot change unless the track's preparation does: in the segment
+    running to the last frame, only the chunks whose windows need no frame beyond it (no end
+    padding).  ``max_windows`` must be the final lift's, so that the chunks are cut alike."""
+    width, height = _image_size(image_size)
+    device = torch.device(device)
+    receptive_field = cache.receptive_field
+    pad = (receptive_field - 1) // 2
+    after = 0 if getattr(cache.model, "causal", False) else pad
+    max_windows = max_windows or default_max_windows(device, receptive_field)
+    per_call = max(max_windows // (2 if flip_test else 1), 1)  # as SlidingLifter cuts them
+    for start, stop in prepared.segments:
+        # the last segment may grow, and its last frames are the end padding for now
+        windows = stop - start - (after if stop == len(prepared.keypoints) else 0)
+        cache._budget = max(windows, 0) // per_call
+        try:
+            if cache._budget:
+                normalized = normalize_screen_coordinates(
+                    prepared.keypoints[start:stop], width, height
+                )
+                predict_sequence(cache, normalized, H36M_17, device, flip_test, max_windows)
+        except _Stop:
+            if cache.cancelled.is_set():
+                return
+        finally:
+            cache._budget = None
 
 
 def lift_track(
@@ -99,18 +218,17 @@ def lift_track(
     flip_test: bool = True,
     device: str | torch.device = "cpu",
     smooth=None,
+    max_windows: int | None = None,
 ) -> LiftResult:
     """Prepare (missing joints, gaps, H36M-17) and lift one person's track.  ``smooth``:
     a function applied to each lifted segment's H36M-17 pixels (T, 17, 2) before lifting
     (e.g. the One-Euro filter of :mod:`glagcn.smoothing`); the result reports the smoothed
     keypoints."""
     _image_size(image_size)
-    prepared = prepare_h36m(sequence, score_rule, max_missing_fraction, max_gap_frames)
-    if smooth is not None:
-        for start, stop in prepared.segments:
-            prepared.keypoints[start:stop] = smooth(prepared.keypoints[start:stop])
-    model = checkpoint if isinstance(checkpoint, GLAGCN) else load_lifter(checkpoint, device)
-    poses = lift_prepared(prepared, image_size, model, flip_test, device)
+    prepared = prepare_track(sequence, score_rule, max_missing_fraction, max_gap_frames, smooth)
+    # a model, or a ChunkCache in front of one (the overlapped video path)
+    model = load_lifter(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
+    poses = lift_prepared(prepared, image_size, model, flip_test, device, max_windows)
     return LiftResult(
         poses,
         prepared.keypoints,

@@ -146,12 +146,140 @@ def _detector_description(cfg: DictConfig, name: str) -> str:
     return f"Keypoint R-CNN, person score >= {cfg.detector_score_threshold}"
 
 
-def _detect(cfg: DictConfig, video: VideoInfo, out: Path, name: str) -> Path:
+class LiftAhead:
+    """Lifting overlapped with detection (BlazePose's pass over a video file): while the
+    detector runs on the main thread, a worker thread takes the detections so far through the
+    same steps as :func:`predict` (detectron2 npz, tracks, person, missing joints, smoothing)
+    and lifts the chunks of windows that later frames cannot change into a
+    :class:`~glagcn.lift.ChunkCache`.  The final lift goes through that cache, which reuses a
+    chunk only when its input is bit for bit the final one: the poses are those of the
+    sequential path, only sooner (torch and MediaPipe release the GIL in their kernels)."""
+
+    def __init__(self, cfg: DictConfig, given: dict, video: VideoInfo, model, smooth) -> None:
+        import tempfile
+        import threading
+
+        import torch
+
+        from glagcn.lift import ChunkCache, video_max_windows
+
+        self.cfg, self.given, self.video, self.smooth = cfg, given, video, smooth
+        self.cache = ChunkCache(model)
+        self.flip_test = bool(cfg.flip_test)
+        self.max_windows = video_max_windows(cfg.device, model.receptive_field)
+        self.per_call = max(self.max_windows // (1 + self.flip_test), 1)
+        after = 0 if getattr(model, "causal", False) else (model.receptive_field - 1) // 2
+        self.next_run = self.per_call + after + 1  # the first chunk is known then
+        self.boxes: list[np.ndarray] = []
+        self.keypoints: list[np.ndarray] = []
+        self.folder = tempfile.TemporaryDirectory(prefix="glagcn_lift_ahead_")
+        self.wake = threading.Condition()
+        self.done = False
+        self.error: BaseException | None = None
+        self.threads = torch.get_num_threads()
+        self.thread = threading.Thread(target=self._run, name="glagcn-lift-ahead", daemon=True)
+        self.thread.start()
+
+    def add(self, boxes: np.ndarray, keypoints: np.ndarray) -> None:
+        """One more frame's detections (the detector's thread)."""
+        with self.wake:
+            self.boxes.append(boxes)
+            self.keypoints.append(keypoints)
+            if len(self.boxes) >= self.next_run:
+                self.wake.notify()
+
+    def _run(self) -> None:
+        import torch
+
+        # One torch thread beside the detector (two fight over the cores: benchmarks/
+        # bench_wild); the kernels give the same bits on one thread as on several (tested).
+        torch.set_num_threads(1)
+        while True:
+            with self.wake:
+                while not self.done and len(self.boxes) < self.next_run:
+                    self.wake.wait()
+                if self.done:
+                    return
+                boxes, keypoints = list(self.boxes), list(self.keypoints)
+            try:
+                self._speculate(boxes, keypoints)
+            except UserError:
+                pass  # e.g. nobody seen yet: try again with more frames
+            except BaseException as error:  # the final lift does the work; the error is kept
+                self.error = error
+                return
+            known = len(boxes)
+            self.next_run = known + max(self.per_call, known // 8)
+
+    def _speculate(self, boxes: list, keypoints: list) -> None:
+        from glagcn.lift import prepare_track, speculate_prepared
+
+        cfg, given, video = self.cfg, self.given, self.video
+        path = write_detectron_npz(
+            Path(self.folder.name) / "ahead.npz", boxes, keypoints, video.width, video.height
+        )
+        options = ReadOptions(cfg.get("video_name"), given["first_frame_id"], cfg.get("layout"))
+        detections = read_detections(path, "detectron2", options)
+        tracks = build_tracks(detections, given["link_iou"], given["link_max_gap"])
+        track = choose_track(tracks, given["person"], detections.source)
+        rule = resolve_score_rule(
+            detections.score_rule, cfg.get("score_rule"), given["score_threshold"]
+        )
+        prepared = prepare_track(
+            track_sequence(detections, track),
+            rule,
+            given["max_missing_fraction"],
+            given["max_gap_frames"],
+            self.smooth,
+        )
+        speculate_prepared(
+            prepared,
+            (video.width, video.height),
+            self.cache,
+            self.flip_test,
+            self.cfg.device,
+            self.max_windows,
+        )
+
+    def close(self) -> None:
+        """Stop the worker (end of the video, an error or Ctrl-C) and wait for it."""
+        with self.wake:
+            self.done = True
+            self.wake.notify()
+        self.cache.cancelled.set()
+        self.thread.join()
+        self.cache.cancelled.clear()
+        import torch
+
+        torch.set_num_threads(self.threads)
+        self.folder.cleanup()
+
+
+def _lift_ahead(cfg: DictConfig, given: dict, video: VideoInfo) -> LiftAhead | None:
+    """A :class:`LiftAhead` for the checkpoint, or None where the checkpoint or the smoothing
+    options are refused (the error then comes where it always did, after detection)."""
+    from glagcn.lift import load_lifter
+
+    if cfg.get("list_people"):
+        return None
+    try:
+        smooth = _smoother(cfg, _fps(given, video))
+        model = load_lifter(cfg.checkpoint, cfg.device)
+    except Exception:
+        return None
+    return LiftAhead(cfg, given, video, model, smooth)
+
+
+def _detect(
+    cfg: DictConfig, video: VideoInfo, out: Path, name: str, ahead: LiftAhead | None = None
+) -> Path:
     from glagcn.detect import detect_video, detect_video_one_person, detector_batch_size
 
     if name == "blazepose":
         with _blazepose(cfg) as detector:
-            found = detect_video_one_person(video.path, detector, cfg.progress)
+            found = detect_video_one_person(
+                video.path, detector, cfg.progress, ahead.add if ahead else None
+            )
     else:
         detector = _keypoint_rcnn(cfg)
         batch_size = cfg.detector_batch_size or detector_batch_size(cfg.detector_device)
@@ -178,6 +306,25 @@ def smoothing_options(cfg: DictConfig) -> dict:
         "beta": _optional_number(cfg.smooth_beta, "smooth_beta", 0),
         "d_cutoff": _optional_number(cfg.smooth_d_cutoff, "smooth_d_cutoff", 1e-6),
     }
+
+
+def _fps(given: dict, video: VideoInfo | None) -> float:
+    return given["fps"] or (video.fps if video and video.fps else 25.0)
+
+
+def _smoother(cfg: DictConfig, fps: float):
+    """The One-Euro filter of a whole segment, or None (``smooth`` null or false: off for
+    files and keypoint inputs)."""
+    if not cfg.get("smooth"):
+        return None
+    from glagcn.smoothing import smooth_sequence
+
+    options = smoothing_options(cfg)
+
+    def smooth(keypoints):
+        return smooth_sequence(keypoints, fps, **options)
+
+    return smooth
 
 
 def _write_poses(
@@ -243,7 +390,7 @@ def predict(cfg: DictConfig) -> dict:
         raise UserError("live=true needs video=CAMERA_INDEX|URL|FILE and no input=")
     video = video_info(cfg.video) if cfg.get("video") is not None else None
     written: dict = {}
-    detector = None
+    detector = ahead = None
     if cfg.get("input") is None:
         if video is None:
             raise UserError(
@@ -251,7 +398,13 @@ def predict(cfg: DictConfig) -> dict:
                 "folder), or video=VIDEO to detect people first (BlazePose on a CPU)"
             )
         detector = _detector_name(cfg)
-        input_path, input_format = _detect(cfg, video, out, detector), "detectron2"
+        if detector == "blazepose":  # Keypoint R-CNN is ~100 times slower than the lift
+            ahead = _lift_ahead(cfg, given, video)
+        try:
+            input_path, input_format = _detect(cfg, video, out, detector, ahead), "detectron2"
+        finally:
+            if ahead is not None:
+                ahead.close()
         written["detections"] = str(input_path)
     else:
         input_path, input_format = Path(str(cfg.input)), cfg.get("format")
@@ -305,30 +458,32 @@ def predict(cfg: DictConfig) -> dict:
     if cfg.get("input") is None:
         custom = _write_track_2d(out, video, sequence, last + 1)
         written["keypoints_2d"] = str(custom)
-    fps = given["fps"] or (video.fps if video and video.fps else 25.0)
-    smooth = None
-    if cfg.get("smooth"):  # null or false: off for files and keypoint inputs
-        from glagcn.smoothing import smooth_sequence
-
-        options = smoothing_options(cfg)
-        print(f"One-Euro smoothing of the 2D keypoints ({options}, {fps:g} frames/s)")
-
-        def smooth(keypoints):
-            return smooth_sequence(keypoints, fps, **options)
-
+    fps = _fps(given, video)
+    smooth = _smoother(cfg, fps)
+    if smooth is not None:
+        print(
+            f"One-Euro smoothing of the 2D keypoints ({smoothing_options(cfg)}, {fps:g} frames/s)"
+        )
+    max_windows = None
+    if ahead is not None:  # the chunks LiftAhead cut, bit for bit
+        max_windows = ahead.max_windows
     result = lift_track(
         sequence,
         image_size,
-        cfg.checkpoint,
+        cfg.checkpoint if ahead is None else ahead.cache,
         rule,
         given["max_missing_fraction"],
         given["max_gap_frames"],
         bool(cfg.flip_test),
         cfg.device,
         smooth=smooth,
+        max_windows=max_windows,
     )
     for message in result.messages:
         print(f"note: {message}")
+    if ahead is not None:
+        chunks = ahead.cache.hits + ahead.cache.misses
+        print(f"lifted {ahead.cache.hits} of {chunks} chunks of windows during detection")
     source = (detections.source, detections.format)
     written.update(_write_poses(out, result, source, track.track_id, image_size, fps))
     if cfg.export == "bvh":
