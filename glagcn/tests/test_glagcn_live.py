@@ -303,3 +303,37 @@ def test_prefetched_frames_are_the_same_frames(astronaut_clip):
     frames = iter_frames(astronaut_clip, prefetch=1)
     next(frames)
     frames.close()  # stops the decoding thread
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_export_bvh_gives_back_every_lifted_bone_and_the_root(
+    tmp_path, checkpoints, astronaut_clip, live
+):
+    from glagcn.bvh import read_bvh
+
+    out = tmp_path / "lift"
+    predict(
+        config(
+            video=str(astronaut_clip),
+            live=live,
+            checkpoint=str(checkpoints[True]),
+            output=str(out),
+            export="bvh",
+        )
+    )
+    poses = np.load(out / "poses_3d.npz")["poses_3d"].astype(np.float64)
+    motion = read_bvh(out / "poses.bvh")
+    positions = motion.positions()[:, [motion.joint_names.index(n) for n in H36M_17.joint_names]]
+    assert len(positions) == len(poses)
+    expected = poses * np.array([1.0, -1.0, -1.0])  # the file's Y-up frame: (x, -y, -z)
+    valid = np.isfinite(expected).all(axis=(1, 2))
+    assert valid.sum() >= len(poses) - 1
+    got, want = positions[valid], expected[valid]
+    np.testing.assert_allclose(got[:, 0], want[:, 0], atol=1e-6)  # the root, every frame
+    for child, parent in H36M_17.bones:
+        a, b = got[:, child] - got[:, parent], want[:, child] - want[:, parent]
+        cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+        angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+        assert angle.max() < 0.5, (H36M_17.joint_names[child], angle.max())
+        length = np.linalg.norm(a, axis=-1)
+        np.testing.assert_allclose(length, np.median(np.linalg.norm(b, axis=-1)), rtol=1e-5)

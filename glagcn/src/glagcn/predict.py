@@ -378,6 +378,8 @@ def predict(cfg: DictConfig) -> dict:
     given = _options(cfg)
     if cfg.export not in (None, "bvh"):
         raise UserError(f"export must be null or bvh, got {cfg.export!r}")
+    if cfg.get("bvh_girdle", "exact") not in ("exact", "rigid"):
+        raise UserError(f"bvh_girdle must be exact or rigid, got {cfg.bvh_girdle!r}")
     out = Path(str(cfg.output))
     out.mkdir(parents=True, exist_ok=True)
     live = cfg.get("live")
@@ -487,22 +489,24 @@ def predict(cfg: DictConfig) -> dict:
     source = (detections.source, detections.format)
     written.update(_write_poses(out, result, source, track.track_id, image_size, fps))
     if cfg.export == "bvh":
-        written["bvh"] = _export_bvh(out, result.poses_3d, fps)
+        written["bvh"] = _export_bvh(out, result.poses_3d, fps, cfg.get("bvh_girdle", "exact"))
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")
     return written
 
 
-def _export_bvh(out: Path, poses_3d: np.ndarray, fps: float) -> str:
+def _export_bvh(out: Path, poses_3d: np.ndarray, fps: float, girdle: str = "exact") -> str:
     """``poses.bvh``: one BVH frame per output frame (glagcn.bvh holds the last lifted pose
-    through frames that were not lifted)."""
+    through frames that were not lifted).  ``girdle="exact"`` by default: a plain 17-joint file
+    can give the pelvis and thorax only one rotation for their three bones each, which misses
+    lifted torso bones by up to tens of degrees; the helper joints give every bone back."""
     from glagcn.bvh import write_bvh
 
     if not np.isfinite(poses_3d).all(axis=(1, 2)).any():
         raise KeypointInputError("export=bvh: no frame was lifted, there is nothing to write")
     path = out / "poses.bvh"
-    write_bvh(path, poses_3d, fps, joint_names=list(H36M_17.joint_names))
+    write_bvh(path, poses_3d, fps, joint_names=list(H36M_17.joint_names), girdle=girdle)
     return str(path)
 
 
@@ -695,5 +699,5 @@ def _write_live(cfg: DictConfig, out: Path, session, source, stem: str, fps: flo
         _write_poses(out, result, (source.name, "live"), 0, (source.width, source.height), fps)
     )
     if cfg.export == "bvh" and valid.any():
-        written["bvh"] = _export_bvh(out, poses, fps)
+        written["bvh"] = _export_bvh(out, poses, fps, cfg.get("bvh_girdle", "exact"))
     return written
