@@ -2,10 +2,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from drag.data.synthesize import synthesize
+from trilab.testing import compose_config
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 
@@ -22,12 +21,9 @@ def compose_cfg():
     """Compose the real Hydra config with overrides; clears the global Hydra state after."""
 
     def _compose(overrides, config_name="config"):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides))
+        return compose_config(CONFIG_DIR, overrides, config_name)
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 def _tiny_overrides(data_dir) -> list[str]:
@@ -62,10 +58,7 @@ def trained_run(tiny_synthetic, tmp_path_factory) -> Path:
     from drag.training import train
 
     out = tmp_path_factory.mktemp("trained_run")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=_tiny_overrides(tiny_synthetic))
-    GlobalHydra.instance().clear()
+    cfg = compose_config(CONFIG_DIR, _tiny_overrides(tiny_synthetic))
     previous = Path.cwd()
     os.chdir(out)
     try:

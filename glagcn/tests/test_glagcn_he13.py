@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from glagcn.convert_checkpoint import ConversionError, convert_file, main
 from glagcn.data.humaneva import load_humaneva
@@ -33,7 +31,7 @@ from glagcn.model.authors_reference import (
 from glagcn.model.inputs import COCO17_LEFT, COCO17_RIGHT, coco17_to_humaneva15
 from glagcn.skeleton import HUMANEVA_15
 from trilab.errors import UserError
-from trilab.testing import exit_of_entry_point
+from trilab.testing import compose_config, exit_of_entry_point
 
 WIDTHS = (3, 3, 3)
 CHANNELS = 8
@@ -253,9 +251,7 @@ def test_ground_truth_2d_for_a_coco_model_is_one_clear_error(he13):
 
 
 def _experiment(*overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("config", overrides=["+experiment=humaneva_detectron_27", *overrides])
+    return compose_config(CONFIGS, ["+experiment=humaneva_detectron_27", *overrides])
 
 
 def test_the_detected_2d_experiment_builds_and_evaluates_the_he13_model(
@@ -333,17 +329,15 @@ def test_training_a_15_joint_model_on_coco_detections_is_one_clear_error(tmp_pat
 
     _write_detected_humaneva(tmp_path, np.random.default_rng(3))
     monkeypatch.chdir(tmp_path)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "+experiment=humaneva_gt_27",
-                f"data.root={tmp_path}",
-                "data.keypoints=detectron_pt_coco",
-                "device=cpu",
-            ],
-        )
+    cfg = compose_config(
+        CONFIGS,
+        [
+            "+experiment=humaneva_gt_27",
+            f"data.root={tmp_path}",
+            "data.keypoints=detectron_pt_coco",
+            "device=cpu",
+        ],
+    )
     status, stderr = exit_of_entry_point(lambda: train(cfg), "train.py")
     assert status == 2
     assert "the model takes 15 2D joints (model.input_layout=skeleton)" in stderr

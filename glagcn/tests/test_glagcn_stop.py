@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from glagcn.data.synthesize import synthesize
 from glagcn.training import train
@@ -24,6 +22,7 @@ from trilab.run_folder import RunFolderError
 from trilab.safe_load import UnsafeFileError
 from trilab.stopping import StopSignal
 from trilab.testing import (
+    compose_config,
     exit_of_entry_point,
     run_to_completion,
     signal_once_logged,
@@ -64,9 +63,7 @@ def _overrides(root, *extra):
 
 
 def _compose(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("config", overrides=overrides)
+    return compose_config(CONFIGS, overrides)
 
 
 def _final_state(run: Path) -> tuple[dict, dict]:

@@ -4,13 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from glagcn.data.synthesize import synthesize
 from glagcn.evaluate import evaluate
 from glagcn.training import train
-from trilab.testing import modules_loaded_by
+from trilab.testing import compose_config, modules_loaded_by
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -31,9 +29,7 @@ def synthetic(tmp_path_factory):
 
 
 def _compose(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("config", overrides=overrides)
+    return compose_config(CONFIGS, overrides)
 
 
 def _small(root, *extra):

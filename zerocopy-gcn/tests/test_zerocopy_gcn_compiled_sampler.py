@@ -304,34 +304,29 @@ def test_sampler_bench_rows_and_bounded_load(small_graph):
 def test_training_uses_the_configured_sampler(tmp_path, monkeypatch, kind):
     from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
+    from trilab.testing import compose_config
     from zerocopy_gcn.training import train
 
     monkeypatch.chdir(tmp_path)
     configs = Path(__file__).resolve().parents[1] / "configs"
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "data.num_nodes=1500",
-                "data.avg_degree=10",
-                "data.feat_dim=16",
-                "data.num_classes=4",
-                "fanouts=[5,5]",
-                "model.hidden=16",
-                "batch_size=300",
-                "tensorboard=false",
-                "device=cpu",
-                "epochs=1",
-                f"data.root={tmp_path / 'data'}",
-                f"sampler.kind={kind}",
-                "sampler.num_threads=2",
-            ],
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_config(
+        configs,
+        [
+            "data.num_nodes=1500",
+            "data.avg_degree=10",
+            "data.feat_dim=16",
+            "data.num_classes=4",
+            "fanouts=[5,5]",
+            "model.hidden=16",
+            "batch_size=300",
+            "tensorboard=false",
+            "device=cpu",
+            "epochs=1",
+            f"data.root={tmp_path / 'data'}",
+            f"sampler.kind={kind}",
+            "sampler.num_threads=2",
+        ],
+    )
     metrics = train(cfg)
     assert metrics["history"][0]["sample_s"] > 0 and 0 <= metrics["final_test_acc"] <= 1
     expected = (

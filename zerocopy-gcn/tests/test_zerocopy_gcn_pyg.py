@@ -366,26 +366,21 @@ def test_example_reaches_train_py_accuracy(tmp_path, small_graph_dir):
     test accuracy within 0.1 of each other, 12 of the 120 test nodes (different models'
     initialisation, batch order and message-passing graph: not the same numbers, the same
     learning)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
+    from trilab.testing import compose_config
     from zerocopy_gcn.training import train
 
     settings = ["epochs=5", "lr=0.01", "batch_size=64", "fanouts=[5,5]", "model.hidden=32"]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                *settings,
-                "data=folder",
-                f"data.path={small_graph_dir}",
-                "device=cpu",
-                "tensorboard=false",
-                "eval_batch_size=600",
-            ],  # fmt: skip
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_config(
+        PROJECT / "configs",
+        [
+            *settings,
+            "data=folder",
+            f"data.path={small_graph_dir}",
+            "device=cpu",
+            "tensorboard=false",
+            "eval_batch_size=600",
+        ],
+    )
     run = tmp_path / "train_py"
     run.mkdir()
     import os

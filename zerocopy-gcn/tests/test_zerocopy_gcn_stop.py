@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 import zerocopy_gcn.training as training
 from trilab.errors import RunStopped
 from trilab.stopping import StopSignal
 from trilab.testing import (
+    compose_config,
     exit_of_entry_point,
     run_to_completion,
     signal_once_logged,
@@ -46,11 +45,7 @@ TINY = [
 
 
 def _cfg(data_root: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, f"data.root={data_root}", *overrides])
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config(PROJECT / "configs", [*TINY, f"data.root={data_root}", *overrides])
 
 
 def _result(metrics: dict) -> tuple:

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from trilab.errors import UserError
+from trilab.testing import compose_config
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.sampling import NeighborSampler
 from zerocopy_gcn.training import train
@@ -28,15 +27,11 @@ TINY = [
 
 
 def _cfg(tmp_path, overrides):
-    GlobalHydra.instance().clear()
     device = [] if any(o.startswith("device=") for o in overrides) else ["device=cpu"]
     base = TINY + [f"data.root={tmp_path / 'data'}"]
     if "data=folder" in overrides:  # a folder has no generator settings
         base = [o for o in base if not o.startswith("data.")]
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("config", overrides=base + device + overrides)
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config(CONFIGS, base + device + overrides)
 
 
 def test_train_learns_and_writes_metrics(tmp_path, monkeypatch):

@@ -8,12 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 import zerocopy_gcn.training as training
 from trilab.errors import WriteError
-from trilab.testing import disk_full_after
+from trilab.testing import compose_config, disk_full_after
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -30,11 +28,7 @@ TINY = [
 
 
 def _cfg(data_root: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, f"data.root={data_root}", *overrides])
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config(PROJECT / "configs", [*TINY, f"data.root={data_root}", *overrides])
 
 
 def test_a_full_disk_under_torchs_checkpoint_writer_is_one_line_and_keeps_last_pt(

@@ -16,6 +16,8 @@ anything a product module does not already depend on.
   mistake, from a real command line or without starting an interpreter.
 - :func:`disk_full_after`: a disk that fills up in the middle of an atomic write, for the tests
   of what a full disk does to a checkpoint or any other file.
+- :func:`compose_config`: a project's real Hydra configuration with a test's overrides, as the
+  entry point would compose it, without leaving Hydra's global state behind.
 """
 
 from __future__ import annotations
@@ -275,3 +277,20 @@ def disk_full_after(
         yield
     finally:
         os.fdopen = real
+
+
+def compose_config(
+    config_dir: str | Path, overrides: Iterable[str] = (), config_name: str = "config"
+):
+    """The configuration ``config_name`` of ``config_dir`` composed with ``overrides`` through
+    Hydra's compose API.  Hydra's global state is cleared before and after, so a test that ran
+    before or runs after (another compose, an entry point in-process) starts clean."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
