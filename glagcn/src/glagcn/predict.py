@@ -378,8 +378,11 @@ def predict(cfg: DictConfig) -> dict:
     given = _options(cfg)
     if cfg.export not in (None, "bvh"):
         raise UserError(f"export must be null or bvh, got {cfg.export!r}")
-    if cfg.get("bvh_girdle", "exact") not in ("exact", "rigid"):
-        raise UserError(f"bvh_girdle must be exact or rigid, got {cfg.bvh_girdle!r}")
+    if cfg.export == "bvh":
+        from glagcn.bvh import GIRDLES
+
+        if cfg.bvh_girdle not in GIRDLES:
+            raise UserError(f"bvh_girdle must be one of {list(GIRDLES)}, got {cfg.bvh_girdle!r}")
     out = Path(str(cfg.output))
     out.mkdir(parents=True, exist_ok=True)
     live = cfg.get("live")
@@ -489,7 +492,7 @@ def predict(cfg: DictConfig) -> dict:
     source = (detections.source, detections.format)
     written.update(_write_poses(out, result, source, track.track_id, image_size, fps))
     if cfg.export == "bvh":
-        written["bvh"] = _export_bvh(out, result.poses_3d, fps, cfg.get("bvh_girdle", "exact"))
+        written["bvh"] = _export_bvh(out, result.poses_3d, fps, cfg.bvh_girdle)
     if cfg.render:
         written.update(_render(out, result, image_size, fps, video, cfg))
     print(f"lifted {int(result.valid.sum())} of {len(result.valid)} frames -> {out}")
@@ -699,5 +702,5 @@ def _write_live(cfg: DictConfig, out: Path, session, source, stem: str, fps: flo
         _write_poses(out, result, (source.name, "live"), 0, (source.width, source.height), fps)
     )
     if cfg.export == "bvh" and valid.any():
-        written["bvh"] = _export_bvh(out, poses, fps, cfg.get("bvh_girdle", "exact"))
+        written["bvh"] = _export_bvh(out, poses, fps, cfg.bvh_girdle)
     return written
