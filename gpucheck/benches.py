@@ -4,12 +4,13 @@ order of what they are most worth, within the one time budget of the whole check
 A GPU may be lent for one command of at most 10 minutes, perhaps only once, so the check runs
 in 9 minutes: the GPU tests first, then these steps, most wanted first: zero-copy gather
 bandwidth and GraphSAGE epochs (the zero-copy paper's two claims), GLA-GCN's training step
-against the authors' form, DRAG's head overhead, the GPU sampler, then GLA-GCN compiled and
-eager.  Each step has a time cap (``max_s``; sizes below are chosen to finish well inside it on
-one H100); a step is not started when less than its ``min_s`` is left, and one that runs past
-its cap or the deadline is ended with its whole process group.  Each step writes its project's
-own report (JSON + Markdown) into a scratch folder; the GPU report embeds them.  A step whose
-dependencies are missing is skipped with the reason.
+against the authors' form, DRAG's head overhead, the GPU sampler, the PyG loader path against
+train.py, then GLA-GCN compiled and eager.  Each step has a time cap (``max_s``; sizes below
+are chosen to finish well inside it on one H100); a step is not started when less than its
+``min_s`` is left, and one that runs past its cap or the deadline is ended with its whole
+process group.  Each step writes its project's own report (JSON + Markdown) into a scratch
+folder; the GPU report embeds them.  A step whose dependencies are missing is skipped with the
+reason.
 """
 
 from __future__ import annotations
@@ -144,6 +145,26 @@ def steps(work: Path) -> list[Step]:
             ("numpy", "tqdm"),
             max_s=35,
             min_s=20,
+        ),
+        Step(
+            "zerocopy PyG loader",
+            [
+                py,
+                zc + "pyg_loader.py",
+                *graph,
+                *data,
+                "--fetch",
+                "zerocopy",
+                "--device",
+                "cuda",
+                "--repeats",
+                "2",
+                "--epochs",
+                "3",
+            ],
+            ("numpy", "hydra", "omegaconf", "yaml", "tqdm", "torch_geometric"),
+            max_s=60,
+            min_s=35,
         ),
         Step(
             "glagcn bf16 compiled 243",

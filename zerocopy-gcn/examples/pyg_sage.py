@@ -6,6 +6,13 @@ PyG's FeatureStore, GraphStore and BaseSampler interfaces; everything else is or
     python -m zerocopy_gcn.graph.convert rmat products_like data/products_small --num-nodes 20000
     python examples/pyg_sage.py data/products_small --epochs 5
     python examples/pyg_sage.py data/products_small --fetch zerocopy --device cuda   # on a GPU
+
+Two ways to run the same GraphSAGE over a batch (``--layers``):
+
+* ``blocks`` (default): layer i aggregates only the edges of hop L-i into that hop's destination
+  nodes, as train.py's block model does: the same computation as train.py, and the least work;
+* ``trim``: PyG's usual forward with ``trim_to_layer``, which at layer i computes every node of
+  the hops not yet dropped, over all their hops' edges (about twice the work per batch here).
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fetch", default="conventional", help="conventional | zerocopy | gpu")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--layers",
+        choices=["blocks", "trim"],
+        default="blocks",
+        help="blocks: train.py's per-hop computation; trim: GraphSAGE's trim_to_layer forward",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")
     return parser.parse_args(argv)
 
@@ -46,10 +59,15 @@ def loader_for(stores, sampler, nodes, batch_size, shuffle):
     )
 
 
-def forward(model, data):
+def features(model, data):
+    """The batch's features in the model's dtype (the folder may store fp16 or bf16)."""
+    return data.x.to(next(model.parameters()).dtype)
+
+
+def forward_trim(model, data):
     """Logits of the batch's seed nodes; trim_to_layer drops the outer hops layer by layer."""
     out = model(
-        data.x.float(),
+        features(model, data),
         data.edge_index,
         num_sampled_nodes_per_hop=data.num_sampled_nodes,
         num_sampled_edges_per_hop=data.num_sampled_edges,
@@ -57,8 +75,33 @@ def forward(model, data):
     return out[: data.batch_size]
 
 
+def forward_blocks(model, data):
+    """Logits of the batch's seed nodes, layer by layer over one hop each (input layer first).
+
+    FolderNeighborSampler samples, at each hop, the in-edges of every node reached so far, and
+    lists nodes and edges hop by hop from the seeds outward.  So the edges of hop ``h`` point
+    into the first ``sum(num_sampled_nodes[:h])`` nodes, and a layer needs only those rows as
+    its output: ``conv((x, x[:n_dst]), hop_edges)``.  (With PyG's own NeighborSampler, whose hops
+    sample only the new nodes, use ``forward_trim``.)
+    """
+    nodes = data.num_sampled_nodes  # seeds first, then each hop's new nodes
+    edges = [0, *torch.tensor(data.num_sampled_edges).cumsum(0).tolist()]
+    x = features(model, data)
+    layers = len(model.convs)
+    for i, conv in enumerate(model.convs):
+        hop = layers - i  # the outermost hop feeds the input layer
+        n_dst = sum(nodes[:hop])
+        x = conv((x, x[:n_dst]), data.edge_index[:, edges[hop - 1] : edges[hop]])
+        if i + 1 < layers:  # what GraphSAGE's own forward does between layers
+            x = model.dropout(model.act(model.norms[i](x)))
+    return x[: data.batch_size]
+
+
+FORWARDS = {"blocks": forward_blocks, "trim": forward_trim}
+
+
 @torch.no_grad()
-def accuracy(model, loader, device) -> float:
+def accuracy(model, loader, device, forward) -> float:
     model.eval()
     correct = total = 0
     for data in loader:
@@ -67,6 +110,23 @@ def accuracy(model, loader, device) -> float:
         correct += int((forward(model, data).argmax(-1) == labels).sum())
         total += data.batch_size
     return correct / max(total, 1)
+
+
+def train_epoch(model, loader, optimizer, forward, device) -> float:
+    """One pass over ``loader``; the mean training loss (the device synchronised at the end)."""
+    model.train()
+    total_loss = seen = 0
+    for data in loader:
+        data = data.to(device)
+        loss = F.cross_entropy(forward(model, data), data.y[: data.batch_size])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * data.batch_size
+        seen += data.batch_size
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return total_loss / max(seen, 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -99,32 +159,19 @@ def main(argv: list[str] | None = None) -> dict:
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
+    forward = FORWARDS[args.layers]
     history = []
     for epoch in range(args.epochs):
         train_sampler.set_epoch(epoch)
-        model.train()
         started = time.perf_counter()
-        total_loss = seen = 0
-        for data in train_loader:
-            data = data.to(device)
-            labels = data.y[: data.batch_size]
-            loss = F.cross_entropy(forward(model, data), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * data.batch_size
-            seen += data.batch_size
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        loss = train_epoch(model, train_loader, optimizer, forward, device)
         epoch_s = time.perf_counter() - started
-        val_acc = accuracy(model, val_loader, device)
-        history.append({"epoch": epoch, "loss": total_loss / seen, "val_acc": val_acc,
-                        "epoch_s": epoch_s})  # fmt: skip
-        print(
-            f"epoch {epoch}: loss {total_loss / seen:.4f}  val_acc {val_acc:.3f}  {epoch_s:.2f} s"
-        )
+        val_acc = accuracy(model, val_loader, device, forward)
+        history.append({"epoch": epoch, "loss": loss, "val_acc": val_acc, "epoch_s": epoch_s})
+        print(f"epoch {epoch}: loss {loss:.4f}  val_acc {val_acc:.3f}  {epoch_s:.2f} s")
 
-    metrics = {"history": history, "test_acc": accuracy(model, test_loader, device)}
+    test_acc = accuracy(model, test_loader, device, forward)
+    metrics = {"layers": args.layers, "history": history, "test_acc": test_acc}
     print(f"test_acc {metrics['test_acc']:.3f}")
     if args.json is not None:
         args.json.write_text(json.dumps(metrics, indent=2))

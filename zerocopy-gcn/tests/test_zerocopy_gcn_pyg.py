@@ -254,6 +254,77 @@ def test_trim_to_layer_runs_on_the_batches(stores):
     assert out.shape[0] >= 30 and out.shape[1] == 5
 
 
+def _example():
+    from trilab.bench import load_script
+
+    return load_script(PROJECT / "examples" / "pyg_sage.py")
+
+
+def test_blocks_forward_is_train_pys_model(stores, small_graph):
+    """examples/pyg_sage.py's ``forward_blocks``: PyG's GraphSAGE over a NodeLoader batch gives
+    what train.py's block model gives over the project's blocks of the same (seed, epoch, step),
+    with the same weights (float64, < 1e-12); ``forward_trim``, GraphSAGE's own forward over the
+    same batch, is another computation, so this test can fail."""
+    from torch_geometric.nn.models import GraphSAGE
+
+    from zerocopy_gcn.models import build_model
+
+    example = _example()
+    feature_store, graph_store = stores
+    fanouts = [4, 3, 2]
+    sampler = FolderNeighborSampler(graph_store, fanouts, seed=3)
+    train = torch.from_numpy(small_graph.splits["train"])
+    loader = NodeLoader((feature_store, graph_store), sampler, train, batch_size=48)
+    torch.manual_seed(0)
+    block_model = build_model("sage", 24, 16, 5, len(fanouts)).double().eval()
+    graph_sage = GraphSAGE(24, 16, num_layers=len(fanouts), out_channels=5).double().eval()
+    graph_sage.load_state_dict(block_model.state_dict())
+    own = make_sampler("compiled", small_graph, fanouts, seed=3)
+    sampler.set_epoch(1)
+    with torch.no_grad():
+        for step, data in enumerate(loader):
+            batch = own.sample(train[step * 48 : (step + 1) * 48], epoch=1, step=step)
+            expected = block_model(data.x.double(), batch.blocks)
+            data.x = data.x.double()
+            got = example.forward_blocks(graph_sage, data)
+            assert got.shape == (data.batch_size, 5)
+            assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+            trimmed = example.forward_trim(graph_sage, data)
+            assert (trimmed - expected).abs().max() > 1e-6
+
+
+def test_blocks_forward_applies_graphsages_layers_between_convs():
+    """``forward_blocks`` runs GraphSAGE's norm, activation and dropout between layers, as
+    GraphSAGE's own forward does: with a norm, or dropout in training, the output changes."""
+    from torch_geometric.data import Data
+    from torch_geometric.nn.models import GraphSAGE
+
+    example = _example()
+    torch.manual_seed(1)
+    data = Data(
+        x=torch.randn(9, 4, dtype=torch.float64),
+        edge_index=torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 1, 2, 3, 1, 0, 2]]),
+        num_sampled_nodes=[1, 3, 5],
+        num_sampled_edges=[2, 6],
+        batch_size=1,
+    )
+    plain = GraphSAGE(4, 6, num_layers=2, out_channels=2).double().eval()
+    normed = GraphSAGE(4, 6, num_layers=2, out_channels=2, norm="layer").double().eval()
+    normed.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        assert not torch.allclose(
+            example.forward_blocks(plain, data), example.forward_blocks(normed, data)
+        )
+        dropping = GraphSAGE(4, 6, num_layers=2, out_channels=2, dropout=0.9).double()
+        dropping.load_state_dict(plain.state_dict())
+        assert torch.equal(
+            example.forward_blocks(dropping.eval(), data), example.forward_blocks(plain, data)
+        )
+        assert not torch.equal(
+            example.forward_blocks(dropping.train(), data), example.forward_blocks(plain, data)
+        )
+
+
 def test_step_rule_in_dataloader_workers(monkeypatch, stores):
     """PyTorch gives batch i to worker i % W, so the worker's own count recovers step i."""
     _, graph_store = stores
@@ -397,7 +468,7 @@ def test_example_reaches_train_py_accuracy(tmp_path, small_graph_dir):
             str(PROJECT / "examples" / "pyg_sage.py"),
             str(small_graph_dir),
             "--epochs",
-            "8",
+            "5",
             "--lr",
             "0.01",
             "--batch-size",
@@ -421,6 +492,35 @@ def test_example_reaches_train_py_accuracy(tmp_path, small_graph_dir):
         example["test_acc"],
         reference["final_test_acc"],
     )
+
+
+def test_loader_benchmark_reports_every_path(tmp_path):
+    """benchmarks/pyg_loader.py --quick: a row per path with its epoch time and ratio, the
+    loader's share, the target verdict and the layer work, in JSON and Markdown; PyG's own
+    NeighborSampler gets its row with the reason it cannot sample here."""
+    from trilab.bench import load_script
+
+    bench = load_script(PROJECT / "benchmarks" / "pyg_loader.py")
+    result = bench.main(["--quick", "--out", str(tmp_path), "--data-root", str(tmp_path / "d")])
+    rows = {(row["path"], row["sampler"]): row for row in result["rows"]}
+    timed = [bench.TRAIN_PY, bench.BLOCKS, bench.TRIM, bench.LOADER_ALONE]
+    assert [path for path, _ in rows][:4] == timed
+    for (path, _), row in rows.items():
+        if path in timed:
+            assert row["epoch_s"] > 0 and row["loader_s"] > 0 and row["runs"] == 1
+    assert rows[(bench.TRAIN_PY, "compiled")]["vs_train_py"] == 1.0
+    saved = json.loads((tmp_path / "pyg_loader.json").read_text())
+    work = saved["layer_work"]
+    assert 0 < work["blocks_rows"][-1] <= 200  # the seeds of one batch
+    assert all(t >= b for t, b in zip(work["trim_rows"], work["blocks_rows"], strict=True))
+    assert work["trim_rows"][0] > work["blocks_rows"][0]
+    markdown = (tmp_path / "pyg_loader.md").read_text()
+    assert "same model (layers=blocks)" in markdown and "target: at most +10%" in markdown
+    builtin = rows[("PyG NodeLoader", "PyG NeighborSampler (built-in)")]
+    try:
+        import pyg_lib  # noqa: F401
+    except ImportError:
+        assert builtin["note"].startswith("cannot sample here: ImportError")
 
 
 # --- GPU paths (run by make gpu-check where a GPU is lent) ---------------------------------
