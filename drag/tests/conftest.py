@@ -1,4 +1,4 @@
-import os
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -59,10 +59,6 @@ def trained_run(tiny_synthetic, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("trained_run")
     cfg = compose_config(CONFIG_DIR, _tiny_overrides(tiny_synthetic))
-    previous = Path.cwd()
-    os.chdir(out)
-    try:
+    with contextlib.chdir(out):
         train(cfg)
-    finally:
-        os.chdir(previous)
     return out

@@ -9,6 +9,7 @@ import torch
 from glagcn.convert_checkpoint import ConversionError, convert_file
 from glagcn.model import GLAGCN, model_from_checkpoint
 from glagcn.model.authors_reference import (
+    S_AGCN_H36M_PAIRS,
     authors_adjacency,
     authors_forward,
     random_authors_state_dict,
@@ -91,32 +92,12 @@ def test_unexpected_keys_and_shapes_are_refused(tmp_path):
 
 # ---- proof against glagcn.model.authors_reference, their forward re-stated op by op ---------
 
-# The authors' H36M graph, written from their code rather than from our skeleton: 0-based
-# (child, parent) inward pairs, A[j, i] = 1 per pair (i, j).
-H36M_INWARD = [
-    (1, 0),
-    (2, 1),
-    (3, 2),
-    (4, 0),
-    (5, 4),
-    (6, 5),
-    (7, 0),
-    (8, 7),
-    (9, 8),
-    (10, 9),
-    (11, 8),
-    (12, 11),
-    (13, 12),
-    (14, 8),
-    (15, 14),
-    (16, 15),
-]
 WIDTHS = (3, 3, 3)
 
 
 def _authors_model(window: torch.Tensor, params: dict) -> torch.Tensor:
     """Their S_AGCN forward (``authors_reference``) on the H36M graph, in ``window``'s dtype."""
-    adjacency = authors_adjacency([(i + 1, j + 1) for i, j in H36M_INWARD], 17)
+    adjacency = authors_adjacency(S_AGCN_H36M_PAIRS, 17)
     return authors_forward(window, params, WIDTHS, adjacency)
 
 

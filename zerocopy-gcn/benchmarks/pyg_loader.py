@@ -28,7 +28,7 @@ says why it cannot run where it cannot (it needs pyg-lib or torch-sparse).
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -66,13 +66,11 @@ def train_py_epochs(folder: Path, settings: dict[str, Any], epochs: int) -> list
         "tensorboard=false",
     ]
     cfg = compose_config(PROJECT / "configs", overrides)
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="pyg_loader_train_py_") as run:
-        os.chdir(run)
-        try:
-            metrics = train(cfg)
-        finally:
-            os.chdir(cwd)
+    with (
+        tempfile.TemporaryDirectory(prefix="pyg_loader_train_py_") as run,
+        contextlib.chdir(run),
+    ):
+        metrics = train(cfg)
     return [
         {"epoch_s": float(r["epoch_s"]), "loader_s": float(r["sample_s"]) + float(r["fetch_s"])}
         for r in metrics["history"]

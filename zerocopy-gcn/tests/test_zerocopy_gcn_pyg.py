@@ -6,6 +6,7 @@ attributes (views), and multi-get equal to single gets.  The sampler's batches t
 NodeLoader are the project's own sampler's batches for the same (seed, epoch, step).
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -454,14 +455,8 @@ def test_example_reaches_train_py_accuracy(tmp_path, small_graph_dir):
     )
     run = tmp_path / "train_py"
     run.mkdir()
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(run)
-    try:
+    with contextlib.chdir(run):
         reference = train(cfg)
-    finally:
-        os.chdir(cwd)
     result = subprocess.run(
         [
             sys.executable,

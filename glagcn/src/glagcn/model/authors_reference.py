@@ -29,6 +29,11 @@ S_AGCN_HUMANEVA_PAIRS = (
     (2, 1), (1, 12), (12, 13), (13, 14), (1, 9), (9, 10), (10, 11),
 )  # fmt: skip
 HE13_PAIRS = tuple(pair for pair in S_AGCN_HUMANEVA_PAIRS if pair not in ((2, 6), (1, 9)))
+# agcn.py, dataset 'h36m': 16 inward (child, parent) pairs, written 0-based there; 1-based here
+S_AGCN_H36M_PAIRS = (
+    (2, 1), (3, 2), (4, 3), (5, 1), (6, 5), (7, 6), (8, 1), (9, 8),
+    (10, 9), (11, 10), (12, 9), (13, 12), (14, 13), (15, 9), (16, 15), (17, 16),
+)  # fmt: skip
 
 
 def authors_adjacency(pairs_1based: Sequence[tuple[int, int]], num_node: int) -> np.ndarray:
