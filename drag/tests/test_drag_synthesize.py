@@ -1,7 +1,10 @@
 import csv
 
+import pytest
+
 from drag.data.formats import load_folder_tree, load_ipd_partition, load_labels_splits
 from drag.data.synthesize import main, synthesize
+from trilab.testing import exit_of_entry_point
 
 
 def test_same_seed_same_images_and_all_three_formats_agree(tiny_synthetic, tmp_path):
@@ -36,3 +39,35 @@ def test_cli_writes_partitions(tmp_path):
     for k in (1, 2):
         rows = list(csv.DictReader(open(tmp_path / "cli" / f"partition{k}" / "test.csv")))
         assert rows and set(rows[0]) == {"img_name", "label"}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--n", "0", "--n must be at least 1 (images), got 0"),
+        ("--size", "24", "--size must be at least 32 (pixels), got 24"),
+        ("--partitions", "0", "--partitions must be at least 1, got 0"),
+        ("--private-fraction", "1", "--private-fraction must be between 0 and 1"),
+        ("--private-fraction", "-0.5", "--private-fraction must be between 0 and 1"),
+    ],
+)
+def test_cli_refuses_a_bad_setting_before_writing(option, value, message, tmp_path):
+    out = tmp_path / "cli"
+    args = ["--out", str(out), "--n", "4", option, value]
+    status, stderr = exit_of_entry_point(lambda: main(args), "unused")
+    assert status == 2 and stderr.strip().startswith("python -m drag.data.synthesize: error: ")
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_image_cv2_could_not_write_is_an_error_naming_it(tmp_path, monkeypatch):
+    # cv2.imwrite answers a full disk or a refused file with False, not an exception
+    import cv2
+
+    monkeypatch.setattr(cv2, "imwrite", lambda *args, **kwargs: False)
+    out = tmp_path / "full"
+    status, stderr = exit_of_entry_point(
+        lambda: main(["--out", str(out), "--n", "3", "--size", "32"]), "unused"
+    )
+    assert status == 2 and "cannot write image" in stderr
+    assert str(out / "images" / "private") in stderr

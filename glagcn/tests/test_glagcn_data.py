@@ -330,3 +330,22 @@ def test_the_demo_data_is_rewritten_only_when_an_older_generator_wrote_it(tmp_pa
     for name in ("empty", "older", "users", "stamped", "current"):
         ensure_synthetic(tmp_path / name, seed=0)
     assert written == ["empty", "older", "stamped"]  # never a folder made otherwise
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "1"], "--frames must be at least 2 (frames per take), got 1"),
+        (["--noise-px", "-1"], "--noise-px must be a finite number >= 0 (pixels), got -1.0"),
+        (["--noise-px", "nan"], "--noise-px must be a finite number >= 0 (pixels), got nan"),
+    ],
+)
+def test_generator_cli_refuses_a_bad_setting_before_writing(args, message, tmp_path):
+    from glagcn.data.synthesize import main
+    from trilab.testing import exit_of_entry_point
+
+    out = tmp_path / "synthetic"
+    status, stderr = exit_of_entry_point(lambda: main(["--out", str(out), *args]), "unused")
+    assert status == 2
+    assert stderr.strip() == f"python -m glagcn.data.synthesize: error: {message}"
+    assert not out.exists()

@@ -187,6 +187,32 @@ def test_zerocopy_graph_converter_target_folder(code, workdir, monkeypatch):
         assert os.strerror(code) in stderr
 
 
+# the demo-data generators: python -m glagcn.data.synthesize / drag.data.synthesize
+GENERATORS = [
+    ("glagcn.data.synthesize", ["--frames", "4"]),
+    ("drag.data.synthesize", ["--n", "2", "--size", "32"]),
+]
+
+
+@pytest.mark.parametrize(("module", "args"), GENERATORS)
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOTDIR])
+def test_demo_data_generator_target_folder(module, args, code, workdir, monkeypatch):
+    if code == errno.ENOTDIR:
+        (workdir / "data").write_text("not a folder")
+        reason = f"{workdir / 'data'} is a file, not a folder"
+    else:
+        refuse_under(monkeypatch, workdir / "data", code)
+        reason = os.strerror(code)
+    out = workdir / "data" / "synthetic"
+    monkeypatch.setattr(sys, "argv", [module, "--out", str(out), *args])
+    status, stderr = exit_of_entry_point(
+        lambda: runpy.run_module(module, run_name="__main__"), "unused"
+    )
+    line = one_line(stderr)
+    assert status == 2 and line.startswith(f"python -m {module}: error: cannot create ")
+    assert str(out) in line and reason in line
+
+
 # one real command line per project: the scripts' wiring, as a user meets it
 @pytest.mark.parametrize(
     "command",

@@ -20,8 +20,36 @@ import numpy as np
 from tqdm import tqdm
 
 from drag.data.drawing import draw_image
+from trilab.entry import ensure_folder
+from trilab.errors import UserError, report_user_errors
 
 PRIVATE_FRACTION = 13910 / 38525  # the Image Privacy Dataset's share of private images
+
+
+PROGRAM = "python -m drag.data.synthesize"
+MIN_SIZE = 32  # the drawings' smallest shapes (circles of radius 4 to size/5) need it
+
+
+def check_settings(n: int, size: int, private_fraction: float, partitions: int) -> None:
+    """Refuse a setting that would write nonsense or fail half-way, naming its option."""
+    if n < 1:
+        raise UserError(f"--n must be at least 1 (images), got {n}")
+    if size < MIN_SIZE:
+        raise UserError(f"--size must be at least {MIN_SIZE} (pixels), got {size}")
+    if not 0 < private_fraction < 1:
+        raise UserError(
+            f"--private-fraction must be between 0 and 1 (both classes present), got "
+            f"{private_fraction}"
+        )
+    if partitions < 1:
+        raise UserError(f"--partitions must be at least 1, got {partitions}")
+
+
+def write_jpeg(path: Path, image: np.ndarray) -> None:
+    """cv2.imwrite reports a failed write (full disk, no permission) only by returning False."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
+        raise UserError(f"cannot write image {path} (full disk or no permission?)")
 
 
 def synthesize(
@@ -34,7 +62,8 @@ def synthesize(
     fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
     progress: bool = True,
 ) -> Path:
-    out = Path(out)
+    check_settings(n, size, private_fraction, partitions)
+    out = ensure_folder(out, "output folder")
     n_private = round(n * private_fraction)
     names: list[tuple[str, str]] = []
     for index in tqdm(range(n), desc="synthesize", disable=not progress):
@@ -43,9 +72,7 @@ def synthesize(
         rng = np.random.default_rng([seed, index])
         image = draw_image(rng, size, private)
         rel = f"{label}/{index:05d}.jpg"
-        path = out / "images" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        write_jpeg(out / "images" / rel, image)
         names.append((rel, label))
     for k in range(1, partitions + 1):
         _write_partition(out / f"partition{k}", names, fractions, seed=seed * 1000 + k)
@@ -106,13 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=1, help="IPD-style partitions to write")
     parser.add_argument("--private-fraction", type=float, default=PRIVATE_FRACTION)
     args = parser.parse_args(argv)
-    out = synthesize(
-        args.out,
-        n=args.n,
-        size=args.size,
-        seed=args.seed,
-        private_fraction=args.private_fraction,
-        partitions=args.partitions,
+    out = report_user_errors(
+        lambda: synthesize(
+            args.out,
+            n=args.n,
+            size=args.size,
+            seed=args.seed,
+            private_fraction=args.private_fraction,
+            partitions=args.partitions,
+        ),
+        program=PROGRAM,
     )
     print(f"wrote {args.n} images and split files under {out}")
 

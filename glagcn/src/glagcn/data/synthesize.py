@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,8 @@ from glagcn.camera import (
 )
 from glagcn.data.h36m import kept_joints_of_32, write_h36m_npz
 from glagcn.skeleton import H36M_17
+from trilab.entry import ensure_folder
+from trilab.errors import UserError, report_user_errors
 
 FPS = 50.0
 # Bumped whenever the generator's output changes, so a folder made by an older version is
@@ -264,6 +267,10 @@ H36M_TO_3DHP = [10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6, 0, 7, 9]
 H36M_TO_HUMANEVA = [0, 8, 11, 12, 13, 14, 15, 16, 4, 5, 6, 1, 2, 3, 10]
 
 
+PROGRAM = "python -m glagcn.data.synthesize"
+MIN_FRAMES = 2  # the shortest take a sequence can be cut from
+
+
 def _take_length(frames: int, vary_lengths: bool, rng: np.random.Generator) -> int:
     if not vary_lengths:
         return frames
@@ -280,7 +287,11 @@ def synthesize(
     vary_lengths: bool = True,
 ) -> Path:
     """Write every file; ``actions`` are take names, ``frames`` the nominal take length."""
-    out = Path(out)
+    if frames < MIN_FRAMES:
+        raise UserError(f"--frames must be at least {MIN_FRAMES} (frames per take), got {frames}")
+    if not (math.isfinite(noise_px) and noise_px >= 0):
+        raise UserError(f"--noise-px must be a finite number >= 0 (pixels), got {noise_px}")
+    out = ensure_folder(out, "output folder")
     rng = np.random.default_rng(seed)
     positions_3d: dict = {}
     positions_2d: dict = {}
@@ -450,7 +461,9 @@ def main(argv=None) -> None:
         help="also write data_2d_h36m_detections.npz with this pixel noise",
     )
     args = parser.parse_args(argv)
-    synthesize(args.out, args.seed, args.frames, args.noise_px)
+    report_user_errors(
+        lambda: synthesize(args.out, args.seed, args.frames, args.noise_px), program=PROGRAM
+    )
     print(f"synthetic Human3.6M/3DHP/HumanEva-format files written to {args.out}")
 
 
