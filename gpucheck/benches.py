@@ -28,7 +28,7 @@ from typing import Any
 from gpucheck.proc import run_in_group, tail
 from gpucheck.pytest_gate import MODULE_IN_MESSAGE
 
-GLAGCN_NEEDS = ("numpy",)
+GLAGCN_NEEDS = ("numpy", "omegaconf", "yaml")  # glagcn.model.build reads its config
 GLAGCN_SPEED_STEP = "glagcn step vs the authors' form"
 EPOCH_GRAPH = "products_like:100000:50"  # 5M stored edges, 100 fp32 features (40 MB)
 
@@ -135,7 +135,7 @@ def steps(work: Path) -> list[Step]:
                 "--iters",
                 "10",
             ],
-            ("numpy", "torchvision", "sklearn", "scipy"),
+            ("numpy", "torchvision", "sklearn", "scipy", "torch_geometric"),
             max_s=45,
             min_s=30,
         ),
@@ -162,7 +162,7 @@ def steps(work: Path) -> list[Step]:
                 "--epochs",
                 "3",
             ],
-            ("numpy", "hydra", "omegaconf", "yaml", "tqdm", "torch_geometric"),
+            ("numpy", "hydra", "omegaconf", "yaml", "tqdm", "torch_geometric", "cupy"),
             max_s=60,
             min_s=35,
         ),

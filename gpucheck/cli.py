@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     found = probe()
     if not found.cuda_available:
         print(found.no_gpu_line())
+        if found.nvidia_smi:  # a GPU machine whose torch cannot use it: the probe says why
+            report.write_report(args.out, found, [], "not run: no usable CUDA device", [], command)
         return 2
     print("\n".join(describe(found)), flush=True)
     env = child_env()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gpucheck.proc import run_in_group, tail
 
+PER_TEST_TIMEOUT_S = 40
 GPU_MARK = re.compile(r"(pytest\.)?mark\.gpu\b")
 MODULE_IN_MESSAGE = re.compile(r"(?:could not import|No module named) '([\w.]+)'")
 
@@ -91,6 +92,10 @@ def run_gpu_tests(
         "-q",
         "-p",
         "no:cacheprovider",
+        # one hung test is ended on its own (pytest-timeout; the repo's 300 s is for CI) and
+        # the session still writes its JUnit file, instead of the whole cap ending it
+        "-o",
+        f"timeout={PER_TEST_TIMEOUT_S}",
         "--continue-on-collection-errors",
         f"--junitxml={junit}",
         *[str(f.relative_to(root)) for f in files],

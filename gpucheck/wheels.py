@@ -60,6 +60,9 @@ WHEELS = {
     "narwhals": "scikit-learn",
     "cloudpickle": "scikit-learn",
 }
+# pytest and its parts stay the machine's own where it has them: the machine's plugins
+# (pytest-xdist, -cov, -benchmark, ...) load into whatever pytest runs, and were installed for its
+KEEP_PRESENT = {"pytest", "pluggy", "iniconfig", "pygments", "pytest-timeout"}
 DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
@@ -102,23 +105,53 @@ def wheel_version(filename: str) -> str:
     return filename.split("-")[1]
 
 
-def to_install(folder: Path, present=importlib.metadata.version) -> list[Path]:
-    """The wheels in ``folder`` the running Python needs.
+def _supported_tags() -> frozenset[str]:
+    """The wheel tags the running Python accepts (pip's own list; pip is there to install)."""
+    try:
+        from packaging.tags import sys_tags
+    except ImportError:  # pragma: no cover - the machine has pip, which vendors packaging
+        from pip._vendor.packaging.tags import sys_tags
+    return frozenset(str(tag) for tag in sys_tags())
+
+
+def wheel_tags(filename: str) -> set[str]:
+    """Every ``python-abi-platform`` tag a wheel's file name claims (compressed sets expanded)."""
+    pythons, abis, platforms = filename[: -len(".whl")].split("-")[-3:]
+    return {
+        f"{python}-{abi}-{platform}"
+        for python in pythons.split(".")
+        for abi in abis.split(".")
+        for platform in platforms.split(".")
+    }
+
+
+def to_install(
+    folder: Path, present=importlib.metadata.version, supported: frozenset[str] | None = None
+) -> list[Path]:
+    """The wheels in ``folder`` the running Python needs and can use.
 
     A missing distribution is always installed.  A present one in another version is
     shadowed only by a pure-Python wheel (exact pins between such packages matter: omegaconf
     2.3 runs only with antlr4 4.9, not with the 4.13 a machine may have); a compiled one the
-    machine has is kept, since it was built against the machine's numpy.
+    machine has is kept, since it was built against the machine's numpy, and so is the
+    machine's pytest with its helpers (:data:`KEEP_PRESENT`).  A wheel this Python
+    cannot use (another Python version or platform) is left out with a line saying so: pip
+    would refuse the whole install for it.
     """
+    supported = _supported_tags() if supported is None else supported
     chosen = []
     for wheel in sorted(folder.glob("*.whl")):
+        if not wheel_tags(wheel.name) & supported:
+            print(f"{wheel.name}: not for this Python ({sys.version.split()[0]}); left out")
+            continue
         try:
             version = present(wheel_distribution(wheel.name))
         except importlib.metadata.PackageNotFoundError:
             chosen.append(wheel)
             continue
         pure = wheel.name.endswith("-none-any.whl")
-        if pure and normalise(version) != normalise(wheel_version(wheel.name)):
+        keep = wheel_distribution(wheel.name) in KEEP_PRESENT
+        if pure and not keep and normalise(version) != normalise(wheel_version(wheel.name)):
             chosen.append(wheel)
     return chosen
 
@@ -225,6 +258,7 @@ def install(folder: Path, target: Path) -> int:
             "--quiet",
             "--no-index",
             "--no-deps",
+            "--no-compile",  # byte-compiling thousands of files would eat the 30 s cap
             "--find-links",
             str(folder),
             "--target",

@@ -194,6 +194,11 @@ def main(argv=None) -> None:
     on_gpu = device.type == "cuda"
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
+    if on_gpu:
+        # torch runs cuDNN convolutions in TF32 by default but batched matrix products in full
+        # fp32: the reference's Conv2d layers would get TF32 and the fast model's products
+        # not, an unfair race whose outputs differ by ~1e-3.  Both in full fp32 instead.
+        torch.backends.cudnn.allow_tf32 = False
     batches = args.batches or ([64, 512] if on_gpu else [8, 32])
     rounds = args.rounds or (20 if on_gpu else 6)
     rows = benchmark(device, args.receptive_fields, batches, rounds, args.amp, args.compile, clock)
@@ -211,6 +216,7 @@ def main(argv=None) -> None:
         "sequence branch, dropout 0.1; Adam; one step = forward + loss + backward + "
         "optimizer step on the same batch; the two alternated step by step, median of "
         f"{rounds} rounds after 2 warm-up rounds."
+        + (" TF32 off (cuDNN's default is on): both models in full fp32." if on_gpu else "")
     ]
     if not on_gpu:
         notes.append(

@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+import pytest
+
 from gpucheck import benches, report, wheels
 from gpucheck.benches import Step, StepResult
 from gpucheck.probe import DEPENDENCIES, probe
@@ -202,9 +204,15 @@ def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
         "antlr4_python3_runtime-4.9.3-py3-none-any.whl",
         "scipy-1.17.1-cp311-cp311-manylinux_2_28_x86_64.whl",
         "tqdm-4.70.1-py3-none-any.whl",
+        "pytest-9.2.0-py3-none-any.whl",
     ):
         (tmp_path / name).write_bytes(b"")
-    machine = {"antlr4-python3-runtime": "4.13.2", "scipy": "1.10.0", "tqdm": "4.70.1"}
+    machine = {
+        "antlr4-python3-runtime": "4.13.2",
+        "scipy": "1.10.0",
+        "tqdm": "4.70.1",
+        "pytest": "8.3.5",  # kept: the machine's plugins were installed for it
+    }
 
     def present(distribution):
         if distribution not in machine:
@@ -213,6 +221,19 @@ def test_offline_install_fills_gaps_and_keeps_compiled_packages(tmp_path):
 
     chosen = [p.name.split("-")[0] for p in wheels.to_install(tmp_path, present)]
     assert chosen == ["antlr4_python3_runtime", "omegaconf"]  # scipy and tqdm stay the machine's
+    # a compiled wheel for another Python is left out (pip would refuse the whole install)
+    (
+        tmp_path / "xxhash-3.6.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    ).write_bytes(b"")
+    (
+        tmp_path / "psutil-7.0.0-cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64.whl"
+    ).write_bytes(b"")
+    on_311 = frozenset(
+        {"py3-none-any", "cp36-abi3-manylinux_2_12_x86_64", "cp311-cp311-manylinux_2_28_x86_64"}
+    )
+    chosen = [p.name.split("-")[0] for p in wheels.to_install(tmp_path, present, on_311)]
+    assert chosen == ["antlr4_python3_runtime", "omegaconf", "psutil"]
+    assert "py3-none-any" in wheels._supported_tags()
     pins = wheels.pinned_versions()
     assert pins["hydra-core"] == "1.3.8" and pins["torch-geometric"] == "2.8.1"
     assert wheels.wanted(pins, installed=lambda d: "0.0")["antlr4-python3-runtime"] == "0.0"
@@ -228,3 +249,22 @@ def test_every_step_names_a_script_and_options_it_declares(tmp_path):
             declared += (script.parent / "bench_graphs.py").read_text()
         for option in (a for a in step.args[2:] if a.startswith("--")):
             assert f'"{option}"' in declared, f"{step.name}: {script.name} has no {option}"
+
+
+def test_a_gpu_machine_whose_torch_sees_no_device_still_leaves_the_probe_report(
+    tmp_path, monkeypatch, capsys
+):
+    """nvidia-smi lists a GPU but torch cannot use it (a driver or build mismatch): one line,
+    exit 2, and the probe's report in OUT, so the lent run says why instead of nothing."""
+    from gpucheck import cli
+
+    row = {"name": "NVIDIA H100 80GB HBM3", "driver_version": "580.159.04"}
+    monkeypatch.setattr(cli, "probe", lambda: probe(smi_query=lambda: ([row], None)))
+    if cli.probe().cuda_available:
+        pytest.skip("this machine has a usable CUDA device")
+    assert cli.main(["--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().out.strip().startswith("no CUDA GPU found (")
+    reports = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert any(name.endswith(".md") for name in reports), reports
+    text = next((tmp_path / "out").glob("*.md")).read_text()
+    assert "no usable CUDA device" in text

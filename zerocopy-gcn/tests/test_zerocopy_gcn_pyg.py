@@ -369,6 +369,19 @@ def test_dataloader_workers_give_the_same_batches(small_graph_dir):
     feature_store.close()
 
 
+def test_a_cuda_store_refuses_to_fetch_in_a_forked_worker(small_graph_dir, monkeypatch):
+    """A forked DataLoader worker cannot use CUDA: a CUDA store says so in one sentence that
+    names the way out, instead of a CUDA initialisation error from inside the fetch."""
+    import zerocopy_gcn.pyg.feature_store as module
+
+    store = FolderFeatureStore(small_graph_dir, fetch="conventional", device="cuda")
+    monkeypatch.setattr(module.os, "getpid", lambda: -1)  # as in a forked worker
+    with pytest.raises(RuntimeError, match="cannot fetch in a DataLoader worker.*num_workers=0"):
+        store.get_tensor(TensorAttr(None, "x", torch.arange(3)))
+    monkeypatch.undo()
+    store.close()
+
+
 def test_edges_are_refused_with_what_is_supported(stores):
     _, graph_store = stores
     with pytest.raises(NotImplementedError, match="sample_from_nodes"):

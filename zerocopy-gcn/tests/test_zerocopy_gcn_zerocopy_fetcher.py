@@ -98,6 +98,41 @@ def test_read_only_maps_need_the_gpu_to_support_read_only_pinning(tmp_path):
         assert registration.flags & zerocopy.CUDA_HOST_REGISTER_READ_ONLY
 
 
+def test_a_gpu_without_read_only_pinning_gets_a_pinned_copy_of_the_table(
+    small_graph, monkeypatch, caplog
+):
+    """build_fetcher(fetch=zerocopy) over a folder's read-only memory map, on a GPU that cannot
+    pin read-only memory: the table is copied once into writable memory and that copy is
+    pinned, with a warning naming the copy's size, instead of the run stopping."""
+    import zerocopy_gcn.fetch as fetch
+
+    calls = []
+
+    def make(mode, table, device, read_only=False, **options):
+        calls.append((mode, table, read_only, options))
+        if read_only:
+            raise zerocopy.ReadOnlyRegistrationUnsupported(
+                "GPU 0 cannot pin read-only memory maps "
+                "(cudaDevAttrHostRegisterReadOnlySupported = 0): use host_table=shm, ..."
+            )
+        return "fetcher"
+
+    monkeypatch.setattr(fetch, "make_fetcher", make)
+    config = {"mode": "zerocopy", "check_bounds": True, "kernel": "aligned"}
+
+    class Settings(dict):
+        mode = "zerocopy"
+
+    assert not small_graph.feat.flags.writeable  # the folder's table is a read-only map
+    with caplog.at_level("WARNING", logger="zerocopy_gcn.fetch"):
+        assert fetch.build_fetcher(Settings(config), small_graph, torch.device("cpu")) == "fetcher"
+    (_, mapped, first_read_only, options), (_, copy, second_read_only, _) = calls
+    assert first_read_only and not second_read_only
+    assert options == {"check_bounds": True, "kernel": "aligned"}
+    assert torch.equal(copy, mapped) and copy.data_ptr() != mapped.data_ptr()
+    assert "cannot pin read-only memory maps" in caplog.text and "GiB" in caplog.text
+
+
 def test_unregistering_waits_for_the_device_first_and_close_is_idempotent():
     runtime = FakeRuntime()
     registration = HostRegistration(torch.zeros(32, 4), runtime=runtime)

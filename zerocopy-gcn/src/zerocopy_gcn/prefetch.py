@@ -160,7 +160,9 @@ class Prefetcher:
         """The producer thread: every batch in order, each followed by its ready event on the
         side stream, which is made this thread's current stream (GPU)."""
         if side is not None:
-            torch.cuda.set_device(self.device)
+            # the stream's device has an index; ``self.device`` may be a bare "cuda", which
+            # set_device refuses
+            torch.cuda.set_device(side.device)
             torch.cuda.set_stream(side)  # the current stream is per thread: the consumer's stays
         _producer.defer_checks = True
         for step, seeds in enumerate(self.seed_batches):

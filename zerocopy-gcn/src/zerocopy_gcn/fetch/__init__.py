@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from zerocopy_gcn.graph.csr import CSRGraph
 
+LOG = logging.getLogger(__name__)
 MODES = ("conventional", "zerocopy", "gpu")
 FETCH_OPTIONS = {
     "conventional": ("num_threads", "check_bounds"),
@@ -49,8 +51,9 @@ def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) 
     mode = cfg_fetch.mode
     options = {key: cfg_fetch[key] for key in FETCH_OPTIONS.get(mode, ()) if key in cfg_fetch}
     if mode == "zerocopy":
-        options["read_only"] = not graph.feat.flags.writeable
-    fetcher = make_fetcher(mode, graph.feat_tensor(), device, **options)
+        fetcher = _zerocopy_fetcher(graph, device, options)
+    else:
+        fetcher = make_fetcher(mode, graph.feat_tensor(), device, **options)
     cache_fraction = float(cfg_fetch.get("cache_fraction", 0.0) or 0.0)
     if cache_fraction > 0:
         from zerocopy_gcn.fetch.cached import CachedFetcher
@@ -59,6 +62,27 @@ def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) 
             graph, fetcher, device, cache_fraction, ranking=cfg_fetch.get("cache_ranking", "degree")
         )
     return fetcher
+
+
+def _zerocopy_fetcher(graph: CSRGraph, device: torch.device, options: dict) -> FeatureFetcher:
+    """The zero-copy fetcher over the folder's table pinned in place.  A read-only memory map
+    pins only where the GPU supports ``cudaHostRegisterReadOnly``; elsewhere the table is
+    copied once into this process's memory, which pins writable, and a warning says so (under
+    ``torchrun``, ``host_table=shm`` makes that one copy per machine instead of per process)."""
+    from zerocopy_gcn.fetch.zerocopy import ReadOnlyRegistrationUnsupported
+
+    table = graph.feat_tensor()
+    read_only = not graph.feat.flags.writeable
+    try:
+        return make_fetcher("zerocopy", table, device, read_only=read_only, **options)
+    except ReadOnlyRegistrationUnsupported as refusal:
+        copy_gib = table.numel() * table.element_size() / 2**30
+        LOG.warning(
+            f"{refusal.args[0].split(':')[0]}: copying the feature table ({copy_gib:.2f} GiB) "
+            "into this process's memory and pinning the copy (host_table=shm makes one copy per "
+            "machine)"
+        )
+        return make_fetcher("zerocopy", table.clone(), device, read_only=False, **options)
 
 
 __all__ = [

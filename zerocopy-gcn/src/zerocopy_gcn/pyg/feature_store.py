@@ -91,6 +91,14 @@ class FolderFeatureStore(FeatureStore):
         inherits the fetcher's thread pool without its threads (work handed to it would never
         run), so a worker builds its own on first use."""
         if os.getpid() != self._pid:
+            if self.device.type == "cuda":
+                # CUDA cannot be used again in a forked child, and the parent's registration
+                # of the table would look like an overlap to this process
+                raise RuntimeError(
+                    f"FolderFeatureStore(device={str(self.device)!r}) cannot fetch in a "
+                    "DataLoader worker (a forked process cannot use CUDA): use num_workers=0 "
+                    "with a CUDA store; the fetch itself runs on the GPU"
+                )
             self._fetcher = build_fetcher(self._fetch_cfg, self.graph, self.device)
             self._pid = os.getpid()
         return self._fetcher
