@@ -36,6 +36,43 @@ def test_the_producer_runs_ahead_of_the_consumer():
     assert len({thread.name for thread in threads.values()}) == 1  # one producer, in order
 
 
+def test_the_producer_selects_its_streams_device_when_the_run_says_only_cuda(monkeypatch):
+    """device=cuda (no index, what device=auto gives outside torchrun): the producer thread
+    selects the side stream's device, which has an index; torch.cuda.set_device refuses a
+    device without one (checked here with torch's own index rule), which ended every
+    prefetching GPU run at its first batch.  CUDA's stream and event objects are doubles."""
+    from torch.cuda._utils import _get_device_index
+
+    class Stream:
+        device = torch.device("cuda", 0)
+
+        def wait_stream(self, other):
+            pass
+
+    class Event:
+        def record(self, stream):
+            pass
+
+    selected = []
+
+    def set_device(device):
+        selected.append(_get_device_index(device))  # raises as torch does for a bare "cuda"
+
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(torch.cuda, "set_stream", lambda stream: None)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+
+    def make(step, seeds):
+        return PreparedBatch(None, seeds, 0.0, 0.0)
+
+    batches = [torch.tensor([step]) for step in range(3)]
+    cuda = torch.device("cuda")
+    got = [int(p.features) for p in Prefetcher(make, batches, cuda, enabled=True)]
+    assert got == [0, 1, 2] and selected == [0]
+
+
 def test_without_prefetch_batches_are_built_in_turn():
     started = {step: threading.Event() for step in range(2)}
 
