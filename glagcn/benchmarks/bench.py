@@ -42,7 +42,10 @@ def benchmark(
     amp: bool = False,
     compile_model: bool = False,
     receptive_fields: tuple[int, ...] = tuple(sorted(ARCHITECTURES)),
+    after_each=None,
 ) -> list[dict]:
+    """One row per receptive field; ``after_each(rows)`` is called as each row is done (the
+    report is rewritten then, so a run ended by a time limit keeps the rows it finished)."""
     rows = []
     sync = cuda_sync(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
@@ -93,6 +96,8 @@ def benchmark(
             }
         )
         print(json.dumps(rows[-1]))
+        if after_each is not None:
+            after_each(rows)
     return rows
 
 
@@ -157,6 +162,8 @@ def main(argv=None) -> None:
     on_gpu = device.type == "cuda"
     train_batch = args.train_batch or (512 if on_gpu else 8)
     infer_batch = args.infer_batch or (1024 if on_gpu else 16)
+    variant = "_amp" * args.amp + "_compile" * args.compile
+    command = command_line(argv, script=__file__)
     rows = benchmark(
         device,
         args.steps,
@@ -165,9 +172,8 @@ def main(argv=None) -> None:
         args.amp,
         args.compile,
         tuple(args.receptive_fields),
+        after_each=lambda done: report(done, args.out, device, command, variant),
     )
-    variant = "_amp" * args.amp + "_compile" * args.compile
-    command = command_line(argv, script=__file__)
     print(f"written {report(rows, args.out, device, command, variant)}")
 
 

@@ -54,3 +54,25 @@ def test_committed_results_sit_in_a_folder_named_after_the_script_that_wrote_the
     for folder in (path for path in BENCHMARKS.iterdir() if path.is_dir()):
         if folder.name != "__pycache__":
             assert (BENCHMARKS / f"{folder.name}.py").is_file(), f"{folder} has no script"
+
+
+def test_model_bench_reports_each_receptive_field_as_it_finishes(tmp_path):
+    """A run ended by a time limit (the GPU check caps each step) keeps the rows it finished:
+    the report is rewritten after every receptive field."""
+    import torch
+
+    from trilab.bench import load_script
+
+    bench = load_script(BENCHMARKS / "bench.py")
+    seen = []
+
+    def after_each(rows):
+        seen.append([row["receptive_field"] for row in rows])
+        bench.report(rows, tmp_path, torch.device("cpu"), "python bench.py")
+        assert (
+            json.loads((tmp_path / "bench_cpu.json").read_text())["rows"][-1]["receptive_field"]
+            == rows[-1]["receptive_field"]
+        )
+
+    bench.benchmark(torch.device("cpu"), 1, 2, 2, receptive_fields=(27, 81), after_each=after_each)
+    assert seen == [[27], [27, 81]]
