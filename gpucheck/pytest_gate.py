@@ -89,7 +89,8 @@ def run_gpu_tests(
         "pytest",
         "-m",
         "gpu",
-        "-q",
+        "-v",  # one line per test as it ends: what the log still holds if the cap ends pytest
+        "-rs",
         "-p",
         "no:cacheprovider",
         # one hung test is ended on its own (pytest-timeout; the repo's 300 s is for CI) and
@@ -105,8 +106,29 @@ def run_gpu_tests(
     if code is None:
         tail_text += f"\npytest did not finish within {timeout:.0f} s (its process group ended)"
     if not junit.is_file():
-        return [Outcome("pytest", "error", tail_text, "failure")], tail_text
+        # pytest writes its JUnit file only when the session ends: take what the log shows
+        finished = parse_verbose_log(log or junit.with_suffix(".log"))
+        return [*finished, Outcome("pytest", "error", tail_text, "failure")], tail_text
     return parse_junit(junit), tail_text
+
+
+VERBOSE_LINE = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b(.*)$")
+
+
+def parse_verbose_log(log: Path) -> list[Outcome]:
+    """The tests ``pytest -v`` reported finished in ``log`` (``path::test OUTCOME [ n%]``), as
+    outcomes; a skip's reason is only in the summary, so a skip reads as skipped without it."""
+    outcomes = []
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    for line in text.splitlines():
+        found = VERBOSE_LINE.match(line.strip())
+        if found:
+            test, word, rest = found.groups()
+            outcome = {"PASSED": "passed", "XFAIL": "passed", "XPASS": "passed"}.get(
+                word, word.lower()
+            )
+            outcomes.append(Outcome(test.replace("::", "."), outcome, rest.strip()))
+    return outcomes
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, int]:

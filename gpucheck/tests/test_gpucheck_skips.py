@@ -98,3 +98,31 @@ def test_cli_without_gpu_says_so_in_one_line_and_fails(tmp_path):
     assert done.returncode == 2
     assert len(lines) == 1 and lines[0].startswith("no CUDA GPU found (")
     assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_test_phase_ended_by_its_cap_keeps_the_outcomes_the_log_shows(tmp_path):
+    """pytest writes its JUnit file only at the end: when the phase's cap ends it, the tests the
+    verbose log reports finished are kept, and the unfinished rest is one error."""
+    tests = tmp_path / "proj" / "tests"
+    tests.mkdir(parents=True)
+    (tests / "test_gpu_a.py").write_text(
+        "import pytest\n\n\n@pytest.mark.gpu\ndef test_quick():\n    pass\n\n\n"
+        "@pytest.mark.gpu\ndef test_skips():\n    pytest.skip(\"could not import 'cupy'\")\n"
+    )
+    (tests / "test_gpu_b.py").write_text(
+        "import time\n\nimport pytest\n\n\n@pytest.mark.gpu\ndef test_hangs():\n"
+        "    time.sleep(120)\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    outcomes, tail = pytest_gate.run_gpu_tests(
+        tmp_path, ["proj/tests"], tmp_path / "junit.xml", env, timeout=12, log=tmp_path / "l.txt"
+    )
+    assert not (tmp_path / "junit.xml").exists()
+    by_name = {o.test.split(".")[-1]: o for o in outcomes}
+    assert by_name["test_quick"].outcome == "passed"
+    assert by_name["test_skips"].outcome == "skipped"
+    assert by_name["pytest"].outcome == "error" and "did not finish" in by_name["pytest"].message
+    assert "test_hangs" not in by_name
+    judged = {o.test.split(".")[-1]: o for o in pytest_gate.judge(outcomes, {"cupy": "x"})}
+    assert judged["test_skips"].verdict == "explained", judged["test_skips"].message
