@@ -105,7 +105,7 @@ def _train(cfg: DictConfig, run: Run, resources: contextlib.ExitStack) -> dict[s
     eval_sampler = make_sampler(
         kind, graph, fanouts, seed=cfg.seed, device=sample_device, num_threads=threads, **csr
     )
-    fetcher = build_fetcher(cfg.fetch, graph, device)
+    fetcher = build_fetcher(cfg.fetch, graph, device, warn=log.warning)
     resources.callback(fetcher.close)
     model = build_model(
         cfg.model.name,

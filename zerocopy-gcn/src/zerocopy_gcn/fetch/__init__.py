@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -45,13 +46,19 @@ def make_fetcher(
     raise ValueError(f"unknown fetch mode {mode!r}; choose one of {MODES}")
 
 
-def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) -> FeatureFetcher:
+def build_fetcher(
+    cfg_fetch: DictConfig,
+    graph: CSRGraph,
+    device: torch.device,
+    warn: Callable[[str], None] = LOG.warning,
+) -> FeatureFetcher:
     """The fetcher a ``fetch`` config describes over ``graph``'s feature table (its mode's
-    ``FETCH_OPTIONS`` passed on), behind a hot-row cache when ``cache_fraction`` > 0."""
+    ``FETCH_OPTIONS`` passed on), behind a hot-row cache when ``cache_fraction`` > 0; ``warn``
+    receives what the user should know about the choice (a run passes its run log's)."""
     mode = cfg_fetch.mode
     options = {key: cfg_fetch[key] for key in FETCH_OPTIONS.get(mode, ()) if key in cfg_fetch}
     if mode == "zerocopy":
-        fetcher = _zerocopy_fetcher(graph, device, options)
+        fetcher = _zerocopy_fetcher(graph, device, options, warn)
     else:
         fetcher = make_fetcher(mode, graph.feat_tensor(), device, **options)
     cache_fraction = float(cfg_fetch.get("cache_fraction", 0.0) or 0.0)
@@ -64,7 +71,9 @@ def build_fetcher(cfg_fetch: DictConfig, graph: CSRGraph, device: torch.device) 
     return fetcher
 
 
-def _zerocopy_fetcher(graph: CSRGraph, device: torch.device, options: dict) -> FeatureFetcher:
+def _zerocopy_fetcher(
+    graph: CSRGraph, device: torch.device, options: dict, warn: Callable[[str], None]
+) -> FeatureFetcher:
     """The zero-copy fetcher over the folder's table pinned in place.  A read-only memory map
     pins only where the GPU supports ``cudaHostRegisterReadOnly``; elsewhere the table is
     copied once into this process's memory, which pins writable, and a warning says so (under
@@ -77,7 +86,7 @@ def _zerocopy_fetcher(graph: CSRGraph, device: torch.device, options: dict) -> F
         return make_fetcher("zerocopy", table, device, read_only=read_only, **options)
     except ReadOnlyRegistrationUnsupported as refusal:
         copy_gib = table.numel() * table.element_size() / 2**30
-        LOG.warning(
+        warn(
             f"{refusal.args[0].split(':')[0]}: copying the feature table ({copy_gib:.2f} GiB) "
             "into this process's memory and pinning the copy (host_table=shm makes one copy per "
             "machine)"
