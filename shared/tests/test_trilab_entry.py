@@ -198,3 +198,26 @@ def test_user_errors_in_the_task_are_still_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, stderr = _run_toy(script, monkeypatch)
     assert (status, stderr) == (2, "bad.py: error: data.root /nowhere does not exist\n")
+
+
+def test_a_disk_that_fills_before_hydra_writes_its_config_is_one_line(
+    toy, tmp_path, monkeypatch, capsys
+):
+    """The folder check passed, then Hydra's own .hydra/config.yaml write meets a full disk:
+    one line naming the file, exit 2, the task not run; Hydra is restored afterwards."""
+    import hydra.core.utils as hydra_utils
+
+    original = hydra_utils._save_config
+
+    def full_disk_open(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(hydra_utils, "open", full_disk_open, raising=False)
+    status, stderr = _run_toy(toy, monkeypatch, f"hydra.run.dir={tmp_path / 'run'}")
+    assert (status, stderr) == (
+        2,
+        f"toy.py: error: cannot write {tmp_path / 'run' / '.hydra' / 'config.yaml'}: "
+        f"{os.strerror(errno.ENOSPC)}\n",
+    )
+    assert "task ran" not in capsys.readouterr().out
+    assert hydra_utils._save_config is original

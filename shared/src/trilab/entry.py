@@ -10,18 +10,22 @@ before Hydra does; a refusal ends the program with one line and exit status 2::
 
     train.py: error: cannot create run folder /mnt/ro/run: Read-only file system
 
+A disk that fills between that check and Hydra's own ``.hydra/*.yaml`` writes is answered the
+same way (:func:`hydra_config_writes_refused_in_one_line`).
+
 :func:`ensure_folder` does the same for an output folder a project creates itself (a
 predictions file's folder, a figures folder, a converter's target).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +99,38 @@ class RunFolderCheck(Callback):
             raise RunFolderRefused(str(error)) from None
 
 
+@contextlib.contextmanager
+def hydra_config_writes_refused_in_one_line() -> Iterator[None]:
+    """While a run starts, a refused write of Hydra's own ``.hydra/*.yaml`` (a disk that filled
+    after :class:`RunFolderCheck` looked) ends the program like a refused folder, not in
+    Hydra's traceback.  Hydra writes them through ``hydra.core.utils._save_config`` (1.3), which
+    is wrapped for the run; a Hydra without it is left alone."""
+    import hydra.core.utils as hydra_utils
+
+    original = getattr(hydra_utils, "_save_config", None)
+    if original is None:
+        yield
+        return
+
+    @functools.wraps(original)
+    def save_config(cfg, filename, output_dir):
+        try:
+            original(cfg, filename, output_dir)
+        except OSError as error:
+            reason = folder_refusal(Path(output_dir), error)
+            if reason is None:
+                raise
+            raise RunFolderRefused(
+                f"cannot write {Path(output_dir) / filename}: {reason}"
+            ) from None
+
+    hydra_utils._save_config = save_config
+    try:
+        yield
+    finally:
+        hydra_utils._save_config = original
+
+
 # added to the command line's Hydra overrides, so that every entry point has the callback
 # whatever its configuration files say (Hydra reads callbacks from the configuration only)
 CALLBACK_OVERRIDE = f"++hydra.callbacks.trilab_run_folder._target_={__name__}.RunFolderCheck"
@@ -127,7 +163,8 @@ def main(
             command_line = sys.argv
             sys.argv = [*command_line, CALLBACK_OVERRIDE]
             try:
-                hydra_main()
+                with hydra_config_writes_refused_in_one_line():
+                    hydra_main()
             except RunFolderRefused as refused:
                 print(f"{program}: error: {refused}", file=sys.stderr, flush=True)
                 raise SystemExit(USER_ERROR_EXIT) from None
