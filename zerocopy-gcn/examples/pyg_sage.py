@@ -50,7 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="blocks: train.py's per-hop computation; trim: GraphSAGE's trim_to_layer forward",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "hidden"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if any(fanout < -1 for fanout in args.fanouts):
+        parser.error("--fanouts: each is -1 (all neighbours) or a count >= 0")
+    if not (args.lr > 0 and 0 <= args.dropout < 1):
+        parser.error("--lr must be > 0 and --dropout in [0, 1)")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available")
+    return args
 
 
 def loader_for(stores, sampler, nodes, batch_size, shuffle):

@@ -382,6 +382,16 @@ def test_a_cuda_store_refuses_to_fetch_in_a_forked_worker(small_graph_dir, monke
     store.close()
 
 
+def test_bad_fanouts_are_refused_when_the_sampler_is_made(stores):
+    from trilab.errors import UserError
+
+    _, graph_store = stores
+    for fanouts in ([], [5, -3], [1.5]):
+        with pytest.raises(UserError, match="fanouts must list one neighbour count per layer"):
+            FolderNeighborSampler(graph_store, fanouts)
+    assert FolderNeighborSampler(graph_store, [-1, 0]).num_neighbors == [-1, 0]
+
+
 def test_edges_are_refused_with_what_is_supported(stores):
     _, graph_store = stores
     with pytest.raises(NotImplementedError, match="sample_from_nodes"):
@@ -421,6 +431,22 @@ def test_example_answers_a_bad_folder_in_one_line(tmp_path):
     example = PROJECT / "examples" / "pyg_sage.py"
     stderr = user_error_of([sys.executable, str(example), str(tmp_path / "none")], env=env)
     assert f"{tmp_path / 'none'}: not a folder" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--fanouts", "5", "-2"], "--fanouts: each is -1 (all neighbours) or a count >= 0"),
+        (["--hidden", "0"], "--hidden must be at least 1"),
+        (["--lr", "nan"], "--lr must be > 0 and --dropout in [0, 1)"),
+    ],
+)
+def test_example_refuses_bad_settings_in_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        _example().parse_args(["some/folder", *args])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f": error: {message}")
 
 
 def test_unknown_attribute_is_pygs_key_error_naming_it(stores):

@@ -164,6 +164,15 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_pat
         os.close(held)
 
 
+@pytest.mark.parametrize("fanouts", ["[]", "[10,-2]", "[2.5]", "7"])
+def test_bad_fanouts_are_refused_before_the_graph_is_built(tmp_path, monkeypatch, fanouts):
+    # a negative fanout other than -1 used to mean "all neighbours", and a float was truncated
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"fanouts must list one neighbour count per layer"):
+        train(_cfg(tmp_path, [f"fanouts={fanouts}"]))
+    assert not (tmp_path / "data").exists()
+
+
 def test_unknown_host_table_is_refused_before_the_graph_is_built(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="host_table must be one of .* got 'ram'"):

@@ -32,7 +32,13 @@ from zerocopy_gcn.host_table import HOST_TABLES, share_graph_arrays
 from zerocopy_gcn.metrics import epoch_record, run_metrics
 from zerocopy_gcn.models import build_model
 from zerocopy_gcn.prefetch import Prefetcher, PreparedBatch, prepare_batch
-from zerocopy_gcn.sampling import NeighborSampler, make_sampler, sampling_arrays, seed_batches
+from zerocopy_gcn.sampling import (
+    NeighborSampler,
+    check_fanouts,
+    make_sampler,
+    sampling_arrays,
+    seed_batches,
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -77,6 +83,7 @@ def _train(cfg: DictConfig, run: Run, resources: contextlib.ExitStack) -> dict[s
     host_table = cfg.get("host_table", "mmap")
     if host_table not in HOST_TABLES:  # before opening (or generating) the graph
         raise UserError(f"host_table must be one of {HOST_TABLES}, got {host_table!r}")
+    check_fanouts(cfg.fanouts)
     graph = open_dataset(cfg.data, ctx, progress=ctx.is_main)
     shared_memory = None
     if host_table == "shm":

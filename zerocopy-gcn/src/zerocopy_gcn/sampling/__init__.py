@@ -4,7 +4,12 @@
 
 from zerocopy_gcn.sampling.base import Block, BlockSampler, MiniBatch
 from zerocopy_gcn.sampling.batches import seed_batches
-from zerocopy_gcn.sampling.factory import SAMPLER_KINDS, compiled_sampler_available, make_sampler
+from zerocopy_gcn.sampling.factory import (
+    SAMPLER_KINDS,
+    check_fanouts,
+    compiled_sampler_available,
+    make_sampler,
+)
 from zerocopy_gcn.sampling.keys import batch_key
 from zerocopy_gcn.sampling.placement import sampling_arrays
 from zerocopy_gcn.sampling.reference import NeighborSampler, sample_neighbors, unique_keep_prefix
@@ -17,6 +22,7 @@ __all__ = [
     "MiniBatch",
     "NeighborSampler",
     "batch_key",
+    "check_fanouts",
     "compiled_sampler_available",
     "default_num_threads",
     "make_sampler",

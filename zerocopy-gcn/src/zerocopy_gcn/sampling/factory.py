@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from trilab.errors import UserError
@@ -18,6 +19,22 @@ def compiled_sampler_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def check_fanouts(fanouts: list[int]) -> None:
+    """One fanout per layer, each -1 (every in-neighbour) or a count >= 0; anything else (an
+    empty list, -2, 2.5, a string) is refused naming the list, before any sampling."""
+    try:
+        values = None if isinstance(fanouts, str | bytes) else list(fanouts)
+    except TypeError:  # a single number
+        values = None
+    if not values or not all(
+        isinstance(f, int | np.integer) and not isinstance(f, bool) and f >= -1 for f in values
+    ):
+        raise UserError(
+            "fanouts must list one neighbour count per layer, each -1 (all in-neighbours) or "
+            f"a whole number >= 0, got {fanouts!r}"
+        )
 
 
 def make_sampler(
@@ -41,6 +58,7 @@ def make_sampler(
     """
     if kind not in SAMPLER_KINDS:
         raise UserError(f"sampler.kind must be one of {SAMPLER_KINDS}, got {kind!r}")
+    check_fanouts(fanouts)
     on_cpu = torch.device(device).type == "cpu"
     if kind == "compiled" and not on_cpu:
         raise UserError(
