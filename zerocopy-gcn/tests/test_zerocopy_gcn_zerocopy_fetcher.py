@@ -104,6 +104,8 @@ def test_a_gpu_without_read_only_pinning_gets_a_pinned_copy_of_the_table(
     """build_fetcher(fetch=zerocopy) over a folder's read-only memory map, on a GPU that cannot
     pin read-only memory: the table is copied once into writable memory and that copy is
     pinned, with a warning naming the copy's size, instead of the run stopping."""
+    from omegaconf import OmegaConf
+
     import zerocopy_gcn.fetch as fetch
 
     calls = []
@@ -118,14 +120,10 @@ def test_a_gpu_without_read_only_pinning_gets_a_pinned_copy_of_the_table(
         return "fetcher"
 
     monkeypatch.setattr(fetch, "make_fetcher", make)
-    config = {"mode": "zerocopy", "check_bounds": True, "kernel": "aligned"}
-
-    class Settings(dict):
-        mode = "zerocopy"
-
+    config = OmegaConf.create({"mode": "zerocopy", "check_bounds": True, "kernel": "aligned"})
     assert not small_graph.feat.flags.writeable  # the folder's table is a read-only map
     with caplog.at_level("WARNING", logger="zerocopy_gcn.fetch"):
-        assert fetch.build_fetcher(Settings(config), small_graph, torch.device("cpu")) == "fetcher"
+        assert fetch.build_fetcher(config, small_graph, torch.device("cpu")) == "fetcher"
     (_, mapped, first_read_only, options), (_, copy, second_read_only, _) = calls
     assert first_read_only and not second_read_only
     assert options == {"check_bounds": True, "kernel": "aligned"}

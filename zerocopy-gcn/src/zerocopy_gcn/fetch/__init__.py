@@ -84,12 +84,12 @@ def _zerocopy_fetcher(
     read_only = not graph.feat.flags.writeable
     try:
         return make_fetcher("zerocopy", table, device, read_only=read_only, **options)
-    except ReadOnlyRegistrationUnsupported as refusal:
+    except ReadOnlyRegistrationUnsupported:
         copy_gib = table.numel() * table.element_size() / 2**30
         warn(
-            f"{refusal.args[0].split(':')[0]}: copying the feature table ({copy_gib:.2f} GiB) "
-            "into this process's memory and pinning the copy (host_table=shm makes one copy per "
-            "machine)"
+            f"{device} cannot pin read-only memory maps (cudaHostRegisterReadOnly unsupported): "
+            f"copying the feature table ({copy_gib:.2f} GiB) into this process's memory and "
+            "pinning the copy (host_table=shm makes one copy per machine)"
         )
         return make_fetcher("zerocopy", table.clone(), device, read_only=False, **options)
 
